@@ -1,0 +1,293 @@
+"""A chain: genesis, modules, state, and block execution. Pure: time comes in as an argument.
+
+``Chain`` is the one mutable store of a ledger. ``produce_block`` is ``process_block`` for
+a proposer: it checks the signers can commit, executes transactions in order, runs every
+module's end-block, builds the header, and signs the commit.
+
+Transaction semantics (the contract every client relies on):
+
+* ``check_tx`` refuses before execution (wrong chain, bad signature, bad nonce): such a
+  transaction never enters a block and changes nothing.
+* An included transaction whose call fails is rolled back entirely, except that the
+  sender's nonce advances (so it cannot be replayed); its receipt names the error class.
+  There are no fees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any
+
+from chains.crypto import PrivateKey, verify
+from chains.encoding import JSONValue, canonical
+from chains.errors import (
+    BadNonce,
+    ConfigError,
+    InsufficientVotingPower,
+    InterlockError,
+    InvalidArgument,
+    InvalidSignature,
+    StoreError,
+    UnknownModule,
+    WrongChain,
+)
+from chains.merkle import hash_leaf, merkle_root_of_hashes
+from chains.module import BlockInfo, Module, TxContext
+from chains.state import State
+from chains.types import Block, Commit, CommitSig, Event, Header, Receipt, Tx, ValidatorSet
+from chains.types import vote_sign_bytes as _vote_sign_bytes
+from chains.validators import VALIDATORS_KEY, get_validator_set
+
+__all__ = ["BlockResult", "Chain", "Genesis"]
+
+
+@dataclass(frozen=True, slots=True)
+class Genesis:
+    """Everything that defines a chain at height 0."""
+
+    chain_id: str
+    """Unique chain id."""
+    time: int
+    """Genesis time, Unix ms; block 1 is later."""
+    validators: ValidatorSet
+    """The set that signs block 1."""
+    authority: str
+    """The governance address."""
+    app_state: Mapping[str, Mapping[str, Any]]
+    """Per module genesis, keyed by module name."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "chain_id": self.chain_id,
+            "time": self.time,
+            "validators": self.validators.to_json(),
+            "authority": self.authority,
+            "app_state": {k: dict(v) for k, v in self.app_state.items()},
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Genesis:
+        try:
+            return cls(
+                d["chain_id"],
+                d["time"],
+                ValidatorSet.from_json(d["validators"]),
+                d["authority"],
+                d["app_state"],
+            )
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"malformed genesis: {exc}") from None
+
+    @property
+    def hash(self) -> bytes:
+        return sha256(canonical(self.to_json())).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class BlockResult:
+    """A produced block and the transactions that could not be included."""
+
+    block: Block
+    """The committed block."""
+    validators: ValidatorSet
+    """The set that signed it."""
+    dropped: tuple[tuple[Tx, InterlockError], ...]
+    """Transactions refused at execution (stale nonce, bad signature), with why."""
+
+
+def _nonce_key(addr: str) -> str:
+    return f"auth/nonce/{addr}"
+
+
+class Chain:
+    """One ledger. Not thread-safe; the node serializes access."""
+
+    def __init__(self, genesis: Genesis, modules: Sequence[Module]) -> None:
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.modules: dict[str, Module] = {}
+        for m in modules:
+            if m.name in self.modules or m.name == "auth":
+                raise ConfigError(f"module name {m.name!r} used twice or reserved")
+            self.modules[m.name] = m
+        self.state = State()
+        self.state.set(VALIDATORS_KEY, genesis.validators.to_json())
+        for name, m in self.modules.items():
+            m.init_genesis(self.state, genesis.app_state.get(name, {}))
+        unknown = set(genesis.app_state) - set(self.modules)
+        if unknown:
+            raise ConfigError(f"genesis has state for unknown modules {sorted(unknown)}")
+        self.last_header: Header | None = None
+        self.last_validators: ValidatorSet = genesis.validators
+        self.validators: ValidatorSet = genesis.validators  # signs the next block
+        self.genesis_hash = genesis.hash
+        self.genesis_root = self.state.root()
+
+    # --- restore --------------------------------------------------------------------
+    @classmethod
+    def restore(
+        cls,
+        genesis: Genesis,
+        modules: Sequence[Module],
+        items: Mapping[str, Any],
+        last_header: Header,
+        last_validators: ValidatorSet,
+    ) -> Chain:
+        """Rebuild from persisted state; refuses state that does not match the header."""
+        chain = cls(genesis, modules)
+        chain.state = State(items)
+        if chain.state.root() != last_header.state_root:
+            raise StoreError(
+                f"stored state does not match the state root of height {last_header.height}"
+            )
+        chain.last_header = last_header
+        chain.last_validators = last_validators
+        chain.validators = get_validator_set(chain.state)
+        return chain
+
+    # --- reads ----------------------------------------------------------------------
+    @property
+    def height(self) -> int:
+        return 0 if self.last_header is None else self.last_header.height
+
+    @property
+    def last_time(self) -> int:
+        return self.genesis.time if self.last_header is None else self.last_header.time
+
+    def next_nonce(self, addr: str) -> int:
+        n: int = self.state.get(_nonce_key(addr), 0)
+        return n
+
+    def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue:
+        if module == "auth" and path == "nonce":
+            addr = args.get("address")
+            if not isinstance(addr, str):
+                raise InvalidArgument("address", "expected an address")
+            return self.next_nonce(addr)
+        m = self.modules.get(module)
+        if m is None:
+            raise UnknownModule(module)
+        return m.query(self.state, path, args)
+
+    # --- validation -----------------------------------------------------------------
+    def check_tx(self, tx: Tx, expected_nonce: int | None = None) -> None:
+        """Refuse a transaction that must never enter a block; changes nothing."""
+        if tx.chain_id != self.chain_id:
+            raise WrongChain(self.chain_id, tx.chain_id)
+        want = self.next_nonce(tx.sender_address) if expected_nonce is None else expected_nonce
+        if tx.nonce != want:
+            raise BadNonce(tx.sender_address, want, tx.nonce)
+        if not verify(tx.sender, tx.sign_bytes(), tx.signature):
+            raise InvalidSignature()
+
+    # --- production -----------------------------------------------------------------
+    def produce_block(
+        self,
+        txs: Iterable[Tx],
+        time: int,
+        signers: Sequence[PrivateKey],
+        *,
+        verify_signatures: bool = True,
+    ) -> BlockResult:
+        """Execute ``txs`` into the next block at ``time`` and commit it with ``signers``.
+
+        ``verify_signatures=False`` is for a caller that already ran ``check_tx`` (the
+        mempool); nonces and chain ids are always re-checked.
+        """
+        vals = self.validators
+        keys = [k for k in signers if k.public_key in vals.by_key]
+        power = sum(vals.by_key[k.public_key] for k in keys)
+        if power * 3 <= vals.total_power * 2:  # check before any state changes
+            raise InsufficientVotingPower(power, vals.total_power, "more than 2/3")
+        height = self.height + 1
+        time = max(time, self.last_time + 1)
+        block = BlockInfo(self.chain_id, height, time, self.genesis.authority)
+        state = self.state
+
+        included: list[Tx] = []
+        receipts: list[Receipt] = []
+        events: list[Event] = []
+        dropped: list[tuple[Tx, InterlockError]] = []
+        for tx in txs:
+            try:
+                if tx.chain_id != self.chain_id:
+                    raise WrongChain(self.chain_id, tx.chain_id)
+                nonce = self.next_nonce(tx.sender_address)
+                if tx.nonce != nonce:
+                    raise BadNonce(tx.sender_address, nonce, tx.nonce)
+                if verify_signatures and not verify(tx.sender, tx.sign_bytes(), tx.signature):
+                    raise InvalidSignature()
+            except InterlockError as exc:
+                dropped.append((tx, exc))
+                continue
+            receipts.append(self._execute(block, tx, len(included), len(events), events))
+            state.set(_nonce_key(tx.sender_address), nonce + 1)
+            included.append(tx)
+
+        for name, m in self.modules.items():
+            for ev in m.end_block(block, state):
+                if ev.module != name:
+                    raise RuntimeError(f"module {name!r} emitted foreign event {ev.type!r}")
+                events.append(ev)
+
+        next_vals = get_validator_set(state)
+        header = Header(
+            chain_id=self.chain_id,
+            height=height,
+            time=time,
+            prev_hash=self.genesis_hash if self.last_header is None else self.last_header.hash,
+            tx_root=merkle_root_of_hashes([hash_leaf(tx.wire) for tx in included]),
+            tx_count=len(included),
+            event_root=merkle_root_of_hashes([hash_leaf(e.leaf()) for e in events]),
+            event_count=len(events),
+            state_root=state.root(),
+            validators_hash=vals.hash,
+            next_validators_hash=next_vals.hash,
+            proposer=vals.proposer(height).public_key,
+        )
+        block_hash = header.hash
+        msg = _vote_sign_bytes(self.chain_id, height, block_hash)
+        sigs = tuple(
+            sorted((CommitSig(k.public_key, k.sign(msg)) for k in keys), key=lambda s: s.validator)
+        )
+        self.last_header = header
+        self.last_validators = vals
+        self.validators = next_vals
+        return BlockResult(
+            Block(
+                header,
+                Commit(height, block_hash, sigs),
+                tuple(included),
+                tuple(receipts),
+                tuple(events),
+            ),
+            vals,
+            tuple(dropped),
+        )
+
+    def _execute(
+        self, block: BlockInfo, tx: Tx, index: int, first_event: int, events: list[Event]
+    ) -> Receipt:
+        module = self.modules.get(tx.module)
+        ctx = TxContext(block, self.state, tx.sender_address, tx.module)
+        self.state.begin()
+        try:
+            if module is None:
+                raise UnknownModule(tx.module)
+            module.deliver(ctx, tx.method, tx.args)
+        except InterlockError as exc:
+            self.state.rollback()
+            return Receipt(
+                tx.hash, block.height, index, False, type(exc).__name__, str(exc), first_event, ()
+            )
+        except Exception as exc:  # a module bug must not halt the chain; its writes roll back
+            self.state.rollback()
+            msg = f"internal error in {tx.module}.{tx.method}: {type(exc).__name__}"
+            return Receipt(
+                tx.hash, block.height, index, False, "InternalError", msg, first_event, ()
+            )
+        self.state.commit()
+        events.extend(ctx.events)
+        return Receipt(tx.hash, block.height, index, True, "ok", "", first_event, tuple(ctx.events))

@@ -1,0 +1,279 @@
+"""Errors of the ledger kernel, and the root of every interlock error.
+
+Every error carries the offending values as attributes and renders as one line, so a CLI
+or an RPC server can show ``str(err)`` to a user without a traceback.
+
+    InterlockError
+    ├── EncodingError                  malformed canonical bytes / wire object
+    ├── TxError                        a transaction was refused
+    │   ├── TxRejected                 never enters a block; no state changes at all
+    │   │   ├── MalformedTx
+    │   │   ├── WrongChain
+    │   │   ├── InvalidSignature
+    │   │   ├── BadNonce
+    │   │   ├── DuplicateTx
+    │   │   └── MempoolFull
+    │   └── TxFailed                   executed and failed: only the nonce advances
+    │       ├── UnknownModule / UnknownMethod
+    │       ├── InvalidArgument
+    │       ├── Unauthorized
+    │       ├── InsufficientFunds
+    │       └── (module errors: htlc.errors, bridge.errors, LightClientError)
+    ├── ConsensusError                 a header / commit does not verify
+    │   ├── InsufficientVotingPower
+    │   ├── DuplicateSigner
+    │   ├── UnknownSigner
+    │   └── InvalidCommit
+    ├── StoreError                     the block store is unusable or inconsistent
+    └── ConfigError
+"""
+
+from __future__ import annotations
+
+
+class InterlockError(Exception):
+    """Root of every error interlock raises on purpose."""
+
+
+class EncodingError(InterlockError):
+    """Bytes or a wire object that do not decode to a well-formed value."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(f"malformed {what}: {reason}")
+
+
+class ConfigError(InterlockError):
+    """A configuration file or option that does not validate."""
+
+
+class StoreError(InterlockError):
+    """The block store is unusable or inconsistent with the chain."""
+
+
+# --- transactions ---------------------------------------------------------------------
+
+
+class TxError(InterlockError):
+    """A transaction was refused (see :class:`TxRejected` and :class:`TxFailed`)."""
+
+    code = "tx_error"
+
+
+class TxRejected(TxError):
+    """Refused before execution: it never enters a block and changes no state."""
+
+    code = "rejected"
+
+
+class MalformedTx(TxRejected):
+    code = "malformed_tx"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed transaction: {reason}")
+
+
+class WrongChain(TxRejected):
+    code = "wrong_chain"
+
+    def __init__(self, expected: str, got: str) -> None:
+        self.expected, self.got = expected, got
+        super().__init__(f"transaction is for chain {got!r}, this is {expected!r}")
+
+
+class InvalidSignature(TxRejected):
+    code = "invalid_signature"
+
+    def __init__(self, what: str = "transaction") -> None:
+        self.what = what
+        super().__init__(f"{what} signature does not verify")
+
+
+class BadNonce(TxRejected):
+    code = "bad_nonce"
+
+    def __init__(self, sender: str, expected: int, got: int) -> None:
+        self.sender, self.expected, self.got = sender, expected, got
+        super().__init__(f"bad nonce for {sender}: expected {expected}, got {got}")
+
+
+class DuplicateTx(TxRejected):
+    code = "duplicate_tx"
+
+    def __init__(self, tx_hash: str) -> None:
+        self.tx_hash = tx_hash
+        super().__init__(f"transaction {tx_hash} is already known")
+
+
+class MempoolFull(TxRejected):
+    code = "mempool_full"
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        super().__init__(f"mempool is full ({capacity} transactions); retry later")
+
+
+class TxFailed(TxError):
+    """Executed and failed: the sender's nonce advances, nothing else changes."""
+
+    code = "failed"
+
+
+class UnknownModule(TxFailed):
+    code = "unknown_module"
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+        super().__init__(f"unknown module {module!r}")
+
+
+class UnknownMethod(TxFailed):
+    code = "unknown_method"
+
+    def __init__(self, module: str, method: str) -> None:
+        self.module, self.method = module, method
+        super().__init__(f"module {module!r} has no method {method!r}")
+
+
+class InvalidArgument(TxFailed):
+    code = "invalid_argument"
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self.reason = name, reason
+        super().__init__(f"invalid argument {name!r}: {reason}")
+
+
+class Unauthorized(TxFailed):
+    code = "unauthorized"
+
+    def __init__(self, sender: str, action: str) -> None:
+        self.sender, self.action = sender, action
+        super().__init__(f"{sender} is not allowed to {action}")
+
+
+class InsufficientFunds(TxFailed):
+    code = "insufficient_funds"
+
+    def __init__(self, account: str, denom: str, have: int, need: int) -> None:
+        self.account, self.denom, self.have, self.need = account, denom, have, need
+        super().__init__(f"{account} has {have} {denom}, needs {need}")
+
+
+# --- consensus ------------------------------------------------------------------------
+
+
+class ConsensusError(InterlockError):
+    """A header or commit that does not verify against a validator set."""
+
+
+class InvalidCommit(ConsensusError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid commit: {reason}")
+
+
+class InsufficientVotingPower(ConsensusError):
+    def __init__(self, signed: int, total: int, needed: str) -> None:
+        self.signed, self.total, self.needed = signed, total, needed
+        super().__init__(f"commit carries {signed} of {total} voting power, needs {needed}")
+
+
+class DuplicateSigner(ConsensusError):
+    def __init__(self, validator: str) -> None:
+        self.validator = validator
+        super().__init__(f"validator {validator} signed the commit twice")
+
+
+class UnknownSigner(ConsensusError):
+    def __init__(self, validator: str) -> None:
+        self.validator = validator
+        super().__init__(f"signer {validator} is not in the validator set")
+
+
+# --- light clients --------------------------------------------------------------------
+
+
+class LightClientError(InterlockError):
+    """A light-client operation was refused."""
+
+
+class ClientNotFound(LightClientError):
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        super().__init__(f"no light client {client_id!r}")
+
+
+class ClientFrozen(LightClientError):
+    def __init__(self, client_id: str, height: int) -> None:
+        self.client_id, self.height = client_id, height
+        super().__init__(f"light client {client_id!r} is frozen (misbehaviour at {height})")
+
+
+class ClientExpired(LightClientError):
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        super().__init__(
+            f"light client {client_id!r} expired: no header within its trusting period"
+        )
+
+
+class ConsensusStateNotFound(LightClientError):
+    def __init__(self, client_id: str, height: int) -> None:
+        self.client_id, self.height = client_id, height
+        super().__init__(f"light client {client_id!r} has no consensus state at height {height}")
+
+
+class HeaderRejected(LightClientError):
+    """A header the light client must not accept; subclasses name the rule."""
+
+
+class ChainIdMismatch(HeaderRejected):
+    def __init__(self, expected: str, got: str) -> None:
+        self.expected, self.got = expected, got
+        super().__init__(f"header is from chain {got!r}, client tracks {expected!r}")
+
+
+class NonIncreasingHeight(HeaderRejected):
+    def __init__(self, trusted: int, got: int) -> None:
+        self.trusted, self.got = trusted, got
+        super().__init__(f"header height {got} does not exceed trusted height {trusted}")
+
+
+class TrustingPeriodExpired(HeaderRejected):
+    def __init__(self, trusted_time: int, now: int, period: int) -> None:
+        self.trusted_time, self.now, self.period = trusted_time, now, period
+        super().__init__(
+            f"trusted state from {trusted_time} is past its trusting period ({period} ms) at {now}"
+        )
+
+
+class HeaderFromFuture(HeaderRejected):
+    def __init__(self, header_time: int, now: int, drift: int) -> None:
+        self.header_time, self.now, self.drift = header_time, now, drift
+        super().__init__(f"header time {header_time} is beyond now {now} + max drift {drift} ms")
+
+
+class NonMonotonicTime(HeaderRejected):
+    def __init__(self, trusted_time: int, header_time: int) -> None:
+        self.trusted_time, self.header_time = trusted_time, header_time
+        super().__init__(f"header time {header_time} is not after trusted time {trusted_time}")
+
+
+class ValidatorSetMismatch(HeaderRejected):
+    def __init__(self, which: str) -> None:
+        self.which = which
+        super().__init__(f"{which} validator set does not match the hash it must match")
+
+
+class InvalidRoot(HeaderRejected):
+    def __init__(self, field: str) -> None:
+        self.field = field
+        super().__init__(f"header {field} is zero / default")
+
+
+class InvalidProof(LightClientError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid proof: {reason}")

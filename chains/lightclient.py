@@ -1,0 +1,454 @@
+"""On-chain light clients of other chains (ICS-02 / ICS-07 semantics).
+
+A client of chain B lives in chain A's state. It holds a client state (B's chain id, trust
+level, trusting period, max clock drift, latest height, frozen height) and one consensus
+state per verified height (time, header hash, roots and counts, next validators hash).
+
+Updating, from a trusted height ``t`` to a header at ``h > t``:
+
+* ``h == t + 1`` (sequential): the header's ``validators_hash`` must equal the trusted
+  ``next_validators_hash`` and more than 2/3 of that set must sign.
+* ``h > t + 1`` (skipping): more than ``trust_level`` (default 1/3) of the trusted next
+  validator set must sign, and more than 2/3 of the header's own set.
+
+Either way the trusted state must be within the trusting period at ``now``, the header
+must be of the client's chain, later than the trusted time, not beyond ``now`` plus the
+max clock drift, and carry no zero roots. Heights between stored ones may be filled in
+(an event at any height can be proven), but never at or below the trusted height.
+
+Misbehaviour: two valid commits for one height with different headers freeze the client;
+a frozen client refuses updates and proofs for good. Submitting the same header twice is
+a no-op, so several relayers may race.
+
+``now`` is always an argument (the host block's time): no clock here.
+
+State keys::
+
+    lightclient/next_id                      -> int
+    lightclient/client/<id>                  -> client state object
+    lightclient/cons/<id>/<height:020d>      -> consensus state object
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chains.consensus import TWO_THIRDS, verify_commit
+from chains.encoding import JSONValue, from_hex
+from chains.errors import (
+    ChainIdMismatch,
+    ClientExpired,
+    ClientFrozen,
+    ClientNotFound,
+    ConsensusStateNotFound,
+    EncodingError,
+    HeaderFromFuture,
+    InvalidArgument,
+    InvalidProof,
+    InvalidRoot,
+    NonIncreasingHeight,
+    NonMonotonicTime,
+    TrustingPeriodExpired,
+    UnknownMethod,
+    ValidatorSetMismatch,
+)
+from chains.merkle import verify_inclusion
+from chains.module import BlockInfo, TxContext, arg_int, arg_str
+from chains.state import State
+from chains.types import ZERO_HASH, Commit, Event, Header, ValidatorSet
+
+__all__ = [
+    "ClientState",
+    "ConsensusState",
+    "HeaderUpdate",
+    "LightClientModule",
+    "get_client_state",
+    "get_consensus_state",
+    "process_create_client",
+    "process_misbehaviour",
+    "process_update_client",
+    "validate_header_update",
+    "verify_event",
+]
+
+DEFAULT_TRUST_LEVEL = (1, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """What a light client knows about the chain it tracks."""
+
+    chain_id: str
+    """Chain id of the tracked chain."""
+    trust_level: tuple[int, int]
+    """Fraction of the trusted set that must sign a skipping update (>= 1/3)."""
+    trusting_period: int
+    """Milliseconds a consensus state stays trusted."""
+    max_clock_drift: int
+    """Milliseconds a header's time may run ahead of the host's block time."""
+    latest_height: int
+    """Highest verified height."""
+    frozen_height: int
+    """0 while active; the height of proven misbehaviour once frozen."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "chain_id": self.chain_id,
+            "trust_level": list(self.trust_level),
+            "trusting_period": self.trusting_period,
+            "max_clock_drift": self.max_clock_drift,
+            "latest_height": self.latest_height,
+            "frozen_height": self.frozen_height,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ClientState:
+        num, den = d["trust_level"]
+        return cls(
+            d["chain_id"],
+            (num, den),
+            d["trusting_period"],
+            d["max_clock_drift"],
+            d["latest_height"],
+            d["frozen_height"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusState:
+    """A verified header, reduced to what proofs and later updates need."""
+
+    time: int
+    """Header time (Unix ms)."""
+    header_hash: bytes
+    """Hash of the verified header (misbehaviour detection)."""
+    event_root: bytes
+    """Root that event proofs verify against."""
+    event_count: int
+    """Tree size of ``event_root``."""
+    state_root: bytes
+    """The tracked chain's state commitment."""
+    next_validators_hash: bytes
+    """The set that must sign the next height."""
+
+    @classmethod
+    def of(cls, h: Header) -> ConsensusState:
+        return cls(
+            h.time, h.hash, h.event_root, h.event_count, h.state_root, h.next_validators_hash
+        )
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "time": self.time,
+            "header_hash": self.header_hash.hex(),
+            "event_root": self.event_root.hex(),
+            "event_count": self.event_count,
+            "state_root": self.state_root.hex(),
+            "next_validators_hash": self.next_validators_hash.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ConsensusState:
+        return cls(
+            d["time"],
+            bytes.fromhex(d["header_hash"]),
+            bytes.fromhex(d["event_root"]),
+            d["event_count"],
+            bytes.fromhex(d["state_root"]),
+            bytes.fromhex(d["next_validators_hash"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderUpdate:
+    """The one message that moves a client: a signed header and the sets to check it."""
+
+    header: Header
+    """The new header."""
+    commit: Commit
+    """Its commit."""
+    validators: ValidatorSet
+    """The set named by ``header.validators_hash``."""
+    trusted_height: int
+    """The stored height this update is verified from."""
+    trusted_validators: ValidatorSet | None
+    """The set named by the trusted state's ``next_validators_hash`` (skipping only)."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "header": self.header.to_json(),
+            "commit": self.commit.to_json(),
+            "validators": self.validators.to_json(),
+            "trusted_height": self.trusted_height,
+            "trusted_validators": (
+                None if self.trusted_validators is None else self.trusted_validators.to_json()
+            ),
+        }
+
+    @classmethod
+    def from_json(cls, d: object) -> HeaderUpdate:
+        if not isinstance(d, Mapping):
+            raise EncodingError("header update", "expected an object")
+        th = d.get("trusted_height")
+        if not isinstance(th, int) or isinstance(th, bool) or th < 1:
+            raise EncodingError("header update.trusted_height", "expected a positive integer")
+        tv = d.get("trusted_validators")
+        return cls(
+            Header.from_json(d.get("header")),
+            Commit.from_json(d.get("commit")),
+            ValidatorSet.from_json(d.get("validators")),
+            th,
+            None if tv is None else ValidatorSet.from_json(tv),
+        )
+
+
+# --- store access ---------------------------------------------------------------------
+
+
+def _client_key(client_id: str) -> str:
+    return f"lightclient/client/{client_id}"
+
+
+def _cons_key(client_id: str, height: int) -> str:
+    return f"lightclient/cons/{client_id}/{height:020d}"
+
+
+def get_client_state(state: State, client_id: str) -> ClientState:
+    raw = state.get(_client_key(client_id))
+    if raw is None:
+        raise ClientNotFound(client_id)
+    return ClientState.from_json(raw)
+
+
+def get_consensus_state(state: State, client_id: str, height: int) -> ConsensusState:
+    raw = state.get(_cons_key(client_id, height))
+    if raw is None:
+        raise ConsensusStateNotFound(client_id, height)
+    return ConsensusState.from_json(raw)
+
+
+def _check_active(client_id: str, client: ClientState, state: State, now: int) -> None:
+    if client.frozen_height:
+        raise ClientFrozen(client_id, client.frozen_height)
+    latest = get_consensus_state(state, client_id, client.latest_height)
+    if latest.time + client.trusting_period <= now:
+        raise ClientExpired(client_id)
+
+
+# --- verification (pure) --------------------------------------------------------------
+
+
+def _validate_roots(h: Header) -> None:
+    for name in ("tx_root", "event_root", "state_root", "validators_hash", "next_validators_hash"):
+        if getattr(h, name) == ZERO_HASH:
+            raise InvalidRoot(name)
+
+
+def validate_header_update(
+    client: ClientState, trusted: ConsensusState, update: HeaderUpdate, now: int
+) -> None:
+    """Check ``update`` against a trusted consensus state; changes nothing."""
+    h = update.header
+    if h.chain_id != client.chain_id:
+        raise ChainIdMismatch(client.chain_id, h.chain_id)
+    if h.height <= update.trusted_height:
+        raise NonIncreasingHeight(update.trusted_height, h.height)
+    if trusted.time + client.trusting_period <= now:
+        raise TrustingPeriodExpired(trusted.time, now, client.trusting_period)
+    if h.time <= trusted.time:
+        raise NonMonotonicTime(trusted.time, h.time)
+    if h.time > now + client.max_clock_drift:
+        raise HeaderFromFuture(h.time, now, client.max_clock_drift)
+    _validate_roots(h)
+    if update.validators.hash != h.validators_hash:
+        raise ValidatorSetMismatch("header")
+    if h.height == update.trusted_height + 1:
+        if h.validators_hash != trusted.next_validators_hash:
+            raise ValidatorSetMismatch("trusted next")
+    else:
+        tv = update.trusted_validators
+        if tv is None or tv.hash != trusted.next_validators_hash:
+            raise ValidatorSetMismatch("trusted")
+        verify_commit(h, update.commit, tv, client.trust_level, allow_unknown=True)
+    verify_commit(h, update.commit, update.validators, TWO_THIRDS)
+
+
+def process_create_client(
+    state: State,
+    update: HeaderUpdate,
+    trusting_period: int,
+    max_clock_drift: int,
+    trust_level: tuple[int, int] = DEFAULT_TRUST_LEVEL,
+) -> str:
+    """Create a client trusting ``update.header`` (trust is social, as in IBC)."""
+    num, den = trust_level
+    if not (den > 0 and 3 * num >= den and num <= den):
+        raise InvalidArgument("trust_level", "must be a fraction in [1/3, 1]")
+    if trusting_period <= 0 or max_clock_drift < 0:
+        raise InvalidArgument("trusting_period", "must be positive (drift non-negative)")
+    h = update.header
+    _validate_roots(h)
+    if update.validators.hash != h.validators_hash:
+        raise ValidatorSetMismatch("header")
+    verify_commit(h, update.commit, update.validators, TWO_THIRDS)
+    seq: int = state.get("lightclient/next_id", 0)
+    client_id = f"lc-{seq}"
+    state.set("lightclient/next_id", seq + 1)
+    client = ClientState(h.chain_id, (num, den), trusting_period, max_clock_drift, h.height, 0)
+    state.set(_client_key(client_id), client.to_json())
+    state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
+    return client_id
+
+
+def process_update_client(state: State, client_id: str, update: HeaderUpdate, now: int) -> str:
+    """Verify and store a header. Returns ``stored``, ``duplicate`` or ``frozen``."""
+    client = get_client_state(state, client_id)
+    if client.frozen_height:
+        raise ClientFrozen(client_id, client.frozen_height)
+    trusted = get_consensus_state(state, client_id, update.trusted_height)
+    validate_header_update(client, trusted, update, now)
+    h = update.header
+    existing = state.get(_cons_key(client_id, h.height))
+    if existing is not None:
+        if bytes.fromhex(existing["header_hash"]) == h.hash:
+            return "duplicate"
+        _freeze(state, client_id, client, h.height)
+        return "frozen"
+    state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
+    if h.height > client.latest_height:
+        client = ClientState(
+            client.chain_id,
+            client.trust_level,
+            client.trusting_period,
+            client.max_clock_drift,
+            h.height,
+            0,
+        )
+        state.set(_client_key(client_id), client.to_json())
+    return "stored"
+
+
+def _freeze(state: State, client_id: str, client: ClientState, height: int) -> None:
+    frozen = ClientState(
+        client.chain_id,
+        client.trust_level,
+        client.trusting_period,
+        client.max_clock_drift,
+        client.latest_height,
+        height,
+    )
+    state.set(_client_key(client_id), frozen.to_json())
+
+
+def process_misbehaviour(
+    state: State, client_id: str, first: HeaderUpdate, second: HeaderUpdate, now: int
+) -> None:
+    """Freeze the client on two valid commits for one height with different headers."""
+    client = get_client_state(state, client_id)
+    if client.frozen_height:
+        raise ClientFrozen(client_id, client.frozen_height)
+    if first.header.height != second.header.height:
+        raise InvalidArgument("misbehaviour", "headers are at different heights")
+    if first.header.hash == second.header.hash:
+        raise InvalidArgument("misbehaviour", "headers are identical")
+    for u in (first, second):
+        trusted = get_consensus_state(state, client_id, u.trusted_height)
+        validate_header_update(client, trusted, u, now)
+    _freeze(state, client_id, client, first.header.height)
+
+
+def verify_event(
+    state: State,
+    client_id: str,
+    height: int,
+    event: Event,
+    index: int,
+    proof: Sequence[bytes],
+    now: int,
+) -> None:
+    """Check that ``event`` is event number ``index`` of the tracked chain's block at
+    ``height``, against the stored consensus state. Raises, never returns False."""
+    client = get_client_state(state, client_id)
+    _check_active(client_id, client, state, now)
+    cs = get_consensus_state(state, client_id, height)
+    if cs.event_root == ZERO_HASH:
+        raise InvalidProof("zero event root")
+    if not verify_inclusion(event.leaf(), index, cs.event_count, proof, cs.event_root):
+        raise InvalidProof(f"event {index} does not verify against root at height {height}")
+
+
+def decode_proof(value: object, what: str = "proof") -> list[bytes]:
+    """A proof from its wire form: a list of at most 64 hex hashes."""
+    if not isinstance(value, list) or len(value) > 64:
+        raise EncodingError(what, "expected a list of at most 64 hex hashes")
+    return [from_hex(p, f"{what}[{i}]", 32) for i, p in enumerate(value)]
+
+
+# --- the module -----------------------------------------------------------------------
+
+
+class LightClientModule:
+    """Calls: ``create_client``, ``update_client``, ``submit_misbehaviour``. Anyone may
+    call them: every header is verified, so relayers need no permission."""
+
+    name = "lightclient"
+
+    def init_genesis(self, state: State, genesis: Mapping[str, Any]) -> None:
+        return None
+
+    def deliver(self, ctx: TxContext, method: str, args: Mapping[str, Any]) -> None:
+        now = ctx.block.time
+        try:
+            if method == "create_client":
+                tl = args.get("trust_level", list(DEFAULT_TRUST_LEVEL))
+                if not (
+                    isinstance(tl, list)
+                    and len(tl) == 2
+                    and all(isinstance(x, int) and not isinstance(x, bool) for x in tl)
+                ):
+                    raise InvalidArgument("trust_level", "expected [numerator, denominator]")
+                update = HeaderUpdate.from_json({**args["update"], "trusted_height": 1})
+                cid = process_create_client(
+                    ctx.state,
+                    update,
+                    arg_int(args, "trusting_period", 1),
+                    arg_int(args, "max_clock_drift", 0),
+                    (tl[0], tl[1]),
+                )
+                h = update.header
+                ctx.emit(
+                    "client_created", {"client_id": cid, "chain_id": h.chain_id, "height": h.height}
+                )
+            elif method == "update_client":
+                cid = arg_str(args, "client_id", 64)
+                update = HeaderUpdate.from_json(args.get("update"))
+                outcome = process_update_client(ctx.state, cid, update, now)
+                ctx.emit(
+                    "client_updated" if outcome != "frozen" else "client_frozen",
+                    {"client_id": cid, "height": update.header.height, "outcome": outcome},
+                )
+            elif method == "submit_misbehaviour":
+                cid = arg_str(args, "client_id", 64)
+                first = HeaderUpdate.from_json(args.get("first"))
+                second = HeaderUpdate.from_json(args.get("second"))
+                process_misbehaviour(ctx.state, cid, first, second, now)
+                ctx.emit("client_frozen", {"client_id": cid, "height": first.header.height})
+            else:
+                raise UnknownMethod(self.name, method)
+        except (KeyError, TypeError) as exc:
+            raise InvalidArgument(method, f"malformed arguments ({exc})") from None
+        except EncodingError as exc:
+            raise InvalidArgument(exc.what, exc.reason) from None
+
+    def end_block(self, block: BlockInfo, state: State) -> list[Event]:
+        return []
+
+    def query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
+        cid = arg_str(args, "client_id", 64)
+        if path == "client":
+            return get_client_state(state, cid).to_json()
+        if path == "consensus_state":
+            return get_consensus_state(state, cid, arg_int(args, "height", 1)).to_json()
+        raise InvalidArgument("path", f"lightclient has no query {path!r}")

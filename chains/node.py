@@ -1,0 +1,345 @@
+"""The node: block production loop, mempool front door, subscriptions, SQLite block store.
+
+The only module in ``chains`` that touches a clock, the event loop or the disk.
+
+* ``Node.submit`` checks a transaction at once (a refused one raises a typed
+  :class:`~chains.errors.TxRejected` and changes nothing) and resolves with its receipt
+  once the block that includes it is committed *and persisted*.
+* Every ``block_interval`` the node produces a block, empty or not (light clients and
+  timeouts advance with heights), persists it in one SQLite transaction, then fans it
+  out to subscribers.
+* A subscriber that falls ``maxsize`` blocks behind gets :class:`SubscriptionLagged` and
+  re-reads the gap with ``get_block`` rather than the node buffering without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time as _time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from chains.chain import Chain, Genesis
+from chains.crypto import PrivateKey
+from chains.errors import InterlockError, StoreError
+from chains.mempool import Mempool
+from chains.module import Module
+from chains.store import BlockStore
+from chains.types import Block, Receipt, Tx, ValidatorSet
+
+__all__ = ["Node", "SQLiteBlockStore", "Subscription", "SubscriptionLagged"]
+
+log = logging.getLogger("interlock.node")
+
+
+class SQLiteBlockStore:
+    """Blocks, receipts index and state in one SQLite file (WAL, one transaction per block)."""
+
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, block BLOB NOT NULL,
+                                       validators BLOB NOT NULL);
+    CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL,
+                                    idx INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(self.SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open block store {self.path}: {exc}") from None
+
+    def load_genesis(self) -> Genesis | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
+        return None if row is None else Genesis.from_json(orjson.loads(row[0]))
+
+    def save_genesis(self, genesis: Genesis, state: Mapping[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO meta VALUES ('genesis', ?)", (orjson.dumps(genesis.to_json()),))
+            db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?)",
+                ((k, orjson.dumps(v)) for k, v in state.items() if v is not None),
+            )
+
+    def save_block(
+        self, block: Block, validators: ValidatorSet, changes: Mapping[str, Any]
+    ) -> None:
+        h = block.height
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO blocks VALUES (?, ?, ?)",
+                (h, orjson.dumps(block.to_json()), orjson.dumps(validators.to_json())),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO txs VALUES (?, ?, ?)",
+                ((r.tx_hash, h, r.index) for r in block.receipts),
+            )
+            db.executemany(
+                "DELETE FROM state WHERE key = ?", ((k,) for k, v in changes.items() if v is None)
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?)",
+                ((k, orjson.dumps(v)) for k, v in changes.items() if v is not None),
+            )
+
+    @contextlib.contextmanager
+    def _tx(self) -> Any:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def latest_height(self) -> int:
+        row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
+        return int(row[0] or 0)
+
+    def get_block(self, height: int) -> Block | None:
+        row = self._db.execute("SELECT block FROM blocks WHERE height=?", (height,)).fetchone()
+        return None if row is None else Block.from_json(orjson.loads(row[0]))
+
+    def get_validators(self, height: int) -> ValidatorSet | None:
+        row = self._db.execute("SELECT validators FROM blocks WHERE height=?", (height,)).fetchone()
+        return None if row is None else ValidatorSet.from_json(orjson.loads(row[0]))
+
+    def get_receipt(self, tx_hash: bytes) -> Receipt | None:
+        row = self._db.execute("SELECT height, idx FROM txs WHERE hash=?", (tx_hash,)).fetchone()
+        if row is None:
+            return None
+        block = self.get_block(row[0])
+        return None if block is None else block.receipts[row[1]]
+
+    def load_state(self) -> dict[str, Any]:
+        return {k: orjson.loads(v) for k, v in self._db.execute("SELECT key, value FROM state")}
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class SubscriptionLagged(InterlockError):
+    """A subscriber fell too far behind; re-read from ``next_height`` with ``get_block``."""
+
+    def __init__(self, next_height: int) -> None:
+        self.next_height = next_height
+        super().__init__(f"subscriber lagged; resume from height {next_height}")
+
+
+class Subscription:
+    """Async iterator over committed blocks, in height order."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._queue: asyncio.Queue[Block | None] = asyncio.Queue(maxsize)
+        self._lagged_at: int | None = None
+
+    def _push(self, block: Block) -> None:
+        if self._lagged_at is not None:
+            return
+        try:
+            self._queue.put_nowait(block)
+        except asyncio.QueueFull:
+            self._lagged_at = block.height
+
+    def _close(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Block:
+        if self._lagged_at is not None and self._queue.empty():
+            raise SubscriptionLagged(self._lagged_at)
+        item = await self._queue.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+
+class Node:
+    """Runs one chain: ``async with node: ...`` starts block production, exit stops it."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        keys: Sequence[PrivateKey],
+        store: BlockStore,
+        *,
+        block_interval: float = 1.0,
+        mempool_capacity: int = 20_000,
+        max_block_txs: int = 10_000,
+        clock: Callable[[], float] = _time.time,
+    ) -> None:
+        self.chain = chain
+        self.keys = tuple(keys)
+        self.store = store
+        self.block_interval = block_interval
+        self.max_block_txs = max_block_txs
+        self.mempool = Mempool(chain, mempool_capacity)
+        self.clock = clock
+        self._waiters: dict[bytes, asyncio.Future[Receipt]] = {}
+        self._subs: list[Subscription] = []
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._new_block = asyncio.Event()
+
+    @classmethod
+    def open(
+        cls,
+        genesis: Genesis,
+        modules: Callable[[], Sequence[Module]],
+        keys: Sequence[PrivateKey],
+        store: BlockStore,
+        **options: Any,
+    ) -> Node:
+        """A node on ``store``: fresh from ``genesis``, or resumed where it stopped."""
+        stored = store.load_genesis()
+        if stored is None:
+            chain = Chain(genesis, modules())
+            store.save_genesis(genesis, chain.state.take_changes())
+            return cls(chain, keys, store, **options)
+        if stored.hash != genesis.hash:
+            raise StoreError(f"store holds another genesis (chain {stored.chain_id!r})")
+        height = store.latest_height()
+        if height == 0:
+            chain = Chain(genesis, modules())
+            chain.state.take_changes()
+            return cls(chain, keys, store, **options)
+        block, vals = store.get_block(height), store.get_validators(height)
+        if block is None or vals is None:
+            raise StoreError(f"block {height} is missing from the store")
+        chain = Chain.restore(genesis, modules(), store.load_state(), block.header, vals)
+        log.info("resumed %s at height %d", genesis.chain_id, height)
+        return cls(chain, keys, store, **options)
+
+    # --- reads ----------------------------------------------------------------------
+    @property
+    def chain_id(self) -> str:
+        return self.chain.chain_id
+
+    @property
+    def height(self) -> int:
+        return self.chain.height
+
+    def get_block(self, height: int) -> Block | None:
+        return self.store.get_block(height)
+
+    def get_validators(self, height: int) -> ValidatorSet | None:
+        return self.store.get_validators(height)
+
+    def get_receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.store.get_receipt(tx_hash)
+
+    # --- writes ---------------------------------------------------------------------
+    def submit_nowait(self, tx: Tx) -> asyncio.Future[Receipt]:
+        """Admit ``tx`` (raises TxRejected at once) and return a future of its receipt."""
+        if self._stopping:
+            raise StoreError("node is shutting down")
+        self.mempool.add(tx)
+        fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._waiters[tx.hash] = fut
+        return fut
+
+    async def submit(self, tx: Tx) -> Receipt:
+        """Admit ``tx`` and wait for its receipt in a committed, persisted block."""
+        return await self.submit_nowait(tx)
+
+    def subscribe(self, maxsize: int = 4096) -> Subscription:
+        sub = Subscription(maxsize)
+        self._subs.append(sub)
+        return sub
+
+    async def wait_for_height(self, height: int) -> None:
+        while self.chain.height < height:
+            self._new_block.clear()
+            await self._new_block.wait()
+
+    # --- production -------------------------------------------------------------------
+    def produce_block(self) -> Block:
+        """Produce, persist and announce one block now (the loop calls this)."""
+        txs = self.mempool.take(self.max_block_txs)
+        now_ms = int(self.clock() * 1000)
+        result = self.chain.produce_block(txs, now_ms, self.keys, verify_signatures=False)
+        block = result.block
+        self.store.save_block(block, result.validators, self.chain.state.take_changes())
+        for tx, err in result.dropped:
+            fut = self._waiters.pop(tx.hash, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(err)
+        for r in block.receipts:
+            fut = self._waiters.pop(r.tx_hash, None)
+            if fut is not None and not fut.done():
+                fut.set_result(r)
+        for tx, exc in self.mempool.recheck():
+            fut = self._waiters.pop(tx.hash, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+        for sub in self._subs:
+            sub._push(block)
+        self._new_block.set()
+        return block
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not self._stopping:
+            next_at += self.block_interval
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_at = loop.time()  # fell behind: do not burst to catch up
+                await asyncio.sleep(0)
+            block = self.produce_block()
+            log.debug(
+                "%s committed height %d (%d txs)", self.chain_id, block.height, len(block.txs)
+            )
+
+    async def __aenter__(self) -> Node:
+        self._task = asyncio.create_task(self.run(), name=f"node:{self.chain_id}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop producing, fail pending submissions, close subscriptions and the store."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=5)
+            self._task = None
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(StoreError("node stopped before the transaction committed"))
+        self._waiters.clear()
+        for sub in self._subs:
+            sub._close()
+        self._subs.clear()
+        self.store.close()
+
+    async def blocks(self) -> AsyncIterator[Block]:
+        """Committed blocks from now on (a convenience over ``subscribe``)."""
+        async for block in self.subscribe():
+            yield block
