@@ -14,13 +14,14 @@ from typing import Any
 from chains.crypto import PrivateKey, address
 from chains.encoding import JSONValue, canonical, check_value, from_hex, sign_bytes
 from chains.errors import EncodingError
-from chains.merkle import merkle_root
+from chains.merkle import inclusion_proof, merkle_root
 
 __all__ = [
     "Block",
     "Commit",
     "CommitSig",
     "Event",
+    "EventProof",
     "Header",
     "Receipt",
     "Tx",
@@ -539,4 +540,63 @@ class Block:
             tuple(Tx.from_json(t) for t in o["txs"]),
             tuple(Receipt.from_json(r) for r in o["receipts"]),
             tuple(Event.from_json(e) for e in o["events"]),
+        )
+
+    def prove_event(self, index: int) -> EventProof:
+        """Inclusion proof of event ``index`` against ``header.event_root``."""
+        if not 0 <= index < len(self.events):
+            raise IndexError(f"block {self.height} has no event {index}")
+        leaves = [e.leaf() for e in self.events]
+        return EventProof(
+            self.header.chain_id,
+            self.height,
+            index,
+            len(leaves),
+            self.events[index],
+            tuple(inclusion_proof(leaves, index)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventProof:
+    """An event with its RFC 6962 audit path to a header's ``event_root``."""
+
+    chain_id: str
+    """Chain that committed the event."""
+    height: int
+    """Height of the header whose ``event_root`` the proof verifies against."""
+    index: int
+    """Position of the event in that block."""
+    tree_size: int
+    """Number of events in that block (must equal ``header.event_count``)."""
+    event: Event
+    """The event itself."""
+    proof: tuple[bytes, ...]
+    """Sibling hashes, deepest first."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "event": self.event.to_json(),
+            "proof": [p.hex() for p in self.proof],
+        }
+
+    @classmethod
+    def from_json(cls, d: object) -> EventProof:
+        o = _obj(d, "event proof")
+        keys = frozenset({"chain_id", "height", "index", "tree_size", "event", "proof"})
+        _exact_keys(o, keys, "event proof")
+        proof = o["proof"]
+        if not isinstance(proof, list) or len(proof) > 64:
+            raise EncodingError("event proof.proof", "expected a list of at most 64 hashes")
+        return cls(
+            _str(o, "chain_id", "event proof", 64),
+            _int(o, "height", "event proof", 1),
+            _int(o, "index", "event proof"),
+            _int(o, "tree_size", "event proof"),
+            Event.from_json(o["event"]),
+            tuple(from_hex(p, f"event proof.proof[{i}]", HASH) for i, p in enumerate(proof)),
         )
