@@ -40,6 +40,11 @@ class Mempool:
         self._txs[tx.hash] = tx
         self._pending[sender] = tx.nonce + 1
 
+    def next_nonce(self, sender: str) -> int:
+        """The nonce ``sender``'s next transaction must carry, counting queued ones."""
+        pending = self._pending.get(sender)
+        return self.chain.next_nonce(sender) if pending is None else pending
+
     def take(self, limit: int) -> list[Tx]:
         """Remove and return up to ``limit`` transactions in arrival order."""
         out: list[Tx] = []
