@@ -146,9 +146,10 @@ class Subscription:
     def __init__(self, maxsize: int) -> None:
         self._queue: asyncio.Queue[Block | None] = asyncio.Queue(maxsize)
         self._lagged_at: int | None = None
+        self._closed = False
 
     def _push(self, block: Block) -> None:
-        if self._lagged_at is not None:
+        if self._lagged_at is not None or self._closed:
             return
         try:
             self._queue.put_nowait(block)
@@ -156,8 +157,13 @@ class Subscription:
             self._lagged_at = block.height
 
     def _close(self) -> None:
+        self._closed = True  # a full queue cannot take the sentinel; __anext__ checks this
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)
+
+    def close(self) -> None:
+        """End iteration once the blocks already queued are consumed (the owner's stop)."""
+        self._close()
 
     def __aiter__(self) -> Subscription:
         return self
@@ -165,6 +171,8 @@ class Subscription:
     async def __anext__(self) -> Block:
         if self._lagged_at is not None and self._queue.empty():
             raise SubscriptionLagged(self._lagged_at)
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
         item = await self._queue.get()
         if item is None:
             raise StopAsyncIteration
@@ -263,6 +271,12 @@ class Node:
         sub = Subscription(maxsize)
         self._subs.append(sub)
         return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop feeding ``sub`` (e.g. a lagged one being replaced) and end its iteration."""
+        with contextlib.suppress(ValueError):
+            self._subs.remove(sub)
+        sub.close()
 
     async def wait_for_height(self, height: int) -> None:
         while self.chain.height < height:
