@@ -1,0 +1,331 @@
+"""Chains in one process and a hand-carried relay between them, for tests, docs and bench.
+
+No daemon and no I/O: :class:`LocalNet` produces blocks on demand on a shared simulated
+clock and keeps every block, so test code can carry exactly the messages it wants, in
+the order it wants, and drop or replay others. The relay steps are the ones the relayer
+daemon will automate:
+
+1. ``update_client(src, dst)``: a ``lightclient.update_client`` transaction on ``dst``
+   carrying ``src``'s latest signed header (skipping from the client's trusted height).
+2. ``pending(src, dst)``: the ``bridge.locked`` / ``bridge.burned`` events of ``src`` for
+   ``dst`` and the ``bridge.expired`` events of ``src`` for transfers ``dst`` sent, with
+   their proofs, minus those ``dst`` already consumed (a relayer that forgot its cursor
+   just scans again).
+3. ``deliver(dst, items)``: ``bridge.mint`` / ``release`` / ``refund`` transactions with as
+   many bundles as fit in one transaction (``MAX_TX_BYTES``).
+
+Proofs for many events of one block are built from one tree (``prove_events``), not one
+tree per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.module import BridgeModule
+from chains.chain import Chain
+from chains.crypto import PrivateKey
+from chains.devnet import DevnetChain, base_modules, build_devnet
+from chains.encoding import JSONValue, canonical
+from chains.lightclient import HeaderUpdate
+from chains.merkle import hash_leaf, hash_node
+from chains.module import Module
+from chains.types import MAX_TX_BYTES, Block, EventProof, Receipt, Tx, ValidatorSet
+
+__all__ = ["LocalNet", "Pending", "Side", "prove_events"]
+
+BLOCK_MS = 1000
+TRUSTING_PERIOD = 14 * 24 * 3600 * 1000
+MAX_CLOCK_DRIFT = 10_000
+_ACTION = {"locked": "mint", "burned": "release", "expired": "refund"}
+
+
+def prove_events(block: Block, indices: Iterable[int]) -> list[EventProof]:
+    """Audit paths for many events of ``block``, from one tree (O(n + k log n)).
+
+    The tree is built level by level with an odd last node carried up unchanged, which is
+    exactly the RFC 6962 tree; a carried node has no sibling at that level.
+    """
+    levels = [[hash_leaf(e.leaf()) for e in block.events]]
+    while len(levels[-1]) > 1:
+        lv = levels[-1]
+        nxt = [hash_node(lv[i], lv[i + 1]) for i in range(0, len(lv) - 1, 2)]
+        if len(lv) % 2:
+            nxt.append(lv[-1])
+        levels.append(nxt)
+    size = len(block.events)
+    out = []
+    for index in indices:
+        if not 0 <= index < size:
+            raise IndexError(f"block {block.height} has no event {index}")
+        path = []
+        m = index
+        for lv in levels[:-1]:
+            sib = m ^ 1
+            if sib < len(lv):
+                path.append(lv[sib])
+            m >>= 1
+        out.append(
+            EventProof(
+                block.header.chain_id,
+                block.height,
+                index,
+                size,
+                block.events[index],
+                tuple(path),
+            )
+        )
+    return out
+
+
+@dataclass(slots=True)
+class Side:
+    """One chain of the net and what a relayer would read from its node."""
+
+    spec: DevnetChain
+    """Its devnet definition (keys, genesis)."""
+    chain: Chain
+    """The ledger."""
+    blocks: dict[int, Block] = field(default_factory=dict)
+    """Every produced block by height."""
+    signed_by: dict[int, ValidatorSet] = field(default_factory=dict)
+    """The set that signed each height."""
+    next_sets: dict[int, ValidatorSet] = field(default_factory=dict)
+    """The set named by each height's ``next_validators_hash``."""
+    pending_nonce: dict[str, int] = field(default_factory=dict)
+    """Next nonce per address, counting transactions built but not yet in a block."""
+    clients: dict[str, str] = field(default_factory=dict)
+    """Remote chain id -> id of this chain's light client of it."""
+
+    @property
+    def chain_id(self) -> str:
+        return self.chain.chain_id
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A proven event waiting to be delivered."""
+
+    action: str
+    """``mint``, ``release`` or ``refund``: the destination method."""
+    nonce: int
+    """The packet's nonce on its path."""
+    proof: EventProof
+    """The event and its audit path."""
+
+
+def _bridge_modules() -> Sequence[Module]:
+    return [*base_modules(), BridgeModule()]
+
+
+class LocalNet:
+    """Several chains with bridge modules, a shared clock, and a relay carried by hand."""
+
+    def __init__(
+        self,
+        chain_ids: Sequence[str] = ("chain-a", "chain-b"),
+        *,
+        validators: int = 4,
+        accounts: Sequence[str] = ("alice", "bob", "carol", "dave", "relayer"),
+        modules: Any = _bridge_modules,
+        seed: str = "interlock-bridge",
+    ) -> None:
+        self.time = 1_000
+        self.sides: dict[str, Side] = {}
+        for spec in build_devnet(chain_ids, seed=seed, validators=validators, accounts=accounts):
+            self.sides[spec.chain_id] = Side(spec, spec.build(modules))
+
+    # --- producing blocks -------------------------------------------------------------
+    def __getitem__(self, chain_id: str) -> Side:
+        return self.sides[chain_id]
+
+    def key(self, chain_id: str, name: str) -> PrivateKey:
+        return self.sides[chain_id].spec.accounts[name]
+
+    def tx(
+        self, chain_id: str, key: PrivateKey, module: str, method: str, args: Mapping[str, Any]
+    ) -> Tx:
+        """A signed transaction with the sender's next free nonce."""
+        side = self.sides[chain_id]
+        addr = key.address
+        nonce = side.pending_nonce.get(addr, side.chain.next_nonce(addr))
+        side.pending_nonce[addr] = nonce + 1
+        return Tx.create(key, chain_id, nonce, module, method, args)
+
+    def produce(self, chain_id: str, txs: Sequence[Tx] = ()) -> Block:
+        side = self.sides[chain_id]
+        self.time += BLOCK_MS
+        result = side.chain.produce_block(txs, self.time, side.spec.validator_keys)
+        block = result.block
+        side.blocks[block.height] = block
+        side.signed_by[block.height] = result.validators
+        side.next_sets[block.height] = side.chain.validators
+        side.pending_nonce.clear()
+        return block
+
+    def advance(self, chain_id: str, blocks: int = 1) -> None:
+        for _ in range(blocks):
+            self.produce(chain_id)
+
+    def call(
+        self,
+        chain_id: str,
+        key: PrivateKey | str,
+        module: str,
+        method: str,
+        args: Mapping[str, Any],
+    ) -> Receipt:
+        """One transaction in its own block; returns its receipt."""
+        if isinstance(key, str):
+            key = self.key(chain_id, key)
+        block = self.produce(chain_id, [self.tx(chain_id, key, module, method, args)])
+        return block.receipts[0]
+
+    # --- light clients and paths ------------------------------------------------------
+    def header_update(self, src: str, height: int, trusted_height: int) -> HeaderUpdate:
+        s = self.sides[src]
+        block = s.blocks[height]
+        return HeaderUpdate(
+            block.header,
+            block.commit,
+            s.signed_by[height],
+            trusted_height,
+            s.next_sets[trusted_height],
+        )
+
+    def connect(self, a: str, b: str, **limits: int) -> None:
+        """Clients of each chain on the other, and bridge paths both ways (governance)."""
+        for src, dst in ((a, b), (b, a)):
+            if self.sides[src].chain.height == 0:
+                self.produce(src)
+            h = self.sides[src].chain.height
+            update = self.header_update(src, h, h)
+            r = self.call(
+                dst,
+                "relayer",
+                "lightclient",
+                "create_client",
+                {
+                    "update": update.to_json(),
+                    "trusting_period": TRUSTING_PERIOD,
+                    "max_clock_drift": MAX_CLOCK_DRIFT,
+                },
+            )
+            if not r.ok:
+                raise RuntimeError(f"create_client on {dst}: {r.error}")
+            client_id = str(r.events[0].attributes["client_id"])
+            self.sides[dst].clients[src] = client_id
+            args: dict[str, JSONValue] = {"remote_chain": src, "client_id": client_id, **limits}
+            r = self.call(dst, "gov", "bridge", "register_path", args)
+            if not r.ok:
+                raise RuntimeError(f"register_path on {dst}: {r.error}")
+
+    def client_height(self, src: str, dst: str) -> int:
+        """Latest height of ``src`` that ``dst``'s client holds."""
+        cid = self.sides[dst].clients[src]
+        got = self.sides[dst].chain.query("lightclient", "client", {"client_id": cid})
+        assert isinstance(got, dict)
+        return int(got["latest_height"])
+
+    def update_client_tx(self, src: str, dst: str, height: int | None = None) -> Tx | None:
+        """The update_client transaction bringing ``dst``'s client of ``src`` to ``height``
+        (default: ``src``'s latest), or None if it is there already."""
+        target = self.sides[src].chain.height if height is None else height
+        trusted = self.client_height(src, dst)
+        if target <= trusted:
+            return None
+        update = self.header_update(src, target, trusted)
+        args = {"client_id": self.sides[dst].clients[src], "update": update.to_json()}
+        return self.tx(dst, self.key(dst, "relayer"), "lightclient", "update_client", args)
+
+    def update_client(self, src: str, dst: str, height: int | None = None) -> None:
+        tx = self.update_client_tx(src, dst, height)
+        if tx is not None:
+            r = self.produce(dst, [tx]).receipts[0]
+            if not r.ok:
+                raise RuntimeError(f"update_client on {dst}: {r.error}")
+
+    # --- packets ----------------------------------------------------------------------
+    def pending(
+        self, src: str, dst: str, *, up_to: int | None = None, include_done: bool = False
+    ) -> list[Pending]:
+        """Proven events of ``src`` (up to ``dst``'s client height) that ``dst`` has not
+        consumed yet: packets to deliver and expiries to refund."""
+        s, d = self.sides[src], self.sides[dst]
+        top = self.client_height(src, dst) if up_to is None else up_to
+        out: list[Pending] = []
+        for h in range(1, top + 1):
+            block = s.blocks[h]
+            wanted = []
+            for i, ev in enumerate(block.events):
+                kind = ev.type.removeprefix("bridge.")
+                if kind not in _ACTION:
+                    continue
+                a = ev.attributes
+                to, frm = (a.get("dst_chain"), a.get("src_chain"))
+                if (kind != "expired" and (frm, to) == (src, dst)) or (
+                    kind == "expired" and (frm, to) == (dst, src)
+                ):
+                    wanted.append(i)
+            if not wanted:
+                continue
+            for proof in prove_events(block, wanted):
+                nonce = int(proof.event.attributes["nonce"])
+                kind = proof.event.type.removeprefix("bridge.")
+                if not include_done and self.is_done(d.chain, src, kind, nonce):
+                    continue
+                out.append(Pending(_ACTION[kind], nonce, proof))
+        return out
+
+    @staticmethod
+    def is_done(dst_chain: Chain, src: str, kind: str, nonce: int) -> bool:
+        if kind == "expired":
+            sent = dst_chain.query("bridge", "sent", {"remote_chain": src, "nonce": nonce})
+            return isinstance(sent, dict) and sent["status"] != "sent"
+        got = dst_chain.query("bridge", "received", {"remote_chain": src, "nonce": nonce})
+        return got is not None
+
+    def delivery_txs(
+        self, dst: str, items: Sequence[Pending], key: PrivateKey | None = None
+    ) -> list[Tx]:
+        """mint / release / refund transactions for ``items``, each under MAX_TX_BYTES."""
+        key = key or self.key(dst, "relayer")
+        budget = MAX_TX_BYTES - 2048  # room for the envelope and signature
+        txs: list[Tx] = []
+        for action in ("mint", "release", "refund"):
+            batch: list[JSONValue] = []
+            size = 0
+            for item in items:
+                if item.action != action:
+                    continue
+                wire = item.proof.to_json()
+                n = len(canonical(wire)) + 1
+                if batch and size + n > budget:
+                    txs.append(self.tx(dst, key, "bridge", action, {"bundles": batch}))
+                    batch, size = [], 0
+                batch.append(wire)
+                size += n
+            if batch:
+                txs.append(self.tx(dst, key, "bridge", action, {"bundles": batch}))
+        return txs
+
+    def deliver(self, dst: str, items: Sequence[Pending]) -> list[Receipt]:
+        """Deliver ``items`` on ``dst`` in one block; returns the receipts."""
+        txs = self.delivery_txs(dst, items)
+        if not txs:
+            return []
+        return list(self.produce(dst, txs).receipts)
+
+    def relay(self, src: str, dst: str) -> list[Receipt]:
+        """Everything pending from ``src`` to ``dst``: header, then the packets."""
+        self.update_client(src, dst)
+        return self.deliver(dst, self.pending(src, dst))
+
+    def settle(self, a: str, b: str, rounds: int = 3) -> None:
+        """Relay both ways until nothing is pending (expiries need a round trip)."""
+        for _ in range(rounds):
+            for r in [*self.relay(a, b), *self.relay(b, a)]:
+                if not r.ok:
+                    raise RuntimeError(f"relay failed: {r.code}: {r.error}")

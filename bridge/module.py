@@ -1,0 +1,645 @@
+"""The ``bridge`` chain module: lock / mint / burn / release / refund over proven events.
+
+Trust: a packet is acted on only when its event is proven (RFC 6962 audit path) against
+a consensus state that this chain's own light client of the source already verified, the
+event was emitted by the registered remote bridge module (the chain prefixes every event
+with its emitting module's name, so no other module can forge one), and the packet names
+this chain and the path it was proven on. Headers travel separately, as ``lightclient``
+``update_client`` transactions; a proof bundle only names the height.
+
+Calls (``args`` are hostile; every refusal is a typed :mod:`bridge.errors` error or a
+kernel light-client error, and rolls the whole call back):
+
+* governance only (``BlockInfo.authority``): ``register_path``, ``update_path``,
+  ``set_limits``, ``pause``, ``unpause``. No cross-chain message can reach them: a
+  proven packet is only ever read as a transfer.
+* anyone: ``lock(denom, amount, dest_chain, recipient[, timeout_height])``,
+  ``burn(denom, amount, recipient[, timeout_height])``, and the relayer's
+  ``mint(bundles)``, ``release(bundles)``, ``refund(bundles)``. A bundle is an
+  ``EventProof`` (``chains.types``) in wire form; a call carries up to ``max_bundles`` and
+  is all-or-nothing, so a relayer that races another re-queries ``received`` and resends
+  the rest.
+
+Rules, in the order they apply to a received packet: path registered and not paused →
+event type ``<remote module>.<locked|burned|expired>`` → proof verifies under a stored,
+non-frozen, unexpired consensus state (and the bundle's tree size is the header's event
+count) → packet well-formed, from the proof's chain, for this chain → (path, nonce) never
+consumed, and **recorded before any balance moves** → past the timeout: record
+``expired`` and emit ``bridge.expired`` instead of delivering → outflow cap of the window
+→ large amounts wait ``delay`` heights in the queue (executed by ``end_block``; a pause
+holds them) → mint or release.
+
+State keys::
+
+    bridge/paused                        -> true while the whole bridge is paused
+    bridge/path/<remote>                 -> path config (client, remote module, limits, paused)
+    bridge/limit/<remote>/<denom>        -> limits overriding the path's default for a denom
+    bridge/seq/<remote>                  -> next outgoing nonce (from 1)
+    bridge/sent/<remote>/<nonce>         -> {"packet", "kind": escrow|burn, "status": sent|refunded}
+    bridge/recv/<remote>/<nonce>         -> queued | delivered | expired
+    bridge/wrapped/<denom>               -> {"path", "base"}: this bridge minted ``denom``
+    bridge/flow/<remote>/<denom>         -> [window, amount out in that window]
+    bridge/queue                         -> large transfers waiting, oldest first
+
+Escrow of the path to R is the module account ``module_address("bridge", "escrow", R)``:
+one escrow per path, so I1 holds per path and a broken path cannot drain another's funds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from bridge.errors import (
+    AlreadyProcessed,
+    BridgePaused,
+    ClientChainMismatch,
+    DenomCollision,
+    DenomTooLong,
+    EscrowMismatch,
+    EscrowShortfall,
+    ForeignEvent,
+    MalformedBundle,
+    MalformedPacket,
+    NotWrapped,
+    PacketMismatch,
+    PathExists,
+    QueueFull,
+    RateLimited,
+    TimeoutInPast,
+    UnknownDenom,
+    UnknownPath,
+    UnknownTransfer,
+    WrongDestination,
+    WrongPath,
+)
+from bridge.transfer import (
+    DEFAULT_LIMITS,
+    MAX_DENOM,
+    Limits,
+    Packet,
+    Status,
+    compute_flow,
+    compute_returning_denom,
+    compute_wrapped_denom,
+    is_chain_id,
+)
+from chains.bank import apply_burn, apply_mint, apply_transfer, get_balance, get_supply
+from chains.crypto import module_address
+from chains.encoding import JSONValue
+from chains.errors import EncodingError, InvalidArgument, InvalidProof, UnknownMethod
+from chains.lightclient import ConsensusState, get_client_state, get_consensus_state, verify_event
+from chains.module import (
+    MAX_AMOUNT,
+    BlockInfo,
+    TxContext,
+    arg_address,
+    arg_amount,
+    arg_denom,
+    arg_int,
+    arg_str,
+)
+from chains.state import State
+from chains.types import Event, EventProof
+
+__all__ = ["BridgeModule", "PathConfig", "escrow_address", "get_path"]
+
+DEFAULT_MAX_BUNDLES = 512
+DEFAULT_QUEUE_CAPACITY = 256
+DEFAULT_TIMEOUT = 10_000
+"""Heights past the destination's last known height, when a sender gives no timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathConfig:
+    """A registered counterparty."""
+
+    remote_chain: str
+    """The counterparty's chain id (also the path's name)."""
+    client_id: str
+    """This chain's light client of the counterparty."""
+    remote_module: str
+    """Name of the bridge module on the counterparty: only its events are accepted."""
+    limits: Limits
+    """Default outflow limits for every denom on this path."""
+    paused: bool
+    """True while governance has paused this path."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "remote_chain": self.remote_chain,
+            "client_id": self.client_id,
+            "remote_module": self.remote_module,
+            "limits": self.limits.to_json(),
+            "paused": self.paused,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> PathConfig:
+        return cls(
+            d["remote_chain"],
+            d["client_id"],
+            d["remote_module"],
+            Limits.from_json(d["limits"]),
+            d["paused"],
+        )
+
+
+def escrow_address(remote_chain: str) -> str:
+    """The module account holding what was locked towards ``remote_chain``."""
+    return module_address("bridge", "escrow", remote_chain)
+
+
+def get_path(state: State, remote_chain: str) -> PathConfig:
+    raw = state.get(f"bridge/path/{remote_chain}")
+    if raw is None:
+        raise UnknownPath(remote_chain)
+    return PathConfig.from_json(raw)
+
+
+def get_limits(state: State, path: PathConfig, denom: str) -> Limits:
+    raw = state.get(f"bridge/limit/{path.remote_chain}/{denom}")
+    return path.limits if raw is None else Limits.from_json(raw)
+
+
+def _arg_limits(args: Mapping[str, Any], base: Limits) -> Limits:
+    """Limits from optional args, each defaulting to ``base``."""
+    vals = {}
+    for name, lo in (("cap", 1), ("window", 1), ("delay_threshold", 0), ("delay", 0)):
+        vals[name] = arg_int(args, name, lo, MAX_AMOUNT) if name in args else getattr(base, name)
+    limits = Limits(**vals)
+    if limits.delay_threshold > limits.cap:
+        # a queued amount above the cap could never execute: refuse the config instead
+        raise InvalidArgument("delay_threshold", "must not exceed cap")
+    return limits
+
+
+def _arg_chain_id(args: Mapping[str, Any], name: str) -> str:
+    v = args.get(name)
+    if not is_chain_id(v):
+        raise InvalidArgument(name, "expected a chain id: a letter then [A-Za-z0-9._-], max 64")
+    return v
+
+
+class _Verifier:
+    """Proof checks for one call: consensus states are read once per (client, height)."""
+
+    __slots__ = ("_cons", "now", "state")
+
+    def __init__(self, state: State, now: int) -> None:
+        self.state = state
+        self.now = now
+        self._cons: dict[tuple[str, int], ConsensusState] = {}
+
+    def verify(self, client_id: str, proof: EventProof) -> None:
+        key = (client_id, proof.height)
+        cs = self._cons.get(key)
+        if cs is None:
+            cs = get_consensus_state(self.state, client_id, proof.height)
+            self._cons[key] = cs
+        if proof.tree_size != cs.event_count:
+            raise InvalidProof(
+                f"tree size {proof.tree_size} is not the {cs.event_count} events of height "
+                f"{proof.height}"
+            )
+        # the kernel check: client active (not frozen, not expired), non-zero root, path
+        verify_event(
+            self.state, client_id, proof.height, proof.event, proof.index, proof.proof, self.now
+        )
+
+
+class BridgeModule:
+    """The lock-mint bridge (see the module docstring)."""
+
+    name = "bridge"
+
+    def __init__(
+        self,
+        *,
+        max_bundles: int = DEFAULT_MAX_BUNDLES,
+        queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
+        default_timeout: int = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.max_bundles = max_bundles
+        self.queue_capacity = queue_capacity
+        self.default_timeout = default_timeout
+        self._escrows: dict[str, str] = {}
+
+    def _escrow(self, remote: str) -> str:
+        addr = self._escrows.get(remote)
+        if addr is None:
+            addr = self._escrows[remote] = escrow_address(remote)
+        return addr
+
+    # --- module protocol ------------------------------------------------------------
+    def init_genesis(self, state: State, genesis: Mapping[str, Any]) -> None:
+        # paths need light clients, which only exist after genesis: governance adds them
+        unknown = set(genesis) - {"paused"}
+        if unknown:
+            raise InvalidArgument("bridge genesis", f"unknown keys {sorted(unknown)}")
+        if genesis.get("paused"):
+            state.set("bridge/paused", True)
+
+    def deliver(self, ctx: TxContext, method: str, args: Mapping[str, Any]) -> None:
+        handler = self._METHODS.get(method)
+        if handler is None:
+            raise UnknownMethod(self.name, method)
+        handler(self, ctx, args)
+
+    # --- governance -------------------------------------------------------------------
+    def _check_client(self, state: State, client_id: str, remote: str) -> None:
+        tracked = get_client_state(state, client_id).chain_id
+        if tracked != remote:
+            raise ClientChainMismatch(client_id, remote, tracked)
+
+    def register_path(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        ctx.require_authority("register a bridge path")
+        remote = _arg_chain_id(args, "remote_chain")
+        if remote == ctx.block.chain_id:
+            raise InvalidArgument("remote_chain", "a chain cannot bridge to itself")
+        if f"bridge/path/{remote}" in ctx.state:
+            raise PathExists(remote)
+        client_id = arg_str(args, "client_id", 64)
+        self._check_client(ctx.state, client_id, remote)
+        module = args.get("remote_module", "bridge")
+        if not is_chain_id(module):
+            raise InvalidArgument("remote_module", "expected a module name")
+        path = PathConfig(remote, client_id, module, _arg_limits(args, DEFAULT_LIMITS), False)
+        ctx.state.set(f"bridge/path/{remote}", path.to_json())
+        ctx.emit("path_registered", path.to_json())
+
+    def update_path(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        ctx.require_authority("change a bridge path")
+        path = get_path(ctx.state, _arg_chain_id(args, "remote_chain"))
+        if "client_id" in args:
+            client_id = arg_str(args, "client_id", 64)
+            self._check_client(ctx.state, client_id, path.remote_chain)
+            path = replace(path, client_id=client_id)
+        if "remote_module" in args:
+            module = args["remote_module"]
+            if not is_chain_id(module):
+                raise InvalidArgument("remote_module", "expected a module name")
+            path = replace(path, remote_module=module)
+        path = replace(path, limits=_arg_limits(args, path.limits))
+        ctx.state.set(f"bridge/path/{path.remote_chain}", path.to_json())
+        ctx.emit("path_updated", path.to_json())
+
+    def set_limits(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        """Limits for one denom of a path (``denom`` given) or the path's default."""
+        ctx.require_authority("change bridge limits")
+        path = get_path(ctx.state, _arg_chain_id(args, "remote_chain"))
+        if "denom" not in args:
+            path = replace(path, limits=_arg_limits(args, path.limits))
+            ctx.state.set(f"bridge/path/{path.remote_chain}", path.to_json())
+            ctx.emit("limits_set", {"remote_chain": path.remote_chain, "denom": "*"})
+            return
+        denom = arg_denom(args)
+        limits = _arg_limits(args, get_limits(ctx.state, path, denom))
+        ctx.state.set(f"bridge/limit/{path.remote_chain}/{denom}", limits.to_json())
+        ctx.emit("limits_set", {"remote_chain": path.remote_chain, "denom": denom})
+
+    def _set_paused(self, ctx: TxContext, args: Mapping[str, Any], paused: bool) -> None:
+        ctx.require_authority("pause or unpause the bridge")
+        if "remote_chain" in args:
+            path = get_path(ctx.state, _arg_chain_id(args, "remote_chain"))
+            ctx.state.set(
+                f"bridge/path/{path.remote_chain}", replace(path, paused=paused).to_json()
+            )
+            target = path.remote_chain
+        else:
+            if paused:
+                ctx.state.set("bridge/paused", True)
+            else:
+                ctx.state.delete("bridge/paused")
+            target = "*"
+        ctx.emit("paused" if paused else "unpaused", {"remote_chain": target})
+
+    def pause(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        self._set_paused(ctx, args, True)
+
+    def unpause(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        self._set_paused(ctx, args, False)
+
+    @staticmethod
+    def _check_open(state: State, path: PathConfig) -> None:
+        if state.get("bridge/paused"):
+            raise BridgePaused("*")
+        if path.paused:
+            raise BridgePaused(path.remote_chain)
+
+    # --- sending ----------------------------------------------------------------------
+    def lock(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        """Send ``denom`` to ``dest_chain``: escrow it, or burn it if it is a wrapped
+        denom going home (so it is never wrapped twice)."""
+        self._send(ctx, args, _arg_chain_id(args, "dest_chain"), burn_only=False)
+
+    def burn(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        """Send a wrapped denom home to its origin chain."""
+        denom = arg_denom(args)
+        origin = ctx.state.get(f"bridge/wrapped/{denom}")
+        if origin is None:
+            raise NotWrapped(denom)
+        self._send(ctx, args, origin["path"], burn_only=True)
+
+    def _send(self, ctx: TxContext, args: Mapping[str, Any], dest: str, burn_only: bool) -> None:
+        state, own = ctx.state, ctx.block.chain_id
+        path = get_path(state, dest)
+        self._check_open(state, path)
+        denom = arg_denom(args)
+        amount = arg_amount(args)
+        recipient = arg_address(args, "recipient")
+        known = get_client_state(state, path.client_id).latest_height
+        if "timeout_height" in args:
+            timeout = arg_int(args, "timeout_height", 1, MAX_AMOUNT)
+        else:
+            timeout = known + self.default_timeout
+        if timeout <= known:
+            raise TimeoutInPast(timeout, known)
+        if get_supply(state, denom) == 0:
+            raise UnknownDenom(denom)  # Qubit: nothing to escrow, nothing may be emitted
+        origin = state.get(f"bridge/wrapped/{denom}")
+        kind = "burn" if origin is not None and origin["path"] == dest else "escrow"
+        if kind == "escrow":
+            if burn_only:
+                raise NotWrapped(denom)
+            wrapped = compute_wrapped_denom(own, denom)
+            if len(wrapped) > MAX_DENOM:
+                raise DenomTooLong(wrapped, MAX_DENOM)
+        # the nonce and the commitment are recorded before any balance moves
+        seq_key = f"bridge/seq/{dest}"
+        nonce: int = state.get(seq_key, 1)
+        state.set(seq_key, nonce + 1)
+        packet = Packet(own, dest, nonce, ctx.sender, recipient, denom, amount, timeout)
+        attrs = packet.to_json()
+        state.set(f"bridge/sent/{dest}/{nonce}", {"packet": attrs, "kind": kind, "status": "sent"})
+        if kind == "escrow":
+            escrow = self._escrow(dest)
+            before = get_balance(state, escrow, denom)
+            apply_transfer(state, ctx.sender, escrow, denom, amount)
+            got = get_balance(state, escrow, denom) - before
+            if got != amount:  # Qubit: an event only for funds really escrowed
+                raise EscrowMismatch(denom, amount, got)
+            ctx.emit("locked", attrs)
+        else:
+            before = get_supply(state, denom)
+            apply_burn(state, ctx.sender, denom, amount)
+            got = before - get_supply(state, denom)
+            if got != amount:
+                raise EscrowMismatch(denom, amount, got)
+            ctx.emit("burned", attrs)
+
+    # --- receiving --------------------------------------------------------------------
+    def mint(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        self._receive(ctx, args, "locked")
+
+    def release(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        self._receive(ctx, args, "burned")
+
+    def refund(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        self._receive(ctx, args, "expired")
+
+    def _receive(self, ctx: TxContext, args: Mapping[str, Any], event_name: str) -> None:
+        bundles = args.get("bundles")
+        if not isinstance(bundles, list) or not 0 < len(bundles) <= self.max_bundles:
+            raise InvalidArgument("bundles", f"expected a list of 1..{self.max_bundles} proofs")
+        state = ctx.state
+        verifier = _Verifier(state, ctx.block.time)
+        paths: dict[str, PathConfig] = {}
+        for i, raw in enumerate(bundles):
+            try:
+                proof = EventProof.from_json(raw)
+            except EncodingError as exc:
+                raise MalformedBundle(i, str(exc)) from None
+            remote = proof.chain_id
+            path = paths.get(remote)
+            if path is None:
+                path = paths[remote] = get_path(state, remote)
+                self._check_open(state, path)
+            expected = f"{path.remote_module}.{event_name}"
+            if proof.event.type != expected:
+                raise ForeignEvent(expected, proof.event.type)
+            verifier.verify(path.client_id, proof)
+            packet = Packet.from_attributes(proof.event.attributes)
+            if event_name == "expired":
+                self._refund(ctx, path, packet)
+            else:
+                self._deliver(ctx, path, packet, event_name)
+
+    def _deliver(self, ctx: TxContext, path: PathConfig, packet: Packet, event_name: str) -> None:
+        state, block, remote = ctx.state, ctx.block, path.remote_chain
+        if packet.src_chain != remote:
+            raise WrongPath(remote, packet.src_chain)
+        if packet.dst_chain != block.chain_id:
+            raise WrongDestination(block.chain_id, packet.dst_chain)
+        recv_key = f"bridge/recv/{remote}/{packet.nonce}"
+        status = state.get(recv_key)
+        if status is not None:
+            raise AlreadyProcessed(remote, packet.nonce, status)
+        if block.height >= packet.timeout_height:
+            state.set(recv_key, Status.EXPIRED.value)
+            ctx.emit("expired", packet.to_json())
+            return
+        amount = packet.amount
+        if event_name == "locked":
+            action = "mint"
+            denom = compute_wrapped_denom(remote, packet.denom)
+            if len(denom) > MAX_DENOM:
+                raise MalformedPacket("denom", f"wrapped name longer than {MAX_DENOM}")
+            wrapped_key = f"bridge/wrapped/{denom}"
+            if wrapped_key not in state:
+                if get_supply(state, denom):
+                    raise DenomCollision(denom)
+                state.set(wrapped_key, {"path": remote, "base": packet.denom})
+            if get_supply(state, denom) + amount > MAX_AMOUNT:
+                raise MalformedPacket("amount", f"supply of {denom} would exceed {MAX_AMOUNT}")
+        else:
+            action = "release"
+            base = compute_returning_denom(block.chain_id, packet.denom)
+            if base is None:
+                raise MalformedPacket("denom", f"{packet.denom!r} did not originate here")
+            denom = base
+            have = get_balance(state, self._escrow(remote), denom)
+            if have < amount:
+                raise EscrowShortfall(remote, denom, have, amount)
+        limits = get_limits(state, path, denom)
+        if limits.is_delayed(amount):
+            if amount > limits.cap:
+                raise RateLimited(remote, denom, 0, amount, limits.cap)
+            queue: list[Any] = list(state.get("bridge/queue", ()))
+            if len(queue) >= self.queue_capacity:
+                raise QueueFull(self.queue_capacity)
+            state.set(recv_key, Status.QUEUED.value)
+            ready = block.height + limits.delay
+            queue.append([ready, remote, packet.nonce, action, packet.recipient, denom, amount])
+            state.set("bridge/queue", queue)
+            ctx.emit(
+                "queued",
+                {
+                    "src_chain": remote,
+                    "nonce": packet.nonce,
+                    "ready_height": ready,
+                    "denom": denom,
+                    "amount": amount,
+                },
+            )
+            return
+        flow_key = f"bridge/flow/{remote}/{denom}"
+        flow = compute_flow(
+            state.get(flow_key), block.height, limits, amount, remote_chain=remote, denom=denom
+        )
+        state.set(recv_key, Status.DELIVERED.value)  # before any balance moves
+        state.set(flow_key, list(flow))
+        self._pay(state, remote, action, packet.recipient, denom, amount)
+        ctx.emit(
+            "minted" if action == "mint" else "released",
+            {
+                "src_chain": remote,
+                "nonce": packet.nonce,
+                "recipient": packet.recipient,
+                "denom": denom,
+                "amount": amount,
+            },
+        )
+
+    def _pay(
+        self, state: State, remote: str, action: str, recipient: str, denom: str, amount: int
+    ) -> None:
+        if action == "mint":
+            apply_mint(state, recipient, denom, amount)
+        else:
+            apply_transfer(state, self._escrow(remote), recipient, denom, amount)
+
+    def _refund(self, ctx: TxContext, path: PathConfig, packet: Packet) -> None:
+        state, own, remote = ctx.state, ctx.block.chain_id, path.remote_chain
+        if packet.src_chain != own:
+            raise WrongDestination(own, packet.src_chain)
+        if packet.dst_chain != remote:
+            raise WrongPath(remote, packet.dst_chain)
+        sent_key = f"bridge/sent/{remote}/{packet.nonce}"
+        sent = state.get(sent_key)
+        if sent is None:
+            raise UnknownTransfer(remote, packet.nonce)
+        if sent["status"] != Status.SENT.value:
+            raise AlreadyProcessed(remote, packet.nonce, sent["status"])
+        if sent["packet"] != packet.to_json():
+            raise PacketMismatch(remote, packet.nonce)
+        denom, amount = packet.denom, packet.amount
+        flow_key = f"bridge/flow/{remote}/{denom}"
+        flow = compute_flow(
+            state.get(flow_key),
+            ctx.block.height,
+            get_limits(state, path, denom),
+            amount,
+            remote_chain=remote,
+            denom=denom,
+        )
+        state.set(sent_key, {**sent, "status": Status.REFUNDED.value})  # before funds move
+        state.set(flow_key, list(flow))
+        if sent["kind"] == "escrow":
+            escrow = self._escrow(remote)
+            have = get_balance(state, escrow, denom)
+            if have < amount:
+                raise EscrowShortfall(remote, denom, have, amount)
+            apply_transfer(state, escrow, packet.sender, denom, amount)
+        else:
+            apply_mint(state, packet.sender, denom, amount)
+        ctx.emit(
+            "refunded",
+            {
+                "dst_chain": remote,
+                "nonce": packet.nonce,
+                "sender": packet.sender,
+                "denom": denom,
+                "amount": amount,
+            },
+        )
+
+    # --- the delay queue ---------------------------------------------------------------
+    def end_block(self, block: BlockInfo, state: State) -> list[Event]:
+        queue = state.get("bridge/queue")
+        if not queue or state.get("bridge/paused"):
+            return []
+        keep: list[Any] = []
+        events: list[Event] = []
+        for item in queue:
+            ready, remote, nonce, action, recipient, denom, amount = item
+            path = get_path(state, remote)
+            if ready > block.height or path.paused:
+                keep.append(item)
+                continue
+            flow_key = f"bridge/flow/{remote}/{denom}"
+            try:
+                flow = compute_flow(
+                    state.get(flow_key), block.height, get_limits(state, path, denom), amount
+                )
+            except RateLimited:
+                keep.append(item)  # waits for a window with room
+                continue
+            # end_block has no rollback: check everything before the first write
+            if action == "release":
+                if get_balance(state, self._escrow(remote), denom) < amount:
+                    keep.append(item)
+                    continue
+            elif get_supply(state, denom) + amount > MAX_AMOUNT:
+                keep.append(item)
+                continue
+            state.set(f"bridge/recv/{remote}/{nonce}", Status.DELIVERED.value)
+            state.set(flow_key, list(flow))
+            self._pay(state, remote, action, recipient, denom, amount)
+            events.append(
+                Event(
+                    "bridge.minted" if action == "mint" else "bridge.released",
+                    {
+                        "src_chain": remote,
+                        "nonce": nonce,
+                        "recipient": recipient,
+                        "denom": denom,
+                        "amount": amount,
+                    },
+                )
+            )
+        if len(keep) != len(queue):
+            if keep:
+                state.set("bridge/queue", keep)
+            else:
+                state.delete("bridge/queue")
+        return events
+
+    # --- queries ----------------------------------------------------------------------
+    def query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
+        if path == "paths":
+            return [v for _, v in state.items("bridge/path/")]
+        if path == "paused":
+            return bool(state.get("bridge/paused"))
+        if path == "queue":
+            return list(state.get("bridge/queue", ()))
+        if path == "wrapped":
+            return state.get(f"bridge/wrapped/{arg_denom(args)}")
+        remote = _arg_chain_id(args, "remote_chain")
+        if path == "path":
+            return get_path(state, remote).to_json()
+        if path == "escrow_address":
+            return escrow_address(remote)
+        if path == "next_nonce":
+            return state.get(f"bridge/seq/{remote}", 1)
+        if path == "limits":
+            return get_limits(state, get_path(state, remote), arg_denom(args)).to_json()
+        if path in ("sent", "received"):
+            nonce = arg_int(args, "nonce", 1)
+            key = "sent" if path == "sent" else "recv"
+            return state.get(f"bridge/{key}/{remote}/{nonce}")
+        raise InvalidArgument("path", f"bridge has no query {path!r}")
+
+    _METHODS: ClassVar[Mapping[str, Callable[..., None]]] = {
+        "register_path": register_path,
+        "update_path": update_path,
+        "set_limits": set_limits,
+        "pause": pause,
+        "unpause": unpause,
+        "lock": lock,
+        "burn": burn,
+        "mint": mint,
+        "release": release,
+        "refund": refund,
+    }

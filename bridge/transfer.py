@@ -1,0 +1,256 @@
+"""The lock-mint transfer protocol as plain data and pure functions (no state, no clock).
+
+A **packet** is what a source bridge commits to in its ``bridge.locked`` or
+``bridge.burned`` event and what a destination bridge acts on once the event is proven:
+
+    src_chain, dst_chain, nonce      (path, nonce) names the transfer; used at most once
+    sender, recipient                addresses on the source / destination
+    denom, amount                    the denom as named on the source; amount > 0
+    timeout_height                   a destination height: deliverable while below it
+
+**Denom tracing** (as ICS-20 does it): a denom that arrives over the path from chain S is
+minted as ``S/<denom as named on S>``. The name is one-to-one: one wrapped denom per
+(path, source denom). Sending a wrapped denom back over the path it came from burns it,
+and the origin releases the original from escrow, so a round trip never wraps twice:
+``usd`` → ``chain-a/usd`` on B → ``usd`` on A. Sent onwards to C it becomes
+``chain-b/chain-a/usd`` there, backed by B's escrow, not A's.
+
+**A transfer's life** is an explicit state machine (:class:`Status`):
+``SENT → DELIVERED``, ``SENT → QUEUED → DELIVERED`` (a large transfer waits out a delay),
+or ``SENT → EXPIRED → REFUNDED`` (the destination passed the timeout before delivery and
+recorded the expiry; the source proves it and refunds). ``DELIVERED`` and ``REFUNDED``
+are final and exclusive.
+
+**Outflow limits**: funds leaving a bridge (mint, release, refund) are capped per
+(path, local denom) per fixed window of ``window`` heights. Fixed windows are cheap and
+exact per window; a burst across a boundary may move up to twice the cap in ``window``
+consecutive heights, which is why large transfers also wait in a delay queue.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, TypeGuard
+
+from bridge.errors import MalformedPacket, RateLimited
+from chains.encoding import JSONValue, canonical
+from chains.module import MAX_AMOUNT, is_denom
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "MAX_DENOM",
+    "PACKET_KEYS",
+    "Limits",
+    "Packet",
+    "Status",
+    "compute_flow",
+    "compute_returning_denom",
+    "compute_wrapped_denom",
+    "is_chain_id",
+    "is_conserved",
+    "next_status",
+]
+
+MAX_DENOM = 128
+MAX_CHAIN_ID = 64
+PACKET_KEYS = frozenset(
+    {"src_chain", "dst_chain", "nonce", "sender", "recipient", "denom", "amount", "timeout_height"}
+)
+_HEX = frozenset("0123456789abcdef")
+_CHAIN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def is_chain_id(v: object) -> TypeGuard[str]:
+    """A chain id a path may name: a letter, then ``[A-Za-z0-9._-]``; never a ``/``, so a
+    wrapped denom's first segment is always exactly one chain id."""
+    return (
+        isinstance(v, str)
+        and 0 < len(v) <= MAX_CHAIN_ID
+        and v[0].isascii()
+        and v[0].isalpha()
+        and all(c in _CHAIN_ID_CHARS for c in v)
+    )
+
+
+def _is_address(v: object) -> bool:
+    return isinstance(v, str) and len(v) == 40 and all(c in _HEX for c in v)
+
+
+def _is_int(v: object, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One cross-chain transfer, as the source committed to it."""
+
+    src_chain: str
+    """Chain that locked or burned."""
+    dst_chain: str
+    """Chain that mints or releases."""
+    nonce: int
+    """Per-path sequence number on the source, from 1."""
+    sender: str
+    """Address that paid on the source (and gets a refund)."""
+    recipient: str
+    """Address paid on the destination."""
+    denom: str
+    """Denom as named on the source chain."""
+    amount: int
+    """Amount, > 0."""
+    timeout_height: int
+    """Destination height from which the transfer can no longer be delivered."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "src_chain": self.src_chain,
+            "dst_chain": self.dst_chain,
+            "nonce": self.nonce,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "denom": self.denom,
+            "amount": self.amount,
+            "timeout_height": self.timeout_height,
+        }
+
+    @property
+    def hash(self) -> bytes:
+        return sha256(canonical(self.to_json())).digest()
+
+    @classmethod
+    def from_attributes(cls, attrs: Mapping[str, Any]) -> Packet:
+        """Parse a proven event's attributes. Untrusted even when proven: the remote
+        bridge is trusted to follow the protocol, not to be free of bugs."""
+        if attrs.keys() != PACKET_KEYS:
+            extra = sorted(set(attrs) - PACKET_KEYS)
+            missing = sorted(PACKET_KEYS - set(attrs))
+            raise MalformedPacket("*", f"unexpected keys {extra} / missing keys {missing}")
+        src, dst = attrs["src_chain"], attrs["dst_chain"]
+        if not is_chain_id(src):
+            raise MalformedPacket("src_chain", "expected a chain id")
+        if not is_chain_id(dst):
+            raise MalformedPacket("dst_chain", "expected a chain id")
+        nonce, amount, timeout = attrs["nonce"], attrs["amount"], attrs["timeout_height"]
+        if not _is_int(nonce, 1, MAX_AMOUNT):
+            raise MalformedPacket("nonce", "expected a positive integer")
+        if not _is_int(amount, 1, MAX_AMOUNT):
+            raise MalformedPacket("amount", f"expected an integer in [1, {MAX_AMOUNT}]")
+        if not _is_int(timeout, 1, MAX_AMOUNT):
+            raise MalformedPacket("timeout_height", "expected a positive integer")
+        sender, recipient, denom = attrs["sender"], attrs["recipient"], attrs["denom"]
+        if not _is_address(sender):
+            raise MalformedPacket("sender", "expected an address")
+        if not _is_address(recipient):
+            raise MalformedPacket("recipient", "expected an address")
+        if not is_denom(denom):
+            raise MalformedPacket("denom", "expected a denom")
+        return cls(src, dst, nonce, sender, recipient, denom, amount, timeout)
+
+
+# --- denom tracing --------------------------------------------------------------------
+
+
+def compute_wrapped_denom(src_chain: str, denom: str) -> str:
+    """The local name of ``denom`` arriving from ``src_chain`` (may exceed MAX_DENOM;
+    the sender checks before it locks)."""
+    return f"{src_chain}/{denom}"
+
+
+def compute_returning_denom(own_chain: str, denom: str) -> str | None:
+    """The local denom a burned ``denom`` releases here, or None if it did not come from
+    this chain (the remote side names our assets ``<own_chain>/<local denom>``)."""
+    prefix = own_chain + "/"
+    if denom.startswith(prefix) and is_denom(denom[len(prefix) :]):
+        return denom[len(prefix) :]
+    return None
+
+
+# --- a transfer's life ----------------------------------------------------------------
+
+
+class Status(enum.Enum):
+    """Where one transfer (path, nonce) is. DELIVERED and REFUNDED are final, exclusive."""
+
+    SENT = "sent"
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+_TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.SENT: frozenset({Status.QUEUED, Status.DELIVERED, Status.EXPIRED}),
+    Status.QUEUED: frozenset({Status.DELIVERED}),
+    Status.EXPIRED: frozenset({Status.REFUNDED}),
+    Status.DELIVERED: frozenset(),
+    Status.REFUNDED: frozenset(),
+}
+
+
+def next_status(current: Status, target: Status) -> Status:
+    """The one function that moves a transfer; refuses every other move."""
+    if target not in _TRANSITIONS[current]:
+        raise ValueError(f"a transfer cannot go from {current.value} to {target.value}")
+    return target
+
+
+# --- outflow limits ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Outflow rules of one (path, denom)."""
+
+    cap: int
+    """Most that may leave per window (mint + release + refund)."""
+    window: int
+    """Window length in heights (windows are ``height // window``)."""
+    delay_threshold: int
+    """Transfers of at least this amount wait in the queue (0: never)."""
+    delay: int
+    """Heights a queued transfer waits before it executes."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "cap": self.cap,
+            "window": self.window,
+            "delay_threshold": self.delay_threshold,
+            "delay": self.delay,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Limits:
+        return cls(d["cap"], d["window"], d["delay_threshold"], d["delay"])
+
+    def is_delayed(self, amount: int) -> bool:
+        return 0 < self.delay_threshold <= amount
+
+
+DEFAULT_LIMITS = Limits(cap=MAX_AMOUNT, window=100, delay_threshold=0, delay=0)
+
+
+def compute_flow(
+    record: tuple[int, int] | None,
+    height: int,
+    limits: Limits,
+    amount: int,
+    *,
+    remote_chain: str = "",
+    denom: str = "",
+) -> tuple[int, int]:
+    """The (window, used) record after ``amount`` leaves at ``height``; raises
+    :class:`RateLimited` if that would exceed the cap."""
+    window = height // limits.window
+    used = record[1] if record is not None and record[0] == window else 0
+    if used + amount > limits.cap:
+        raise RateLimited(remote_chain, denom, used, amount, limits.cap)
+    return window, used + amount
+
+
+def is_conserved(escrowed: int, wrapped_supply: int, in_flight: int) -> bool:
+    """Invariant I1 for one (path, origin denom): what the origin holds in escrow is
+    exactly what exists wrapped on the other side plus what is on its way."""
+    return escrowed == wrapped_supply + in_flight and min(escrowed, wrapped_supply) >= 0
