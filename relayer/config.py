@@ -1,0 +1,461 @@
+"""TOML configuration of chains and devnets, validated by pydantic at the edge.
+
+Two kinds of file:
+
+* a **chain file** (``interlock chain start --config configs/chain-a.toml``): one chain
+  run as its own process, with its data dir, RPC address and bus URL;
+* a **devnet file** (``interlock devnet --config configs/devnet.toml``): several chains in
+  one process, sharing one bus.
+
+Every error is one line that names the file, the key path and what was expected, e.g.
+``configs/chain-a.toml: rpc.port: expected a number less than or equal to 65535, got 70000``,
+and raises :class:`~chains.errors.ConfigError`. A file is converted to core types
+(:class:`ChainSettings` with its :class:`~chains.chain.Genesis` and keys) at once; nothing
+past this module sees pydantic.
+
+Devnet keys (validators, the well-known accounts ``alice``, ``bob``...) derive from
+``seed`` exactly as :func:`chains.devnet.build_devnet` derives them, so a chain started
+from a chain file and the same chain inside a devnet file have the same genesis. Never put
+real funds on devnet keys. Relative paths are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from chains.chain import Genesis
+from chains.crypto import PrivateKey
+from chains.devnet import DEFAULT_ACCOUNTS, DEFAULT_BALANCE, DEFAULT_DENOMS, build_devnet
+from chains.encoding import MAX_INT
+from chains.errors import ConfigError, InterlockError
+from chains.module import is_denom
+from chains.types import ValidatorSet
+from relayer.rpc import RpcLimits
+
+__all__ = [
+    "ChainConfig",
+    "ChainSettings",
+    "DevnetConfig",
+    "RpcSettings",
+    "load_chain_config",
+    "load_devnet_config",
+    "parse_chain_config",
+    "parse_devnet_config",
+]
+
+DEFAULT_SEED = "interlock-devnet"
+_RPC_DEFAULTS = RpcLimits()
+
+
+# --- field types ------------------------------------------------------------------------
+
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    rx = re.compile(pattern)
+
+    def check(v: str) -> str:
+        if not rx.fullmatch(v):
+            raise ValueError(f"expected {what}")
+        return v
+
+    return AfterValidator(check)
+
+
+def _denom(v: str) -> str:
+    if not is_denom(v):
+        raise ValueError("expected a denom: a letter then 1..127 of [A-Za-z0-9/:._-]")
+    return v
+
+
+def _host(v: str) -> str:
+    try:
+        ipaddress.ip_address(v)
+        return v
+    except ValueError:
+        pass
+    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", v):
+        raise ValueError("expected an IP address or a host name")
+    return v
+
+
+def _bus_url(v: str) -> str:
+    from relayer.bus import BadBusUrl, parse_bus_url  # the bus owns its URL grammar
+
+    try:
+        parse_bus_url(v)
+    except BadBusUrl as exc:
+        raise ValueError(f"expected a bus URL ({exc.reason})") from None
+    return v
+
+
+ChainId = Annotated[str, _matching(r"[A-Za-z0-9_-]{1,64}", "a chain id: 1..64 of [A-Za-z0-9_-]")]
+AccountName = Annotated[
+    str, _matching(r"[a-z][a-z0-9_-]{0,31}", "an account name: a-z then up to 31 of [a-z0-9_-]")
+]
+Address = Annotated[str, _matching(r"[0-9a-f]{40}", "an address: 40 lowercase hex digits")]
+KeySeed = Annotated[
+    str, _matching(r"[0-9a-f]{64}", "a 32-byte ed25519 seed as 64 lowercase hex digits")
+]
+Denom = Annotated[str, AfterValidator(_denom)]
+Host = Annotated[str, AfterValidator(_host)]
+BusUrl = Annotated[str, AfterValidator(_bus_url)]
+Seed = Annotated[str, Field(min_length=1, max_length=128)]
+Amount = Annotated[int, Field(ge=1, le=MAX_INT, strict=True)]
+Interval = Annotated[float, Field(gt=0, le=3600)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class RpcModel(_Model):
+    """``[rpc]``: where the node serves its JSON RPC."""
+
+    host: Host = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535, strict=True)]
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024, strict=True)] = (
+        _RPC_DEFAULTS.max_body_bytes
+    )
+    max_batch: Annotated[int, Field(ge=1, le=100_000, strict=True)] = _RPC_DEFAULTS.max_batch
+    commit_timeout: Interval = _RPC_DEFAULTS.commit_timeout
+
+
+class BusModel(_Model):
+    """``[bus]``: ``memory://`` or ``mqtt[s]://host[:port][?options]``."""
+
+    url: BusUrl = "memory://"
+
+
+class ValidatorsModel(_Model):
+    """``[validators]``: ``count`` keys derived from the seed, or explicit ``keys``."""
+
+    count: Annotated[int, Field(ge=1, le=128, strict=True)] = 4
+    keys: list[KeySeed] | None = Field(default=None, min_length=1, max_length=128)
+    power: Annotated[int, Field(ge=1, le=2**40, strict=True)] = 10
+
+
+class GenesisModel(_Model):
+    """``[genesis]``: time, native denom, funded devnet accounts and extra balances."""
+
+    time: Annotated[int, Field(ge=0, le=MAX_INT, strict=True)] = 0
+    denom: Denom | None = None
+    accounts: list[AccountName] = Field(default=list(DEFAULT_ACCOUNTS), max_length=1000)
+    balance: Amount = DEFAULT_BALANCE
+    balances: dict[Address, dict[Denom, Amount]] = Field(default_factory=dict)
+
+
+class _ChainCommon(_Model):
+    chain_id: ChainId
+    max_block_txs: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 10_000
+    mempool_capacity: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 20_000
+    validators: ValidatorsModel = ValidatorsModel()
+    genesis: GenesisModel = GenesisModel()
+
+
+class ChainFileModel(_ChainCommon):
+    """A chain file: one chain as its own process."""
+
+    data_dir: Annotated[str, Field(min_length=1, max_length=4096)]
+    seed: Seed = DEFAULT_SEED
+    block_interval: Interval = 1.0
+    rpc: RpcModel
+    bus: BusModel = BusModel()
+
+
+class DevnetChainModel(_ChainCommon):
+    """One ``[[chains]]`` entry of a devnet file (seed and interval are the devnet's)."""
+
+    rpc: RpcModel | None = None
+
+
+class DevnetFileModel(_Model):
+    """A devnet file: several chains in one process on one bus."""
+
+    seed: Seed = DEFAULT_SEED
+    block_interval: Interval = 1.0
+    data_dir: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    bus: BusModel = BusModel()
+    chains: list[DevnetChainModel] = Field(min_length=1, max_length=32)
+
+
+# --- core values ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RpcSettings:
+    """Where and how a node serves RPC."""
+
+    host: str
+    """Address to bind (127.0.0.1 by default)."""
+    port: int
+    """TCP port; 0 picks a free one (printed at start)."""
+    limits: RpcLimits
+    """Request limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSettings:
+    """Everything needed to run one chain, as core values."""
+
+    genesis: Genesis
+    """The chain's genesis (deterministic from the config)."""
+    validator_keys: tuple[PrivateKey, ...]
+    """Signing keys of the validators this process runs (devnet: all of them)."""
+    accounts: Mapping[str, PrivateKey]
+    """Well-known funded accounts by name, plus ``gov``."""
+    denom: str
+    """The native denom."""
+    block_interval: float
+    """Seconds between blocks."""
+    max_block_txs: int
+    """Most transactions per block."""
+    mempool_capacity: int
+    """Most transactions waiting."""
+    rpc: RpcSettings | None
+    """RPC server, if any."""
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    def store_path(self, data_dir: Path) -> Path:
+        return data_dir / f"{self.chain_id}.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainConfig:
+    """A chain file, converted."""
+
+    source: Path
+    """The file it came from."""
+    chain: ChainSettings
+    """The chain."""
+    data_dir: Path
+    """Where its SQLite block store lives."""
+    bus_url: str
+    """Where it publishes headers and events."""
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetConfig:
+    """A devnet file, converted."""
+
+    source: Path
+    """The file it came from."""
+    chains: tuple[ChainSettings, ...]
+    """The chains, in file order."""
+    data_dir: Path | None
+    """Where the block stores live (``None``: a fresh temporary directory)."""
+    bus_url: str
+    """The bus all chains publish to."""
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+def _loc(parts: Sequence[int | str]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    msg = re.sub(r"^(Input|String|List|Dictionary|Value) should (be|have) ", "expected ", msg)
+    msg = msg.replace("expected greater", "expected a number greater").replace(
+        "expected less", "expected a number less"
+    )
+    return f"{msg}, got {_shown(err.get('input'))}"
+
+
+def _config_error(source: Path | str, exc: ValidationError) -> ConfigError:
+    errors = exc.errors()
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ConfigError(f"{source}: {_loc(first['loc'])}: {_describe(first)}{more}")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8") from None
+
+
+# --- conversion -------------------------------------------------------------------------
+
+
+def _chain_settings(
+    source: Path | str,
+    where: str,
+    m: _ChainCommon,
+    *,
+    seed: str,
+    block_interval: float,
+    rpc: RpcModel | None,
+    default_denom: str,
+) -> ChainSettings:
+    def fail(key: str, reason: str) -> ConfigError:
+        return ConfigError(f"{source}: {where}{key}: {reason}")
+
+    g = m.genesis
+    if len(set(g.accounts)) != len(g.accounts):
+        dup = next(a for a in g.accounts if g.accounts.count(a) > 1)
+        raise fail("genesis.accounts", f"account {dup!r} is listed twice")
+    if "gov" in g.accounts:
+        raise fail("genesis.accounts", "'gov' is the chain's governance account, always funded")
+    denom = g.denom or default_denom
+    try:
+        d = build_devnet(
+            [m.chain_id],
+            seed=seed,
+            validators=m.validators.count,
+            accounts=g.accounts,
+            denoms={m.chain_id: denom},
+            balance=g.balance,
+            genesis_time=g.time,
+        )[0]
+    except (ValueError, InterlockError) as exc:
+        raise fail("genesis", str(exc)) from None
+
+    keys = d.validator_keys
+    if m.validators.keys is not None:
+        if "count" in m.validators.model_fields_set:
+            raise fail("validators.count", "give either count or keys, not both")
+        if len(set(m.validators.keys)) != len(m.validators.keys):
+            raise fail("validators.keys", "a key is listed twice")
+        keys = tuple(PrivateKey.from_seed(bytes.fromhex(k)) for k in m.validators.keys)
+    vals = ValidatorSet.of([(k.public_key, m.validators.power) for k in keys])
+
+    balances: dict[str, dict[str, int]] = {
+        addr: dict(coins) for addr, coins in d.genesis.app_state["bank"]["balances"].items()
+    }
+    for addr, coins in g.balances.items():
+        balances.setdefault(addr, {}).update(coins)
+    supply: dict[str, int] = {}
+    for coins in balances.values():
+        for dn, amount in coins.items():
+            supply[dn] = supply.get(dn, 0) + amount
+            if supply[dn] > MAX_INT:
+                raise fail("genesis.balances", f"total supply of {dn} exceeds {MAX_INT}")
+    app_state = dict(d.genesis.app_state)
+    app_state["bank"] = {"balances": balances}
+    genesis = dataclasses.replace(d.genesis, validators=vals, app_state=app_state)
+    return ChainSettings(
+        genesis=genesis,
+        validator_keys=keys,
+        accounts=d.accounts,
+        denom=denom,
+        block_interval=block_interval,
+        max_block_txs=m.max_block_txs,
+        mempool_capacity=m.mempool_capacity,
+        rpc=None
+        if rpc is None
+        else RpcSettings(
+            rpc.host,
+            rpc.port,
+            RpcLimits(
+                max_body_bytes=rpc.max_body_bytes,
+                max_batch=rpc.max_batch,
+                commit_timeout=rpc.commit_timeout,
+            ),
+        ),
+    )
+
+
+def parse_chain_config(data: Mapping[str, Any], source: Path | str = "<config>") -> ChainConfig:
+    """Validate a chain file's contents and convert them (raises ConfigError)."""
+    try:
+        m = ChainFileModel.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(source, exc) from None
+    chain = _chain_settings(
+        source,
+        "",
+        m,
+        seed=m.seed,
+        block_interval=m.block_interval,
+        rpc=m.rpc,
+        default_denom=DEFAULT_DENOMS[0],
+    )
+    return ChainConfig(Path(source), chain, Path(m.data_dir), m.bus.url)
+
+
+def parse_devnet_config(data: Mapping[str, Any], source: Path | str = "<config>") -> DevnetConfig:
+    """Validate a devnet file's contents and convert them (raises ConfigError)."""
+    try:
+        m = DevnetFileModel.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(source, exc) from None
+    seen: dict[str, int] = {}
+    ports: dict[tuple[str, int], int] = {}
+    chains = []
+    for i, c in enumerate(m.chains):
+        if c.chain_id in seen:
+            raise ConfigError(
+                f"{source}: chains[{i}].chain_id: {c.chain_id!r} is already "
+                f"chains[{seen[c.chain_id]}]"
+            )
+        seen[c.chain_id] = i
+        if c.rpc is not None and c.rpc.port:
+            other = ports.setdefault((c.rpc.host, c.rpc.port), i)
+            if other != i:
+                raise ConfigError(
+                    f"{source}: chains[{i}].rpc.port: {c.rpc.port} is already chains[{other}]'s"
+                )
+        chains.append(
+            _chain_settings(
+                source,
+                f"chains[{i}].",
+                c,
+                seed=m.seed,
+                block_interval=m.block_interval,
+                rpc=c.rpc,
+                default_denom=DEFAULT_DENOMS[i % len(DEFAULT_DENOMS)],
+            )
+        )
+    data_dir = None if m.data_dir is None else Path(m.data_dir)
+    return DevnetConfig(Path(source), tuple(chains), data_dir, m.bus.url)
+
+
+def load_chain_config(path: str | Path) -> ChainConfig:
+    """Read, validate and convert a chain file (raises ConfigError, one line)."""
+    p = Path(path)
+    return parse_chain_config(_read_toml(p), p)
+
+
+def load_devnet_config(path: str | Path) -> DevnetConfig:
+    """Read, validate and convert a devnet file (raises ConfigError, one line)."""
+    p = Path(path)
+    return parse_devnet_config(_read_toml(p), p)

@@ -1,0 +1,182 @@
+"""Config files: every shipped one loads; every bad key is one line naming file and key."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chains.devnet import build_devnet
+from chains.errors import ConfigError
+from relayer.config import (
+    load_chain_config,
+    load_devnet_config,
+    parse_chain_config,
+    parse_devnet_config,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SHIPPED = sorted(CONFIGS.glob("*.toml"))
+
+
+def test_there_are_shipped_configs() -> None:
+    names = {p.name for p in SHIPPED}
+    assert {"chain-a.toml", "chain-b.toml", "devnet.toml", "devnet-3.toml"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_every_shipped_config_loads(path: Path) -> None:
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    if "chains" in raw:
+        devnet = load_devnet_config(path)
+        assert len(devnet.chains) >= 2
+        assert all(c.rpc is None or c.rpc.host == "127.0.0.1" for c in devnet.chains)
+    else:
+        cfg = load_chain_config(path)
+        assert cfg.chain.rpc is not None
+        assert cfg.chain.rpc.host == "127.0.0.1"
+        assert cfg.chain.chain_id in path.name
+
+
+def test_chain_files_and_devnet_files_define_the_same_chains() -> None:
+    devnet = {c.chain_id: c for c in load_devnet_config(CONFIGS / "devnet-3.toml").chains}
+    reference = {d.chain_id: d for d in build_devnet(["chain-a", "chain-b", "chain-c"])}
+    for name in ("chain-a", "chain-b"):
+        single = load_chain_config(CONFIGS / f"{name}.toml").chain
+        assert single.genesis.hash == devnet[name].genesis.hash
+        assert single.genesis.hash == reference[name].genesis.hash  # `interlock devnet`
+    assert devnet["chain-c"].genesis.hash == reference["chain-c"].genesis.hash
+
+
+CHAIN: dict[str, Any] = {
+    "chain_id": "chain-a",
+    "data_dir": "/tmp/x",
+    "rpc": {"port": 26657},
+    "bus": {"url": "mqtt://127.0.0.1:1883"},
+    "validators": {"count": 4},
+    "genesis": {"denom": "usd", "accounts": ["alice"], "balances": {}},
+}
+
+
+def _set(d: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(d)
+    *parents, last = path.split(".")
+    node = out
+    for p in parents:
+        node = node.setdefault(p, {})
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+_DELETE = object()
+
+BAD_CHAIN = [
+    ("chain_id", _DELETE, "chain_id", "missing required key"),
+    ("chain_id", "chain a!", "chain_id", "expected a chain id"),
+    ("chain_id", 7, "chain_id", "expected a valid string"),
+    ("data_dir", "", "data_dir", "at least 1 character"),
+    ("rpc", _DELETE, "rpc", "missing required key"),
+    ("rpc.port", 70000, "rpc.port", "less than or equal to 65535"),
+    ("rpc.port", -1, "rpc.port", "greater than or equal to 0"),
+    ("rpc.port", "26657", "rpc.port", "expected a valid integer"),
+    ("rpc.host", "not a host!", "rpc.host", "IP address or a host name"),
+    ("rpc.max_batch", 0, "rpc.max_batch", "greater than or equal to 1"),
+    ("rpc.extra", 1, "rpc.extra", "unknown key"),
+    ("bus.url", "http://x", "bus.url", "mqtt"),
+    ("bus.url", "mqtt://", "bus.url", "host"),
+    ("bus.url", "mqtt://h:99999", "bus.url", "port"),
+    ("block_interval", 0, "block_interval", "greater than 0"),
+    ("block_interval", "fast", "block_interval", "valid number"),
+    ("seed", "", "seed", "at least 1 character"),
+    ("validators.count", 0, "validators.count", "greater than or equal to 1"),
+    ("validators.keys", ["zz"], "validators.keys[0]", "64 lowercase hex"),
+    ("validators.keys", ["ab" * 32], "validators.count", "either count or keys"),
+    ("genesis.denom", "1x", "genesis.denom", "expected a denom"),
+    ("genesis.accounts", ["alice", "alice"], "genesis.accounts", "listed twice"),
+    ("genesis.accounts", ["Alice"], "genesis.accounts[0]", "account name"),
+    ("genesis.accounts", ["gov"], "genesis.accounts", "governance"),
+    ("genesis.balance", 0, "genesis.balance", "greater than or equal to 1"),
+    ("genesis.balance", 2**63, "genesis.balance", "less than or equal to"),
+    ("genesis.balances", {"xyz": {"usd": 1}}, "genesis.balances.xyz.[key]", "address"),
+    ("genesis.balances", {"ab" * 20: {"usd": -5}}, "genesis.balances." + "ab" * 20, "greater"),
+    ("genesis.balances", {"ab" * 20: {"usd": 2**63 - 1}}, "genesis.balances", "supply of usd"),
+    ("genesis.time", -1, "genesis.time", "greater than or equal to 0"),
+    ("genesis.nonsense", 1, "genesis.nonsense", "unknown key"),
+    ("mempool_capacity", 0, "mempool_capacity", "greater than or equal to 1"),
+    ("color", "blue", "color", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "loc", "expect"), BAD_CHAIN)
+def test_bad_chain_key_is_one_line_naming_file_and_key(
+    path: str, value: Any, loc: str, expect: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_chain_config(_set(CHAIN, path, value), "configs/x.toml")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"configs/x.toml: {loc}"), msg
+    assert expect in msg, msg
+
+
+DEVNET: dict[str, Any] = {
+    "bus": {"url": "memory://"},
+    "chains": [
+        {"chain_id": "chain-a", "rpc": {"port": 26670}},
+        {"chain_id": "chain-b", "rpc": {"port": 26671}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "loc", "expect"),
+    [
+        (lambda d: d.update(chains=[]), "chains", "at least 1 item"),
+        (lambda d: d.pop("chains"), "chains", "missing required key"),
+        (lambda d: d["chains"][1].update(chain_id="chain-a"), "chains[1].chain_id", "already"),
+        (lambda d: d["chains"][1]["rpc"].update(port=26670), "chains[1].rpc.port", "already"),
+        (lambda d: d["chains"][0].update(seed="x"), "chains[0].seed", "unknown key"),
+        (lambda d: d["chains"][1]["rpc"].update(port=1e3), "chains[1].rpc.port", "integer"),
+        (lambda d: d.update(bus={"url": "memory://x"}), "bus.url", "no host"),
+        (lambda d: d.update(block_interval=-1), "block_interval", "greater than 0"),
+    ],
+)
+def test_bad_devnet_key_is_one_line_naming_file_and_key(mutate: Any, loc: str, expect: str) -> None:
+    data = copy.deepcopy(DEVNET)
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        parse_devnet_config(data, "configs/d.toml")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"configs/d.toml: {loc}"), msg
+    assert expect in msg, msg
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: no such config file"):
+        load_chain_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('chain_id = "a"\nrpc = {port = }\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML: .*line 2"):
+        load_chain_config(bad)
+    bad.write_bytes(b'chain_id = "\xff"\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: invalid TOML"):
+        load_chain_config(bad)
+
+
+def test_explicit_validator_keys_and_extra_balances() -> None:
+    data = _set(CHAIN, "validators", {"keys": ["01" * 32, "02" * 32], "power": 5})
+    data = _set(data, "genesis.balances", {"ab" * 20: {"usd": 5, "gold": 7}})
+    cfg = parse_chain_config(data, "x.toml")
+    assert len(cfg.chain.validator_keys) == 2
+    assert cfg.chain.genesis.validators.total_power == 10
+    bank = cfg.chain.genesis.app_state["bank"]["balances"]
+    assert bank["ab" * 20] == {"usd": 5, "gold": 7}
+    assert bank[cfg.chain.accounts["alice"].address] == {"usd": 10**12}
