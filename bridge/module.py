@@ -90,6 +90,7 @@ from chains.crypto import module_address
 from chains.encoding import JSONValue
 from chains.errors import EncodingError, InvalidArgument, InvalidProof, UnknownMethod
 from chains.lightclient import ConsensusState, get_client_state, get_consensus_state, verify_event
+from chains.merkle import verify_inclusion
 from chains.module import (
     MAX_AMOUNT,
     BlockInfo,
@@ -183,7 +184,14 @@ def _arg_chain_id(args: Mapping[str, Any], name: str) -> str:
 
 
 class _Verifier:
-    """Proof checks for one call: consensus states are read once per (client, height)."""
+    """Proof checks for one call.
+
+    The first bundle at a (client, height) goes through the kernel's ``verify_event``
+    (client not frozen, not expired, consensus state stored, non-zero root, audit path).
+    Later bundles at the same height only need their audit path against the same root:
+    nothing in a bridge call can change a light client, so the rest cannot change
+    between bundles of one call.
+    """
 
     __slots__ = ("_cons", "now", "state")
 
@@ -197,16 +205,27 @@ class _Verifier:
         cs = self._cons.get(key)
         if cs is None:
             cs = get_consensus_state(self.state, client_id, proof.height)
+            self._check_size(proof, cs)
+            verify_event(
+                self.state, client_id, proof.height, proof.event, proof.index, proof.proof, self.now
+            )
             self._cons[key] = cs
+            return
+        self._check_size(proof, cs)
+        if not verify_inclusion(
+            proof.event.leaf(), proof.index, cs.event_count, proof.proof, cs.event_root
+        ):
+            raise InvalidProof(
+                f"event {proof.index} does not verify against root at height {proof.height}"
+            )
+
+    @staticmethod
+    def _check_size(proof: EventProof, cs: ConsensusState) -> None:
         if proof.tree_size != cs.event_count:
             raise InvalidProof(
                 f"tree size {proof.tree_size} is not the {cs.event_count} events of height "
                 f"{proof.height}"
             )
-        # the kernel check: client active (not frozen, not expired), non-zero root, path
-        verify_event(
-            self.state, client_id, proof.height, proof.event, proof.index, proof.proof, self.now
-        )
 
 
 class BridgeModule:
