@@ -23,6 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from chains.devnet import DevnetChain, base_modules, build_devnet
+from chains.node import Node, SQLiteBlockStore
+from chains.types import Tx
+
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_CONF = ROOT / "configs" / "mosquitto.conf"
 BROKER_FIXTURES = {"mqtt_url", "own_mosquitto"}
@@ -154,3 +158,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.broker)
+
+
+# --- chains for publisher/subscriber tests ---------------------------------------------
+
+
+def devnet_chain(chain_id: str = "chain-a", seed: str = "bus-tests") -> DevnetChain:
+    [dc] = build_devnet([chain_id], seed=seed)
+    return dc
+
+
+def open_node(dc: DevnetChain, data_dir: Path, *, interval: float = 0.02) -> Node:
+    """A node on SQLite in ``data_dir``; ``async with`` it to produce blocks."""
+    store = SQLiteBlockStore(data_dir / f"{dc.chain_id}.sqlite3")
+    return Node.open(dc.genesis, base_modules, dc.validator_keys, store, block_interval=interval)
+
+
+def transfer(dc: DevnetChain, nonce: int, amount: int = 1, sender: str = "alice") -> Tx:
+    to = dc.accounts["bob"].address
+    return Tx.create(
+        dc.accounts[sender],
+        dc.chain_id,
+        nonce,
+        "bank",
+        "transfer",
+        {"to": to, "denom": dc.denom, "amount": amount},
+    )

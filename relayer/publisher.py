@@ -1,0 +1,273 @@
+"""The block publisher: a node's committed blocks onto the bus, every height, in order.
+
+For each height the publisher sends, at QoS 1, the ``headers`` message and then the
+block's ``events`` message(s) (see :mod:`relayer.wire`); every ``status_every`` heights,
+and at start and stop, it refreshes the retained ``status`` topic.
+
+It never skips a height. It remembers the next height to send; when the node's
+subscription overflows (:class:`~chains.node.SubscriptionLagged`: the bus was slow or
+down), or a block arrives ahead of that height, it re-reads the missing heights from the
+node's store. Publishing blocks while the broker is down (``MqttBus.publish`` waits for
+the reconnection), so an outage ends in a catch-up from the store, not in a gap.
+
+Up to ``window`` publishes are in flight at once (about 50 is aiomqtt's sweet spot).
+Shutdown closes the input (the node subscription), lets in-flight publishes finish
+within a bounded time, and never cancels a task inside aiomqtt's ``publish`` unless that
+bound runs out (see MEASURED: such a cancel can hang).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time as _time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+from chains.node import Subscription, SubscriptionLagged
+from chains.types import Block, ValidatorSet
+from relayer.bus import Bus, BusClosed, LastWill
+from relayer.wire import (
+    encode_events,
+    encode_header,
+    encode_status,
+    events_topic,
+    headers_topic,
+    status_topic,
+)
+
+__all__ = ["BlockSource", "Publisher", "status_will"]
+
+log = logging.getLogger("interlock.publisher")
+
+
+class BlockSource(Protocol):
+    """What the publisher needs of a node (:class:`chains.node.Node` is one)."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    @property
+    def height(self) -> int: ...
+
+    def subscribe(self, maxsize: int = 4096) -> Subscription: ...
+
+    def unsubscribe(self, sub: Subscription) -> None: ...
+
+    def get_block(self, height: int) -> Block | None: ...
+
+    def get_validators(self, height: int) -> ValidatorSet | None: ...
+
+
+def status_will(chain_id: str) -> LastWill:
+    """The retained status topic of a chain's publisher, for the bus connection's will."""
+    return LastWill(
+        status_topic(chain_id),
+        online=encode_status(chain_id, "online", None, None),
+        offline=encode_status(chain_id, "offline", None, None),
+    )
+
+
+class Publisher:
+    """``async with Publisher(node, bus):`` publishes until the node stops or exit."""
+
+    def __init__(
+        self,
+        node: BlockSource,
+        bus: Bus,
+        *,
+        from_height: int | None = None,
+        window: int = 50,
+        queue: int = 1024,
+        status_every: int = 10,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        if window < 1 or queue < 1 or status_every < 1:
+            raise ValueError("window, queue and status_every must be >= 1")
+        self.node = node
+        self.bus = bus
+        self.chain_id = node.chain_id
+        self.from_height = from_height
+        """First height to publish; default: the node's head when started (or 1)."""
+        self.window = window
+        self.queue = queue
+        self.status_every = status_every
+        self.stop_timeout = stop_timeout
+        self.next_height = 0
+        """The next height to send (every lower one has been handed to the bus)."""
+        self.published_height = 0
+        """The highest height whose messages (and all before) the bus acknowledged."""
+        self.messages = 0
+        """Messages acknowledged by the bus."""
+        self.catch_ups = 0
+        """Times the publisher re-read heights from the store."""
+        self.on_sent: Callable[[int], None] | None = None
+        """Called with a height once all its messages are acknowledged (benchmarks)."""
+        self._inflight: collections.deque[tuple[asyncio.Future[None], int]] = collections.deque()
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- lifecycle --------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _is_stopping(self) -> bool:
+        return self._stopping
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._sub = self.node.subscribe(self.queue)  # before reading the head: no gap
+            self._task = asyncio.create_task(self.run(), name=f"publisher:{self.chain_id}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Close the input, finish in-flight publishes (bounded), publish ``offline``."""
+        self._stopping = True
+        if self._sub is not None:
+            self.node.unsubscribe(self._sub)
+        task, self._task = self._task, None
+        if task is None:
+            return
+        done, _ = await asyncio.wait({task}, timeout=self.stop_timeout + 2)
+        if not done:
+            log.warning("%s: publisher did not stop in time; cancelling it", self.chain_id)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 2)
+        elif not task.cancelled() and (exc := task.exception()) is not None:
+            if isinstance(exc, BusClosed):
+                log.info("%s: publisher ended: the bus was closed first", self.chain_id)
+            else:
+                raise exc
+
+    async def wait_published(self, height: int) -> None:
+        """Return once every height up to ``height`` was acknowledged (tests, tools)."""
+        while self.published_height < height:
+            if self._task is not None and self._task.done():
+                raise RuntimeError(f"publisher stopped at height {self.published_height}")
+            await asyncio.sleep(0.005)
+
+    # --- the loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        sub = self._sub if self._sub is not None else self.node.subscribe(self.queue)
+        self._sub = sub
+        start = self.from_height or max(1, self.node.height)
+        self.next_height = start
+        self.published_height = start - 1
+        await self._status("online")
+        try:
+            await self._catch_up(self.node.height)
+            while not self._is_stopping():
+                try:
+                    block = await sub.__anext__()
+                except SubscriptionLagged:
+                    log.info("%s: publisher lagged; re-reading from the store", self.chain_id)
+                    self.node.unsubscribe(sub)
+                    sub = self._sub = self.node.subscribe(self.queue)
+                    if self._is_stopping():
+                        break
+                    await self._catch_up(self.node.height)
+                    continue
+                except StopAsyncIteration:
+                    break
+                if block.height < self.next_height:
+                    continue
+                if block.height > self.next_height:
+                    await self._catch_up(block.height - 1)
+                vals = self.node.get_validators(block.height)
+                if vals is None:
+                    log.error("%s: no validator set stored for %d", self.chain_id, block.height)
+                    continue
+                await self._send(block, vals)
+        finally:
+            await self._drain()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._status("offline"), self.stop_timeout)
+
+    async def _catch_up(self, upto: int) -> None:
+        if self.next_height <= upto:
+            self.catch_ups += 1
+        while self.next_height <= upto:
+            h = self.next_height
+            block, vals = self.node.get_block(h), self.node.get_validators(h)
+            if block is None or vals is None:
+                log.error("%s: height %d missing from the store", self.chain_id, h)
+                return
+            await self._send(block, vals)
+
+    async def _send(self, block: Block, vals: ValidatorSet) -> None:
+        h = block.height
+        cid = self.chain_id
+        msgs = [(headers_topic(cid), encode_header(block, vals))]
+        msgs += [(events_topic(cid), p) for p in encode_events(block)]
+        for i, (topic, payload) in enumerate(msgs):
+            fut = asyncio.ensure_future(self.bus.publish(topic, payload, qos=1))
+            self._inflight.append((fut, h if i == len(msgs) - 1 else 0))
+            while len(self._inflight) >= self.window:
+                await self._settle_oldest()
+        self.next_height = h + 1
+        if h % self.status_every == 0:
+            payload = self._status_payload("online")
+            fut = asyncio.ensure_future(
+                self.bus.publish(status_topic(cid), payload, qos=1, retain=True)
+            )
+            self._inflight.append((fut, 0))
+        self._settle_done()
+
+    async def _settle_oldest(self) -> None:
+        fut, h = self._inflight[0]
+        await asyncio.shield(fut)  # a cancelled publisher must not cancel the publish
+        self._inflight.popleft()
+        self._acknowledged(fut, h)
+
+    def _settle_done(self) -> None:
+        while self._inflight and self._inflight[0][0].done():
+            fut, h = self._inflight.popleft()
+            self._acknowledged(fut, h)
+
+    def _acknowledged(self, fut: asyncio.Future[None], h: int) -> None:
+        fut.result()  # a BusClosed or BadTopic ends the publisher
+        self.messages += 1
+        if h:
+            self.published_height = h
+            if self.on_sent is not None:
+                self.on_sent(h)
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        futs = [f for f, _ in self._inflight]
+        _, pending = await asyncio.wait(futs, timeout=self.stop_timeout)
+        if pending:
+            log.warning(
+                "%s: %d publishes unacknowledged at stop (resent on next start from the store)",
+                self.chain_id,
+                len(pending),
+            )
+        for f in pending:
+            f.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            self._settle_done()
+        finally:
+            self._inflight.clear()
+
+    def _status_payload(self, state: Literal["online", "offline"]) -> bytes:
+        height = max(self.published_height, self.next_height - 1) or None
+        return encode_status(self.chain_id, state, height, int(_time.time() * 1000))
+
+    async def _status(self, state: Literal["online", "offline"]) -> None:
+        payload = self._status_payload(state)
+        await self.bus.publish(status_topic(self.chain_id), payload, qos=1, retain=True)

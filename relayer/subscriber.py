@@ -1,0 +1,509 @@
+"""A verifying subscriber: one chain's committed blocks from the bus, trusted on proof only.
+
+The bus may drop, duplicate, reorder and forge. For each height, in order and exactly
+once, the subscriber yields a :class:`VerifiedBlock` whose header
+
+* links to the last verified one (``prev_hash``, height + 1, later time),
+* is signed by more than 2/3 of the voting power of a validator set whose hash is the
+  ``next_validators_hash`` of the last verified header (so validator-set changes are
+  followed, never taken from the bus on faith),
+
+and whose events each prove against the header's ``event_root`` (RFC 6962, tree size
+``event_count``). A height missing from the bus — a lost header, lost events, or a tail
+nobody published — is fetched through a :class:`~relayer.handle.ChainHandle` and put
+through the same checks. A payload that fails any check is counted in
+``stats.rejected`` by error class and changes nothing.
+
+Trust starts from a :class:`TrustedState`: the genesis (``TrustedState.from_genesis``),
+one configured by the operator, or — when none is given — the chain's own header at the
+height of the first header seen, read through the handle (the RPC is the chain; the bus
+is anyone).
+
+The checks are plain functions (``validate_*``, ``apply_header``) over plain data; the
+class around them only does I/O and bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from chains.chain import Genesis
+from chains.consensus import verify_commit
+from chains.errors import ConsensusError
+from chains.merkle import merkle_root, verify_inclusion
+from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
+from relayer.bus import Bus, BusMessage, BusSubscription
+from relayer.handle import ChainHandle
+from relayer.wire import (
+    BadEventProof,
+    BlockEvents,
+    ChainStatus,
+    SignedHeader,
+    UntrustedHeader,
+    WireError,
+    WrongChain,
+    chain_filter,
+    decode,
+)
+
+__all__ = [
+    "ChainSubscriber",
+    "SubscriberStats",
+    "TrustedState",
+    "VerifiedBlock",
+    "apply_header",
+    "trusted_state_from_handle",
+    "validate_block_events",
+    "validate_event",
+    "validate_next_header",
+    "validate_self_signed",
+]
+
+log = logging.getLogger("interlock.subscriber")
+
+
+# --- pure core ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedState:
+    """What the subscriber believes about a chain: its last verified header."""
+
+    chain_id: str
+    """The chain."""
+    height: int
+    """Height of the last verified header (0: the genesis)."""
+    header_hash: bytes
+    """Its hash (the genesis hash at 0): the next header's ``prev_hash``."""
+    time: int
+    """Its time, Unix ms: the next header's time must be later."""
+    next_validators_hash: bytes
+    """Hash of the set that must sign the next header."""
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis) -> TrustedState:
+        return cls(genesis.chain_id, 0, genesis.hash, genesis.time, genesis.validators.hash)
+
+    @classmethod
+    def after(cls, header: Header) -> TrustedState:
+        return cls(
+            header.chain_id, header.height, header.hash, header.time, header.next_validators_hash
+        )
+
+
+def validate_self_signed(sh: SignedHeader) -> None:
+    """The carried set hashes to ``validators_hash`` and >2/3 of it signed the header.
+
+    Says nothing about whether that set is the chain's: only :func:`validate_next_header`
+    does. Used to refuse garbage before spending an RPC call on it.
+    """
+    h = sh.header
+    if sh.validators.hash != h.validators_hash:
+        raise UntrustedHeader(h.chain_id, h.height, "validator set does not match its hash")
+    try:
+        verify_commit(h, sh.commit, sh.validators)
+    except ConsensusError as exc:
+        raise UntrustedHeader(h.chain_id, h.height, str(exc)) from None
+
+
+def validate_next_header(trusted: TrustedState, sh: SignedHeader) -> None:
+    """Check that ``sh`` is the chain's header right after ``trusted``; changes nothing."""
+    h = sh.header
+    if h.chain_id != trusted.chain_id:
+        raise WrongChain(trusted.chain_id, h.chain_id)
+    if h.height != trusted.height + 1:
+        raise UntrustedHeader(h.chain_id, h.height, f"expected height {trusted.height + 1}")
+    if h.prev_hash != trusted.header_hash:
+        raise UntrustedHeader(h.chain_id, h.height, "prev_hash does not link to trusted header")
+    if h.time <= trusted.time:
+        raise UntrustedHeader(h.chain_id, h.height, "time does not increase")
+    if h.validators_hash != trusted.next_validators_hash:
+        raise UntrustedHeader(h.chain_id, h.height, "signed by another validator set")
+    validate_self_signed(sh)
+
+
+def apply_header(trusted: TrustedState, sh: SignedHeader) -> TrustedState:
+    """The state after accepting ``sh`` (validate first); checks nothing."""
+    return TrustedState.after(sh.header)
+
+
+def validate_event(header: Header, proof: EventProof) -> None:
+    """Check that ``proof.event`` is event ``proof.index`` of the block of ``header``."""
+    cid, height, i = header.chain_id, header.height, proof.index
+    if proof.chain_id != cid:
+        raise WrongChain(cid, proof.chain_id)
+    if proof.height != height:
+        raise BadEventProof(cid, height, i, f"proof is for height {proof.height}")
+    if proof.tree_size != header.event_count:
+        raise BadEventProof(cid, height, i, f"tree size is not event_count {header.event_count}")
+    if not verify_inclusion(proof.event.leaf(), i, proof.tree_size, proof.proof, header.event_root):
+        raise BadEventProof(cid, height, i, "audit path does not lead to event_root")
+
+
+def validate_block_events(header: Header, events: Sequence[Event]) -> None:
+    """Check a block's complete event list against its header (root and count)."""
+    if len(events) != header.event_count or merkle_root([e.leaf() for e in events]) != (
+        header.event_root
+    ):
+        raise BadEventProof(header.chain_id, header.height, -1, "events do not match event_root")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedBlock:
+    """A header that verified and all of its events, each proven."""
+
+    header: Header
+    """The verified header."""
+    commit: Commit
+    """Its commit."""
+    validators: ValidatorSet
+    """The validator set that signed it."""
+    events: tuple[Event, ...]
+    """All of the block's events, in ``event_root`` order."""
+    filled: bool
+    """True when (part of) the block came from the chain handle instead of the bus."""
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+
+@dataclass(slots=True)
+class SubscriberStats:
+    """Counters (mutable: the subscriber's one store of bookkeeping)."""
+
+    received: int = 0
+    """Bus messages read."""
+    verified: int = 0
+    """Blocks yielded."""
+    duplicates: int = 0
+    """Messages for heights already verified (QoS 1 is at least once)."""
+    filled: int = 0
+    """Heights (headers or events) fetched through the chain handle."""
+    fill_errors: int = 0
+    """Failed attempts to reach the chain handle."""
+    rejected: collections.Counter[str] = field(default_factory=collections.Counter)
+    """Rejected payloads by error class name."""
+    last_error: str = ""
+    """The last rejection, one line."""
+
+
+# --- the I/O shell --------------------------------------------------------------------
+
+
+async def trusted_state_from_handle(handle: ChainHandle, height: int) -> TrustedState:
+    """Trust the chain's own header at ``height``, after checking that it is self-signed."""
+    block, vals = await handle.get_block(height), await handle.get_validators(height)
+    if block is None or vals is None:
+        raise UntrustedHeader(handle.chain_id, height, "the chain has no block at this height")
+    sh = SignedHeader(block.header, block.commit, vals)
+    if block.header.chain_id != handle.chain_id:
+        raise WrongChain(handle.chain_id, block.header.chain_id)
+    validate_self_signed(sh)
+    return TrustedState.after(block.header)
+
+
+class ChainSubscriber:
+    """``async with ChainSubscriber(bus, handle) as sub: async for block in sub: ...``.
+
+    ``idle_timeout``: with no bus message for this long, ask the handle for the chain's
+    height and fill any tail (the bus may have lost the last messages, or be down).
+    ``max_pending``: verified heights held back waiting for events before new headers
+    from the bus are ignored (and later filled from the handle).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        handle: ChainHandle,
+        *,
+        trusted: TrustedState | None = None,
+        idle_timeout: float = 2.0,
+        max_pending: int = 1024,
+    ) -> None:
+        self.bus = bus
+        self.handle = handle
+        self.chain_id = handle.chain_id
+        if trusted is not None and trusted.chain_id != self.chain_id:
+            raise WrongChain(self.chain_id, trusted.chain_id)
+        self.trusted = trusted
+        self.idle_timeout = idle_timeout
+        self.max_pending = max_pending
+        self.stats = SubscriberStats()
+        self.status: ChainStatus | None = None
+        """The last status message (informational: unverified)."""
+        self._emitted = trusted.height if trusted is not None else 0
+        self._headers: dict[int, SignedHeader] = {}
+        self._got: dict[int, dict[int, Event]] = {}
+        self._filled: set[int] = set()
+        self._early: dict[int, list[BlockEvents]] = {}
+        self._ready: collections.deque[VerifiedBlock] = collections.deque()
+        self._sub: BusSubscription | None = None
+        self._ended = False
+
+    @property
+    def height(self) -> int:
+        """The last height yielded."""
+        return self._emitted
+
+    async def __aenter__(self) -> Self:
+        self._sub = self.bus.subscribe(chain_filter(self.chain_id), qos=1)
+        await self._sub.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._sub.aclose(), 5)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> VerifiedBlock:
+        if self._sub is None:
+            raise RuntimeError("use `async with ChainSubscriber(...)` first")
+        while not self._ready:
+            if self._ended:
+                raise StopAsyncIteration
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    msg = await self._sub.__anext__()
+            except TimeoutError:
+                await self._on_idle()
+                continue
+            except StopAsyncIteration:
+                self._ended = True
+                continue
+            await self.process(msg)
+        return self._ready.popleft()
+
+    # --- message handling -----------------------------------------------------------
+    async def process(self, msg: BusMessage) -> None:
+        """Handle one bus message; never raises for anything a message can contain."""
+        self.stats.received += 1
+        try:
+            item = decode(msg.topic, msg.payload)
+            if item.chain_id != self.chain_id:
+                raise WrongChain(self.chain_id, item.chain_id)
+            if isinstance(item, SignedHeader):
+                await self._on_header(item)
+            elif isinstance(item, BlockEvents):
+                await self._on_events(item)
+            else:
+                self.status = item
+        except WireError as exc:
+            self.stats.rejected[type(exc).__name__] += 1
+            self.stats.last_error = str(exc)
+            level = (
+                logging.WARNING if self.stats.rejected[type(exc).__name__] == 1 else logging.DEBUG
+            )
+            log.log(level, "%s: rejected bus payload on %s: %s", self.chain_id, msg.topic, exc)
+        await self._complete()
+
+    async def _on_header(self, sh: SignedHeader) -> None:
+        if self.trusted is None:
+            await self._anchor(sh)
+            return
+        h = sh.height
+        if h <= self.trusted.height:
+            self.stats.duplicates += 1
+            return
+        if self.trusted.height - self._emitted >= self.max_pending:
+            return  # held-back heights are stuck on the handle; the idle fill catches up
+        if h > self.trusted.height + 1:
+            validate_self_signed(sh)  # not worth an RPC call unless it is at least that
+            await self._fill_headers(h - 1)
+            if self.trusted.height != h - 1:
+                return  # the handle is unreachable; the idle fill will retry
+        validate_next_header(self.trusted, sh)
+        self._accept(sh)
+
+    async def _anchor(self, sh: SignedHeader) -> None:
+        """No trust yet: take the chain's own header at this height, if the bus agrees."""
+        validate_self_signed(sh)
+        try:
+            block = await self.handle.get_block(sh.height)
+            vals = await self.handle.get_validators(sh.height)
+        except Exception as exc:  # the handle is I/O: any failure means "not now"
+            self._fill_failed(sh.height, exc)
+            return
+        if block is None or vals is None:
+            raise UntrustedHeader(self.chain_id, sh.height, "the chain has no such block")
+        if block.header.hash != sh.header.hash:
+            raise UntrustedHeader(self.chain_id, sh.height, "differs from the chain's header")
+        self._anchor_on(block, vals)
+
+    def _anchor_on(self, block: Block, vals: ValidatorSet) -> None:
+        """Start trusting at ``block`` (read from the handle); it is the first yielded."""
+        own = SignedHeader(block.header, block.commit, vals)
+        if block.header.chain_id != self.chain_id:
+            raise WrongChain(self.chain_id, block.header.chain_id)
+        validate_self_signed(own)
+        validate_block_events(block.header, block.events)
+        h = block.height
+        self.trusted = TrustedState.after(block.header)
+        self._emitted = h - 1
+        self._headers[h] = own
+        self._got[h] = dict(enumerate(block.events))
+
+    def _accept(self, sh: SignedHeader) -> None:
+        assert self.trusted is not None
+        self.trusted = apply_header(self.trusted, sh)
+        h = sh.height
+        self._headers[h] = sh
+        self._got.setdefault(h, {})
+        for be in self._early.pop(h, []):
+            try:
+                self._take_events(sh, be)
+            except WireError as exc:
+                self.stats.rejected[type(exc).__name__] += 1
+                self.stats.last_error = str(exc)
+
+    async def _on_events(self, be: BlockEvents) -> None:
+        h = be.height
+        if h <= self._emitted:
+            self.stats.duplicates += 1
+            return
+        sh = self._headers.get(h)
+        if sh is None:
+            # Header not verified yet (reordered, or lost): keep a bounded few, unverified.
+            if h in self._early or len(self._early) < self.max_pending:
+                pending = self._early.setdefault(h, [])
+                if len(pending) < 64:
+                    pending.append(be)
+            return
+        self._take_events(sh, be)
+
+    def _take_events(self, sh: SignedHeader, be: BlockEvents) -> None:
+        """Verify every event of the message first, then record them: all or nothing."""
+        header = sh.header
+        if be.block_hash != header.hash:
+            raise BadEventProof(self.chain_id, be.height, -1, "events are for another block")
+        if be.event_count != header.event_count:
+            raise BadEventProof(self.chain_id, be.height, -1, "event_count differs from header")
+        for proof in be.proofs:
+            validate_event(header, proof)
+        got = self._got[be.height]
+        for proof in be.proofs:
+            got[proof.index] = proof.event
+
+    def _take_block(self, block: Block) -> None:
+        """Events of a block read from the handle, checked against the verified header."""
+        sh = self._headers[block.height]
+        if block.header.hash != sh.header.hash:
+            raise UntrustedHeader(self.chain_id, block.height, "the handle's block differs")
+        validate_block_events(sh.header, block.events)
+        self._got[block.height] = dict(enumerate(block.events))
+        self._filled.add(block.height)
+
+    async def _complete(self) -> None:
+        """Yield every complete height in order; fetch events that the bus lost."""
+        while self.trusted is not None:
+            h = self._emitted + 1
+            sh = self._headers.get(h)
+            if sh is None:
+                return
+            got = self._got[h]
+            if len(got) != sh.header.event_count:
+                if self.trusted.height < h + 1:
+                    return  # give the bus until the next header to deliver them
+                if not await self._fill_events(h):
+                    return
+                got = self._got[h]
+            events = tuple(got[i] for i in range(sh.header.event_count))
+            self._ready.append(
+                VerifiedBlock(sh.header, sh.commit, sh.validators, events, h in self._filled)
+            )
+            self.stats.verified += 1
+            self._emitted = h
+            del self._headers[h], self._got[h]
+            self._filled.discard(h)
+            for old in [k for k in self._early if k <= h]:
+                del self._early[old]
+
+    # --- filling gaps through the handle ----------------------------------------------
+    def _fill_failed(self, height: int, exc: BaseException) -> None:
+        self.stats.fill_errors += 1
+        level = logging.WARNING if self.stats.fill_errors == 1 else logging.DEBUG
+        log.log(level, "%s: cannot fetch height %d from the chain: %s", self.chain_id, height, exc)
+
+    async def _fill_events(self, height: int) -> bool:
+        try:
+            block = await self.handle.get_block(height)
+        except Exception as exc:
+            self._fill_failed(height, exc)
+            return False
+        if block is None:
+            return False
+        try:
+            self._take_block(block)
+        except WireError as exc:
+            log.error("%s: the chain handle served a bad block %d: %s", self.chain_id, height, exc)
+            self.stats.fill_errors += 1
+            return False
+        self.stats.filled += 1
+        return True
+
+    async def _fill_headers(self, upto: int) -> None:
+        """Verify heights ``trusted + 1 .. upto`` from the handle, in order."""
+        while self.trusted is not None and self.trusted.height < upto:
+            h = self.trusted.height + 1
+            try:
+                block = await self.handle.get_block(h)
+                vals = await self.handle.get_validators(h)
+            except Exception as exc:
+                self._fill_failed(h, exc)
+                return
+            if block is None or vals is None:
+                return
+            sh = SignedHeader(block.header, block.commit, vals)
+            try:
+                validate_next_header(self.trusted, sh)
+                validate_block_events(block.header, block.events)
+            except WireError as exc:
+                log.error("%s: the chain handle served a bad block %d: %s", self.chain_id, h, exc)
+                self.stats.fill_errors += 1
+                return
+            self._accept(sh)
+            self._got[h] = dict(enumerate(block.events))
+            self._filled.add(h)
+            self.stats.filled += 1
+            await self._complete()
+
+    async def _on_idle(self) -> None:
+        try:
+            latest = await self.handle.latest_height()
+        except Exception as exc:
+            self._fill_failed(self._emitted + 1, exc)
+            return
+        if self.trusted is None:
+            if latest < 1:
+                return
+            try:
+                block = await self.handle.get_block(latest)
+                vals = await self.handle.get_validators(latest)
+                if block is None or vals is None:
+                    return
+                self._anchor_on(block, vals)
+            except Exception as exc:
+                self._fill_failed(latest, exc)
+            await self._complete()
+            return
+        if latest > self.trusted.height:
+            await self._fill_headers(latest)
+        h = self._emitted + 1
+        if h in self._headers and len(self._got[h]) != self._headers[h].header.event_count:
+            await self._fill_events(h)
+        await self._complete()

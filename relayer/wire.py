@@ -1,0 +1,476 @@
+"""Bus payloads: topics, JSON shapes and their conversion to core types.
+
+``docs/wire.md`` is the contract for third parties; this module is its implementation.
+
+Topics (``{chain_id}`` is one topic level: ``[A-Za-z0-9_.-]{1,64}``)::
+
+    interlock/v1/chains/{chain_id}/headers   QoS 1   one per height: header, commit, signing set
+    interlock/v1/chains/{chain_id}/events    QoS 1   one or more per height: events with proofs
+    interlock/v1/chains/{chain_id}/status    QoS 1, retained: online/offline, last height
+
+Every payload is a UTF-8 JSON object with ``"v": 1`` and a ``"kind"``. Events are sent
+*with their RFC 6962 inclusion proofs* (not as a bare list to rebuild the tree from), so a
+consumer can check any single event against the header's ``event_root`` without the
+others; a block with many events is split over several ``events`` messages, each
+self-contained.
+
+Everything here treats input as hostile: a payload over :data:`MAX_PAYLOAD_BYTES` is
+refused before parsing; anything else that is not exactly the documented shape raises a
+:class:`WireError`. Decoding checks shape only — signatures and proofs are checked by
+:mod:`relayer.subscriber`, which raises the verification errors below.
+
+Errors::
+
+    InterlockError
+    └── WireError                 a bus payload was rejected (it changed nothing)
+        ├── PayloadTooLarge       over MAX_PAYLOAD_BYTES, refused unparsed
+        ├── UnknownTopic          not an interlock/v1 chain topic
+        ├── MalformedPayload      not JSON, or not the documented shape
+        ├── UnsupportedVersion    "v" is not 1
+        ├── WrongChain            payload of another chain than its topic / the subscriber's
+        ├── UntrustedHeader       commit or validator set does not verify
+        └── BadEventProof         an event does not prove against its verified header
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from chains.encoding import JSONValue, canonical
+from chains.errors import EncodingError, InterlockError
+from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "TOPIC_PREFIX",
+    "WIRE_VERSION",
+    "BadEventProof",
+    "BlockEvents",
+    "ChainStatus",
+    "MalformedPayload",
+    "PayloadTooLarge",
+    "SignedHeader",
+    "UnknownTopic",
+    "UnsupportedVersion",
+    "UntrustedHeader",
+    "WireError",
+    "WrongChain",
+    "all_chains_filter",
+    "chain_filter",
+    "decode",
+    "encode_events",
+    "encode_header",
+    "encode_status",
+    "event_proofs",
+    "events_topic",
+    "headers_topic",
+    "parse_topic",
+    "status_topic",
+]
+
+WIRE_VERSION = 1
+TOPIC_PREFIX = "interlock/v1"
+MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""Largest payload a receiver parses (a header with 256 validators is ~80 KB)."""
+EVENTS_CHUNK_BYTES = 1024 * 1024
+"""A publisher starts a new ``events`` message for a block past about this size."""
+MAX_EVENTS_PER_MESSAGE = 65_536
+
+CHAIN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+KINDS = ("headers", "events", "status")
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class WireError(InterlockError):
+    """A bus payload was rejected; nothing was changed by it."""
+
+
+class PayloadTooLarge(WireError):
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(f"payload of {size} bytes is over the {limit}-byte limit")
+
+
+class UnknownTopic(WireError):
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        super().__init__(f"not an interlock/v1 chain topic: {topic!r:.120}")
+
+
+class MalformedPayload(WireError):
+    def __init__(self, what: str, reason: str) -> None:
+        self.what, self.reason = what, reason
+        super().__init__(f"malformed {what} payload: {reason}")
+
+
+class UnsupportedVersion(WireError):
+    def __init__(self, got: object) -> None:
+        self.got = got
+        super().__init__(f"unsupported wire version {got!r:.40} (this reader speaks v1)")
+
+
+class WrongChain(WireError):
+    def __init__(self, expected: str, got: str) -> None:
+        self.expected, self.got = expected, got
+        super().__init__(f"payload is for chain {got!r}, expected {expected!r}")
+
+
+class UntrustedHeader(WireError):
+    def __init__(self, chain_id: str, height: int, reason: str) -> None:
+        self.chain_id, self.height, self.reason = chain_id, height, reason
+        super().__init__(f"header {chain_id}@{height} does not verify: {reason}")
+
+
+class BadEventProof(WireError):
+    def __init__(self, chain_id: str, height: int, index: int, reason: str) -> None:
+        self.chain_id, self.height, self.index, self.reason = chain_id, height, index, reason
+        super().__init__(f"event {index} of {chain_id}@{height} does not verify: {reason}")
+
+
+# --- topics ---------------------------------------------------------------------------
+
+
+def _check_chain_id(chain_id: str) -> str:
+    if not CHAIN_ID_RE.match(chain_id):
+        raise WrongChain("a chain id of [A-Za-z0-9_.-]{1,64}", chain_id)
+    return chain_id
+
+
+def headers_topic(chain_id: str) -> str:
+    return f"{TOPIC_PREFIX}/chains/{_check_chain_id(chain_id)}/headers"
+
+
+def events_topic(chain_id: str) -> str:
+    return f"{TOPIC_PREFIX}/chains/{_check_chain_id(chain_id)}/events"
+
+
+def status_topic(chain_id: str) -> str:
+    return f"{TOPIC_PREFIX}/chains/{_check_chain_id(chain_id)}/status"
+
+
+def chain_filter(chain_id: str) -> str:
+    """Every topic of one chain."""
+    return f"{TOPIC_PREFIX}/chains/{_check_chain_id(chain_id)}/+"
+
+
+def all_chains_filter() -> str:
+    return f"{TOPIC_PREFIX}/chains/+/+"
+
+
+def parse_topic(topic: str) -> tuple[str, str]:
+    """``interlock/v1/chains/{chain_id}/{kind}`` → ``(chain_id, kind)``."""
+    parts = topic.split("/")
+    if (
+        len(parts) != 5
+        or parts[0] != "interlock"
+        or parts[1] != "v1"
+        or parts[2] != "chains"
+        or parts[4] not in KINDS
+        or not CHAIN_ID_RE.match(parts[3])
+    ):
+        raise UnknownTopic(topic)
+    return parts[3], parts[4]
+
+
+# --- pydantic shapes (the edge) -------------------------------------------------------
+
+Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sig = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
+ChainId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Height = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class HeaderModel(_Model):
+    chain_id: ChainId
+    height: Height
+    time: Count
+    prev_hash: Hash
+    tx_root: Hash
+    tx_count: Count
+    event_root: Hash
+    event_count: Count
+    state_root: Hash
+    validators_hash: Hash
+    next_validators_hash: Hash
+    proposer: Hash
+
+
+class CommitSigModel(_Model):
+    validator: Hash
+    signature: Sig
+
+
+class CommitModel(_Model):
+    height: Height
+    block_hash: Hash
+    signatures: Annotated[list[CommitSigModel], Field(max_length=256)]
+
+
+class ValidatorModel(_Model):
+    public_key: Hash
+    power: Annotated[int, Field(ge=1, le=2**60)]
+
+
+class HeaderPayload(_Model):
+    """``chains/{chain_id}/headers``: a signed header with the set that signed it."""
+
+    v: Literal[1]
+    kind: Literal["header"]
+    header: HeaderModel
+    commit: CommitModel
+    validators: Annotated[list[ValidatorModel], Field(min_length=1, max_length=256)]
+
+
+class EventModel(_Model):
+    type: Annotated[str, StringConstraints(min_length=3, max_length=128)]
+    attributes: dict[str, Any]
+
+
+class ProvenEventModel(_Model):
+    index: Count
+    event: EventModel
+    proof: Annotated[list[Hash], Field(max_length=64)]
+
+
+class EventsPayload(_Model):
+    """``chains/{chain_id}/events``: some or all events of one block, each with its proof."""
+
+    v: Literal[1]
+    kind: Literal["events"]
+    chain_id: ChainId
+    height: Height
+    block_hash: Hash
+    event_count: Count
+    events: Annotated[list[ProvenEventModel], Field(max_length=MAX_EVENTS_PER_MESSAGE)]
+
+
+class StatusPayload(_Model):
+    """``chains/{chain_id}/status`` (retained): is the chain's publisher up, and where."""
+
+    v: Literal[1]
+    kind: Literal["status"]
+    chain_id: ChainId
+    state: Literal["online", "offline"]
+    height: Count | None
+    time: Count | None
+
+
+# --- core-side values -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHeader:
+    """A header message: not yet verified."""
+
+    header: Header
+    """The header."""
+    commit: Commit
+    """Signatures claimed to be on it."""
+    validators: ValidatorSet
+    """The set claimed to have signed it (must hash to ``header.validators_hash``)."""
+
+    @property
+    def chain_id(self) -> str:
+        return self.header.chain_id
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEvents:
+    """An events message: some events of one block, each with its audit path. Unverified."""
+
+    chain_id: str
+    """The chain."""
+    height: int
+    """The block height."""
+    block_hash: bytes
+    """``Header.hash`` of the block the events belong to."""
+    event_count: int
+    """Events in the whole block (the tree size)."""
+    proofs: tuple[EventProof, ...]
+    """The events carried by this message, with their proofs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """A status message (informational: it proves nothing)."""
+
+    chain_id: str
+    """The chain."""
+    state: str
+    """``online`` or ``offline``."""
+    height: int | None
+    """The publisher's last published height, if known."""
+    time: int | None
+    """Unix ms when the status was written, if known."""
+
+
+Decoded = SignedHeader | BlockEvents | ChainStatus
+
+
+# --- decoding -------------------------------------------------------------------------
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "payload"
+    return f"{loc}: {err['msg']}"[:200]
+
+
+def decode(topic: str, payload: bytes) -> Decoded:
+    """Parse one bus message into core values, or raise a :class:`WireError`.
+
+    Order matters: the size check comes before any parsing, the version check before
+    the shape check (so a v2 payload is reported as a version problem, not as noise).
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(len(payload), MAX_PAYLOAD_BYTES)
+    chain_id, kind = parse_topic(topic)
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload(kind, f"not JSON ({str(exc).split(':')[0]})") from None
+    if not isinstance(obj, dict):
+        raise MalformedPayload(kind, "expected a JSON object")
+    if obj.get("v") != WIRE_VERSION or isinstance(obj.get("v"), bool):
+        raise UnsupportedVersion(obj.get("v"))
+    try:
+        if kind == "headers":
+            return _signed_header(chain_id, HeaderPayload.model_validate(obj))
+        if kind == "events":
+            return _block_events(chain_id, EventsPayload.model_validate(obj))
+        return _status(chain_id, StatusPayload.model_validate(obj))
+    except ValidationError as exc:
+        raise MalformedPayload(kind, _first_error(exc)) from None
+    except EncodingError as exc:
+        raise MalformedPayload(kind, str(exc)) from None
+
+
+def _signed_header(topic_chain: str, p: HeaderPayload) -> SignedHeader:
+    header = Header.from_json(p.header.model_dump())
+    if header.chain_id != topic_chain:
+        raise WrongChain(topic_chain, header.chain_id)
+    commit = Commit.from_json(p.commit.model_dump())
+    validators = ValidatorSet.from_json([v.model_dump() for v in p.validators])
+    return SignedHeader(header, commit, validators)
+
+
+def _block_events(topic_chain: str, p: EventsPayload) -> BlockEvents:
+    if p.chain_id != topic_chain:
+        raise WrongChain(topic_chain, p.chain_id)
+    proofs = tuple(
+        EventProof(
+            p.chain_id,
+            p.height,
+            e.index,
+            p.event_count,
+            Event.from_json(e.event.model_dump()),
+            tuple(bytes.fromhex(h) for h in e.proof),
+        )
+        for e in p.events
+    )
+    return BlockEvents(p.chain_id, p.height, bytes.fromhex(p.block_hash), p.event_count, proofs)
+
+
+def _status(topic_chain: str, p: StatusPayload) -> ChainStatus:
+    if p.chain_id != topic_chain:
+        raise WrongChain(topic_chain, p.chain_id)
+    return ChainStatus(p.chain_id, p.state, p.height, p.time)
+
+
+# --- encoding -------------------------------------------------------------------------
+
+
+def encode_header(block: Block, validators: ValidatorSet) -> bytes:
+    """The ``headers`` payload of a committed block and the set that signed it."""
+    return canonical(
+        {
+            "v": WIRE_VERSION,
+            "kind": "header",
+            "header": block.header.to_json(),
+            "commit": block.commit.to_json(),
+            "validators": validators.to_json(),
+        }
+    )
+
+
+def event_proofs(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """RFC 6962 audit paths of every leaf at once, deepest sibling first: O(n log n).
+
+    Pairing a level left to right and carrying an odd last node up unchanged builds the
+    RFC 6962 tree (see ``chains.merkle``), so a node's sibling on each level is its
+    neighbour ``i ^ 1`` when that exists, and the carried node has none on that level.
+    """
+    level = [sha256(b"\x00" + leaf).digest() for leaf in leaves]
+    paths: list[list[bytes]] = [[] for _ in leaves]
+    pos = list(range(len(leaves)))
+    while len(level) > 1:
+        for leaf, i in enumerate(pos):
+            j = i ^ 1
+            if j < len(level):
+                paths[leaf].append(level[j])
+            pos[leaf] = i >> 1
+        nxt = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return paths
+
+
+def encode_events(block: Block, chunk_bytes: int = EVENTS_CHUNK_BYTES) -> list[bytes]:
+    """The ``events`` payloads of a block: at least one (an empty block sends ``[]``)."""
+    header = block.header
+    paths = event_proofs([e.leaf() for e in block.events])
+    base: dict[str, JSONValue] = {
+        "v": WIRE_VERSION,
+        "kind": "events",
+        "chain_id": header.chain_id,
+        "height": header.height,
+        "block_hash": block.commit.block_hash.hex(),
+        "event_count": len(block.events),
+    }
+    chunks: list[list[JSONValue]] = [[]]
+    size = 0
+    for i, (event, path) in enumerate(zip(block.events, paths, strict=True)):
+        item = {"index": i, "event": event.to_json(), "proof": [p.hex() for p in path]}
+        item_size = len(canonical(event.to_json())) + 67 * len(path) + 48
+        if chunks[-1] and (size + item_size > chunk_bytes or len(chunks[-1]) >= 16_384):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return [canonical({**base, "events": c}) for c in chunks]
+
+
+def encode_status(
+    chain_id: str, state: Literal["online", "offline"], height: int | None, time: int | None
+) -> bytes:
+    return canonical(
+        {
+            "v": WIRE_VERSION,
+            "kind": "status",
+            "chain_id": _check_chain_id(chain_id),
+            "state": state,
+            "height": height,
+            "time": time,
+        }
+    )

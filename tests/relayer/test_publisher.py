@@ -1,0 +1,144 @@
+"""The block publisher: every height, headers and events, in order, catching up after lag."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from relayer.bus import BusMessage, MemoryBus
+from relayer.handle import InProcessChain
+from relayer.publisher import Publisher, status_will
+from relayer.subscriber import ChainSubscriber, VerifiedBlock
+from relayer.wire import (
+    BlockEvents,
+    ChainStatus,
+    SignedHeader,
+    chain_filter,
+    decode,
+    status_topic,
+)
+from tests.relayer.conftest import devnet_chain, open_node, transfer
+
+
+class GatedBus(MemoryBus):
+    """A memory bus whose publishes can be held up, as by a broker outage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        await self.open.wait()
+        await super().publish(topic, payload, qos, retain)
+
+
+async def collect(sub: ChainSubscriber, upto: int, within: float = 30) -> list[VerifiedBlock]:
+    async def go() -> list[VerifiedBlock]:
+        out = []
+        async for vb in sub:
+            out.append(vb)
+            if vb.height >= upto:
+                break
+        return out
+
+    return await asyncio.wait_for(go(), within)
+
+
+def decoded(msgs: list[BusMessage]) -> list[SignedHeader | BlockEvents | ChainStatus]:
+    return [decode(m.topic, m.payload) for m in msgs]
+
+
+async def test_publishes_header_then_events_for_every_height_in_order(tmp_path: Path) -> None:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path)
+    async with MemoryBus() as bus, bus.subscribe(chain_filter(dc.chain_id)) as raw:
+        async with node, Publisher(node, bus, status_every=5) as pub:
+            for i in range(10):
+                await node.submit(transfer(dc, i))
+            await node.wait_for_height(15)
+            await pub.wait_published(15)
+        msgs: list[BusMessage] = []
+        while raw.qsize():
+            msgs.append(await raw.__anext__())
+    items = decoded(msgs)
+    per_height = [(type(x).__name__, x.height) for x in items if not isinstance(x, ChainStatus)]
+    heights = sorted({h for _, h in per_height})
+    assert heights == list(range(1, heights[-1] + 1))
+    expected = [(k, h) for h in heights for k in ("SignedHeader", "BlockEvents")]
+    assert per_height == expected
+    events = [x for x in items if isinstance(x, BlockEvents)]
+    assert sum(len(e.proofs) for e in events) == 10  # one bank.transfer event per tx
+    statuses = [x for x in items if isinstance(x, ChainStatus)]
+    assert statuses[0].state == "online"
+    assert statuses[-1].state == "offline"
+    assert any(s.height == 5 for s in statuses)
+
+
+async def test_catches_up_from_the_store_after_the_bus_held_it_up(tmp_path: Path) -> None:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path, interval=0.01)
+    bus = GatedBus()
+    async with (
+        bus,
+        node,
+        ChainSubscriber(bus, InProcessChain(node), idle_timeout=30) as sub,
+        Publisher(node, bus, queue=3, window=4) as pub,
+    ):
+        await pub.wait_published(2)
+        bus.open.clear()  # an outage: publishes block, the node keeps committing
+        start = node.height
+        await node.wait_for_height(start + 20)  # far past the publisher's queue of 3
+        bus.open.set()
+        blocks = await collect(sub, start + 20)
+        assert pub.catch_ups >= 1
+    heights = [b.height for b in blocks]
+    assert heights == list(range(heights[0], start + 21))
+    assert not any(b.filled for b in blocks)  # the publisher filled it, not the handle
+
+
+async def test_resumes_publishing_from_a_given_height(tmp_path: Path) -> None:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path, interval=0.01)
+    async with MemoryBus() as bus, node:
+        await node.wait_for_height(10)
+        async with bus.subscribe(chain_filter(dc.chain_id)) as raw:
+            async with Publisher(node, bus, from_height=3) as pub:
+                await pub.wait_published(10)
+            items = []
+            while raw.qsize():
+                items.append(decode((m := await raw.__anext__()).topic, m.payload))
+    headers = [x.height for x in items if isinstance(x, SignedHeader)]
+    assert headers[:8] == list(range(3, 11))
+
+
+async def test_status_will_names_the_retained_status_topic() -> None:
+    will = status_will("chain-a")
+    assert will.topic == status_topic("chain-a")
+    off = decode(will.topic, will.offline)
+    assert isinstance(off, ChainStatus)
+    assert (off.state, off.height) == ("offline", None)
+
+
+async def test_stop_closes_input_and_ends_within_the_bound(tmp_path: Path) -> None:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path, interval=0.01)
+    bus = GatedBus()
+    async with bus, node:
+        pub = Publisher(node, bus, stop_timeout=0.5)
+        pub.start()
+        await pub.wait_published(1)
+        bus.open.clear()  # publishes now hang forever
+        await node.wait_for_height(node.height + 3)
+        await asyncio.wait_for(pub.stop(), 10)  # bounded although the bus never answers
+        bus.open.set()
+
+
+def test_publisher_refuses_a_zero_window(tmp_path: Path) -> None:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path)
+    with pytest.raises(ValueError, match="window"):
+        Publisher(node, MemoryBus(), window=0)
+    node.store.close()
