@@ -338,6 +338,13 @@ class Node:
 
     async def stop(self) -> None:
         """Stop producing, fail pending submissions, close subscriptions and the store."""
+        await self.halt()
+        self.store.close()
+
+    async def halt(self) -> None:
+        """Stop producing, fail pending submissions and close subscriptions, but keep the
+        store open: a publisher draining its subscription may still read it. ``stop``
+        afterwards closes the store."""
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
@@ -351,7 +358,6 @@ class Node:
         for sub in self._subs:
             sub._close()
         self._subs.clear()
-        self.store.close()
 
     async def blocks(self) -> AsyncIterator[Block]:
         """Committed blocks from now on (a convenience over ``subscribe``)."""
