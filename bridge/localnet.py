@@ -10,7 +10,8 @@ daemon will automate:
 2. ``pending(src, dst)``: the ``bridge.locked`` / ``bridge.burned`` events of ``src`` for
    ``dst`` and the ``bridge.expired`` events of ``src`` for transfers ``dst`` sent, with
    their proofs, minus those ``dst`` already consumed (a relayer that forgot its cursor
-   just scans again).
+   just scans again). ``collect`` first gives ``dst``'s client the header of every
+   height that has such an event.
 3. ``deliver(dst, items)``: ``bridge.mint`` / ``release`` / ``refund`` transactions with as
    many bundles as fit in one transaction (``MAX_TX_BYTES``).
 
@@ -20,7 +21,7 @@ tree per event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from chains.chain import Chain
 from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.encoding import JSONValue, canonical, sign_bytes
+from chains.errors import ConsensusStateNotFound
 from chains.lightclient import HeaderUpdate
 from chains.merkle import hash_leaf, hash_node
 from chains.module import Module
@@ -129,13 +131,15 @@ class LocalNet:
         *,
         validators: int = 4,
         accounts: Sequence[str] = ("alice", "bob", "carol", "dave", "relayer"),
-        modules: Any = _bridge_modules,
+        modules: Callable[[], Sequence[Module]] = _bridge_modules,
+        modules_by_chain: Mapping[str, Callable[[], Sequence[Module]]] | None = None,
         seed: str = "interlock-bridge",
     ) -> None:
         self.time = 1_000
         self.sides: dict[str, Side] = {}
         for spec in build_devnet(chain_ids, seed=seed, validators=validators, accounts=accounts):
-            self.sides[spec.chain_id] = Side(spec, spec.build(modules))
+            factory = (modules_by_chain or {}).get(spec.chain_id, modules)
+            self.sides[spec.chain_id] = Side(spec, spec.build(factory))
 
     # --- producing blocks -------------------------------------------------------------
     def __getitem__(self, chain_id: str) -> Side:
@@ -229,13 +233,26 @@ class LocalNet:
         assert isinstance(got, dict)
         return int(got["latest_height"])
 
+    def has_consensus(self, src: str, dst: str, height: int) -> bool:
+        """Whether ``dst``'s client of ``src`` holds ``src``'s header at ``height``."""
+        args = {"client_id": self.sides[dst].clients[src], "height": height}
+        try:
+            self.sides[dst].chain.query("lightclient", "consensus_state", args)
+        except ConsensusStateNotFound:
+            return False
+        return True
+
     def update_client_tx(self, src: str, dst: str, height: int | None = None) -> Tx | None:
-        """The update_client transaction bringing ``dst``'s client of ``src`` to ``height``
-        (default: ``src``'s latest), or None if it is there already."""
+        """The update_client transaction giving ``dst``'s client of ``src`` the header at
+        ``height`` (default: ``src``'s latest), or None if it holds it already. Verified
+        from the client's latest height, or from the nearest stored height below when
+        filling in an older height."""
         target = self.sides[src].chain.height if height is None else height
-        trusted = self.client_height(src, dst)
-        if target <= trusted:
+        if self.has_consensus(src, dst, target):
             return None
+        trusted = self.client_height(src, dst)
+        if trusted > target:
+            trusted = next(h for h in range(target - 1, 0, -1) if self.has_consensus(src, dst, h))
         update = self.header_update(src, target, trusted)
         args = {"client_id": self.sides[dst].clients[src], "update": update.to_json()}
         return self.tx(dst, self.key(dst, "relayer"), "lightclient", "update_client", args)
@@ -245,18 +262,23 @@ class LocalNet:
         if tx is not None:
             r = self.produce(dst, [tx]).receipts[0]
             if not r.ok:
-                raise RuntimeError(f"update_client on {dst}: {r.error}")
+                raise RuntimeError(f"update_client on {dst}: {r.code}: {r.error}")
 
     # --- packets ----------------------------------------------------------------------
     def pending(
-        self, src: str, dst: str, *, up_to: int | None = None, include_done: bool = False
+        self,
+        src: str,
+        dst: str,
+        *,
+        include_done: bool = False,
+        proven_only: bool = True,
     ) -> list[Pending]:
-        """Proven events of ``src`` (up to ``dst``'s client height) that ``dst`` has not
-        consumed yet: packets to deliver and expiries to refund."""
+        """Events of ``src`` that ``dst`` has not consumed yet: packets to deliver and
+        expiries to refund. ``proven_only``: only heights whose header ``dst``'s client
+        already holds (a proof at any other height cannot verify yet)."""
         s, d = self.sides[src], self.sides[dst]
-        top = self.client_height(src, dst) if up_to is None else up_to
         out: list[Pending] = []
-        for h in range(1, top + 1):
+        for h in range(1, s.chain.height + 1):
             block = s.blocks[h]
             wanted = []
             for i, ev in enumerate(block.events):
@@ -269,7 +291,7 @@ class LocalNet:
                     kind == "expired" and (frm, to) == (dst, src)
                 ):
                     wanted.append(i)
-            if not wanted:
+            if not wanted or (proven_only and not self.has_consensus(src, dst, h)):
                 continue
             for proof in prove_events(block, wanted):
                 nonce = int(proof.event.attributes["nonce"])
@@ -278,6 +300,15 @@ class LocalNet:
                     continue
                 out.append(Pending(_ACTION[kind], nonce, proof))
         return out
+
+    def collect(self, src: str, dst: str) -> list[Pending]:
+        """Bring ``dst``'s client to ``src``'s latest header and to every height that has
+        an undelivered event, then return those events with their proofs."""
+        self.update_client(src, dst)
+        items = self.pending(src, dst, proven_only=False)
+        for h in sorted({i.proof.height for i in items}):
+            self.update_client(src, dst, h)
+        return items
 
     @staticmethod
     def is_done(dst_chain: Chain, src: str, kind: str, nonce: int) -> bool:
@@ -340,9 +371,8 @@ class LocalNet:
         return list(self.produce(dst, txs).receipts)
 
     def relay(self, src: str, dst: str) -> list[Receipt]:
-        """Everything pending from ``src`` to ``dst``: header, then the packets."""
-        self.update_client(src, dst)
-        return self.deliver(dst, self.pending(src, dst))
+        """Everything pending from ``src`` to ``dst``: headers, then the packets."""
+        return self.deliver(dst, self.collect(src, dst))
 
     def settle(self, a: str, b: str, rounds: int = 3) -> None:
         """Relay both ways until nothing is pending (expiries need a round trip)."""
