@@ -289,6 +289,12 @@ class ChainSubscriber:
             await self.process(msg)
         return self._ready.popleft()
 
+    def take_ready(self) -> list[VerifiedBlock]:
+        """Blocks verified by :meth:`process` calls and not yet taken, in height order."""
+        out = list(self._ready)
+        self._ready.clear()
+        return out
+
     # --- message handling -----------------------------------------------------------
     async def process(self, msg: BusMessage) -> None:
         """Handle one bus message; never raises for anything a message can contain."""

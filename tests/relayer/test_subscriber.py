@@ -1,0 +1,397 @@
+"""The verifying subscriber: what it accepts, what it rejects, how it fills gaps.
+
+Blocks are produced by hand (``node.produce_block()``) so every scenario is exact; the
+subscriber gets bus messages through ``process`` and hands out what verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from chains.consensus import sign_commit
+from chains.crypto import PrivateKey
+from chains.devnet import DevnetChain
+from chains.node import Node
+from chains.types import Block, Tx, ValidatorSet
+from relayer.bus import BusMessage, MemoryBus
+from relayer.handle import InProcessChain
+from relayer.subscriber import (
+    ChainSubscriber,
+    TrustedState,
+    VerifiedBlock,
+    validate_next_header,
+)
+from relayer.wire import (
+    BadEventProof,
+    MalformedPayload,
+    PayloadTooLarge,
+    SignedHeader,
+    UnknownTopic,
+    UnsupportedVersion,
+    UntrustedHeader,
+    WireError,
+    WrongChain,
+    encode_events,
+    encode_header,
+    events_topic,
+    headers_topic,
+)
+from tests.relayer.conftest import devnet_chain, open_node, transfer
+
+
+class Chain:
+    """A node driven by hand, with helpers that make its bus messages."""
+
+    def __init__(self, dc: DevnetChain, node: Node) -> None:
+        self.dc, self.node = dc, node
+        self.nonce = 0
+
+    def block(self, txs: int = 0) -> Block:
+        for _ in range(txs):
+            self.node.submit_nowait(transfer(self.dc, self.nonce))
+            self.nonce += 1
+        return self.node.produce_block()
+
+    def blocks(self, n: int, txs: int = 2) -> list[Block]:
+        return [self.block(txs) for _ in range(n)]
+
+    def vals(self, block: Block) -> ValidatorSet:
+        v = self.node.get_validators(block.height)
+        assert v is not None
+        return v
+
+    def header_msg(self, block: Block) -> BusMessage:
+        return BusMessage(
+            headers_topic(block.header.chain_id), encode_header(block, self.vals(block)), False
+        )
+
+    def events_msgs(self, block: Block) -> list[BusMessage]:
+        topic = events_topic(block.header.chain_id)
+        return [BusMessage(topic, p, False) for p in encode_events(block)]
+
+    def msgs(self, block: Block) -> list[BusMessage]:
+        return [self.header_msg(block), *self.events_msgs(block)]
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[Chain]:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path)
+    yield Chain(dc, node)
+    node.store.close()
+
+
+def subscriber(chain: Chain, trusted: TrustedState | None = None) -> ChainSubscriber:
+    if trusted is None:
+        trusted = TrustedState.from_genesis(chain.dc.genesis)
+    return ChainSubscriber(MemoryBus(), InProcessChain(chain.node), trusted=trusted)
+
+
+async def feed(sub: ChainSubscriber, msgs: list[BusMessage]) -> list[VerifiedBlock]:
+    for m in msgs:
+        await sub.process(m)
+    return sub.take_ready()
+
+
+def mutate(payload: bytes, change: object) -> bytes:
+    obj = orjson.loads(payload)
+    change(obj)  # type: ignore[operator]
+    return orjson.dumps(obj)
+
+
+# --- the happy path -------------------------------------------------------------------
+
+
+async def test_verifies_every_height_in_order_with_its_events(chain: Chain) -> None:
+    blocks = chain.blocks(5, txs=3)
+    sub = subscriber(chain)
+    got = await feed(sub, [m for b in blocks for m in chain.msgs(b)])
+    assert [v.height for v in got] == [1, 2, 3, 4, 5]
+    for v, b in zip(got, blocks, strict=True):
+        assert v.header == b.header
+        assert v.events == b.events
+        assert not v.filled
+    assert sub.trusted == TrustedState.after(blocks[-1].header)
+    assert sub.stats.rejected == {}
+
+
+async def test_duplicates_are_yielded_once(chain: Chain) -> None:
+    blocks = chain.blocks(3)
+    sub = subscriber(chain)
+    msgs = [m for b in blocks for m in chain.msgs(b)]
+    got = await feed(sub, msgs + msgs + msgs[:2])
+    assert [v.height for v in got] == [1, 2, 3]
+    assert sub.stats.duplicates == len(msgs) + 2
+
+
+async def test_events_before_their_header_are_held_then_verified(chain: Chain) -> None:
+    [b1, b2] = chain.blocks(2, txs=4)
+    sub = subscriber(chain)
+    msgs = [*chain.events_msgs(b1), *chain.events_msgs(b2), chain.header_msg(b1)]
+    msgs.append(chain.header_msg(b2))
+    got = await feed(sub, msgs)
+    assert [(v.height, len(v.events), v.filled) for v in got] == [(1, 4, False), (2, 4, False)]
+
+
+async def test_events_split_over_several_messages_are_joined(chain: Chain) -> None:
+    [b1] = chain.blocks(1, txs=40)
+    sub = subscriber(chain)
+    parts = encode_events(b1, chunk_bytes=2000)
+    assert len(parts) > 3
+    topic = events_topic(b1.header.chain_id)
+    msgs = [chain.header_msg(b1), *(BusMessage(topic, p, False) for p in reversed(parts))]
+    [v] = await feed(sub, msgs)
+    assert v.events == b1.events
+
+
+async def test_follows_a_validator_set_change(chain: Chain) -> None:
+    gov = chain.dc.accounts["gov"]
+    v0 = chain.dc.validator_keys[0].public_key
+    change = Tx.create(
+        gov, chain.dc.chain_id, 0, "validators", "set_power", {"public_key": v0.hex(), "power": 40}
+    )
+    chain.node.submit_nowait(change)
+    blocks = [chain.block(), *chain.blocks(3)]
+    assert blocks[0].header.next_validators_hash != blocks[0].header.validators_hash
+    sub = subscriber(chain)
+    got = await feed(sub, [m for b in blocks for m in chain.msgs(b)])
+    assert [v.height for v in got] == [1, 2, 3, 4]
+    assert got[1].validators.by_key[v0] == 40  # block 2 is signed by the new set
+    assert sub.stats.rejected == {}
+
+
+# --- hostile payloads -----------------------------------------------------------------
+
+
+def hostile_cases(
+    chain: Chain, b: Block, eb: Block, other: Chain
+) -> list[tuple[str, BusMessage, type]]:
+    """Hostile headers in the place of ``b``, hostile events in the place of ``eb``'s."""
+    h_topic, e_topic = headers_topic(chain.dc.chain_id), events_topic(chain.dc.chain_id)
+    header = encode_header(b, chain.vals(b))
+    [events] = encode_events(eb)
+
+    def sig_flip(o: dict) -> None:  # type: ignore[type-arg]
+        s = o["commit"]["signatures"][0]["signature"]
+        o["commit"]["signatures"][0]["signature"] = ("0" if s[0] != "0" else "1") + s[1:]
+
+    def root_swap(o: dict) -> None:  # type: ignore[type-arg]
+        o["header"]["state_root"] = "ab" * 32
+
+    def bad_event(o: dict) -> None:  # type: ignore[type-arg]
+        o["events"][0]["event"]["attributes"]["amount"] = 10**9
+
+    def bad_path(o: dict) -> None:  # type: ignore[type-arg]
+        o["events"][0]["proof"][0] = "cd" * 32
+
+    def other_block(o: dict) -> None:  # type: ignore[type-arg]
+        o["block_hash"] = "ef" * 32
+
+    def lie_count(o: dict) -> None:  # type: ignore[type-arg]
+        o["event_count"] = o["event_count"] + 1
+
+    # A header signed by a stranger's validators, consistent with itself.
+    strangers = [PrivateKey.derive("stranger", str(i)) for i in range(4)]
+    fake_set = ValidatorSet.of([(k.public_key, 10) for k in strangers])
+    fake_header = dataclasses.replace(b.header, validators_hash=fake_set.hash)
+    fake = Block(fake_header, sign_commit(fake_header, strangers), b.txs, b.receipts, b.events)
+    ob = other.block()
+    other_header = encode_header(ob, other.vals(ob))
+
+    return [
+        ("garbage", BusMessage(h_topic, b"\xff\x00 not json at all", False), MalformedPayload),
+        ("truncated", BusMessage(h_topic, header[: len(header) // 2], False), MalformedPayload),
+        ("array", BusMessage(h_topic, b"[1,2,3]", False), MalformedPayload),
+        ("empty", BusMessage(h_topic, b"", False), MalformedPayload),
+        (
+            "wrong version",
+            BusMessage(h_topic, mutate(header, lambda o: o.update(v=2)), False),
+            UnsupportedVersion,
+        ),
+        (
+            "no version",
+            BusMessage(h_topic, mutate(header, lambda o: o.pop("v")), False),
+            UnsupportedVersion,
+        ),
+        (
+            "extra key",
+            BusMessage(h_topic, mutate(header, lambda o: o.update(extra=1)), False),
+            MalformedPayload,
+        ),
+        (
+            "10 MB",
+            BusMessage(h_topic, b'{"v":1,"pad":"' + b"x" * (10 * 1024 * 1024) + b'"}', False),
+            PayloadTooLarge,
+        ),
+        ("forged signature", BusMessage(h_topic, mutate(header, sig_flip), False), UntrustedHeader),
+        ("altered header", BusMessage(h_topic, mutate(header, root_swap), False), UntrustedHeader),
+        (
+            "stranger validators",
+            BusMessage(h_topic, encode_header(fake, fake_set), False),
+            UntrustedHeader,
+        ),
+        ("other chain's header", BusMessage(h_topic, other_header, False), WrongChain),
+        (
+            "unknown kind",
+            BusMessage(f"interlock/v1/chains/{chain.dc.chain_id}/blocks", header, False),
+            UnknownTopic,
+        ),
+        ("altered event", BusMessage(e_topic, mutate(events, bad_event), False), BadEventProof),
+        ("bad audit path", BusMessage(e_topic, mutate(events, bad_path), False), BadEventProof),
+        ("other block", BusMessage(e_topic, mutate(events, other_block), False), BadEventProof),
+        ("wrong count", BusMessage(e_topic, mutate(events, lie_count), False), BadEventProof),
+    ]
+
+
+async def test_hostile_payloads_are_rejected_typed_and_change_nothing(
+    chain: Chain, tmp_path: Path
+) -> None:
+    other = Chain(devnet_chain("chain-b"), open_node(devnet_chain("chain-b"), tmp_path / "b"))
+    [b1, b2, b3] = chain.blocks(3, txs=3)
+    sub = subscriber(chain)
+    assert [v.height for v in await feed(sub, chain.msgs(b1))] == [1]
+    # b2's header verified, its events still awaited: the most state a payload could spoil.
+    assert await feed(sub, [chain.header_msg(b2)]) == []
+    cases = hostile_cases(chain, b3, b2, other)
+    for name, msg, error in cases:
+        before = (sub.trusted, sub.height, dict(sub._got), dict(sub._headers))
+        rejected_before = sub.stats.rejected[error.__name__]
+        assert await feed(sub, [msg]) == [], name
+        assert sub.stats.rejected[error.__name__] == rejected_before + 1, name
+        assert (sub.trusted, sub.height, dict(sub._got), dict(sub._headers)) == before, name
+    assert sum(sub.stats.rejected.values()) == len(cases)
+    # and the genuine stream goes on
+    got = await feed(sub, [*chain.events_msgs(b2), *chain.msgs(b3)])
+    assert [(v.height, v.filled) for v in got] == [(2, False), (3, False)]
+    other.node.store.close()
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 5, 6, 9])
+async def test_each_hostile_payload_raises_its_typed_error_from_the_pure_checks(
+    chain: Chain, tmp_path: Path, index: int
+) -> None:
+    """The same payloads through decode + validate_next_header directly."""
+    from relayer.wire import decode
+
+    other = Chain(devnet_chain("chain-b"), open_node(devnet_chain("chain-b"), tmp_path / "b"))
+    [b1, b2] = chain.blocks(2)
+    trusted = TrustedState.after(b1.header)
+    _, msg, error = hostile_cases(chain, b2, b2, other)[index]
+
+    def check() -> None:
+        item = decode(msg.topic, msg.payload)
+        assert isinstance(item, SignedHeader)
+        validate_next_header(trusted, item)
+
+    with pytest.raises(error):
+        check()
+    other.node.store.close()
+
+
+# --- gaps -----------------------------------------------------------------------------
+
+
+async def test_a_lost_height_is_filled_through_the_chain_handle(chain: Chain) -> None:
+    blocks = chain.blocks(5, txs=2)
+    sub = subscriber(chain)
+    msgs = [m for b in blocks if b.height != 3 for m in chain.msgs(b)]
+    got = await feed(sub, msgs)
+    assert [(v.height, v.filled) for v in got] == [
+        (1, False),
+        (2, False),
+        (3, True),
+        (4, False),
+        (5, False),
+    ]
+    assert got[2].events == blocks[2].events
+    assert sub.stats.filled == 1
+
+
+async def test_lost_events_are_fetched_once_the_next_header_verifies(chain: Chain) -> None:
+    blocks = chain.blocks(4, txs=2)
+    sub = subscriber(chain)
+    msgs = [chain.header_msg(blocks[0]), *chain.msgs(blocks[1]), *chain.msgs(blocks[2])]
+    msgs += chain.msgs(blocks[3])
+    got = await feed(sub, msgs)
+    assert [(v.height, v.filled) for v in got] == [(1, True), (2, False), (3, False), (4, False)]
+    assert got[0].events == blocks[0].events
+
+
+async def test_starting_from_genesis_fills_history_the_bus_never_carried(chain: Chain) -> None:
+    blocks = chain.blocks(6)
+    sub = subscriber(chain)
+    got = await feed(sub, chain.msgs(blocks[-1]))
+    assert [v.height for v in got] == [1, 2, 3, 4, 5, 6]
+    assert [v.filled for v in got] == [True] * 5 + [False]
+
+
+async def test_without_configured_trust_it_anchors_on_the_chains_own_header(chain: Chain) -> None:
+    blocks = chain.blocks(4)
+    sub = ChainSubscriber(MemoryBus(), InProcessChain(chain.node))
+    got = await feed(sub, chain.msgs(blocks[2]) + chain.msgs(blocks[3]))
+    assert [v.height for v in got] == [3, 4]
+
+
+async def test_a_forged_first_header_does_not_become_the_anchor(chain: Chain) -> None:
+    [b1] = chain.blocks(1)
+    strangers = [PrivateKey.derive("stranger", str(i)) for i in range(4)]
+    fake_set = ValidatorSet.of([(k.public_key, 10) for k in strangers])
+    fake_header = dataclasses.replace(b1.header, validators_hash=fake_set.hash)
+    fake = Block(fake_header, sign_commit(fake_header, strangers), (), (), ())
+    sub = ChainSubscriber(MemoryBus(), InProcessChain(chain.node))
+    msg = BusMessage(headers_topic(chain.dc.chain_id), encode_header(fake, fake_set), False)
+    assert await feed(sub, [msg]) == []
+    assert sub.trusted is None
+    assert sub.stats.rejected["UntrustedHeader"] == 1
+    assert [v.height for v in await feed(sub, chain.msgs(b1))] == [1]
+
+
+async def test_with_a_silent_bus_it_follows_the_chain_through_the_handle(chain: Chain) -> None:
+    chain.blocks(3)
+    async with MemoryBus() as bus:
+        sub = ChainSubscriber(
+            bus,
+            InProcessChain(chain.node),
+            trusted=TrustedState.from_genesis(chain.dc.genesis),
+            idle_timeout=0.05,
+        )
+        async with sub:
+
+            async def first_three() -> list[int]:
+                out = []
+                async for v in sub:
+                    out.append(v.height)
+                    if v.height == 3:
+                        return out
+                return out
+
+            assert await asyncio.wait_for(first_three(), 10) == [1, 2, 3]
+
+
+def test_trust_must_be_for_the_handles_chain(chain: Chain, tmp_path: Path) -> None:
+    other = devnet_chain("chain-b")
+    with pytest.raises(WrongChain):
+        ChainSubscriber(
+            MemoryBus(),
+            InProcessChain(chain.node),
+            trusted=TrustedState.from_genesis(other.genesis),
+        )
+
+
+def test_every_rejection_is_a_wire_error() -> None:
+    for cls in (
+        BadEventProof,
+        MalformedPayload,
+        PayloadTooLarge,
+        UnknownTopic,
+        UnsupportedVersion,
+        UntrustedHeader,
+        WrongChain,
+    ):
+        assert issubclass(cls, WireError)
