@@ -1,0 +1,327 @@
+"""A thin async driver: runs one party's swaps against two chains, across restarts.
+
+The loop is *observe → transition → persist → act*:
+
+1. Read both tips; feed every ``htlc.*`` event of the blocks since the stored cursor to the
+   swaps it concerns (matched by lock id, or by hashlock for a lock posing as the counter
+   leg), then a :class:`~htlc.swap.Tick` with both tips. Events first, so a party back
+   from a long sleep sees a claim before its timeout tick could make it refund.
+2. Persist every transition (``store.update_many``) *before* submitting any action, then
+   advance the cursors. A crash anywhere replays inputs the engine ignores, or re-issues an
+   action the chain refuses to double (deterministic lock ids, locks close once).
+3. Submit actions as owned tasks, one nonce sequence per chain.
+
+On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction the driver
+*reconciles* a swap: it queries both of its locks and feeds what the chain says
+(:class:`~htlc.swap.LockObserved` / :class:`~htlc.swap.LockAbsent`), then re-issues the
+pending action only if the state still needs it.
+
+No clock and no sockets here: chains are :class:`relayer.handle.ChainHandle`-shaped
+objects, and the caller passes ``idle`` (how to wait between polls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chains.crypto import PrivateKey
+from chains.encoding import JSONValue
+from chains.errors import EncodingError, InterlockError, TxRejected
+from chains.types import Block, Receipt, Tx
+from htlc.errors import SwapError
+from htlc.store import SwapStore
+from htlc.swap import (
+    Action,
+    Input,
+    LockAbsent,
+    LockObserved,
+    Role,
+    Safety,
+    SubmitLock,
+    Swap,
+    SwapTerms,
+    Tick,
+    build_tx,
+    new_swap,
+    pending_action,
+    transition,
+)
+from htlc.types import Lock, lock_from_event
+
+__all__ = ["ChainAccess", "Party", "SwapDriver"]
+
+log = logging.getLogger("interlock.htlc")
+
+
+class ChainAccess(Protocol):
+    """The part of ``relayer.handle.ChainHandle`` the driver uses."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    async def latest_height(self) -> int: ...
+
+    async def get_block(self, height: int) -> Block | None: ...
+
+    async def next_nonce(self, address: str) -> int: ...
+
+    async def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue: ...
+
+    async def submit(self, tx: Tx) -> Receipt: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """One party's signing keys on the two chains."""
+
+    key_a: PrivateKey
+    """Signs on chain A."""
+    key_b: PrivateKey
+    """Signs on chain B."""
+
+
+class SwapDriver:
+    """Drives all active swaps of one party in one store."""
+
+    def __init__(
+        self,
+        party: Party,
+        chain_a: ChainAccess,
+        chain_b: ChainAccess,
+        store: SwapStore,
+        safety: Safety,
+    ) -> None:
+        if (chain_a.chain_id, chain_b.chain_id) != (safety.a.chain_id, safety.b.chain_id):
+            raise SwapError("chain handles do not match the safety rules' chains")
+        self.party = party
+        self.chains = {chain_a.chain_id: chain_a, chain_b.chain_id: chain_b}
+        self.keys = {chain_a.chain_id: party.key_a, chain_b.chain_id: party.key_b}
+        self.a, self.b = chain_a, chain_b
+        self.store = store
+        self.safety = safety
+        self.swaps: dict[str, Swap] = {}
+        self.rejected: list[tuple[str, SwapError]] = []
+        """Hostile inputs refused by the engine (swap id, error), for operators and tests."""
+        self.submitted: list[tuple[str, Action]] = []
+        """Every action handed to a chain, in order."""
+        self._by_lock: dict[bytes, str] = {}
+        self._by_hash: dict[bytes, str] = {}
+        self._dirty: list[Swap] = []
+        self._actions: list[tuple[str, Action]] = []
+        self._tasks: dict[tuple[str, Action], asyncio.Task[None]] = {}
+        self._nonces: dict[str, int] = {}
+        self._nonce_locks = {cid: asyncio.Lock() for cid in self.chains}
+        self._reconcile: set[str] = set()
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def open(self, terms: SwapTerms, role: Role, secret: bytes | None = None) -> Swap:
+        """Start a new swap (refuses a reused swap id or hashlock) and look at both locks."""
+        swap = new_swap(terms, role, secret)
+        for chain in self.chains.values():
+            if self.store.get_cursor(chain.chain_id) is None:
+                self.store.set_cursor(chain.chain_id, await chain.latest_height())
+        self.store.create(swap)
+        self._track(swap)
+        await self._reconcile_swap(swap.swap_id, relaunch=False)
+        await self._flush()
+        return self.swaps[swap.swap_id]
+
+    async def resume(self) -> None:
+        """Load active swaps from the store and reconcile each with the chains."""
+        for swap in self.store.active():
+            self._track(swap)
+        for swap_id in list(self.swaps):
+            await self._reconcile_swap(swap_id, relaunch=True)
+        await self._flush()
+
+    async def aclose(self) -> None:
+        """Cancel in-flight submissions (their transactions may still commit)."""
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    async def drain(self) -> None:
+        """Wait for every in-flight submission to get its receipt (or fail)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def run(
+        self,
+        idle: Callable[[], Awaitable[None]],
+        until: Callable[[SwapDriver], bool] | None = None,
+    ) -> None:
+        """Poll, then ``await idle()``, until ``until(self)`` (default: no active swaps)."""
+        done = until or (lambda d: not d.active())
+        while True:
+            await self.poll()
+            if done(self):
+                return
+            await idle()
+
+    def active(self) -> list[Swap]:
+        return [s for s in self.swaps.values() if not s.is_terminal]
+
+    # --- one pass -------------------------------------------------------------------
+    async def poll(self) -> None:
+        """Observe both chains once, persist transitions, then act."""
+        for swap_id in list(self._reconcile):
+            self._reconcile.discard(swap_id)
+            await self._reconcile_swap(swap_id, relaunch=True)
+        await self._flush()
+        tips: dict[str, int] = {}
+        for chain in (self.a, self.b):
+            cid = chain.chain_id
+            tip = await chain.latest_height()
+            tips[cid] = tip
+            cursor = self.store.get_cursor(cid)
+            start = tip if cursor is None else cursor
+            for height in range(start + 1, tip + 1):
+                block = await chain.get_block(height)
+                if block is not None:
+                    self._feed_events(cid, block)
+            await self._flush()
+            self.store.set_cursor(cid, tip)  # only after the transitions it caused
+        tick = Tick(tips[self.a.chain_id], tips[self.b.chain_id])
+        for swap_id, swap in list(self.swaps.items()):
+            if not swap.is_terminal:
+                self._feed(swap_id, tick)
+        await self._flush()
+
+    def _feed_events(self, chain_id: str, block: Block) -> None:
+        for event in block.events:
+            if not event.type.startswith("htlc."):
+                continue
+            try:
+                lock = lock_from_event(chain_id, event)
+            except EncodingError as exc:
+                log.warning("%s: ignoring malformed %s: %s", chain_id, event.type, exc)
+                continue
+            if lock is None:
+                continue
+            swap_id = self._by_lock.get(lock.lock_id) or self._by_hash.get(lock.terms.hashlock)
+            if swap_id is not None:
+                self._feed(swap_id, LockObserved(lock))
+
+    def feed(self, swap_id: str, event: Input) -> None:
+        """Hand the engine one input directly (persisted and acted on at the next flush)."""
+        self._feed(swap_id, event)
+
+    def _feed(self, swap_id: str, event: Input) -> None:
+        swap = self.swaps.get(swap_id)
+        if swap is None:
+            return
+        try:
+            step = transition(swap, event, self.safety)
+        except SwapError as exc:  # hostile input: refused, nothing changes
+            log.warning("swap %s: refused input: %s", swap_id[:12], exc)
+            self.rejected.append((swap_id, exc))
+            return
+        self.swaps[swap_id] = step.swap
+        if step.transitioned:
+            log.info(
+                "swap %s: %s -> %s (%s)",
+                swap_id[:12],
+                swap.state.value,
+                step.swap.state.value,
+                step.swap.note,
+            )
+            self._dirty.append(step.swap)
+        if step.action is not None:
+            self._actions.append((swap_id, step.action))
+
+    async def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        actions, self._actions = self._actions, []
+        if dirty:
+            self.store.update_many(dirty)  # must precede the side effects below
+        for swap_id, action in actions:
+            await self._launch(swap_id, action)
+
+    # --- reconciling with the chain -------------------------------------------------
+    async def _reconcile_swap(self, swap_id: str, *, relaunch: bool) -> None:
+        swap = self.swaps.get(swap_id)
+        if swap is None or swap.is_terminal:
+            return
+        for terms in (swap.own, swap.counter):
+            chain = self.chains[terms.chain_id]
+            height = await chain.latest_height()
+            raw = await chain.query("htlc", "lock", {"lock_id": terms.lock_id.hex()})
+            if raw is None:
+                self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, height))
+                continue
+            try:
+                lock = Lock.from_json({**raw, "chain_id": terms.chain_id})
+            except (EncodingError, TypeError) as exc:
+                log.warning("swap %s: malformed lock query answer: %s", swap_id[:12], exc)
+                continue
+            self._feed(swap_id, LockObserved(lock))
+        if relaunch:
+            after = self.swaps[swap_id]
+            action = pending_action(after)
+            if action is not None and not any(a == action for _, a in self._actions):
+                self._actions.append((swap_id, action))
+
+    # --- acting -----------------------------------------------------------------------
+    async def _launch(self, swap_id: str, action: Action) -> None:
+        key = (swap_id, action)
+        if key in self._tasks:
+            return  # already on its way
+        chain_id = _chain_of(action)
+        chain = self.chains[chain_id]
+        async with self._nonce_locks[chain_id]:
+            nonce = self._nonces.get(chain_id)
+            if nonce is None:
+                nonce = await chain.next_nonce(self.keys[chain_id].address)
+            tx = build_tx(action, self.keys[chain_id], nonce)
+            self._nonces[chain_id] = nonce + 1
+            fut = asyncio.ensure_future(chain.submit(tx))
+            await asyncio.sleep(0)  # hand the tx over before the next one is numbered
+        self.submitted.append((swap_id, action))
+        task = asyncio.create_task(
+            self._await_receipt(swap_id, chain_id, fut), name=f"htlc:{swap_id[:12]}"
+        )
+        self._tasks[key] = task
+        task.add_done_callback(functools.partial(self._forget, key))
+
+    def _forget(self, key: tuple[str, Action], _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(key, None)
+
+    async def _await_receipt(
+        self, swap_id: str, chain_id: str, fut: asyncio.Future[Receipt]
+    ) -> None:
+        try:
+            receipt = await fut
+        except TxRejected as exc:  # never entered a block: renumber and try again
+            log.info("swap %s: tx refused (%s); will retry", swap_id[:12], exc)
+            self._nonces.pop(chain_id, None)
+            self._reconcile.add(swap_id)
+            return
+        except InterlockError as exc:
+            log.warning("swap %s: submission failed: %s", swap_id[:12], exc)
+            self._nonces.pop(chain_id, None)
+            self._reconcile.add(swap_id)
+            return
+        if not receipt.ok:  # executed and failed: find out from the chain what happened
+            log.info("swap %s: tx failed: %s", swap_id[:12], receipt.error)
+            self._reconcile.add(swap_id)
+
+    # --- bookkeeping ------------------------------------------------------------------
+    def _track(self, swap: Swap) -> None:
+        self.swaps[swap.swap_id] = swap
+        self._by_lock[swap.terms.a.lock_id] = swap.swap_id
+        self._by_lock[swap.terms.b.lock_id] = swap.swap_id
+        self._by_hash[swap.terms.hashlock] = swap.swap_id
+
+
+def _chain_of(action: Action) -> str:
+    return action.terms.chain_id if isinstance(action, SubmitLock) else action.chain_id
