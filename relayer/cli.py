@@ -1,7 +1,16 @@
 """The ``interlock`` command line.
 
-Errors a user can cause (bad flags, bad config, a refused transaction) print one line to
-stderr and exit 2; nothing is changed by a refused command.
+* ``interlock devnet``: independent chains in this process, printing each new head
+  (flags, or ``--config configs/devnet.toml`` for chains with RPC servers and a bus).
+* ``interlock chain start --config configs/chain-a.toml``: one chain as this process:
+  its SQLite store in the data dir (a restart, even after ``kill -9``, resumes there), its
+  RPC server, its publisher to the bus.
+
+SIGTERM and SIGINT stop gracefully: the RPC server stops taking work and lets in-flight
+requests finish, the node stops producing and fails what is still pending, the publisher
+drains its input and the bus closes; every wait is bounded. Errors a user can cause (bad
+flags, bad config, a port in use, a store of another chain) print one line to stderr and
+exit 2; nothing is changed by a refused command.
 """
 
 from __future__ import annotations
@@ -9,17 +18,38 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from chains.devnet import base_modules, build_devnet
-from chains.errors import InterlockError
+from chains.errors import ConfigError, InterlockError
 from chains.node import Node, SQLiteBlockStore
+from chains.types import Block
+from relayer.bus import BadBusUrl, Bus, open_bus, parse_bus_url
+from relayer.config import ChainSettings, load_chain_config, load_devnet_config
+from relayer.publisher import Publisher, status_will
+from relayer.rpc import RpcServer
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "run_chains"]
+
+log = logging.getLogger("interlock.cli")
+
+SHUTDOWN_WAIT = 10.0
+"""Seconds each shutdown step may take before it is cut short."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``interlock: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"interlock: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def _chain_ids(value: str) -> list[str]:
@@ -52,52 +82,227 @@ def _non_negative_int(value: str) -> int:
     return n
 
 
+def _port(value: str) -> int:
+    n = _non_negative_int(value)
+    if n > 65535:
+        raise argparse.ArgumentTypeError("expected a port in 0..65535")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="interlock", description=__doc__)
+    p = _Parser(prog="interlock", description="Cross-chain bridge and relayer: chains, devnets.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
+
     d = sub.add_parser("devnet", help="run independent chains in this process and print heads")
-    d.add_argument("--chains", type=_chain_ids, default=["chain-a", "chain-b"])
-    d.add_argument("--interval", type=_positive_float, default=1.0, help="block interval, s")
+    d.add_argument("--config", type=Path, default=None, help="devnet TOML (configs/devnet.toml)")
+    d.add_argument("--chains", type=_chain_ids, default=None, help="default chain-a,chain-b")
+    d.add_argument("--interval", type=_positive_float, default=None, help="block interval, s")
     d.add_argument("--blocks", type=_non_negative_int, default=0, help="stop after N (0: run)")
-    d.add_argument("--seed", default="interlock-devnet", help="devnet key seed")
+    d.add_argument("--seed", default=None, help="devnet key seed (default interlock-devnet)")
     d.add_argument("--data-dir", type=Path, default=None, help="SQLite dir (default: temp)")
+
+    c = sub.add_parser("chain", help="run one chain as this process")
+    csub = c.add_subparsers(dest="chain_command", required=True)
+    s = csub.add_parser("start", help="run one chain: node, RPC server, bus publisher")
+    s.add_argument("--config", type=Path, required=True, help="chain TOML (configs/chain-a.toml)")
+    s.add_argument("--data-dir", type=Path, default=None, help="override data_dir")
+    s.add_argument("--rpc-port", type=_port, default=None, help="override rpc.port (0: free)")
+    s.add_argument("--bus-url", default=None, help="override bus.url")
+    s.add_argument("--interval", type=_positive_float, default=None, help="override interval")
+    s.add_argument("--blocks", type=_non_negative_int, default=0, help="stop after N (0: run)")
     return p
 
 
+# --- running chains -----------------------------------------------------------------------
+
+
+def _print_head(block: Block) -> None:
+    h = block.header
+    print(
+        f"{h.chain_id:>10}  height={h.height:<6} txs={h.tx_count:<4} "
+        f"events={h.event_count:<4} hash={h.hash.hex()[:16]} "
+        f"state={h.state_root.hex()[:16]} signers={len(block.commit.signatures)}",
+        flush=True,
+    )
+
+
+def _open_node(cs: ChainSettings, data_dir: Path) -> Node:
+    return Node.open(
+        cs.genesis,
+        base_modules,
+        cs.validator_keys,
+        SQLiteBlockStore(cs.store_path(data_dir)),
+        block_interval=cs.block_interval,
+        mempool_capacity=cs.mempool_capacity,
+        max_block_txs=cs.max_block_txs,
+    )
+
+
+def _check_bus_url(url: str, what: str) -> None:
+    try:
+        parse_bus_url(url)
+    except BadBusUrl as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+async def run_chains(
+    chains: Sequence[ChainSettings],
+    data_dir: Path,
+    bus_url: str,
+    *,
+    stop: asyncio.Event,
+    blocks: int = 0,
+    on_ready: Callable[[Sequence[Node], Sequence[RpcServer]], None] | None = None,
+) -> None:
+    """Run ``chains`` (nodes, RPC servers, publishers) until ``stop`` is set or every
+    chain reached height ``blocks``; then shut down in order, each step bounded:
+    RPC (no new work; in-flight requests finish), nodes halt (their subscriptions end, so
+    watchers and publishers drain and finish), stores close, buses close."""
+    _check_bus_url(bus_url, "bus url")
+    memory = parse_bus_url(bus_url) is None
+    nodes: list[Node] = []
+    servers: list[RpcServer] = []
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for cs in chains:
+                nodes.append(_open_node(cs, data_dir))
+            # MQTT: one connection per chain, each with its retained status and last will;
+            # memory: one shared in-process bus
+            buses: list[Bus] = []
+            if memory:
+                shared: Bus = await stack.enter_async_context(open_bus(bus_url))
+                buses = [shared] * len(nodes)
+            else:
+                for node in nodes:
+                    conn = open_bus(bus_url, will=status_will(node.chain_id))
+                    buses.append(await stack.enter_async_context(conn))
+            for cs, node in zip(chains, nodes, strict=True):
+                if cs.rpc is not None:
+                    servers.append(RpcServer(node, cs.rpc.host, cs.rpc.port, limits=cs.rpc.limits))
+            for srv in servers:
+                await srv.start()
+            for node in nodes:
+                await node.__aenter__()  # starts block production
+            if on_ready is not None:
+                on_ready(nodes, servers)
+
+            reached: set[str] = set()
+
+            async def watch(node: Node) -> None:
+                async for block in node.subscribe():
+                    _print_head(block)
+                    if blocks and block.height >= blocks and node.chain_id not in reached:
+                        reached.add(node.chain_id)
+                        if len(reached) == len(nodes):
+                            stop.set()
+
+            async def shutdown(workers: list[asyncio.Task[None]]) -> None:
+                await stop.wait()
+                log.info("stopping: rpc, then nodes, then publishers")
+                for srv in servers:
+                    srv.begin_shutdown()
+                for srv in servers:
+                    await srv.stop()  # bounded by its shutdown_timeout
+                for node in nodes:
+                    await node.halt()  # ends subscriptions: watchers and publishers drain
+                _, pending = await asyncio.wait(workers, timeout=SHUTDOWN_WAIT)
+                for t in pending:
+                    log.warning("%s did not end in %ss; cancelling", t.get_name(), SHUTDOWN_WAIT)
+                    t.cancel()
+
+            async with asyncio.TaskGroup() as tg:
+                workers: list[asyncio.Task[None]] = []
+                for node, bus in zip(nodes, buses, strict=True):
+                    workers.append(tg.create_task(watch(node), name=f"watch:{node.chain_id}"))
+                    publisher = Publisher(node, bus)
+                    workers.append(
+                        tg.create_task(publisher.run(), name=f"publisher:{node.chain_id}")
+                    )
+                tg.create_task(shutdown(workers), name="shutdown")
+            for node in nodes:
+                await node.stop()  # closes the store, after the publishers are done with it
+    finally:
+        for srv in servers:
+            await srv.stop()
+        for node in nodes:
+            await node.stop()
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def _print_ready(nodes: Sequence[Node], servers: Sequence[RpcServer], bus_url: str) -> None:
+    rpc = {s.node.chain_id: s.url for s in servers}
+    for n in nodes:
+        where = rpc.get(n.chain_id, "off")
+        print(f"{n.chain_id}: height {n.height}; rpc {where}; bus {bus_url}", flush=True)
+
+
 async def run_devnet(args: argparse.Namespace) -> None:
-    data_dir: Path = args.data_dir or Path(tempfile.mkdtemp(prefix="interlock-"))
-    defs = build_devnet(args.chains, seed=args.seed)
-    nodes = [
-        Node.open(
-            d.genesis,
-            base_modules,
-            d.validator_keys,
-            SQLiteBlockStore(data_dir / f"{d.chain_id}.sqlite3"),
-            block_interval=args.interval,
-        )
-        for d in defs
-    ]
-    print(f"devnet: {', '.join(args.chains)}; data in {data_dir}", flush=True)
-
-    async def watch(node: Node) -> None:
-        async for block in node.subscribe():
-            h = block.header
-            print(
-                f"{h.chain_id:>10}  height={h.height:<6} txs={h.tx_count:<4} "
-                f"events={h.event_count:<4} hash={h.hash.hex()[:16]} "
-                f"state={h.state_root.hex()[:16]} signers={len(block.commit.signatures)}",
-                flush=True,
+    if args.config is not None:
+        for flag in ("chains", "seed"):
+            if getattr(args, flag) is not None:
+                raise ConfigError(f"--{flag}: not with --config (the config file sets it)")
+        cfg = load_devnet_config(args.config)
+        chains = list(cfg.chains)
+        if args.interval is not None:
+            chains = [dataclasses.replace(c, block_interval=args.interval) for c in chains]
+        data_dir = args.data_dir or cfg.data_dir
+        bus_url = cfg.bus_url
+    else:
+        ids = args.chains or ["chain-a", "chain-b"]
+        chains = [
+            ChainSettings(
+                genesis=d.genesis,
+                validator_keys=d.validator_keys,
+                accounts=d.accounts,
+                denom=d.denom,
+                block_interval=args.interval or 1.0,
+                max_block_txs=10_000,
+                mempool_capacity=20_000,
+                rpc=None,
             )
-            if args.blocks and h.height >= args.blocks:
-                return
+            for d in build_devnet(ids, seed=args.seed or "interlock-devnet")
+        ]
+        data_dir = args.data_dir
+        bus_url = "memory://"
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="interlock-"))
+    print(f"devnet: {', '.join(c.chain_id for c in chains)}; data in {data_dir}", flush=True)
 
-    async with contextlib.AsyncExitStack() as stack:
-        for n in nodes:
-            await stack.enter_async_context(n)
-        async with asyncio.TaskGroup() as tg:
-            for n in nodes:
-                tg.create_task(watch(n), name=f"watch:{n.chain_id}")
+    def ready(nodes: Sequence[Node], servers: Sequence[RpcServer]) -> None:
+        if servers:
+            _print_ready(nodes, servers, bus_url)
+
+    stop = asyncio.Event()
+    _install_signals(stop)
+    await run_chains(chains, data_dir, bus_url, stop=stop, blocks=args.blocks, on_ready=ready)
+
+
+async def run_chain_start(args: argparse.Namespace) -> None:
+    cfg = load_chain_config(args.config)
+    chain = cfg.chain
+    if args.rpc_port is not None and chain.rpc is not None:
+        chain = dataclasses.replace(chain, rpc=dataclasses.replace(chain.rpc, port=args.rpc_port))
+    if args.interval is not None:
+        chain = dataclasses.replace(chain, block_interval=args.interval)
+    bus_url = cfg.bus_url
+    if args.bus_url is not None:
+        _check_bus_url(args.bus_url, "--bus-url")
+        bus_url = args.bus_url
+    data_dir = args.data_dir or cfg.data_dir
+
+    def ready(nodes: Sequence[Node], servers: Sequence[RpcServer]) -> None:
+        _print_ready(nodes, servers, bus_url)
+
+    stop = asyncio.Event()
+    _install_signals(stop)
+    await run_chains([chain], data_dir, bus_url, stop=stop, blocks=args.blocks, on_ready=ready)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "devnet":
             asyncio.run(run_devnet(args))
+        elif args.command == "chain" and args.chain_command == "start":
+            asyncio.run(run_chain_start(args))
     except InterlockError as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
         return 2

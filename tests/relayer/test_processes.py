@@ -1,0 +1,285 @@
+"""Chains as separate processes: ``interlock chain start`` with the shipped configs.
+
+Each test starts real subprocesses on temporary data dirs and free ports (overriding the
+shipped files' ``data_dir``, ``rpc.port`` and ``bus.url`` from the command line), drives
+them over RPC with :class:`HttpChain`, and never leaves a process behind. No timing
+assertions: everything polls with generous deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chains.devnet import build_devnet
+from chains.types import Tx
+from relayer.bus import open_bus
+from relayer.config import load_chain_config
+from relayer.retry import Backoff
+from relayer.rpc_client import HttpChain
+from relayer.subscriber import ChainSubscriber, TrustedState
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+DEADLINE = 60.0
+RETRY = Backoff(initial=0.05, maximum=0.5, attempts=20)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ChainProcess:
+    """One ``interlock chain start`` subprocess; output goes to files in its data dir."""
+
+    def __init__(self, config: Path, data_dir: Path, bus_url: str, interval: float = 0.2):
+        self.config = config
+        self.data_dir = data_dir
+        self.bus_url = bus_url
+        self.interval = interval
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ChainProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.runs += 1
+        out = (self.data_dir / f"stdout.{self.runs}").open("wb")
+        err = (self.data_dir / f"stderr.{self.runs}").open("wb")
+        cmd = [
+            sys.executable,
+            "-m",
+            "relayer.cli",
+            "chain",
+            "start",
+            "--config",
+            str(self.config),
+            "--data-dir",
+            str(self.data_dir),
+            "--rpc-port",
+            str(self.port),
+            "--bus-url",
+            self.bus_url,
+            "--interval",
+            str(self.interval),
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        out.close()
+        err.close()
+        return self
+
+    def stderr(self) -> str:
+        return (self.data_dir / f"stderr.{self.runs}").read_text()[-3000:]
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(DEADLINE)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(DEADLINE)
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ChainProcess]]:
+    procs: list[ChainProcess] = []
+    yield procs
+    for p in procs:
+        p.cleanup()
+
+
+async def wait_healthy(chain: HttpChain, proc: ChainProcess, height: int = 1) -> int:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        assert proc.proc is not None
+        if proc.proc.poll() is not None:
+            raise AssertionError(f"chain process exited: {proc.stderr()}")
+        try:
+            h = await chain.latest_height()
+            if h >= height:
+                return h
+        except Exception:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no height {height} within {DEADLINE}s: {proc.stderr()}")
+
+
+def transfer(chain_id: str, nonce: int, amount: int) -> Tx:
+    d = next(c for c in build_devnet([chain_id, "x"]) if c.chain_id == chain_id)
+    denom = load_chain_config(CONFIGS / f"{chain_id}.toml").chain.denom
+    return Tx.create(
+        d.accounts["alice"],
+        chain_id,
+        nonce,
+        "bank",
+        "transfer",
+        {"to": d.accounts["bob"].address, "denom": denom, "amount": amount},
+    )
+
+
+async def test_kill9_then_restart_continues_without_fork(
+    tmp_path: Path, processes: list[ChainProcess]
+) -> None:
+    proc = ChainProcess(CONFIGS / "chain-a.toml", tmp_path / "a", "memory://").start()
+    processes.append(proc)
+    async with HttpChain("chain-a", [proc.url], retry=RETRY) as chain:
+        await wait_healthy(chain, proc, 2)
+        receipt = await chain.submit(transfer("chain-a", 0, 11))
+        assert receipt.ok
+        old = await wait_healthy(chain, proc, receipt.height + 1)
+        before = {h: await chain.get_header(h) for h in (1, receipt.height, old)}
+
+        proc.kill9()
+        proc.start()  # same data dir, same port
+        new = await wait_healthy(chain, proc, old + 2)
+
+        for h, header in before.items():
+            assert await chain.get_header(h) == header  # history unchanged: no fork
+        after = await chain.get_header(old + 1)
+        assert after is not None
+        assert after.prev_hash == before[old].hash  # new heights chain onto the old head
+        assert new > old
+        assert await chain.get_receipt(receipt.tx_hash) == receipt
+        bob = build_devnet(["chain-a"])[0].accounts["bob"].address
+        assert await chain.query("bank", "balance", {"address": bob, "denom": "usd"}) == (
+            10**12 + 11
+        )
+        assert await chain.next_nonce(build_devnet(["chain-a"])[0].accounts["alice"].address) == 1
+    assert proc.terminate() == 0, proc.stderr()
+
+
+async def test_two_chain_processes_publish_to_mqtt_and_a_subscriber_verifies_them(
+    tmp_path: Path, processes: list[ChainProcess], mqtt_url: str
+) -> None:
+    procs = {
+        cid: ChainProcess(CONFIGS / f"{cid}.toml", tmp_path / cid, mqtt_url).start()
+        for cid in ("chain-a", "chain-b")
+    }
+    processes.extend(procs.values())
+    async with (
+        open_bus(mqtt_url) as bus,
+        HttpChain("chain-a", [procs["chain-a"].url], retry=RETRY) as a,
+        HttpChain("chain-b", [procs["chain-b"].url], retry=RETRY) as b,
+    ):
+        handles = {"chain-a": a, "chain-b": b}
+        for cid, h in handles.items():
+            await wait_healthy(h, procs[cid], 1)
+        # each chain gets a transfer; each subscriber must verify its block and events
+        receipts = {cid: await h.submit(transfer(cid, 0, 3)) for cid, h in handles.items()}
+        for cid, handle in handles.items():
+            genesis = load_chain_config(CONFIGS / f"{cid}.toml").chain.genesis
+            trusted = TrustedState.from_genesis(genesis)
+            target = receipts[cid].height + 2
+            seen: list[int] = []
+            async with ChainSubscriber(bus, handle, trusted=trusted, idle_timeout=0.5) as sub:
+                async with asyncio.timeout(DEADLINE):
+                    async for vb in sub:
+                        assert vb.header.chain_id == cid
+                        seen.append(vb.height)
+                        if vb.height == receipts[cid].height:
+                            assert [e.type for e in vb.events] == ["bank.transfer"]
+                        if vb.height >= target:
+                            break
+            assert seen == list(range(1, target + 1))  # every height, in order, verified
+    for cid, p in procs.items():
+        assert p.terminate() == 0, (cid, p.stderr())
+
+
+def run_cli(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relayer.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_user_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('chain_id = "chain-a"\ndata_dir = "x"\n[rpc]\nport = "high"\n')
+    cases = [
+        (["chain", "start", "--config", str(bad)], "bad.toml: rpc.port: expected a valid integer"),
+        (["chain", "start", "--config", str(tmp_path / "none.toml")], "no such config file"),
+        (["chain", "start"], "--config"),
+        (
+            ["chain", "start", "--config", str(CONFIGS / "chain-a.toml"), "--bus-url", "http://x"],
+            "--bus-url",
+        ),
+        (["devnet", "--config", str(CONFIGS / "devnet.toml"), "--chains", "a,b"], "--chains"),
+        (["devnet", "--interval", "-1"], "--interval"),
+    ]
+    for args, expect in cases:
+        r = run_cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1, (args, r.stderr)
+        assert lines[0].startswith("interlock: error: "), lines
+        assert expect in lines[0], lines
+
+
+def test_port_in_use_and_foreign_store_are_one_line_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = run_cli(
+            "chain", "start", "--config", str(CONFIGS / "chain-a.toml"),
+            "--data-dir", str(tmp_path / "a"), "--rpc-port", str(port), "--bus-url", "memory://",
+        )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("interlock: error: cannot listen on")
+    other = tmp_path / "other.toml"
+    other.write_text(
+        (CONFIGS / "chain-a.toml").read_text().replace('seed = "interlock-devnet"', 'seed = "x"')
+    )
+    r = run_cli(
+        "chain", "start", "--config", str(other), "--data-dir", str(tmp_path / "a"),
+        "--rpc-port", "0", "--bus-url", "memory://",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "store holds another genesis" in r.stderr.strip().splitlines()[-1]
+
+
+def test_devnet_without_arguments_still_runs_and_stops(tmp_path: Path) -> None:
+    r = run_cli("devnet", "--blocks", "2", "--interval", "0.05", "--data-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    heads = [line for line in r.stdout.splitlines() if "height=2" in line]
+    assert {line.split()[0] for line in heads} == {"chain-a", "chain-b"}
+
+
+def test_devnet_from_config_serves_rpc(tmp_path: Path) -> None:
+    cfg = tmp_path / "devnet.toml"
+    text = (CONFIGS / "devnet-3.toml").read_text()
+    for port in (26680, 26681, 26682):
+        text = text.replace(f"port = {port}", "port = 0")
+    cfg.write_text(text)
+    r = run_cli("devnet", "--config", str(cfg), "--blocks", "2", "--interval", "0.05")
+    assert r.returncode == 0, r.stderr
+    ready = [line for line in r.stdout.splitlines() if "; rpc http://127.0.0.1:" in line]
+    assert [line.split(":")[0] for line in ready] == ["chain-a", "chain-b", "chain-c"]
