@@ -349,8 +349,9 @@ def decode(topic: str, payload: bytes) -> Decoded:
         raise MalformedPayload(kind, f"not JSON ({str(exc).split(':')[0]})") from None
     if not isinstance(obj, dict):
         raise MalformedPayload(kind, "expected a JSON object")
-    if obj.get("v") != WIRE_VERSION or isinstance(obj.get("v"), bool):
-        raise UnsupportedVersion(obj.get("v"))
+    version = obj.get("v")
+    if type(version) is not int or version != WIRE_VERSION:  # not 1.0, not true
+        raise UnsupportedVersion(version)
     try:
         if kind == "headers":
             return _signed_header(chain_id, HeaderPayload.model_validate(obj))
