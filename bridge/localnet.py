@@ -294,9 +294,11 @@ class LocalNet:
             if not wanted or (proven_only and not self.has_consensus(src, dst, h)):
                 continue
             for proof in prove_events(block, wanted):
-                nonce = int(proof.event.attributes["nonce"])
+                nonce = proof.event.attributes.get("nonce")
+                if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 1:
+                    nonce = 0  # malformed: the destination will say why
                 kind = proof.event.type.removeprefix("bridge.")
-                if not include_done and self.is_done(d.chain, src, kind, nonce):
+                if nonce and not include_done and self.is_done(d.chain, src, kind, nonce):
                     continue
                 out.append(Pending(_ACTION[kind], nonce, proof))
         return out
