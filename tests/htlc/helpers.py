@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib as _hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,10 +11,13 @@ from chains.bank import get_balance
 from chains.chain import Chain
 from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain, base_modules, build_devnet
-from chains.errors import BadNonce, DuplicateTx, InterlockError
+from chains.errors import BadNonce, DuplicateTx
 from chains.module import Module
 from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
+from htlc.driver import Party, SwapDriver
 from htlc.module import HTLCModule
+from htlc.store import MemorySwapStore, SwapStore
+from htlc.swap import ChainParams, Safety, SafetyPolicy, SwapTerms, plan_swap
 
 
 def htlc_modules() -> list[Module]:
@@ -149,11 +153,89 @@ def failed_htlc_receipts(sim: Sim) -> list[Receipt]:
     return [r for r in sim.receipts.values() if not r.ok]
 
 
-__all__ = [
-    "InterlockError",
-    "ManualChain",
-    "Sim",
-    "devnet",
-    "failed_htlc_receipts",
-    "htlc_modules",
-]
+# --- two chains, two parties, drivers ------------------------------------------------------
+
+
+POLICY = SafetyPolicy(reaction_ms=2000, min_delta_ms=5000)
+
+
+class Crash(BaseException):
+    """A simulated process crash (BaseException: nothing in the driver may swallow it)."""
+
+
+class CrashingStore:
+    """Delegates to ``inner`` and crashes right after the ``crash_after``-th transition write."""
+
+    def __init__(self, inner: SwapStore, crash_after: int | None = None) -> None:
+        self.inner = inner
+        self.crash_after = crash_after
+        self.writes = 0
+
+    def create(self, swap: Any) -> None:
+        self.inner.create(swap)
+
+    def update(self, swap: Any) -> None:
+        self.update_many([swap])
+
+    def update_many(self, swaps: Sequence[Any]) -> None:
+        for s in swaps:  # one at a time, so a crash can fall between any two transitions
+            self.inner.update_many([s])
+            self.writes += 1
+            if self.crash_after is not None and self.writes == self.crash_after:
+                raise Crash(f"crash after transition {self.writes} ({s.state.value})")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class World:
+    """Chains A and B (manual blocks) and helpers to run two parties' drivers."""
+
+    def __init__(self, policy: SafetyPolicy = POLICY, interval_ms: int = 1000) -> None:
+        da, db = devnet(2)
+        self.A, self.B = Sim(da, interval_ms), Sim(db, interval_ms)
+        self.safety = Safety(
+            ChainParams(self.A.chain_id, interval_ms),
+            ChainParams(self.B.chain_id, interval_ms),
+            policy,
+        )
+        self.alice = Party(self.A.key("alice"), self.B.key("alice"))  # initiator
+        self.bob = Party(self.A.key("bob"), self.B.key("bob"))  # participant
+
+    def driver(self, party: Party, store: SwapStore | None = None) -> SwapDriver:
+        return SwapDriver(
+            party, ManualChain(self.A), ManualChain(self.B), store or MemorySwapStore(), self.safety
+        )
+
+    def terms(self, secret: bytes, give: int = 100, take: int = 90, **kw: Any) -> SwapTerms:
+        return plan_swap(
+            self.safety,
+            initiator_a=self.alice.key_a.address,
+            participant_a=self.bob.key_a.address,
+            participant_b=self.bob.key_b.address,
+            initiator_b=self.alice.key_b.address,
+            give=(self.A.dev.denom, give),
+            take=(self.B.dev.denom, take),
+            hashlock=_hashlib.sha256(secret).digest(),
+            height_a=self.A.height,
+            height_b=self.B.height,
+            **kw,
+        )
+
+    async def blocks(self, a: bool = True, b: bool = True) -> None:
+        """Let submissions reach the chains, produce a block on each, deliver receipts."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+        if a:
+            self.A.produce()
+        if b:
+            self.B.produce()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    def failed(self) -> list[Receipt]:
+        return failed_htlc_receipts(self.A) + failed_htlc_receipts(self.B)
+
+
+def secret_of(i: int) -> bytes:
+    return _hashlib.sha256(b"secret-%d" % i).digest()

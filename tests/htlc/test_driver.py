@@ -1,0 +1,277 @@
+"""The driver on two deterministic devnet chains: full swaps, crashes, long sleeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chains.devnet import DEFAULT_BALANCE
+from htlc.driver import SwapDriver
+from htlc.errors import HashlockInUse, SwapExists, TermMismatch
+from htlc.store import MemorySwapStore, SwapStore
+from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms
+from relayer.swap_store import SQLiteSwapStore
+from tests.htlc.helpers import Crash, CrashingStore, World, secret_of
+
+S = SwapState
+GIVE, TAKE = 100, 90
+
+
+def assert_swapped(w: World, n: int = 1) -> None:
+    """Alice gave GIVE on A and got TAKE on B; Bob the mirror; nothing else moved."""
+    assert w.A.balance(w.alice.key_a) == DEFAULT_BALANCE - n * GIVE
+    assert w.A.balance(w.bob.key_a) == DEFAULT_BALANCE + n * GIVE
+    assert w.B.balance(w.alice.key_b) == DEFAULT_BALANCE + n * TAKE
+    assert w.B.balance(w.bob.key_b) == DEFAULT_BALANCE - n * TAKE
+
+
+def assert_untouched(w: World) -> None:
+    for party, sim, key in (
+        (w.alice, w.A, "key_a"),
+        (w.bob, w.A, "key_a"),
+        (w.alice, w.B, "key_b"),
+        (w.bob, w.B, "key_b"),
+    ):
+        assert sim.balance(getattr(party, key)) == DEFAULT_BALANCE
+
+
+async def settle(w: World, *drivers: SwapDriver, rounds: int = 60) -> None:
+    for _ in range(rounds):
+        for d in drivers:
+            await d.poll()
+        await w.blocks()
+        if all(not d.active() for d in drivers):
+            for d in drivers:
+                await d.poll()
+            return
+    raise AssertionError("swaps did not settle")
+
+
+async def start(w: World, terms: SwapTerms, secret: bytes) -> tuple[SwapDriver, SwapDriver]:
+    ini, par = w.driver(w.alice), w.driver(w.bob)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await par.open(terms, Role.PARTICIPANT)
+    return ini, par
+
+
+async def test_complete_swap() -> None:
+    w = World()
+    terms = w.terms(secret_of(1), GIVE, TAKE)
+    ini, par = await start(w, terms, secret_of(1))
+    await settle(w, ini, par)
+    assert ini.swaps[terms.swap_id].state is S.REDEEMED
+    assert par.swaps[terms.swap_id].state is S.REDEEMED
+    assert par.swaps[terms.swap_id].secret == secret_of(1)
+    assert_swapped(w)
+    assert w.failed() == []
+    for d in (ini, par):  # exactly one lock and one claim each: 4 transactions per swap
+        assert [type(a).__name__ for _, a in d.submitted] == ["SubmitLock", "SubmitClaim"]
+
+
+async def test_many_concurrent_swaps_between_the_same_parties() -> None:
+    w = World()
+    ini, par = w.driver(w.alice), w.driver(w.bob)
+    n = 40
+    for i in range(n):
+        terms = w.terms(secret_of(i), GIVE, TAKE)
+        await ini.open(terms, Role.INITIATOR, secret_of(i))
+        await par.open(terms, Role.PARTICIPANT)
+    await settle(w, ini, par)
+    assert {s.state for s in ini.swaps.values()} == {S.REDEEMED}
+    assert {s.state for s in par.swaps.values()} == {S.REDEEMED}
+    assert_swapped(w, n)
+    assert w.failed() == []
+
+
+async def test_hashlock_or_lock_id_reused_across_swaps_is_refused() -> None:
+    w = World()
+    terms = w.terms(secret_of(1))
+    ini = w.driver(w.alice)
+    await ini.open(terms, Role.INITIATOR, secret_of(1))
+    with pytest.raises(SwapExists):
+        await ini.open(terms, Role.INITIATOR, secret_of(1))
+    other = w.terms(secret_of(1), give=GIVE + 1)  # another swap, same secret
+    with pytest.raises(HashlockInUse):
+        await ini.open(other, Role.INITIATOR, secret_of(1))
+    assert len(ini.store.all()) == 1
+
+
+@pytest.mark.parametrize("role", [Role.INITIATOR, Role.PARTICIPANT])
+@pytest.mark.parametrize("crash_after", [1, 2, 3, 4, 5])
+async def test_crash_after_each_transition_and_resume(role: Role, crash_after: int) -> None:
+    w = World()
+    secret = secret_of(7)
+    terms = w.terms(secret, GIVE, TAKE)
+    inner: SwapStore = MemorySwapStore()
+    crashing = CrashingStore(inner, crash_after)
+    party = w.alice if role is Role.INITIATOR else w.bob
+    victim = SwapDriver(party, *(d for d in w.driver(party).chains.values()), crashing, w.safety)
+    other = w.driver(w.bob if role is Role.INITIATOR else w.alice)
+    await victim.open(terms, role, secret if role is Role.INITIATOR else None)
+    await other.open(
+        terms,
+        Role.PARTICIPANT if role is Role.INITIATOR else Role.INITIATOR,
+        secret if role is Role.PARTICIPANT else None,
+    )
+    crashed = False
+    for _ in range(40):
+        try:
+            await victim.poll()
+        except Crash:
+            crashed = True
+            await victim.aclose()
+            # the process restarts on the same store, on a later poll
+            victim = SwapDriver(party, *victim.chains.values(), inner, w.safety)
+            await victim.resume()
+        await other.poll()
+        await w.blocks()
+        if not victim.active() and not other.active():
+            break
+    assert crashed
+    assert inner.get(terms.swap_id).state is S.REDEEMED  # type: ignore[union-attr]
+    assert_swapped(w)
+    assert w.failed() == []  # no double action reached a chain
+
+
+@pytest.mark.parametrize("role", [Role.INITIATOR, Role.PARTICIPANT])
+async def test_restart_after_every_poll_with_sqlite(tmp_path: Path, role: Role) -> None:
+    """A process that dies right after each poll (submissions in flight) still completes."""
+    w = World()
+    secret = secret_of(3)
+    terms = w.terms(secret, GIVE, TAKE)
+    party = w.alice if role is Role.INITIATOR else w.bob
+    path = tmp_path / "swaps.sqlite"
+    store = SQLiteSwapStore(path)
+    victim = w.driver(party, store)
+    other = w.driver(w.bob if role is Role.INITIATOR else w.alice)
+    await victim.open(terms, role, secret if role is Role.INITIATOR else None)
+    other_role = Role.PARTICIPANT if role is Role.INITIATOR else Role.INITIATOR
+    await other.open(terms, other_role, secret if other_role is Role.INITIATOR else None)
+    for _ in range(40):
+        await victim.poll()
+        await other.poll()
+        await victim.aclose()
+        store.close()
+        store = SQLiteSwapStore(path)
+        victim = w.driver(party, store)
+        await victim.resume()
+        await w.blocks()
+        if not victim.active() and not other.active():
+            break
+    final = store.get(terms.swap_id)
+    assert final is not None
+    assert final.state is S.REDEEMED
+    assert_swapped(w)
+    store.close()
+
+
+async def test_participant_never_locks_initiator_refunds_secret_never_revealed() -> None:
+    w = World()
+    secret = secret_of(2)
+    terms = w.terms(secret)
+    ini = w.driver(w.alice)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await settle(w, ini, rounds=terms.a.timelock + 5)
+    assert ini.swaps[terms.swap_id].state is S.REFUNDED
+    assert_untouched(w)
+    assert not any(isinstance(a, SubmitClaim) for _, a in ini.submitted)
+    all_txs = [tx for blk in (*w.A.blocks.values(), *w.B.blocks.values()) for tx in blk.txs]
+    assert all(secret.hex() not in str(tx.args) for tx in all_txs)
+
+
+async def test_wrong_counter_lock_is_refused_and_initiator_refunds() -> None:
+    w = World()
+    secret = secret_of(4)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini = w.driver(w.alice)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await ini.poll()
+    await w.blocks()
+    # a hostile participant locks less than agreed, on the right hashlock
+    bad = terms.b.lock_args() | {"amount": TAKE - 1}
+    assert w.B.run(w.bob.key_b, "lock", bad).ok
+    await settle(w, ini, rounds=terms.a.timelock + 5)
+    assert ini.swaps[terms.swap_id].state is S.REFUNDED
+    assert any(isinstance(e, TermMismatch) for _, e in ini.rejected)
+    assert not any(isinstance(a, SubmitClaim) for _, a in ini.submitted)
+
+
+async def test_participant_offline_past_t_b_finds_the_claim_before_refunding() -> None:
+    w = World()
+    secret = secret_of(5)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    for _ in range(3):  # both locks land
+        await ini.poll()
+        await par.poll()
+        await w.blocks()
+    assert par.swaps[terms.swap_id].state is S.LOCKED
+    await par.aclose()  # the participant goes offline
+    while w.B.height < terms.b.timelock + 2:  # the initiator claims; B passes T_B
+        await ini.poll()
+        await w.blocks()
+    assert ini.swaps[terms.swap_id].state is S.REDEEMED
+    assert w.A.height < terms.a.timelock
+    back = w.driver(w.bob, par.store)
+    await back.resume()
+    await settle(w, back)
+    assert back.swaps[terms.swap_id].state is S.REDEEMED
+    assert not any(isinstance(a, SubmitRefund) for _, a in back.submitted)
+    assert_swapped(w)
+
+
+async def test_both_offline_past_t_b_participant_refunds_initiator_refunds() -> None:
+    w = World()
+    secret = secret_of(6)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    for _ in range(2):  # the initiator's lock lands, then the participant's
+        await ini.poll()
+        await par.poll()
+        await w.blocks()
+    await ini.aclose()
+    await par.aclose()
+    w.A.advance_to(terms.b.timelock + 1)
+    w.B.advance_to(terms.b.timelock + 1)
+    back = w.driver(w.bob, par.store)
+    await back.resume()
+    await settle(w, back)
+    assert back.swaps[terms.swap_id].state is S.REFUNDED
+    # the initiator wakes up: too late to reveal, refunds A once T_A passes
+    ini_back = w.driver(w.alice, ini.store)
+    await ini_back.resume()
+    await settle(w, ini_back, rounds=terms.a.timelock + 5)
+    assert ini_back.swaps[terms.swap_id].state is S.REFUNDED
+    assert not any(isinstance(a, SubmitClaim) for _, a in ini_back.submitted)
+    assert_untouched(w)
+
+
+async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_too_late() -> None:
+    """Persisted REDEEMING, died before submitting; back after T_A: refunds, never leaks."""
+    w = World()
+    secret = secret_of(8)
+    terms = w.terms(secret, GIVE, TAKE)
+    inner = MemorySwapStore()
+    ini = SwapDriver(w.alice, *w.driver(w.alice).chains.values(), CrashingStore(inner, 4), w.safety)
+    par = w.driver(w.bob)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await par.open(terms, Role.PARTICIPANT)
+
+    async def until_crash() -> None:
+        for _ in range(10):
+            await ini.poll()
+            await par.poll()
+            await w.blocks()
+
+    with pytest.raises(Crash):
+        await until_crash()
+    assert inner.get(terms.swap_id).state is S.REDEEMING  # type: ignore[union-attr]
+    w.A.advance_to(terms.a.timelock)
+    w.B.advance_to(terms.a.timelock)
+    back = SwapDriver(w.alice, *ini.chains.values(), inner, w.safety)
+    await back.resume()
+    await settle(w, back, par)
+    assert back.swaps[terms.swap_id].state is S.REFUNDED
+    assert par.swaps[terms.swap_id].state is S.REFUNDED
+    assert_untouched(w)
