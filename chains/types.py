@@ -186,6 +186,13 @@ class Event:
     """``<module>.<name>``, e.g. ``bank.transfer``."""
     attributes: Mapping[str, JSONValue]
     """Canonical-JSON attributes."""
+    _leaf: bytes = field(init=False, default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Encoded once, at emission: a module emitting something that is not JSON fails
+        # its own transaction (rolled back) instead of halting block production later.
+        leaf = canonical({"type": self.type, "attributes": self.attributes})
+        object.__setattr__(self, "_leaf", leaf)
 
     @property
     def module(self) -> str:
@@ -196,7 +203,7 @@ class Event:
 
     def leaf(self) -> bytes:
         """Bytes committed in ``event_root``: ``canonical({"attributes":…, "type":…})``."""
-        return canonical({"type": self.type, "attributes": self.attributes})
+        return self._leaf
 
     @classmethod
     def from_json(cls, d: object) -> Event:
