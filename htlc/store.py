@@ -8,7 +8,7 @@ contract both keep:
 * ``update`` writes a swap whose ``version`` is exactly one more than the stored one, so
   a transition is written once, in order, and two drivers on one store cannot both act on
   the same state (the loser gets :class:`~htlc.errors.StaleSwap`).
-* ``update_many`` is the same for several swaps, all or nothing.
+* ``create_many`` / ``update_many`` do the same for several swaps, all or nothing.
 * Cursors remember, per chain, the last height whose events were fed to the engine.
 """
 
@@ -26,6 +26,9 @@ __all__ = ["MemorySwapStore", "SwapStore", "check_next_version"]
 class SwapStore(Protocol):
     def create(self, swap: Swap) -> None:
         """Store a new swap (raises SwapExists / HashlockInUse)."""
+
+    def create_many(self, swaps: Sequence[Swap]) -> None:
+        """``create`` for several swaps atomically."""
 
     def update(self, swap: Swap) -> None:
         """Store the next version of a swap (raises SwapNotFound / StaleSwap)."""
@@ -64,13 +67,20 @@ class MemorySwapStore:
         self._cursors: dict[str, int] = {}
 
     def create(self, swap: Swap) -> None:
-        if swap.swap_id in self._swaps:
-            raise SwapExists(swap.swap_id)
-        other = self._hashlocks.get(swap.terms.hashlock)
-        if other is not None:
-            raise HashlockInUse(swap.terms.hashlock.hex(), other)
-        self._swaps[swap.swap_id] = swap
-        self._hashlocks[swap.terms.hashlock] = swap.swap_id
+        self.create_many([swap])
+
+    def create_many(self, swaps: Sequence[Swap]) -> None:
+        staged: dict[bytes, str] = {}
+        for swap in swaps:  # check all first: all or nothing
+            if swap.swap_id in self._swaps or swap.swap_id in staged.values():
+                raise SwapExists(swap.swap_id)
+            other = self._hashlocks.get(swap.terms.hashlock) or staged.get(swap.terms.hashlock)
+            if other is not None:
+                raise HashlockInUse(swap.terms.hashlock.hex(), other)
+            staged[swap.terms.hashlock] = swap.swap_id
+        for swap in swaps:
+            self._swaps[swap.swap_id] = swap
+            self._hashlocks[swap.terms.hashlock] = swap.swap_id
 
     def update(self, swap: Swap) -> None:
         check_next_version(self._swaps.get(swap.swap_id), swap)

@@ -514,8 +514,9 @@ def pending_action(swap: Swap) -> Action | None:
 def transition(swap: Swap, event: Input, safety: Safety) -> Step:
     """Apply one observation. Pure; raises a SwapError (changing nothing) on hostile input."""
     if isinstance(event, Tick):
-        ha, hb = max(swap.height_a, event.height_a), max(swap.height_b, event.height_b)
-        swap = replace(swap, height_a=ha, height_b=hb)
+        if event.height_a > swap.height_a or event.height_b > swap.height_b:
+            ha, hb = max(swap.height_a, event.height_a), max(swap.height_b, event.height_b)
+            swap = replace(swap, height_a=ha, height_b=hb)
         if swap.is_terminal:
             return Step(swap)
         if swap.role is Role.INITIATOR:

@@ -17,8 +17,7 @@ from pathlib import Path
 import orjson
 
 from chains.errors import StoreError
-from htlc.errors import HashlockInUse, SwapExists
-from htlc.store import check_next_version
+from htlc.errors import HashlockInUse, StaleSwap, SwapExists, SwapNotFound
 from htlc.swap import Swap
 
 __all__ = ["SQLiteSwapStore"]
@@ -75,18 +74,24 @@ class SQLiteSwapStore:
         )
 
     def create(self, swap: Swap) -> None:
+        self.create_many([swap])
+
+    def create_many(self, swaps: Sequence[Swap]) -> None:
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM swaps WHERE swap_id=?", (swap.swap_id,)).fetchone():
-                raise SwapExists(swap.swap_id)
-            hashlock = swap.terms.hashlock.hex()
-            row = db.execute("SELECT swap_id FROM swaps WHERE hashlock=?", (hashlock,)).fetchone()
-            if row is not None:
-                raise HashlockInUse(hashlock, row[0])
-            state, terminal, version, body, swap_id = self._row(swap)
-            db.execute(
-                "INSERT INTO swaps VALUES (?, ?, ?, ?, ?, ?)",
-                (swap_id, hashlock, state, terminal, version, body),
-            )
+            for swap in swaps:
+                if db.execute("SELECT 1 FROM swaps WHERE swap_id=?", (swap.swap_id,)).fetchone():
+                    raise SwapExists(swap.swap_id)
+                hashlock = swap.terms.hashlock.hex()
+                row = db.execute(
+                    "SELECT swap_id FROM swaps WHERE hashlock=?", (hashlock,)
+                ).fetchone()
+                if row is not None:
+                    raise HashlockInUse(hashlock, row[0])
+                state, terminal, version, body, swap_id = self._row(swap)
+                db.execute(
+                    "INSERT INTO swaps VALUES (?, ?, ?, ?, ?, ?)",
+                    (swap_id, hashlock, state, terminal, version, body),
+                )
 
     def update(self, swap: Swap) -> None:
         self.update_many([swap])
@@ -95,8 +100,18 @@ class SQLiteSwapStore:
         with self._tx() as db:
             staged: dict[str, Swap] = {}
             for s in swaps:
-                stored = staged.get(s.swap_id) or self._get(db, s.swap_id)
-                check_next_version(stored, s)
+                prev = staged.get(s.swap_id)
+                if prev is not None:
+                    stored = prev.version
+                else:
+                    row = db.execute(
+                        "SELECT version FROM swaps WHERE swap_id=?", (s.swap_id,)
+                    ).fetchone()
+                    if row is None:
+                        raise SwapNotFound(s.swap_id)
+                    stored = row[0]
+                if s.version != stored + 1:
+                    raise StaleSwap(s.swap_id, stored, s.version)
                 staged[s.swap_id] = s
             db.executemany(
                 "UPDATE swaps SET state=?, terminal=?, version=?, body=? WHERE swap_id=?",

@@ -1,0 +1,257 @@
+"""HTLC benchmark: complete atomic swaps per second between two in-process chains.
+
+What one swap costs here, all of it timed: planning the terms; both parties' state
+machines (every input through ``htlc.swap.transition``, every transition written to a
+swap store *before* its transaction is built); four real ed25519-signed transactions
+(lock on A, lock on B, claim on B, claim on A); the four blocks that execute them on two
+real ``Chain``s (signature check, htlc module, bank transfers, event and state roots, a
+4-validator commit); and turning every ``htlc.*`` event of those blocks back into engine
+inputs (the participant learns the secret from B's ``htlc.claimed`` event). Swaps run in
+rounds of ``--batch`` swaps, each round four blocks. Every swap must end REDEEMED for both
+parties with every receipt ok, and balances are checked at the end.
+
+Not timed / not included: the asyncio driver and a node's mempool and block store (the
+chain and engine work is the same; ``bench/ledger.py`` measures the node path).
+
+Run: ``python bench/htlc.py [--swaps N] [--batch N] [--store memory|sqlite]``. The last
+line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from chains.bank import get_balance
+from chains.chain import Chain
+from chains.crypto import PrivateKey
+from chains.devnet import DEFAULT_BALANCE, DevnetChain, base_modules, build_devnet
+from chains.module import Module
+from chains.types import Block, Tx
+from htlc.module import HTLCModule
+from htlc.store import MemorySwapStore, SwapStore
+from htlc.swap import (
+    Action,
+    ChainParams,
+    Input,
+    LockObserved,
+    Role,
+    Safety,
+    SafetyPolicy,
+    SubmitLock,
+    Swap,
+    SwapState,
+    Tick,
+    build_tx,
+    new_swap,
+    plan_swap,
+    transition,
+)
+from htlc.types import lock_from_event
+
+
+def modules() -> list[Module]:
+    return [*base_modules(), HTLCModule()]
+
+
+class Party:
+    """One party's engine: its swaps, its store, its nonces."""
+
+    def __init__(self, name: str, store: SwapStore, safety: Safety) -> None:
+        self.name = name
+        self.store = store
+        self.safety = safety
+        self.swaps: dict[str, Swap] = {}
+        self.by_lock: dict[bytes, str] = {}
+        self.dirty: list[Swap] = []
+        self.actions: list[Action] = []
+        self.transitions = 0
+
+    def open(self, swaps: list[Swap]) -> None:
+        self.store.create_many(swaps)
+        for swap in swaps:
+            self.swaps[swap.swap_id] = swap
+            self.by_lock[swap.terms.a.lock_id] = swap.swap_id
+            self.by_lock[swap.terms.b.lock_id] = swap.swap_id
+
+    def feed(self, swap_id: str, event: Input) -> None:
+        step = transition(self.swaps[swap_id], event, self.safety)
+        self.swaps[swap_id] = step.swap
+        if step.transitioned:
+            self.dirty.append(step.swap)
+        if step.action is not None:
+            self.actions.append(step.action)
+
+    def observe(self, chain_id: str, block: Block) -> None:
+        for event in block.events:
+            lock = lock_from_event(chain_id, event)
+            if lock is not None and lock.lock_id in self.by_lock:
+                self.feed(self.by_lock[lock.lock_id], LockObserved(lock))
+
+    def tick(self, ha: int, hb: int) -> None:
+        t = Tick(ha, hb)
+        for swap_id, swap in self.swaps.items():
+            if not swap.is_terminal:
+                self.feed(swap_id, t)
+
+    def act(self, keys: dict[str, PrivateKey], nonces: dict[str, int]) -> dict[str, list[Tx]]:
+        """Persist the transitions, then (only then) sign the actions' transactions."""
+        self.store.update_many(self.dirty)
+        self.transitions += len(self.dirty)
+        self.dirty = []
+        out: dict[str, list[Tx]] = {}
+        for action in self.actions:
+            cid = action.terms.chain_id if isinstance(action, SubmitLock) else action.chain_id
+            n = nonces[cid]
+            nonces[cid] = n + 1
+            out.setdefault(cid, []).append(build_tx(action, keys[cid], n))
+        self.actions = []
+        return out
+
+    def forget_terminal(self) -> None:
+        for swap_id in [s for s, v in self.swaps.items() if v.is_terminal]:
+            swap = self.swaps.pop(swap_id)
+            self.by_lock.pop(swap.terms.a.lock_id, None)
+            self.by_lock.pop(swap.terms.b.lock_id, None)
+
+
+def produce(chain: Chain, dev: DevnetChain, txs: list[Tx], clock: list[int]) -> Block:
+    clock[0] += 1000
+    result = chain.produce_block(txs, clock[0], dev.validator_keys)
+    if result.dropped or not all(r.ok for r in result.block.receipts):
+        bad = [r.error for r in result.block.receipts if not r.ok][:3]
+        raise SystemExit(f"benchmark invariant broken: dropped={len(result.dropped)} {bad}")
+    return result.block
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--swaps", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=1000, help="swaps per round (4 blocks)")
+    ap.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    args = ap.parse_args()
+
+    da, db = build_devnet(("chain-a", "chain-b"), seed="bench-htlc")
+    A, B = da.build(modules), db.build(modules)
+    clock_a, clock_b = [0], [0]
+    safety = Safety(
+        ChainParams(A.chain_id, 1000), ChainParams(B.chain_id, 1000), SafetyPolicy(2000, 5000)
+    )
+    alice_a, alice_b = da.accounts["alice"], db.accounts["alice"]
+    bob_a, bob_b = da.accounts["bob"], db.accounts["bob"]
+    tmp = tempfile.TemporaryDirectory()
+    if args.store == "sqlite":
+        from relayer.swap_store import SQLiteSwapStore
+
+        stores: tuple[SwapStore, SwapStore] = (
+            SQLiteSwapStore(Path(tmp.name) / "alice.sqlite"),
+            SQLiteSwapStore(Path(tmp.name) / "bob.sqlite"),
+        )
+    else:
+        stores = (MemorySwapStore(), MemorySwapStore())
+    ini = Party("alice", stores[0], safety)
+    par = Party("bob", stores[1], safety)
+    keys_ini = {A.chain_id: alice_a, B.chain_id: alice_b}
+    keys_par = {A.chain_id: bob_a, B.chain_id: bob_b}
+    nonces_ini = {A.chain_id: 0, B.chain_id: 0}
+    nonces_par = {A.chain_id: 0, B.chain_id: 0}
+
+    done = txs = blocks = 0
+    gc.collect()
+    t0 = time.perf_counter()
+    while done < args.swaps:
+        n = min(args.batch, args.swaps - done)
+        opened: tuple[list[Swap], list[Swap]] = ([], [])
+        for i in range(done, done + n):
+            secret = hashlib.sha256(b"bench-secret-%d" % i).digest()
+            terms = plan_swap(
+                safety,
+                initiator_a=alice_a.address,
+                participant_a=bob_a.address,
+                participant_b=bob_b.address,
+                initiator_b=alice_b.address,
+                give=(da.denom, 10),
+                take=(db.denom, 9),
+                hashlock=hashlib.sha256(secret).digest(),
+                height_a=A.height,
+                height_b=B.height,
+            )
+            opened[0].append(new_swap(terms, Role.INITIATOR, secret))
+            opened[1].append(new_swap(terms, Role.PARTICIPANT))
+        ini.open(opened[0])
+        par.open(opened[1])
+        # 1. the initiators lock on A
+        ini.tick(A.height, B.height)
+        out = ini.act(keys_ini, nonces_ini)
+        blk = produce(A, da, out[A.chain_id], clock_a)
+        # 2. the participants audit A's locks and lock on B
+        for p in (ini, par):
+            p.observe(A.chain_id, blk)
+        par.tick(A.height, B.height)
+        out = par.act(keys_par, nonces_par)
+        blk = produce(B, db, out[B.chain_id], clock_b)
+        # 3. the initiators audit B's locks and claim on B (revealing the secrets)
+        for p in (ini, par):
+            p.observe(B.chain_id, blk)
+        ini.tick(A.height, B.height)
+        out = ini.act(keys_ini, nonces_ini)
+        blk = produce(B, db, out[B.chain_id], clock_b)
+        # 4. the participants learn the secrets from B's claim events and claim on A
+        for p in (ini, par):
+            p.observe(B.chain_id, blk)
+        par.tick(A.height, B.height)
+        out = par.act(keys_par, nonces_par)
+        blk = produce(A, da, out[A.chain_id], clock_a)
+        for p in (ini, par):
+            p.observe(A.chain_id, blk)
+            p.act({}, {})
+            if any(s.state is not SwapState.REDEEMED for s in p.swaps.values()):
+                raise SystemExit(f"benchmark invariant broken: {p.name} has unfinished swaps")
+            p.forget_terminal()
+        done += n
+        txs += 4 * n
+        blocks += 4
+    elapsed = time.perf_counter() - t0
+
+    total = args.swaps
+    expect = {
+        (A, alice_a.address, da.denom): DEFAULT_BALANCE - 10 * total,
+        (A, bob_a.address, da.denom): DEFAULT_BALANCE + 10 * total,
+        (B, alice_b.address, db.denom): DEFAULT_BALANCE + 9 * total,
+        (B, bob_b.address, db.denom): DEFAULT_BALANCE - 9 * total,
+    }
+    for (chain, addr, denom), want in expect.items():
+        if get_balance(chain.state, addr, denom) != want:
+            raise SystemExit("benchmark invariant broken: balances")
+    for s in stores:
+        s.close()
+    tmp.cleanup()
+
+    result = {
+        "swaps_per_s": round(total / elapsed, 1),
+        "txs_per_swap": txs // total,
+        "signed_txs_per_s": round(txs / elapsed, 1),
+        "swaps": total,
+        "batch": args.batch,
+        "blocks": blocks,
+        "transitions_per_swap": (ini.transitions + par.transitions) / total,
+        "store": args.store,
+        "seconds": round(elapsed, 3),
+    }
+    print(
+        f"{total} complete swaps ({txs} signed txs in {blocks} blocks on 2 chains) "
+        f"in {elapsed:.2f} s, store={args.store}"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
