@@ -1,0 +1,162 @@
+"""The pure transfer logic: packets, denom traces, the transfer state machine, limits."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.errors import MalformedPacket, RateLimited
+from bridge.transfer import (
+    DEFAULT_LIMITS,
+    PACKET_KEYS,
+    Limits,
+    Packet,
+    Status,
+    compute_flow,
+    compute_returning_denom,
+    compute_wrapped_denom,
+    is_chain_id,
+    is_conserved,
+    next_status,
+)
+
+PACKET = Packet("chain-a", "chain-b", 1, "a" * 40, "b" * 40, "usd", 5, 100)
+
+
+def test_packet_round_trips_through_its_attributes() -> None:
+    assert Packet.from_attributes(PACKET.to_json()) == PACKET
+    assert set(PACKET.to_json()) == PACKET_KEYS
+    assert len(PACKET.hash) == 32
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("src_chain", ""),
+        ("src_chain", "chain/a"),
+        ("dst_chain", 5),
+        ("nonce", 0),
+        ("nonce", True),
+        ("amount", 0),
+        ("amount", 2**63),
+        ("amount", 1.5),
+        ("timeout_height", -1),
+        ("sender", "A" * 40),
+        ("recipient", "b" * 39),
+        ("recipient", "b" * 40 + "\n"),
+        ("denom", "1usd"),
+        ("denom", "u"),
+    ],
+)
+def test_malformed_packet_fields_are_named(field: str, value: object) -> None:
+    with pytest.raises(MalformedPacket) as err:
+        Packet.from_attributes({**PACKET.to_json(), field: value})
+    assert err.value.field == field
+
+
+def test_packet_keys_are_exact() -> None:
+    with pytest.raises(MalformedPacket):
+        Packet.from_attributes({**PACKET.to_json(), "memo": "x"})
+    attrs = PACKET.to_json()
+    del attrs["timeout_height"]
+    with pytest.raises(MalformedPacket):
+        Packet.from_attributes(attrs)
+
+
+def test_chain_ids_never_contain_a_slash() -> None:
+    assert is_chain_id("chain-a")
+    assert is_chain_id("a" * 64)
+    for bad in ("", "a" * 65, "1chain", "chain/a", "chain a", "chain-a\n", None, 7):
+        assert not is_chain_id(bad)
+
+
+@given(
+    src=st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True),
+    own=st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True),
+    base=st.from_regex(r"[a-z][a-z0-9/]{1,20}", fullmatch=True),
+)
+def test_denom_trace_round_trip(src: str, own: str, base: str) -> None:
+    """Wrapping on arrival and unwrapping on return are inverse, and distinct sources
+    never share a wrapped name (one-to-one)."""
+    wrapped = compute_wrapped_denom(own, base)  # our asset as the remote names it
+    assert compute_returning_denom(own, wrapped) == base
+    if src != own:
+        assert compute_wrapped_denom(src, base) != wrapped
+        assert compute_returning_denom(src, wrapped) is None or wrapped.startswith(src + "/")
+
+
+def test_returning_denom_needs_our_prefix() -> None:
+    assert compute_returning_denom("chain-a", "chain-a/usd") == "usd"
+    assert compute_returning_denom("chain-a", "chain-b/chain-a/usd") is None
+    assert compute_returning_denom("chain-a", "chain-ab/usd") is None
+    assert compute_returning_denom("chain-a", "chain-a/") is None
+
+
+@pytest.mark.parametrize(
+    ("path", "ok"),
+    [
+        ([Status.DELIVERED], True),
+        ([Status.QUEUED, Status.DELIVERED], True),
+        ([Status.EXPIRED, Status.REFUNDED], True),
+        ([Status.DELIVERED, Status.REFUNDED], False),
+        ([Status.EXPIRED, Status.DELIVERED], False),
+        ([Status.QUEUED, Status.EXPIRED], False),
+        ([Status.REFUNDED], False),
+        ([Status.EXPIRED, Status.REFUNDED, Status.REFUNDED], False),
+    ],
+)
+def test_a_transfer_ends_delivered_xor_refunded(path: list[Status], ok: bool) -> None:
+    def walk() -> Status:
+        s = Status.SENT
+        for target in path:
+            s = next_status(s, target)
+        return s
+
+    if ok:
+        assert walk() == path[-1]
+    else:
+        with pytest.raises(ValueError, match="cannot go"):
+            walk()
+
+
+def test_flow_resets_each_window_and_caps_within_one() -> None:
+    limits = Limits(cap=100, window=10, delay_threshold=0, delay=0)
+    rec = compute_flow(None, 5, limits, 60)
+    assert rec == (0, 60)
+    rec = compute_flow(rec, 9, limits, 40)
+    assert rec == (0, 100)
+    with pytest.raises(RateLimited) as err:
+        compute_flow(rec, 9, limits, 1, remote_chain="chain-a", denom="usd")
+    assert (err.value.used, err.value.amount, err.value.cap) == (100, 1, 100)
+    assert compute_flow(rec, 10, limits, 100) == (1, 100)
+
+
+@given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 50)), max_size=40))
+def test_flow_never_exceeds_the_cap_in_any_window(steps: list[tuple[int, int]]) -> None:
+    limits = Limits(cap=120, window=7, delay_threshold=0, delay=0)
+    rec = None
+    height = 0
+    per_window: dict[int, int] = {}
+    for dh, amount in steps:
+        height += dh % 5
+        try:
+            rec = compute_flow(rec, height, limits, amount)
+        except RateLimited:
+            continue
+        per_window[height // 7] = per_window.get(height // 7, 0) + amount
+    assert all(v <= 120 for v in per_window.values())
+
+
+def test_delay_threshold() -> None:
+    assert not DEFAULT_LIMITS.is_delayed(10**18)
+    limits = Limits(cap=100, window=10, delay_threshold=50, delay=3)
+    assert limits.is_delayed(50)
+    assert not limits.is_delayed(49)
+    assert Limits.from_json(limits.to_json()) == limits
+
+
+def test_conservation_predicate() -> None:
+    assert is_conserved(10, 7, 3)
+    assert not is_conserved(10, 8, 3)
+    assert not is_conserved(-1, -1, 0)
