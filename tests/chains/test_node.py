@@ -1,0 +1,316 @@
+"""The node: blocks flow at the interval, submit resolves with the receipt, the mempool
+refuses with typed errors, subscriptions stream in order (or say they lagged), and a node
+restarted on its SQLite directory resumes where it stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from chains.bank import get_balance
+from chains.devnet import DevnetChain, base_modules
+from chains.errors import (
+    BadNonce,
+    DuplicateTx,
+    InvalidSignature,
+    MempoolFull,
+    StoreError,
+    WrongChain,
+)
+from chains.node import Node, SQLiteBlockStore, SubscriptionLagged
+from chains.store import MemoryBlockStore
+from chains.types import Tx
+from tests.chains.helpers import devnet, transfer
+
+TIMEOUT = 10  # generous: a stuck node fails the test instead of hanging the suite
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+def _dc() -> DevnetChain:
+    return devnet("chain-a", "chain-b")[0]
+
+
+def _node(dc: DevnetChain, store: object | None = None, **kw: object) -> Node:
+    return Node.open(
+        dc.genesis,
+        base_modules,
+        dc.validator_keys,
+        store or MemoryBlockStore(),  # type: ignore[arg-type]
+        clock=FakeClock(),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _pay(dc: DevnetChain, frm: str, to: str, amount: int, nonce: int) -> Tx:
+    return transfer(dc.accounts[frm], dc.chain_id, nonce, dc.accounts[to].address, amount, dc.denom)
+
+
+async def test_blocks_flow_at_the_interval() -> None:
+    dc = _dc()
+    async with _node(dc, block_interval=0.01) as node:
+        await asyncio.wait_for(node.wait_for_height(3), TIMEOUT)
+    b1, b2 = node.get_block(1), node.get_block(2)
+    assert b1 is not None
+    assert b2 is not None
+    assert b2.header.prev_hash == b1.header.hash
+    assert b2.header.time > b1.header.time
+
+
+async def test_submit_resolves_with_the_committed_receipt() -> None:
+    dc = _dc()
+    async with _node(dc, block_interval=0.01) as node:
+        r = await asyncio.wait_for(node.submit(_pay(dc, "alice", "bob", 5, 0)), TIMEOUT)
+        assert r.ok
+        assert r.height <= node.height
+        block = node.get_block(r.height)
+        assert block is not None
+        assert block.receipts[r.index] == r
+        assert node.get_receipt(r.tx_hash) == r
+        bad = await asyncio.wait_for(node.submit(_pay(dc, "alice", "bob", 10**15, 1)), TIMEOUT)
+        assert (bad.ok, bad.code) == (False, "InsufficientFunds")
+
+
+async def test_mempool_refuses_with_typed_errors_and_keeps_nothing() -> None:
+    dc = _dc()
+    node = _node(dc, mempool_capacity=3)
+    good = _pay(dc, "alice", "bob", 5, 0)
+    forged = dataclasses.replace(_pay(dc, "bob", "alice", 5, 0), signature=bytes(64))
+    other_chain = devnet("chain-a", "chain-b")[1]
+    rejected: list[tuple[Tx, type[Exception]]] = [
+        (_pay(dc, "alice", "bob", 5, 1), BadNonce),  # gap
+        (forged, InvalidSignature),
+        (_pay(other_chain, "alice", "bob", 5, 0), WrongChain),
+    ]
+    for tx, err in rejected:
+        with pytest.raises(err):
+            node.submit_nowait(tx)
+    assert len(node.mempool) == 0
+    fut = node.submit_nowait(good)
+    with pytest.raises(DuplicateTx):
+        node.submit_nowait(good)
+    node.submit_nowait(_pay(dc, "alice", "bob", 5, 1))  # queued nonces count
+    node.submit_nowait(_pay(dc, "carol", "bob", 5, 0))
+    with pytest.raises(MempoolFull):
+        node.submit_nowait(_pay(dc, "dave", "bob", 5, 0))
+    assert len(node.mempool) == 3
+    # what was refused left no trace: dave's nonce 0 is still free once there is room
+    node.produce_block()
+    assert fut.done()
+    assert fut.result().ok
+    node.submit_nowait(_pay(dc, "dave", "bob", 5, 0))
+    with pytest.raises(BadNonce):
+        node.submit_nowait(good)  # replay of a committed tx
+    node.produce_block()
+    assert node.chain.next_nonce(dc.accounts["bob"].address) == 0
+    await node.stop()
+
+
+async def test_mempool_admission_is_exact_about_nonce_order() -> None:
+    dc = _dc()
+    node = _node(dc)
+    node.submit_nowait(_pay(dc, "alice", "bob", 1, 0))
+    with pytest.raises(BadNonce):
+        node.submit_nowait(_pay(dc, "alice", "bob", 1, 2))
+    with pytest.raises(BadNonce):
+        node.submit_nowait(_pay(dc, "alice", "bob", 2, 0))  # same nonce, other body
+    node.submit_nowait(_pay(dc, "alice", "bob", 1, 1))
+    block = node.produce_block()
+    assert [r.ok for r in block.receipts] == [True, True]
+    await node.stop()
+
+
+async def test_subscription_yields_blocks_in_order() -> None:
+    dc = _dc()
+    node = _node(dc)
+    sub = node.subscribe()
+    for _ in range(5):
+        node.produce_block()
+    await node.stop()
+    heights = [b.height async for b in sub]
+    assert heights == [1, 2, 3, 4, 5]
+
+
+async def test_slow_subscriber_gets_lagged_and_where_to_resume() -> None:
+    dc = _dc()
+    node = _node(dc)
+    sub = node.subscribe(maxsize=3)
+    for _ in range(5):
+        node.produce_block()
+    got = [await asyncio.wait_for(sub.__anext__(), TIMEOUT) for _ in range(3)]
+    assert [b.height for b in got] == [1, 2, 3]
+    with pytest.raises(SubscriptionLagged) as exc:
+        await asyncio.wait_for(sub.__anext__(), TIMEOUT)
+    assert exc.value.next_height == 4
+    gap = node.get_block(exc.value.next_height)
+    assert gap is not None
+    assert gap.header.prev_hash == got[-1].header.hash
+    await node.stop()
+
+
+async def test_a_full_subscription_still_ends_at_stop() -> None:
+    dc = _dc()
+    node = _node(dc)
+    sub = node.subscribe(maxsize=2)
+    node.produce_block()
+    node.produce_block()
+    await node.stop()
+    heights = await asyncio.wait_for(_drain(sub), TIMEOUT)
+    assert heights == [1, 2]
+
+
+async def _drain(sub: object) -> list[int]:
+    return [b.height async for b in sub]  # type: ignore[attr-defined]
+
+
+async def test_pending_submissions_fail_typed_at_stop() -> None:
+    dc = _dc()
+    node = _node(dc)
+    fut = node.submit_nowait(_pay(dc, "alice", "bob", 1, 0))
+    await node.stop()
+    with pytest.raises(StoreError):
+        fut.result()
+    with pytest.raises(StoreError):
+        node.submit_nowait(_pay(dc, "alice", "bob", 1, 0))
+
+
+# --- persistence ----------------------------------------------------------------------
+
+
+def _store(path: Path) -> SQLiteBlockStore:
+    return SQLiteBlockStore(path / "chain.sqlite")
+
+
+async def test_restart_resumes_at_the_same_height_and_root(tmp_path: Path) -> None:
+    dc = _dc()
+    node = _node(dc, _store(tmp_path))
+    node.produce_block()
+    for nonce in range(3):
+        node.submit_nowait(_pay(dc, "alice", "bob", 7, nonce))
+        node.submit_nowait(_pay(dc, "carol", "dave", 10**15, nonce))  # fails, nonce moves
+        node.produce_block()
+    # a governance change of the validator set persists too
+    gov = dc.accounts["gov"]
+    newcomer = dc.validator_keys[0]
+    args = {"public_key": newcomer.public_key.hex(), "power": 30}
+    node.submit_nowait(Tx.create(gov, dc.chain_id, 0, "validators", "set_power", args))
+    node.produce_block()
+    height, header = node.height, node.chain.last_header
+    root, vals = node.chain.state.root(), node.chain.validators
+    items = dict(node.chain.state.items())
+    await node.stop()
+
+    again = _node(dc, _store(tmp_path))
+    assert again.height == height == 5
+    assert again.chain.last_header == header
+    assert again.chain.state.root() == root
+    assert dict(again.chain.state.items()) == items
+    assert again.chain.validators == vals
+    assert vals.by_key[newcomer.public_key] == 30
+    assert again.chain.next_nonce(dc.accounts["alice"].address) == 3
+    assert again.chain.next_nonce(dc.accounts["carol"].address) == 3
+    # and keeps producing on top, with state that keeps changing
+    again.submit_nowait(_pay(dc, "alice", "bob", 1, 3))
+    b6 = again.produce_block()
+    assert b6.height == 6
+    assert b6.header.prev_hash == header.hash
+    assert b6.receipts[0].ok
+    bob = get_balance(again.chain.state, dc.accounts["bob"].address, dc.denom)
+    await again.stop()
+
+    third = _node(dc, _store(tmp_path))
+    assert third.height == 6
+    assert get_balance(third.chain.state, dc.accounts["bob"].address, dc.denom) == bob
+    stored = third.get_block(6)
+    assert stored is not None
+    assert stored.header == b6.header
+    assert stored.txs == b6.txs
+    await third.stop()
+
+
+async def test_restart_after_genesis_only(tmp_path: Path) -> None:
+    dc = _dc()
+    node = _node(dc, _store(tmp_path))
+    root = node.chain.state.root()
+    await node.stop()
+    again = _node(dc, _store(tmp_path))
+    assert again.height == 0
+    assert again.chain.state.root() == root
+    assert again.produce_block().height == 1
+    await again.stop()
+
+
+async def test_running_node_restart_keeps_producing(tmp_path: Path) -> None:
+    dc = _dc()
+    async with _node(dc, _store(tmp_path), block_interval=0.01) as node:
+        r = await asyncio.wait_for(node.submit(_pay(dc, "alice", "bob", 3, 0)), TIMEOUT)
+        assert r.ok
+        await asyncio.wait_for(node.wait_for_height(node.height + 1), TIMEOUT)
+    height = node.height
+    async with _node(dc, _store(tmp_path), block_interval=0.01) as again:
+        assert again.height == height
+        await asyncio.wait_for(again.wait_for_height(height + 2), TIMEOUT)
+        r = await asyncio.wait_for(again.submit(_pay(dc, "alice", "bob", 3, 1)), TIMEOUT)
+        assert r.ok
+        assert r.height > height
+
+
+async def test_a_store_of_another_genesis_is_refused(tmp_path: Path) -> None:
+    a, b = devnet("chain-a", "chain-b")
+    node = _node(a, _store(tmp_path))
+    node.produce_block()
+    await node.stop()
+    store = _store(tmp_path)
+    with pytest.raises(StoreError):
+        _node(b, store)
+    # same chain id, different genesis (another seed): refused too
+    (a2,) = devnet("chain-a", seed="another-seed")
+    with pytest.raises(StoreError):
+        _node(a2, store)
+    store.close()
+
+
+async def test_tampered_state_is_refused_on_restart(tmp_path: Path) -> None:
+    import sqlite3
+
+    dc = _dc()
+    node = _node(dc, _store(tmp_path))
+    node.submit_nowait(_pay(dc, "alice", "bob", 3, 0))
+    node.produce_block()
+    await node.stop()
+    db = sqlite3.connect(tmp_path / "chain.sqlite")
+    key = f"bank/bal/{dc.accounts['bob'].address}/{dc.denom}"
+    db.execute("UPDATE state SET value = ? WHERE key = ?", (b"999999999999999", key))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError):
+        _node(dc, _store(tmp_path))
+
+
+def test_memory_and_sqlite_stores_agree(tmp_path: Path) -> None:
+    dc = _dc()
+    mem, sql = MemoryBlockStore(), _store(tmp_path)
+    n1, n2 = _node(dc, mem), _node(dc, sql)
+    for i in range(3):
+        for n in (n1, n2):
+            n.mempool.add(_pay(dc, "alice", "bob", 1 + i, i))
+            n.produce_block()
+    assert mem.latest_height() == sql.latest_height() == 3
+    for h in (1, 2, 3):
+        assert mem.get_block(h) == sql.get_block(h)
+        assert mem.get_validators(h) == sql.get_validators(h)
+    assert mem.load_state() == sql.load_state()
+    assert mem.get_block(4) is None
+    assert sql.get_block(4) is None
+    assert sql.get_receipt(bytes(32)) is None
+    sql.close()

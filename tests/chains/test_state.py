@@ -1,0 +1,103 @@
+"""The state and its incremental root: equal to a fresh build, restored by rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chains.state import State
+
+KEYS = st.sampled_from([f"mod/k{i}" for i in range(40)] + ["a", "b/c", "zz/9"])
+VALUES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.text("abc xyz", max_size=8),
+    st.lists(st.integers(0, 9), max_size=3),
+    st.dictionaries(st.sampled_from(["p", "q"]), st.integers(0, 9), max_size=2),
+)
+OPS = st.lists(st.tuples(st.booleans(), KEYS, VALUES), max_size=60)
+
+
+def _apply(state: State, ops: list[tuple[bool, str, Any]]) -> None:
+    for is_set, key, value in ops:
+        if is_set:
+            state.set(key, value)
+        else:
+            state.delete(key)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(OPS, min_size=1, max_size=4))
+def test_incremental_root_equals_a_fresh_build(batches: list[list[tuple[bool, str, Any]]]) -> None:
+    state = State()
+    for ops in batches:
+        _apply(state, ops)
+        root = state.root()
+        fresh = State(dict(state.items()))
+        assert fresh.root() == root
+        assert state.root() == root  # idempotent with nothing dirty
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS, OPS)
+def test_rollback_restores_the_root(before: list[Any], during: list[Any]) -> None:
+    state = State()
+    _apply(state, before)
+    root = state.root()
+    items = dict(state.items())
+    state.begin()
+    _apply(state, during)
+    state.rollback()
+    assert dict(state.items()) == items
+    assert state.root() == root
+
+
+def test_empty_state_root_is_stable() -> None:
+    assert State().root() == State({}).root()
+    s = State()
+    s.set("x", 1)
+    s.delete("x")
+    assert s.root() == State().root()
+
+
+def test_root_depends_on_every_value() -> None:
+    s = State({"a": 1, "b": 2})
+    r = s.root()
+    s.set("b", 3)
+    assert s.root() != r
+    s.set("b", 2)
+    assert s.root() == r
+
+
+def test_root_inside_an_open_transaction_is_refused() -> None:
+    s = State()
+    s.begin()
+    with pytest.raises(RuntimeError):
+        s.root()
+    s.commit()
+    s.root()
+
+
+def test_nested_begin_and_stray_rollback_are_refused() -> None:
+    s = State()
+    s.begin()
+    with pytest.raises(RuntimeError):
+        s.begin()
+    s.rollback()
+    with pytest.raises(RuntimeError):
+        s.rollback()
+
+
+def test_take_changes_reports_writes_and_deletes_once() -> None:
+    s = State({"gone": 1, "kept": 2})
+    s.set("new", 3)
+    s.delete("gone")
+    assert s.take_changes() == {"new": 3, "gone": None}
+    assert s.take_changes() == {}
+
+
+def test_items_by_prefix_in_key_order() -> None:
+    s = State({"b/2": 2, "a/1": 1, "b/1": 1, "c": 0})
+    assert list(s.items("b/")) == [("b/1", 1), ("b/2", 2)]
