@@ -40,7 +40,7 @@ from chains.types import Block, Commit, CommitSig, Event, Header, Receipt, Tx, V
 from chains.types import vote_sign_bytes as _vote_sign_bytes
 from chains.validators import VALIDATORS_KEY, get_validator_set
 
-__all__ = ["BlockResult", "Chain", "Genesis"]
+__all__ = ["BlockResult", "Chain", "Genesis", "is_signature_valid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,12 @@ class BlockResult:
     """The set that signed it."""
     dropped: tuple[tuple[Tx, InterlockError], ...]
     """Transactions refused at execution (stale nonce, bad signature), with why."""
+
+
+def is_signature_valid(tx: Tx) -> bool:
+    """True iff ``tx`` carries its sender's valid signature. Pure and thread-safe: the
+    ed25519 check releases the GIL, so callers may run it in worker threads."""
+    return verify(tx.sender, tx.sign_bytes(), tx.signature)
 
 
 def _nonce_key(addr: str) -> str:
@@ -172,14 +178,19 @@ class Chain:
         return m.query(self.state, path, args)
 
     # --- validation -----------------------------------------------------------------
-    def check_tx(self, tx: Tx, expected_nonce: int | None = None) -> None:
-        """Refuse a transaction that must never enter a block; changes nothing."""
+    def check_tx(
+        self, tx: Tx, expected_nonce: int | None = None, *, signature_checked: bool = False
+    ) -> None:
+        """Refuse a transaction that must never enter a block; changes nothing.
+
+        ``signature_checked=True`` is for a caller that already ran
+        :func:`is_signature_valid` on this very transaction (e.g. off the event loop)."""
         if tx.chain_id != self.chain_id:
             raise WrongChain(self.chain_id, tx.chain_id)
         want = self.next_nonce(tx.sender_address) if expected_nonce is None else expected_nonce
         if tx.nonce != want:
             raise BadNonce(tx.sender_address, want, tx.nonce)
-        if not verify(tx.sender, tx.sign_bytes(), tx.signature):
+        if not signature_checked and not is_signature_valid(tx):
             raise InvalidSignature()
 
     # --- production -----------------------------------------------------------------

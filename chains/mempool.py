@@ -29,14 +29,17 @@ class Mempool:
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._txs
 
-    def add(self, tx: Tx) -> None:
-        """Check and queue ``tx``, or raise a :class:`~chains.errors.TxRejected`."""
+    def add(self, tx: Tx, *, signature_checked: bool = False) -> None:
+        """Check and queue ``tx``, or raise a :class:`~chains.errors.TxRejected`.
+
+        ``signature_checked``: the caller already verified this transaction's signature
+        (``chains.chain.is_signature_valid``); everything else is still checked."""
         if tx.hash in self._txs:
             raise DuplicateTx(tx.hash.hex())
         if len(self._txs) >= self.capacity:
             raise MempoolFull(self.capacity)
         sender = tx.sender_address
-        self.chain.check_tx(tx, self._pending.get(sender))
+        self.chain.check_tx(tx, self._pending.get(sender), signature_checked=signature_checked)
         self._txs[tx.hash] = tx
         self._pending[sender] = tx.nonce + 1
 
@@ -59,7 +62,7 @@ class Mempool:
         dropped: list[tuple[Tx, Exception]] = []
         for tx in waiting:
             try:
-                self.add(tx)
+                self.add(tx, signature_checked=True)  # verified on admission; bytes are frozen
             except Exception as exc:  # typed TxRejected in practice
                 dropped.append((tx, exc))
         return dropped

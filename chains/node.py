@@ -254,11 +254,14 @@ class Node:
         return self.store.get_receipt(tx_hash)
 
     # --- writes ---------------------------------------------------------------------
-    def submit_nowait(self, tx: Tx) -> asyncio.Future[Receipt]:
-        """Admit ``tx`` (raises TxRejected at once) and return a future of its receipt."""
+    def submit_nowait(self, tx: Tx, *, signature_checked: bool = False) -> asyncio.Future[Receipt]:
+        """Admit ``tx`` (raises TxRejected at once) and return a future of its receipt.
+
+        ``signature_checked``: see :meth:`Mempool.add` (the RPC verifies batches in a
+        worker thread, then admits them here)."""
         if self._stopping:
             raise StoreError("node is shutting down")
-        self.mempool.add(tx)
+        self.mempool.add(tx, signature_checked=signature_checked)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._waiters[tx.hash] = fut
         return fut
