@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Mapping
+from hashlib import sha256
 from typing import Any
+
+import orjson
 
 from chains.encoding import canonical
 from chains.merkle import hash_leaf, hash_node
@@ -121,14 +124,19 @@ class State:
         """The state root; re-hashes only what changed since the last call."""
         if self._journal is not None:
             raise RuntimeError("state root inside an open transaction")
+        # Hot path (runs once per block over every touched bucket): hash_leaf / hash_node
+        # and canonical() are inlined as the same byte strings they produce.
         nodes = self._nodes
         data = self._data
+        buckets = self._buckets
+        dumps, sort_keys, h = orjson.dumps, orjson.OPT_SORT_KEYS, sha256
         level: set[int] = set()
         for b in self._dirty:
-            keys = self._buckets.get(b)
+            keys = buckets.get(b)
             idx = _NBUCKETS + b
             if keys:
-                nodes[idx] = hash_leaf(canonical([[k, data[k]] for k in sorted(keys)]))
+                entries = [[k, data[k]] for k in sorted(keys)]
+                nodes[idx] = h(b"\x00" + dumps(entries, option=sort_keys)).digest()
             else:
                 nodes.pop(idx, None)
             level.add(idx >> 1)
@@ -136,17 +144,15 @@ class State:
         depth = 1
         while level:
             dflt = _DEFAULTS[depth - 1]
-            nxt: set[int] = set()
+            get = nodes.get
             for i in level:
-                left = nodes.get(2 * i, dflt)
-                right = nodes.get(2 * i + 1, dflt)
+                left = get(2 * i, dflt)
+                right = get(2 * i + 1, dflt)
                 if left is dflt and right is dflt:
                     nodes.pop(i, None)
                 else:
-                    nodes[i] = hash_node(left, right)
-                if i > 1:
-                    nxt.add(i >> 1)
-            level = nxt
+                    nodes[i] = h(b"\x01" + left + right).digest()
+            level = {i >> 1 for i in level if i > 1}
             depth += 1
         return nodes.get(1, _DEFAULTS[BUCKET_BITS])
 

@@ -101,3 +101,35 @@ def test_take_changes_reports_writes_and_deletes_once() -> None:
 def test_items_by_prefix_in_key_order() -> None:
     s = State({"b/2": 2, "a/1": 1, "b/1": 1, "c": 0})
     assert list(s.items("b/")) == [("b/1", 1), ("b/2", 2)]
+
+
+def _spec_root(items: dict[str, Any]) -> bytes:
+    """The documented commitment, computed the slow way over all 65,536 buckets."""
+    import zlib
+
+    from chains.encoding import canonical
+    from chains.merkle import hash_leaf, hash_node
+    from chains.state import BUCKET_BITS
+
+    buckets: dict[int, list[str]] = {}
+    for k in items:
+        buckets.setdefault(zlib.crc32(k.encode()) & ((1 << BUCKET_BITS) - 1), []).append(k)
+    level = [
+        hash_leaf(canonical([[k, items[k]] for k in sorted(buckets.get(b, []))]))
+        for b in range(1 << BUCKET_BITS)
+    ]
+    while len(level) > 1:
+        level = [hash_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def test_root_matches_the_documented_definition() -> None:
+    items: dict[str, Any] = {f"bank/bal/{i:040x}/usd": i * 7 for i in range(50)}
+    items.update({"validators/set": [{"power": 10, "public_key": "ab" * 32}], "x": {"b": 1}})
+    s = State()
+    assert s.root() == _spec_root({})
+    for k, v in items.items():
+        s.set(k, v)
+    s.delete("x")
+    del items["x"]
+    assert s.root() == _spec_root(items)
