@@ -43,9 +43,18 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from chains.encoding import JSONValue, canonical
+from chains.encoding import JSONValue, canonical, check_value
 from chains.errors import EncodingError, InterlockError
-from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
+from chains.types import (
+    Block,
+    Commit,
+    CommitSig,
+    Event,
+    EventProof,
+    Header,
+    Validator,
+    ValidatorSet,
+)
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -187,6 +196,7 @@ Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Sig = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 ChainId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Height = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Version = Annotated[int, Field(ge=WIRE_VERSION, le=WIRE_VERSION)]  # strict: not true, not 1.0
 Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
@@ -228,7 +238,7 @@ class ValidatorModel(_Model):
 class HeaderPayload(_Model):
     """``chains/{chain_id}/headers``: a signed header with the set that signed it."""
 
-    v: Literal[1]
+    v: Version
     kind: Literal["header"]
     header: HeaderModel
     commit: CommitModel
@@ -236,7 +246,7 @@ class HeaderPayload(_Model):
 
 
 class EventModel(_Model):
-    type: Annotated[str, StringConstraints(min_length=3, max_length=128)]
+    type: Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{3,128}$")]
     attributes: dict[str, Any]
 
 
@@ -249,7 +259,7 @@ class ProvenEventModel(_Model):
 class EventsPayload(_Model):
     """``chains/{chain_id}/events``: some or all events of one block, each with its proof."""
 
-    v: Literal[1]
+    v: Version
     kind: Literal["events"]
     chain_id: ChainId
     height: Height
@@ -261,7 +271,7 @@ class EventsPayload(_Model):
 class StatusPayload(_Model):
     """``chains/{chain_id}/status`` (retained): is the chain's publisher up, and where."""
 
-    v: Literal[1]
+    v: Version
     kind: Literal["status"]
     chain_id: ChainId
     state: Literal["online", "offline"]
@@ -343,34 +353,82 @@ def decode(topic: str, payload: bytes) -> Decoded:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadTooLarge(len(payload), MAX_PAYLOAD_BYTES)
     chain_id, kind = parse_topic(topic)
+    model = _MODELS[kind]
     try:
-        obj = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedPayload(kind, f"not JSON ({str(exc).split(':')[0]})") from None
-    if not isinstance(obj, dict):
-        raise MalformedPayload(kind, "expected a JSON object")
-    version = obj.get("v")
-    if type(version) is not int or version != WIRE_VERSION:  # not 1.0, not true
-        raise UnsupportedVersion(version)
-    try:
-        if kind == "headers":
-            return _signed_header(chain_id, HeaderPayload.model_validate(obj))
-        if kind == "events":
-            return _block_events(chain_id, EventsPayload.model_validate(obj))
-        return _status(chain_id, StatusPayload.model_validate(obj))
+        # One pass over the bytes on the happy path (pydantic-core parses the JSON itself).
+        parsed = model.model_validate_json(payload)
     except ValidationError as exc:
-        raise MalformedPayload(kind, _first_error(exc)) from None
+        raise _explain(kind, payload, exc) from None
+    try:
+        if isinstance(parsed, HeaderPayload):
+            return _signed_header(chain_id, parsed)
+        if isinstance(parsed, EventsPayload):
+            return _block_events(chain_id, parsed)
+        assert isinstance(parsed, StatusPayload)
+        return _status(chain_id, parsed)
     except EncodingError as exc:
         raise MalformedPayload(kind, str(exc)) from None
 
 
+_MODELS: dict[str, type[HeaderPayload | EventsPayload | StatusPayload]] = {
+    "headers": HeaderPayload,
+    "events": EventsPayload,
+    "status": StatusPayload,
+}
+
+
+def _explain(kind: str, payload: bytes, exc: ValidationError) -> WireError:
+    """Say why a payload failed: not JSON, not an object, another version, or its shape."""
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
+        return MalformedPayload(kind, f"not JSON ({str(err).split(':')[0]})")
+    if not isinstance(obj, dict):
+        return MalformedPayload(kind, "expected a JSON object")
+    version = obj.get("v")
+    if type(version) is not int or version != WIRE_VERSION:  # not 1.0, not true
+        return UnsupportedVersion(version)
+    return MalformedPayload(kind, _first_error(exc))
+
+
 def _signed_header(topic_chain: str, p: HeaderPayload) -> SignedHeader:
-    header = Header.from_json(p.header.model_dump())
-    if header.chain_id != topic_chain:
-        raise WrongChain(topic_chain, header.chain_id)
-    commit = Commit.from_json(p.commit.model_dump())
-    validators = ValidatorSet.from_json([v.model_dump() for v in p.validators])
+    h, c = p.header, p.commit
+    if h.chain_id != topic_chain:
+        raise WrongChain(topic_chain, h.chain_id)
+    # The shapes are validated above; build the core values without a second pass.
+    header = Header(
+        h.chain_id,
+        h.height,
+        h.time,
+        bytes.fromhex(h.prev_hash),
+        bytes.fromhex(h.tx_root),
+        h.tx_count,
+        bytes.fromhex(h.event_root),
+        h.event_count,
+        bytes.fromhex(h.state_root),
+        bytes.fromhex(h.validators_hash),
+        bytes.fromhex(h.next_validators_hash),
+        bytes.fromhex(h.proposer),
+    )
+    commit = Commit(
+        c.height,
+        bytes.fromhex(c.block_hash),
+        tuple(
+            CommitSig(bytes.fromhex(s.validator), bytes.fromhex(s.signature)) for s in c.signatures
+        ),
+    )
+    # ValidatorSet checks order, duplicates and powers (EncodingError).
+    validators = ValidatorSet(
+        tuple(Validator(bytes.fromhex(v.public_key), v.power) for v in p.validators)
+    )
     return SignedHeader(header, commit, validators)
+
+
+def _event(e: EventModel) -> Event:
+    if "." not in e.type:
+        raise EncodingError("event.type", "expected <module>.<name>")
+    check_value(e.attributes, "event.attributes")
+    return Event(e.type, e.attributes)
 
 
 def _block_events(topic_chain: str, p: EventsPayload) -> BlockEvents:
@@ -382,7 +440,7 @@ def _block_events(topic_chain: str, p: EventsPayload) -> BlockEvents:
             p.height,
             e.index,
             p.event_count,
-            Event.from_json(e.event.model_dump()),
+            _event(e.event),
             tuple(bytes.fromhex(h) for h in e.proof),
         )
         for e in p.events
