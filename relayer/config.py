@@ -127,6 +127,9 @@ class RpcModel(_Model):
     )
     max_batch: Annotated[int, Field(ge=1, le=100_000, strict=True)] = _RPC_DEFAULTS.max_batch
     commit_timeout: Interval = _RPC_DEFAULTS.commit_timeout
+    verify_processes: Annotated[int, Field(ge=0, le=64, strict=True)] = (
+        _RPC_DEFAULTS.verify_processes
+    )
 
 
 class BusModel(_Model):
@@ -389,6 +392,7 @@ def _chain_settings(
                 max_body_bytes=rpc.max_body_bytes,
                 max_batch=rpc.max_batch,
                 commit_timeout=rpc.commit_timeout,
+                verify_processes=rpc.verify_processes,
             ),
         ),
     )

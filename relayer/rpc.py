@@ -44,9 +44,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Annotated, Any, TypeVar
 
@@ -61,12 +65,15 @@ from pydantic import (
     ValidationError,
 )
 
+from chains.chain import is_signature_valid
+from chains.crypto import verify
 from chains.encoding import MAX_INT, check_value
 from chains.errors import (
     ConfigError,
     DuplicateTx,
     EncodingError,
     InterlockError,
+    InvalidSignature,
     LightClientError,
     MempoolFull,
     StoreError,
@@ -96,6 +103,8 @@ class RpcLimits:
     """Most transactions in one ``POST /txs``."""
     commit_timeout: float = 30.0
     """How long ``wait=true`` waits for the commit before answering 504."""
+    verify_processes: int = field(default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0)
+    """Worker processes that check batch signatures off the event loop (0: inline)."""
 
 
 class ApiError(Exception):
@@ -286,11 +295,61 @@ LIMITS: web.AppKey[RpcLimits] = web.AppKey("limits", RpcLimits)
 STOPPING: web.AppKey[list[bool]] = web.AppKey("stopping", list)
 
 
+def _first_bad(items: list[tuple[bytes, bytes, bytes]]) -> int | None:
+    """Index of the first (public key, message, signature) that does not verify.
+
+    Runs in a worker process: a thread would not do, since every verify hands the GIL
+    back to a busy event loop and waits up to a switch interval to get it again."""
+    for i, (pk, msg, sig) in enumerate(items):
+        if not verify(pk, msg, sig):
+            return i
+    return None
+
+
+class SignatureChecker:
+    """Checks the signatures of a batch in worker processes, inline when there are none,
+    the batch is small, or the pool broke (the node must keep serving either way)."""
+
+    INLINE_BELOW = 32
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> ProcessPoolExecutor | None:
+        if self.processes > 0 and self._pool is None:
+            ctx = multiprocessing.get_context("spawn")  # never fork a running event loop
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
+        return self._pool
+
+    async def first_bad(self, txs: list[Tx]) -> int | None:
+        pool = self._get_pool() if len(txs) >= self.INLINE_BELOW else None
+        if pool is not None:
+            items = [(tx.sender, tx.sign_bytes(), tx.signature) for tx in txs]
+            try:
+                return await asyncio.get_running_loop().run_in_executor(pool, _first_bad, items)
+            except BrokenProcessPool:
+                log.warning("signature worker pool broke; verifying inline from now on")
+                self.processes, self._pool = 0, None
+        for i, tx in enumerate(txs):
+            if not is_signature_valid(tx):
+                return i
+        return None
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
 class _Handlers:
-    def __init__(self, node: Node, limits: RpcLimits, stopping: list[bool]) -> None:
+    def __init__(
+        self, node: Node, limits: RpcLimits, stopping: list[bool], verifier: SignatureChecker
+    ) -> None:
         self.node = node
         self.limits = limits
         self.stopping = stopping
+        self.verifier = verifier
 
     # -- helpers
     def _height(self, ref: str) -> int:
@@ -328,9 +387,9 @@ class _Handlers:
                 "poll /tx/<hash>",
             ) from None
 
-    def _admit(self, tx: Tx) -> asyncio.Future[Any]:
+    def _admit(self, tx: Tx, *, signature_checked: bool = False) -> asyncio.Future[Any]:
         try:
-            fut = self.node.submit_nowait(tx)
+            fut = self.node.submit_nowait(tx, signature_checked=signature_checked)
             # nobody awaits a wait=false submission: its failure is the receipt's business
             fut.add_done_callback(_retrieve)
             return fut
@@ -392,14 +451,21 @@ class _Handlers:
                 400, "bad_request", f"body txs: at most {self.limits.max_batch} per batch"
             )
         cid = self.node.chain_id
-        # decode all first: a malformed or foreign item refuses the batch before any is admitted
+        # decode and verify all first: a malformed, foreign or forged item refuses the batch
+        # before any is admitted. Signatures are checked in a worker process, so the event
+        # loop keeps decoding, answering and producing blocks meanwhile.
         txs = [_decode_tx(t, cid, f"txs[{i}]") for i, t in enumerate(body.txs)]
+        bad = await self.verifier.first_bad(txs)
+        if bad is not None:
+            err = tx_error(InvalidSignature())
+            raise ApiError(err.status, err.code, f"txs[{bad}]: {err.message}", err.details)
+        self._unavailable()
         results: list[dict[str, Any]] = []
         futs: list[tuple[int, Tx, asyncio.Future[Any]]] = []
         for tx in txs:
             h = tx.hash.hex()
             try:
-                futs.append((len(results), tx, self._admit(tx)))
+                futs.append((len(results), tx, self._admit(tx, signature_checked=True)))
                 results.append({"tx_hash": h})
             except ApiError as err:
                 if err.status == 503:
@@ -562,7 +628,14 @@ def make_app(node: Node, limits: RpcLimits | None = None) -> web.Application:
     app[NODE] = node
     app[LIMITS] = limits
     app[STOPPING] = [False]
-    h = _Handlers(node, limits, app[STOPPING])
+    verifier = SignatureChecker(limits.verify_processes)
+
+    async def close_verifier(app: web.Application) -> AsyncIterator[None]:
+        yield
+        verifier.close()
+
+    app.cleanup_ctx.append(close_verifier)
+    h = _Handlers(node, limits, app[STOPPING], verifier)
     r = app.router
     r.add_get("/healthz", h.healthz)
     r.add_get("/status", h.status)

@@ -280,6 +280,7 @@ def _hostile(s: Served) -> list[tuple[str, str, dict[str, Any], int, str]]:
         ("POST", "/txs", {"body": {"txs": [good], "x": 1}}, 400, "bad_request"),
         ("POST", "/txs", {"body": {"txs": [good, {"nonce": 1}]}}, 400, "malformed_tx"),
         ("POST", "/txs", {"body": {"txs": [good, other]}}, 400, "wrong_chain"),
+        ("POST", "/txs", {"body": {"txs": [good, forged]}}, 400, "invalid_signature"),
         ("GET", "/blocks/99", {}, 404, "unknown_height"),
         ("GET", "/blocks/0", {}, 404, "unknown_height"),
         ("GET", "/blocks/-1", {}, 400, "bad_request"),
@@ -328,3 +329,21 @@ async def test_stopping_server_refuses_new_work(served: Served) -> None:
     status, body = await served.call("POST", "/tx", served.transfer(0).to_json())
     assert_error(status, body, 503, "unavailable")
     assert served.snapshot() == before
+
+
+async def test_large_batches_are_verified_off_the_loop(served: Served) -> None:
+    """Batches of 32+ go to the signature worker process; a forged one anywhere refuses
+    the whole batch and nothing is admitted."""
+    txs = [served.transfer(n) for n in range(40)]
+    body = [t.to_json() for t in txs]
+    body[35] = dict(body[35], signature="11" * 64)
+    before = served.snapshot()
+    status, reply = await served.call("POST", "/txs?wait=false", {"txs": body})
+    assert_error(status, reply, 400, "invalid_signature")
+    assert "txs[35]" in reply["error"]["message"]
+    assert served.snapshot() == before
+    status, reply = await served.call(
+        "POST", "/txs?wait=false", {"txs": [t.to_json() for t in txs]}
+    )
+    assert status == 200
+    assert len(served.node.mempool) == 40
