@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from chains.devnet import DEFAULT_BALANCE
 from htlc.driver import SwapDriver
+from htlc.module import ESCROW, get_amount_locked
 from htlc.store import MemorySwapStore
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapState, SwapTerms
 from tests.htlc.helpers import ManualChain, Sim, World, secret_of
@@ -155,6 +156,9 @@ async def simulate(seed: int, honest: str, crash_rate: float, window_ms: int) ->
         await d.aclose()
 
     # --- the property ------------------------------------------------------------------
+    for sim in (w.A, w.B):  # the escrow holds exactly the open locks, nothing else
+        denom = sim.dev.denom
+        assert sim.balance(ESCROW, denom) == get_amount_locked(sim.chain.state, denom)
     bal = {
         (Role.INITIATOR, "own"): w.A.balance(w.alice.key_a) - DEFAULT_BALANCE,
         (Role.INITIATOR, "theirs"): w.B.balance(w.alice.key_b) - DEFAULT_BALANCE,
