@@ -74,6 +74,7 @@ from bridge.errors import (
     WrongDestination,
     WrongPath,
 )
+from bridge.proofs import RootVerifier
 from bridge.transfer import (
     DEFAULT_LIMITS,
     MAX_DENOM,
@@ -89,8 +90,7 @@ from chains.bank import apply_burn, apply_mint, apply_transfer, get_balance, get
 from chains.crypto import module_address
 from chains.encoding import JSONValue
 from chains.errors import EncodingError, InvalidArgument, InvalidProof, UnknownMethod
-from chains.lightclient import ConsensusState, get_client_state, get_consensus_state, verify_event
-from chains.merkle import verify_inclusion
+from chains.lightclient import get_client_state, get_consensus_state, verify_event
 from chains.module import (
     MAX_AMOUNT,
     BlockInfo,
@@ -188,42 +188,40 @@ class _Verifier:
 
     The first bundle at a (client, height) goes through the kernel's ``verify_event``
     (client not frozen, not expired, consensus state stored, non-zero root, audit path).
-    Later bundles at the same height only need their audit path against the same root:
-    nothing in a bridge call can change a light client, so the rest cannot change
-    between bundles of one call.
+    Nothing in a bridge call can change a light client, so later bundles at that height
+    only need their audit path against the same root, which a :class:`RootVerifier`
+    checks while sharing the upper nodes the bundles have in common.
     """
 
-    __slots__ = ("_cons", "now", "state")
+    __slots__ = ("_roots", "now", "state")
 
     def __init__(self, state: State, now: int) -> None:
         self.state = state
         self.now = now
-        self._cons: dict[tuple[str, int], ConsensusState] = {}
+        self._roots: dict[tuple[str, int], RootVerifier] = {}
 
     def verify(self, client_id: str, proof: EventProof) -> None:
         key = (client_id, proof.height)
-        cs = self._cons.get(key)
-        if cs is None:
+        rv = self._roots.get(key)
+        if rv is None:
             cs = get_consensus_state(self.state, client_id, proof.height)
-            self._check_size(proof, cs)
+            self._check_size(proof, cs.event_count)
             verify_event(
                 self.state, client_id, proof.height, proof.event, proof.index, proof.proof, self.now
             )
-            self._cons[key] = cs
-            return
-        self._check_size(proof, cs)
-        if not verify_inclusion(
-            proof.event.leaf(), proof.index, cs.event_count, proof.proof, cs.event_root
-        ):
+            rv = self._roots[key] = RootVerifier(cs.event_root, cs.event_count)
+        else:
+            self._check_size(proof, rv.tree_size)
+        if not rv.verify(proof.event.leaf(), proof.index, proof.proof):
             raise InvalidProof(
                 f"event {proof.index} does not verify against root at height {proof.height}"
             )
 
     @staticmethod
-    def _check_size(proof: EventProof, cs: ConsensusState) -> None:
-        if proof.tree_size != cs.event_count:
+    def _check_size(proof: EventProof, event_count: int) -> None:
+        if proof.tree_size != event_count:
             raise InvalidProof(
-                f"tree size {proof.tree_size} is not the {cs.event_count} events of height "
+                f"tree size {proof.tree_size} is not the {event_count} events of height "
                 f"{proof.height}"
             )
 
