@@ -38,6 +38,7 @@ import orjson
 from chains.encoding import JSONValue
 from chains.errors import EncodingError, InterlockError, TxError, TxRejected
 from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
+from relayer.handle import ChainHandle
 from relayer.retry import Backoff
 
 __all__ = ["HttpChain", "RemoteTxRejected", "RpcError", "RpcUnavailable"]
@@ -405,3 +406,7 @@ class HttpChain:
             return decode(value)
         except EncodingError as exc:
             raise RpcError(self._chain_id, 200, "malformed_response", str(exc)) from None
+
+
+def _is_a_chain_handle(chain: HttpChain) -> ChainHandle:
+    return chain  # mypy checks that HttpChain satisfies the ChainHandle protocol

@@ -283,3 +283,40 @@ def test_devnet_from_config_serves_rpc(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     ready = [line for line in r.stdout.splitlines() if "; rpc http://127.0.0.1:" in line]
     assert [line.split(":")[0] for line in ready] == ["chain-a", "chain-b", "chain-c"]
+
+
+async def test_sigterm_lets_an_in_flight_submission_commit(
+    tmp_path: Path, processes: list[ChainProcess]
+) -> None:
+    """SIGTERM while a client waits for its commit: the server stops taking work but the
+    node keeps producing until that request is answered, then the process exits 0."""
+    proc = ChainProcess(CONFIGS / "chain-a.toml", tmp_path / "a", "memory://", interval=1.0)
+    processes.append(proc.start())
+    alice = build_devnet(["chain-a"])[0].accounts["alice"].address
+    async with HttpChain("chain-a", [proc.url], retry=RETRY) as chain:
+        await wait_healthy(chain, proc, 1)
+        pending = asyncio.create_task(chain.submit(transfer("chain-a", 0, 5)))
+        for _ in range(int(DEADLINE / 0.01)):  # poll: admitted once the nonce moves
+            if await chain.pending_nonce(alice) > 0:
+                break
+            await asyncio.sleep(0.01)
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGTERM)
+        receipt = await pending
+        assert receipt.ok
+    assert await asyncio.to_thread(proc.proc.wait, DEADLINE) == 0, proc.stderr()
+
+
+async def test_sigint_exits_cleanly_and_the_restart_resumes(
+    tmp_path: Path, processes: list[ChainProcess]
+) -> None:
+    proc = ChainProcess(CONFIGS / "chain-b.toml", tmp_path / "b", "memory://")
+    processes.append(proc.start())
+    async with HttpChain("chain-b", [proc.url], retry=RETRY) as chain:
+        height = await wait_healthy(chain, proc, 3)
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(proc.proc.wait, DEADLINE) == 0, proc.stderr()
+        proc.start()  # same data dir
+        assert await wait_healthy(chain, proc, height + 1) > height
+    assert proc.terminate() == 0, proc.stderr()
