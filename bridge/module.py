@@ -47,6 +47,7 @@ one escrow per path, so I1 holds per path and a broken path cannot drain another
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -89,7 +90,13 @@ from bridge.transfer import (
 from chains.bank import apply_burn, apply_mint, apply_transfer, get_balance, get_supply
 from chains.crypto import module_address
 from chains.encoding import JSONValue
-from chains.errors import EncodingError, InvalidArgument, InvalidProof, UnknownMethod
+from chains.errors import (
+    ClientFrozen,
+    EncodingError,
+    InvalidArgument,
+    InvalidProof,
+    UnknownMethod,
+)
 from chains.lightclient import get_client_state, get_consensus_state, verify_event
 from chains.module import (
     MAX_AMOUNT,
@@ -366,7 +373,11 @@ class BridgeModule:
         denom = arg_denom(args)
         amount = arg_amount(args)
         recipient = arg_address(args, "recipient")
-        known = get_client_state(state, path.client_id).latest_height
+        client = get_client_state(state, path.client_id)
+        if client.frozen_height:
+            # no expiry could ever be proven back: a transfer now could never be refunded
+            raise ClientFrozen(path.client_id, client.frozen_height)
+        known = client.latest_height
         if "timeout_height" in args:
             timeout = arg_int(args, "timeout_height", 1, MAX_AMOUNT)
         else:
@@ -625,6 +636,10 @@ class BridgeModule:
 
     # --- queries ----------------------------------------------------------------------
     def query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
+        # a copy: an in-process caller must never hold (and mutate) the state's own objects
+        return copy.deepcopy(self._query(state, path, args))
+
+    def _query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
         if path == "paths":
             return [v for _, v in state.items("bridge/path/")]
         if path == "paused":

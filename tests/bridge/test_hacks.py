@@ -672,6 +672,42 @@ class TestHeaderForgery:
         refused(net, B, "relayer", "lightclient", "update_client", dict(tx.args), ClientFrozen)
         _nothing_minted(net)
 
+    def test_governance_recovers_a_frozen_path(self, net: LocalNet) -> None:
+        (item,) = locked(net)
+        h = net[A].blocks[item.proof.height].header
+        client = net[B].clients[A]
+        key = f"lightclient/client/{client}"
+        net[B].chain.state.set(key, {**net[B].chain.state.get(key), "frozen_height": h.height})
+        # no new transfers into a path whose refunds could never be proven
+        args = {"denom": "eur", "amount": 1, "dest_chain": A, "recipient": addr(net, A, "bob")}
+        refused(net, B, "bob", "bridge", "lock", args, ClientFrozen)
+        # governance (only) points the path at a fresh client; the transfer completes
+        block = net[A].blocks[h.height]
+        upd = HeaderUpdate(block.header, block.commit, net[A].signed_by[h.height], 1, None)
+        r = net.call(
+            B,
+            "relayer",
+            "lightclient",
+            "create_client",
+            {"update": upd.to_json(), "trusting_period": 10**9, "max_clock_drift": 10_000},
+        )
+        assert r.ok, r.error
+        fresh = r.events[0].attributes["client_id"]
+        refused(
+            net,
+            B,
+            "relayer",
+            "bridge",
+            "update_path",
+            {"remote_chain": A, "client_id": fresh},
+            Unauthorized,
+        )
+        assert net.call(
+            B, "gov", "bridge", "update_path", {"remote_chain": A, "client_id": fresh}
+        ).ok
+        assert net.deliver(B, [item])[0].ok
+        assert get_supply(net[B].chain.state, "chain-a/usd") == 5
+
     def test_expired_trusting_period(self, net: LocalNet) -> None:
         (item,) = locked(net)
         net.time += 15 * 24 * 3600 * 1000
