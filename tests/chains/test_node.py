@@ -314,3 +314,74 @@ def test_memory_and_sqlite_stores_agree(tmp_path: Path) -> None:
     assert sql.get_block(4) is None
     assert sql.get_receipt(bytes(32)) is None
     sql.close()
+
+
+async def test_a_node_that_cannot_commit_fails_submissions_instead_of_hanging() -> None:
+    """Keys for only half the voting power: production must fail stop, loudly and typed,
+    not leave submitters waiting forever or make ``stop`` raise."""
+    from chains.errors import InsufficientVotingPower
+
+    dc = _dc()
+    node = Node.open(
+        dc.genesis,
+        base_modules,
+        dc.validator_keys[:2],
+        MemoryBlockStore(),
+        block_interval=0.01,
+        clock=FakeClock(),
+    )
+    async with node:
+        sub = node.subscribe()
+        with pytest.raises(InsufficientVotingPower):
+            await asyncio.wait_for(node.submit(_pay(dc, "alice", "bob", 1, 0)), TIMEOUT)
+        assert await asyncio.wait_for(_drain(sub), TIMEOUT) == []
+        with pytest.raises(StoreError):
+            node.submit_nowait(_pay(dc, "alice", "bob", 1, 0))
+    assert node.height == 0
+
+
+async def test_a_store_failure_stops_production_and_a_restart_resumes(tmp_path: Path) -> None:
+    """If persisting a block fails, the in-memory chain is ahead of the disk: the node must
+    stop (not build on an unsaved block) and a restart resumes at the last saved one."""
+    dc = _dc()
+    store = _store(tmp_path)
+    node = _node(dc, store, block_interval=0.01)
+    node.produce_block()
+    saved = node.chain.last_header
+    real_save = store.save_block
+    calls = 0
+
+    def failing_save(*args: object) -> None:
+        nonlocal calls
+        calls += 1
+        raise StoreError("disk full")
+
+    store.save_block = failing_save  # type: ignore[method-assign]
+    async with node:
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(node.submit(_pay(dc, "alice", "bob", 1, 0)), TIMEOUT)
+        await asyncio.sleep(0.05)
+        assert calls == 1  # no block built on top of the unsaved one
+    store.save_block = real_save  # type: ignore[method-assign]
+    again = _node(dc, _store(tmp_path))
+    assert again.height == 1
+    assert again.chain.last_header == saved
+    assert again.produce_block().height == 2
+    await again.stop()
+
+
+def test_stored_block_bytes_are_the_block_json(tmp_path: Path) -> None:
+    """The store splices pre-encoded txs and events into the block blob: it must decode
+    to exactly ``block.to_json()``."""
+    import orjson
+
+    from chains.node import _block_bytes
+
+    dc = _dc()
+    node = _node(dc, _store(tmp_path))
+    for i in range(3):
+        node.mempool.add(_pay(dc, "alice", "bob", 1 + i, i))
+    node.mempool.add(_pay(dc, "carol", "bob", 10**15, 0))
+    block = node.produce_block()
+    assert orjson.loads(_block_bytes(block)) == block.to_json()
+    node.store.close()
