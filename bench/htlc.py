@@ -70,7 +70,7 @@ class Party:
         self.store = store
         self.safety = safety
         self.swaps: dict[str, Swap] = {}
-        self.by_lock: dict[bytes, str] = {}
+        self.by_hash: dict[bytes, str] = {}
         self.dirty: list[Swap] = []
         self.actions: list[Action] = []
         self.transitions = 0
@@ -79,8 +79,7 @@ class Party:
         self.store.create_many(swaps)
         for swap in swaps:
             self.swaps[swap.swap_id] = swap
-            self.by_lock[swap.terms.a.lock_id] = swap.swap_id
-            self.by_lock[swap.terms.b.lock_id] = swap.swap_id
+            self.by_hash[swap.terms.hashlock] = swap.swap_id
 
     def feed(self, swap_id: str, event: Input) -> None:
         step = transition(self.swaps[swap_id], event, self.safety)
@@ -93,8 +92,8 @@ class Party:
     def observe(self, chain_id: str, block: Block) -> None:
         for event in block.events:
             lock = lock_from_event(chain_id, event)
-            if lock is not None and lock.lock_id in self.by_lock:
-                self.feed(self.by_lock[lock.lock_id], LockObserved(lock))
+            if lock is not None and lock.terms.hashlock in self.by_hash:
+                self.feed(self.by_hash[lock.terms.hashlock], LockObserved(lock))
 
     def tick(self, ha: int, hb: int) -> None:
         t = Tick(ha, hb)
@@ -119,8 +118,7 @@ class Party:
     def forget_terminal(self) -> None:
         for swap_id in [s for s, v in self.swaps.items() if v.is_terminal]:
             swap = self.swaps.pop(swap_id)
-            self.by_lock.pop(swap.terms.a.lock_id, None)
-            self.by_lock.pop(swap.terms.b.lock_id, None)
+            self.by_hash.pop(swap.terms.hashlock, None)
 
 
 def produce(chain: Chain, dev: DevnetChain, txs: list[Tx], clock: list[int]) -> Block:

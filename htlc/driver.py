@@ -110,7 +110,6 @@ class SwapDriver:
         """Hostile inputs refused by the engine (swap id, error), for operators and tests."""
         self.submitted: list[tuple[str, Action]] = []
         """Every action handed to a chain, in order."""
-        self._by_lock: dict[bytes, str] = {}
         self._by_hash: dict[bytes, str] = {}
         self._dirty: list[Swap] = []
         self._actions: list[tuple[str, Action]] = []
@@ -208,7 +207,7 @@ class SwapDriver:
                 continue
             if lock is None:
                 continue
-            swap_id = self._by_lock.get(lock.lock_id) or self._by_hash.get(lock.terms.hashlock)
+            swap_id = self._by_hash.get(lock.terms.hashlock)  # one swap per hashlock
             if swap_id is not None:
                 self._feed(swap_id, LockObserved(lock))
 
@@ -318,8 +317,6 @@ class SwapDriver:
     # --- bookkeeping ------------------------------------------------------------------
     def _track(self, swap: Swap) -> None:
         self.swaps[swap.swap_id] = swap
-        self._by_lock[swap.terms.a.lock_id] = swap.swap_id
-        self._by_lock[swap.terms.b.lock_id] = swap.swap_id
         self._by_hash[swap.terms.hashlock] = swap.swap_id
 
 

@@ -490,12 +490,37 @@ class Step:
     """Whether the state, secret or audit flag changed (only then is a write needed)."""
 
 
-def _move(swap: Swap, state: SwapState, note: str, **changes: Any) -> Swap:
-    return replace(swap, state=state, note=note, version=swap.version + 1, **changes)
+def _move(
+    swap: Swap,
+    state: SwapState,
+    note: str,
+    *,
+    secret: bytes | None = None,
+    counter_audited: bool | None = None,
+) -> Swap:
+    # a hand-written ``replace``: this is the engine's inner loop
+    return Swap(
+        swap.terms,
+        swap.role,
+        state,
+        swap.secret if secret is None else secret,
+        swap.counter_audited if counter_audited is None else counter_audited,
+        swap.height_a,
+        swap.height_b,
+        swap.version + 1,
+        note,
+    )
 
 
-def _to(swap: Swap, state: SwapState, note: str, **changes: Any) -> Step:
-    moved = _move(swap, state, note, **changes)
+def _to(
+    swap: Swap,
+    state: SwapState,
+    note: str,
+    *,
+    secret: bytes | None = None,
+    counter_audited: bool | None = None,
+) -> Step:
+    moved = _move(swap, state, note, secret=secret, counter_audited=counter_audited)
     return Step(moved, pending_action(moved), True)
 
 
@@ -516,7 +541,10 @@ def transition(swap: Swap, event: Input, safety: Safety) -> Step:
     if isinstance(event, Tick):
         if event.height_a > swap.height_a or event.height_b > swap.height_b:
             ha, hb = max(swap.height_a, event.height_a), max(swap.height_b, event.height_b)
-            swap = replace(swap, height_a=ha, height_b=hb)
+            s = swap
+            swap = Swap(
+                s.terms, s.role, s.state, s.secret, s.counter_audited, ha, hb, s.version, s.note
+            )
         if swap.is_terminal:
             return Step(swap)
         if swap.role is Role.INITIATOR:
@@ -541,9 +569,9 @@ def _observe(swap: Swap, lock: Lock) -> Step:
         check_secret(swap.terms.hashlock, lock.preimage)  # hostile otherwise: refuse
     if swap.is_terminal:
         return Step(swap)
-    if lock.lock_id == own.lock_id and lock.terms.chain_id == own.chain_id:
+    if lock.terms == own:  # every term equal: the same lock id, without hashing
         return _observe_own(swap, lock)
-    if lock.lock_id == counter.lock_id and lock.terms.chain_id == counter.chain_id:
+    if lock.terms == counter:
         return _observe_counter(swap, lock)
     if (
         lock.status is LockStatus.LOCKED

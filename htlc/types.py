@@ -69,11 +69,14 @@ class LockTerms:
     """``SHA-256(secret)``, 32 bytes."""
     timelock: int
     """Expiry height of ``chain_id``: claim below it, refund at or above it."""
-    lock_id: bytes = field(default=b"", compare=False)
-    """The deterministic lock id (derived)."""
+    _id: bytes = field(default=b"", init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "lock_id", compute_lock_id(self))
+    @property
+    def lock_id(self) -> bytes:
+        """The deterministic lock id (derived on first use: hashing is the hot path)."""
+        if not self._id:
+            object.__setattr__(self, "_id", compute_lock_id(self))
+        return self._id
 
     def to_json(self) -> dict[str, JSONValue]:
         return {
@@ -163,12 +166,11 @@ class Lock:
 
     @classmethod
     def from_json(cls, d: object, what: str = "lock") -> Lock:
-        """Parse an untrusted lock view; its ``lock_id`` must match its terms."""
+        """Parse an untrusted lock view. Its id is always derived from its terms: a
+        ``lock_id`` field in ``d`` is a hint for lookups and never trusted."""
         if not isinstance(d, Mapping):
             raise EncodingError(what, "expected an object")
         terms = LockTerms.from_json(d, what)
-        if d.get("lock_id") != terms.lock_id.hex():
-            raise EncodingError(f"{what}.lock_id", "does not match the lock's terms")
         try:
             status = LockStatus(d.get("status"))
         except ValueError:
