@@ -60,10 +60,18 @@ class Mosquitto:
     """A mosquitto process owned by the caller; ``stop()``/``start()`` keep the port.
 
     ``base_conf`` is the broker config to run with (default: configs/mosquitto.conf);
-    a ``listener <port> 127.0.0.1`` line is appended in a temporary copy.
+    a ``listener <port> 127.0.0.1`` line, then ``listener_conf`` (per-listener options such
+    as TLS files), are appended in a temporary copy.
     """
 
-    def __init__(self, binary: str, *, port: int | None = None, base_conf: str | None = None):
+    def __init__(
+        self,
+        binary: str,
+        *,
+        port: int | None = None,
+        base_conf: str | None = None,
+        listener_conf: str = "",
+    ):
         self.binary = binary
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="interlock-mosquitto-"))
@@ -71,7 +79,7 @@ class Mosquitto:
         text = BROKER_CONF.read_text() if base_conf is None else base_conf
         if os.geteuid() == 0:
             text += "\nuser root\n"  # as root mosquitto would switch to user 'mosquitto'
-        self.conf.write_text(f"{text}\nlistener {self.port} 127.0.0.1\n")
+        self.conf.write_text(f"{text}\nlistener {self.port} 127.0.0.1\n{listener_conf}\n")
         self.log = self.dir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
