@@ -275,3 +275,64 @@ async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_too_late(
     assert back.swaps[terms.swap_id].state is S.REFUNDED
     assert par.swaps[terms.swap_id].state is S.REFUNDED
     assert_untouched(w)
+
+
+async def test_reveal_at_the_last_allowed_height_and_participant_still_claims() -> None:
+    w = World()
+    secret = secret_of(9)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    await ini.poll()  # the initiator locks on A ...
+    await w.blocks()
+    for _ in range(2):  # ... the participant audits it and locks on B
+        await par.poll()
+        await w.blocks()
+    assert par.swaps[terms.swap_id].state is S.LOCKED
+    last = terms.b.timelock - w.safety.reveal_margin
+    while w.B.height < last:  # the initiator oversleeps until the last allowed height
+        await par.poll()
+        await w.blocks()
+    await ini.poll()
+    assert ini.swaps[terms.swap_id].state is S.REDEEMING  # revealed, just in time
+    assert w.safety.a_time_left_ms(terms.a.timelock, w.A.height) >= w.safety.delta_ms
+    await settle(w, ini, par)
+    assert par.swaps[terms.swap_id].state is S.REDEEMED
+    assert_swapped(w)
+    assert w.failed() == []
+
+
+async def test_one_height_later_the_initiator_refuses_and_both_refund() -> None:
+    w = World()
+    secret = secret_of(10)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    await ini.poll()
+    await w.blocks()
+    for _ in range(2):
+        await par.poll()
+        await w.blocks()
+    while w.B.height < terms.b.timelock - w.safety.reveal_margin + 1:
+        await par.poll()
+        await w.blocks()
+    await settle(w, ini, par, rounds=terms.a.timelock + 5)
+    assert ini.swaps[terms.swap_id].state is S.REFUNDED
+    assert par.swaps[terms.swap_id].state is S.REFUNDED
+    assert not any(isinstance(a, SubmitClaim) for _, a in ini.submitted)
+    assert_untouched(w)
+
+
+async def test_replaying_the_whole_history_acts_on_nothing() -> None:
+    w = World()
+    secret = secret_of(11)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    await settle(w, ini, par)
+    before = (len(ini.submitted), len(par.submitted))
+    for d in (ini, par):
+        d.swaps.clear()
+        for chain_id in d.chains:
+            d.store.set_cursor(chain_id, 0)  # as if the cursor write had been lost
+        await d.resume()
+        await d.poll()
+    assert (len(ini.submitted), len(par.submitted)) == before
+    assert ini.store.get(terms.swap_id).state is S.REDEEMED  # type: ignore[union-attr]
