@@ -314,6 +314,17 @@ async def run_chain_start(args: argparse.Namespace) -> None:
     await run_chains([chain], data_dir, bus_url, stop=stop, blocks=args.blocks, on_ready=ready)
 
 
+def _first_interlock_error(group: BaseExceptionGroup[BaseException]) -> InterlockError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, InterlockError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_interlock_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -327,6 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_chain_start(args))
     except InterlockError as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
+        return 2
+    except ExceptionGroup as group:  # a task of the TaskGroup failed
+        first = _first_interlock_error(group)
+        if first is None:
+            raise
+        print(f"interlock: error: {first}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

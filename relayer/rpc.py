@@ -376,9 +376,15 @@ class _Handlers:
         if self.stopping[0]:
             raise ApiError(503, "unavailable", "node is shutting down")
 
-    async def _await_receipt(self, fut: asyncio.Future[Any], tx_hash: bytes) -> Any:
+    async def _await_receipt(
+        self, fut: asyncio.Future[Any], tx_hash: bytes, deadline: float | None = None
+    ) -> Any:
+        """The receipt, once committed; 504 past ``deadline`` (loop time; default: the
+        commit timeout from now). A batch shares one deadline."""
+        loop = asyncio.get_running_loop()
+        left = self.limits.commit_timeout if deadline is None else deadline - loop.time()
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self.limits.commit_timeout)
+            return await asyncio.wait_for(asyncio.shield(fut), max(left, 0))
         except TimeoutError:
             raise ApiError(
                 504,
@@ -472,9 +478,11 @@ class _Handlers:
                     raise
                 results.append({"tx_hash": h, "error": err.body()["error"]})
         if params.wait:
+            deadline = asyncio.get_running_loop().time() + self.limits.commit_timeout
             for i, tx, fut in futs:
                 try:
-                    results[i]["receipt"] = (await self._await_receipt(fut, tx.hash)).to_json()
+                    receipt = await self._await_receipt(fut, tx.hash, deadline)
+                    results[i]["receipt"] = receipt.to_json()
                 except TxError as exc:
                     results[i]["error"] = tx_error(exc).body()["error"]
                 except StoreError as exc:

@@ -293,6 +293,8 @@ class HttpChain:
         return h
 
     async def get_block(self, height: int) -> Block | None:
+        if height < 1:
+            return None  # as in process: there is no block below 1
         obj = await self._get(f"/blocks/{int(height)}", ok_404=True)
         if obj is None:
             return None
@@ -301,6 +303,8 @@ class HttpChain:
         return block
 
     async def get_header(self, height: int) -> Header | None:
+        if height < 1:
+            return None  # as in process: there is no block below 1
         obj = await self._get(f"/headers/{int(height)}", ok_404=True)
         if obj is None:
             return None
@@ -309,12 +313,16 @@ class HttpChain:
         return header
 
     async def get_validators(self, height: int) -> ValidatorSet | None:
+        if height < 1:
+            return None  # as in process: there is no block below 1
         obj = await self._get(f"/validators/{int(height)}", ok_404=True)
         if obj is None:
             return None
         return self._decoded(ValidatorSet.from_json, self._field(obj, "validators"))
 
     async def get_event_proof(self, height: int, index: int) -> EventProof | None:
+        if height < 1 or index < 0:
+            return None
         obj = await self._get(f"/events/{int(height)}/{int(index)}", ok_404=True)
         if obj is None:
             return None
