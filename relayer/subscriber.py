@@ -68,6 +68,11 @@ __all__ = [
 
 log = logging.getLogger("interlock.subscriber")
 
+EARLY_HEIGHTS = 8
+"""Events are held ahead of their header only this close to the verified head."""
+EARLY_MESSAGES = 64
+"""At most this many events messages are held ahead of their headers."""
+
 
 # --- pure core ------------------------------------------------------------------------
 
@@ -187,6 +192,8 @@ class SubscriberStats:
     """Messages for heights already verified (QoS 1 is at least once)."""
     filled: int = 0
     """Heights (headers or events) fetched through the chain handle."""
+    dropped_early: int = 0
+    """Events messages dropped because their header was not verified and the buffer full."""
     fill_errors: int = 0
     """Failed attempts to reach the chain handle."""
     rejected: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -384,13 +391,23 @@ class ChainSubscriber:
             return
         sh = self._headers.get(h)
         if sh is None:
-            # Header not verified yet (reordered, or lost): keep a bounded few, unverified.
-            if h in self._early or len(self._early) < self.max_pending:
-                pending = self._early.setdefault(h, [])
-                if len(pending) < 64:
-                    pending.append(be)
+            self._hold_early(be)
+        else:
+            self._take_events(sh, be)
+
+    def _hold_early(self, be: BlockEvents) -> None:
+        """Events whose header is not verified yet: held unverified, so tightly bounded.
+
+        Only near the head (a reordered pair), and few: a stranger must not be able to
+        fill memory with events for heights that may never come. Dropped ones are
+        fetched through the handle once their header verifies.
+        """
+        head = self.trusted.height if self.trusted is not None else be.height - 1
+        held = sum(len(v) for v in self._early.values())
+        if be.height > head + EARLY_HEIGHTS or held >= EARLY_MESSAGES:
+            self.stats.dropped_early += 1
             return
-        self._take_events(sh, be)
+        self._early.setdefault(be.height, []).append(be)
 
     def _take_events(self, sh: SignedHeader, be: BlockEvents) -> None:
         """Verify every event of the message first, then record them: all or nothing."""

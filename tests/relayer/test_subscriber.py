@@ -395,3 +395,17 @@ def test_every_rejection_is_a_wire_error() -> None:
         WrongChain,
     ):
         assert issubclass(cls, WireError)
+
+
+async def test_events_ahead_of_their_headers_are_held_only_near_the_head(chain: Chain) -> None:
+    blocks = chain.blocks(30, txs=1)
+    sub = subscriber(chain)
+    far = [m for b in blocks[12:] for m in chain.events_msgs(b)]  # beyond head + 8
+    assert await feed(sub, far) == []
+    assert sub.stats.dropped_early == len(far)
+    assert sub._early == {}
+    flood = chain.events_msgs(blocks[1]) * 100  # near the head, but too many
+    await feed(sub, flood)
+    assert sum(len(v) for v in sub._early.values()) == 64
+    got = await feed(sub, [m for b in blocks[:5] for m in chain.msgs(b)])
+    assert [v.height for v in got] == [1, 2, 3, 4, 5]
