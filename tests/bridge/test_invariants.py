@@ -18,6 +18,7 @@ I8 no balance or supply is ever negative or zero-but-stored; balances sum to sup
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -28,6 +29,7 @@ from bridge.localnet import LocalNet, Pending
 from bridge.module import escrow_address
 from chains.bank import get_balances, get_supply
 from chains.devnet import DEFAULT_BALANCE
+from chains.types import Event
 from tests.bridge.conftest import A, B, C, make_net
 
 CAP, WINDOW = 1_500, 20
@@ -149,6 +151,35 @@ class BridgeMachine(RuleBasedStateMachine):
         item = data.draw(st.sampled_from(done))
         (r,) = self.net.deliver(dst, [item])
         assert r.code in ("AlreadyProcessed", "BridgePaused"), r.error
+
+    @rule(
+        pair=st.sampled_from(PAIRS),
+        field=st.sampled_from(["amount", "recipient", "nonce", "index", "sibling"]),
+        data=st.data(),
+    )
+    def forged_relay(self, pair: tuple[str, str], field: str, data: Any) -> None:
+        """A relayer alters a pending proof before sending it: refused, nothing moves."""
+        src, dst = pair
+        items = self.net.collect(src, dst)
+        if not items:
+            return
+        item = data.draw(st.sampled_from(items))
+        p = item.proof
+        attrs = dict(p.event.attributes)
+        if field == "amount":
+            p = replace(p, event=Event(p.event.type, {**attrs, "amount": 10**9}))
+        elif field == "recipient":
+            p = replace(p, event=Event(p.event.type, {**attrs, "recipient": "f" * 40}))
+        elif field == "nonce":
+            p = replace(p, event=Event(p.event.type, {**attrs, "nonce": attrs["nonce"] + 1}))
+        elif field == "index" and p.tree_size > 1:
+            p = replace(p, index=(p.index + 1) % p.tree_size)
+        elif p.proof:
+            p = replace(p, proof=(bytes(32), *p.proof[1:]))
+        else:
+            return
+        (r,) = self.net.deliver(dst, [Pending(item.action, item.nonce, p)])
+        assert r.code in ("InvalidProof", "BridgePaused"), r.error
 
     @rule(pair=st.sampled_from(PAIRS))
     def forgetful_relayer(self, pair: tuple[str, str]) -> None:
