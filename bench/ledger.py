@@ -45,9 +45,9 @@ def _rate(fn: Callable[[int], None], n: int, repeat: int = 3) -> float:
     """Best of ``repeat`` runs of ``fn(n)``, in operations per second."""
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn(n)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return n / best
 
 
@@ -130,7 +130,10 @@ def presign(accounts: int, txs: int) -> tuple[list[Tx], object]:
     return out, dc
 
 
-async def bench_transfers(txs: list[Tx], dc: object, block_txs: int, data_dir: Path) -> float:
+async def bench_transfers(
+    txs: list[Tx], dc: object, block_txs: int, data_dir: Path
+) -> tuple[float, float]:
+    """(CPU-time rate, wall-clock rate) of committing ``txs``."""
     from chains.devnet import DevnetChain, base_modules
 
     assert isinstance(dc, DevnetChain)
@@ -145,17 +148,17 @@ async def bench_transfers(txs: list[Tx], dc: object, block_txs: int, data_dir: P
     )
     futs = []
     gc.collect()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for start in range(0, len(txs), block_txs):
         for tx in txs[start : start + block_txs]:
             futs.append(node.submit_nowait(tx))
         node.produce_block()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     bad = [f.result() for f in futs if not f.result().ok]
     if bad or len(futs) != len(txs):
         raise SystemExit(f"{len(bad)} transfers failed, e.g. {bad[:1]}")
     await node.stop()
-    return len(txs) / elapsed
+    return len(txs) / cpu, len(txs) / elapsed
 
 
 def main() -> None:
@@ -163,30 +166,46 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=2000)
     ap.add_argument("--txs", type=int, default=20_000)
     ap.add_argument("--block-txs", type=int, default=5000)
-    ap.add_argument("--profile", action="store_true", help="cProfile the transfer run")
+    ap.add_argument("--rounds", type=int, default=3, help="best of N (shared machines)")
+    ap.add_argument("--profile", action="store_true", help="cProfile one transfer run")
     args = ap.parse_args()
 
-    nacl_rate, cg_rate = bench_raw_verify(5000)
-    print(f"ed25519 verify: pynacl {nacl_rate:,.0f}/s, cryptography {cg_rate:,.0f}/s")
     header_rate = bench_header_verify(1000)
     print(f"header commit verify (4 validators): {header_rate:,.0f}/s")
     proof_rate = bench_proof_verify(20_000)
     print(f"event proof verify (4,096 events): {proof_rate:,.0f}/s")
-
     txs, dc = presign(args.accounts, args.txs)
-    with tempfile.TemporaryDirectory(prefix="interlock-bench-") as d:
-        if args.profile:
-            import cProfile
-            import pstats
 
+    if args.profile:
+        import cProfile
+        import pstats
+
+        with tempfile.TemporaryDirectory(prefix="interlock-bench-") as d:
             prof = cProfile.Profile()
             prof.enable()
-            rate = asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d)))
+            asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d)))
             prof.disable()
-            pstats.Stats(prof).sort_stats("tottime").print_stats(30)
-        else:
-            rate = asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d)))
-    print(f"signed transfers committed: {rate:,.0f}/s ({len(txs)} txs, {args.accounts} accounts)")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+
+    # Interleave the raw verify rate and the transfer run, best of N each: on a machine
+    # shared with other work, best-of is the closest to what one idle core does, and
+    # interleaving keeps the two figures of the ratio from different load conditions.
+    nacl_rate = cg_rate = rate = wall = 0.0
+    for i in range(args.rounds):
+        n, c = bench_raw_verify(5000)
+        with tempfile.TemporaryDirectory(prefix="interlock-bench-") as d:
+            r, w = asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d)))
+        print(
+            f"round {i + 1}: ed25519 verify pynacl {n:,.0f}/s, cryptography {c:,.0f}/s; "
+            f"signed transfers committed {r:,.0f}/s of CPU, {w:,.0f}/s wall (ratio {r / n:.2f})"
+        )
+        nacl_rate, cg_rate = max(nacl_rate, n), max(cg_rate, c)
+        rate, wall = max(rate, r), max(wall, w)
+    print(
+        f"best: {rate:,.0f} signed transfers/s committed ({len(txs)} txs from "
+        f"{args.accounts} accounts, blocks of {args.block_txs}); pynacl verifies "
+        f"{nacl_rate:,.0f}/s, cryptography {cg_rate:,.0f}/s"
+    )
     print(
         json.dumps(
             {
@@ -200,6 +219,9 @@ def main() -> None:
                 "txs": len(txs),
                 "accounts": args.accounts,
                 "block_txs": args.block_txs,
+                "rounds": args.rounds,
+                "clock": "process CPU time",
+                "wall_signed_transfers_per_s": round(wall),
             }
         )
     )
