@@ -80,8 +80,8 @@ class SQLiteBlockStore:
     CREATE TABLE IF NOT EXISTS blocks (height INTEGER PRIMARY KEY, block BLOB NOT NULL,
                                        validators BLOB NOT NULL);
     CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL,
-                                    idx INTEGER NOT NULL);
-    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                                    idx INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -197,6 +197,11 @@ class Subscription:
     def close(self) -> None:
         """End iteration once the blocks already queued are consumed (the owner's stop)."""
         self._close()
+
+    @property
+    def closed(self) -> bool:
+        """True once the node (or the owner) ended it: no block will be added."""
+        return self._closed
 
     def __aiter__(self) -> Subscription:
         return self
