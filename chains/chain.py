@@ -221,11 +221,13 @@ class Chain:
         receipts: list[Receipt] = []
         events: list[Event] = []
         dropped: list[tuple[Tx, InterlockError]] = []
-        for tx in txs:
+        chain_id, get = self.chain_id, state.get
+        for tx in txs:  # hot loop: the nonce lookup is next_nonce() inlined
+            nonce_key = f"auth/nonce/{tx.sender_address}"
+            nonce: int = get(nonce_key, 0)
             try:
-                if tx.chain_id != self.chain_id:
-                    raise WrongChain(self.chain_id, tx.chain_id)
-                nonce = self.next_nonce(tx.sender_address)
+                if tx.chain_id != chain_id:
+                    raise WrongChain(chain_id, tx.chain_id)
                 if tx.nonce != nonce:
                     raise BadNonce(tx.sender_address, nonce, tx.nonce)
                 if verify_signatures and not verify(tx.sender, tx.sign_bytes(), tx.signature):
@@ -234,7 +236,7 @@ class Chain:
                 dropped.append((tx, exc))
                 continue
             receipts.append(self._execute(block, tx, len(included), len(events), events))
-            state.set(_nonce_key(tx.sender_address), nonce + 1)
+            state.set(nonce_key, nonce + 1)
             included.append(tx)
 
         for name, m in self.modules.items():
