@@ -47,6 +47,8 @@ import logging
 import multiprocessing
 import os
 import re
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -306,6 +308,19 @@ def _first_bad(items: list[tuple[bytes, bytes, bytes]]) -> int | None:
     return None
 
 
+def _die_with(parent: int) -> None:
+    """Worker initializer: exit when the server is gone, even after its ``kill -9``
+    (a worker blocked on its queue would otherwise outlive it, and so would the
+    multiprocessing resource tracker it keeps open)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 class SignatureChecker:
     """Checks the signatures of a batch in worker processes, inline when there are none,
     the batch is small, or the pool broke (the node must keep serving either way)."""
@@ -319,7 +334,9 @@ class SignatureChecker:
     def _get_pool(self) -> ProcessPoolExecutor | None:
         if self.processes > 0 and self._pool is None:
             ctx = multiprocessing.get_context("spawn")  # never fork a running event loop
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=ctx, initializer=_die_with, initargs=(os.getpid(),)
+            )
         return self._pool
 
     async def first_bad(self, txs: list[Tx]) -> int | None:
