@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from chains.crypto import PrivateKey
 from chains.encoding import JSONValue
-from chains.errors import EncodingError, InterlockError, TxRejected
+from chains.errors import ConfigError, EncodingError, InterlockError, TxRejected
 from chains.types import Block, Receipt, Tx
 from htlc.errors import SwapError
 from htlc.store import SwapStore
@@ -49,10 +49,10 @@ from htlc.swap import (
     Tick,
     build_tx,
     new_swap,
-    pending_action,
+    resend_action,
     transition,
 )
-from htlc.types import Lock, lock_from_event
+from htlc.types import Lock, LockStatus, lock_from_event
 
 __all__ = ["ChainAccess", "Party", "SwapDriver"]
 
@@ -98,7 +98,10 @@ class SwapDriver:
         safety: Safety,
     ) -> None:
         if (chain_a.chain_id, chain_b.chain_id) != (safety.a.chain_id, safety.b.chain_id):
-            raise SwapError("chain handles do not match the safety rules' chains")
+            raise ConfigError(
+                f"chain handles {chain_a.chain_id}, {chain_b.chain_id} do not match the "
+                f"safety rules' chains {safety.a.chain_id}, {safety.b.chain_id}"
+            )
         self.party = party
         self.chains = {chain_a.chain_id: chain_a, chain_b.chain_id: chain_b}
         self.keys = {chain_a.chain_id: party.key_a, chain_b.chain_id: party.key_b}
@@ -116,7 +119,7 @@ class SwapDriver:
         self._tasks: dict[tuple[str, Action], asyncio.Task[None]] = {}
         self._nonces: dict[str, int] = {}
         self._nonce_locks = {cid: asyncio.Lock() for cid in self.chains}
-        self._reconcile: set[str] = set()
+        self._reconcile: dict[str, bool] = {}  # swap id -> re-send the pending action?
 
     # --- lifecycle ------------------------------------------------------------------
     async def open(self, terms: SwapTerms, role: Role, secret: bytes | None = None) -> Swap:
@@ -173,9 +176,9 @@ class SwapDriver:
     # --- one pass -------------------------------------------------------------------
     async def poll(self) -> None:
         """Observe both chains once, persist transitions, then act."""
-        for swap_id in list(self._reconcile):
-            self._reconcile.discard(swap_id)
-            await self._reconcile_swap(swap_id, relaunch=True)
+        todo, self._reconcile = self._reconcile, {}
+        for swap_id, relaunch in todo.items():
+            await self._reconcile_swap(swap_id, relaunch=relaunch)
         await self._flush()
         tips: dict[str, int] = {}
         for chain in (self.a, self.b):
@@ -251,22 +254,27 @@ class SwapDriver:
         swap = self.swaps.get(swap_id)
         if swap is None or swap.is_terminal:
             return
+        tips = {cid: await chain.latest_height() for cid, chain in self.chains.items()}
+        own_claimed = False
         for terms in (swap.own, swap.counter):
-            chain = self.chains[terms.chain_id]
-            height = await chain.latest_height()
-            raw = await chain.query("htlc", "lock", {"lock_id": terms.lock_id.hex()})
+            raw = await self.chains[terms.chain_id].query(
+                "htlc", "lock", {"lock_id": terms.lock_id.hex()}
+            )
             if raw is None:
-                self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, height))
+                self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, tips[terms.chain_id]))
                 continue
             try:
                 lock = Lock.from_json({**raw, "chain_id": terms.chain_id})
             except (EncodingError, TypeError) as exc:
                 log.warning("swap %s: malformed lock query answer: %s", swap_id[:12], exc)
                 continue
+            own_claimed |= terms is swap.own and lock.status is LockStatus.CLAIMED
             self._feed(swap_id, LockObserved(lock))
+        # decide with fresh heights: a long sleep may have made a pending action unsafe
+        self._feed(swap_id, Tick(tips[self.a.chain_id], tips[self.b.chain_id]))
         if relaunch:
             after = self.swaps[swap_id]
-            action = pending_action(after)
+            action = resend_action(after, self.safety, secret_public=own_claimed)
             if action is not None and not any(a == action for _, a in self._actions):
                 self._actions.append((swap_id, action))
 
@@ -300,19 +308,21 @@ class SwapDriver:
     ) -> None:
         try:
             receipt = await fut
-        except TxRejected as exc:  # never entered a block: renumber and try again
+        except TxRejected as exc:  # never entered a block: renumber and send again
             log.info("swap %s: tx refused (%s); will retry", swap_id[:12], exc)
             self._nonces.pop(chain_id, None)
-            self._reconcile.add(swap_id)
+            self._reconcile[swap_id] = True
             return
-        except InterlockError as exc:
+        except InterlockError as exc:  # e.g. the node stopped before committing it
             log.warning("swap %s: submission failed: %s", swap_id[:12], exc)
             self._nonces.pop(chain_id, None)
-            self._reconcile.add(swap_id)
+            self._reconcile[swap_id] = True
             return
-        if not receipt.ok:  # executed and failed: find out from the chain what happened
+        if not receipt.ok:
+            # executed and failed (a race, a timeout): ask the chain what happened, and let
+            # the state machine decide; re-sending the same call would fail the same way
             log.info("swap %s: tx failed: %s", swap_id[:12], receipt.error)
-            self._reconcile.add(swap_id)
+            self._reconcile.setdefault(swap_id, False)
 
     # --- bookkeeping ------------------------------------------------------------------
     def _track(self, swap: Swap) -> None:

@@ -96,6 +96,7 @@ __all__ = [
     "plan_swap",
     "redeem",
     "refund",
+    "resend_action",
     "transition",
 ]
 
@@ -536,6 +537,23 @@ def pending_action(swap: Swap) -> Action | None:
     return None
 
 
+def resend_action(swap: Swap, safety: Safety, *, secret_public: bool = False) -> Action | None:
+    """The pending action if it is still safe to send again, judged at the swap's last
+    :class:`Tick` (feed a fresh one first).
+
+    The initiator re-sends its claim only within the reveal margin: a claim that lands at
+    or after ``T_B`` fails, yet its transaction still shows the secret. Once the secret is
+    public anyway (the participant claimed our lock), any claim that can still land is
+    worth sending.
+    """
+    action = pending_action(swap)
+    if isinstance(action, SubmitClaim) and swap.role is Role.INITIATOR:
+        left = swap.counter.timelock - swap.height_b
+        if left < (2 if secret_public else safety.reveal_margin):
+            return None
+    return action
+
+
 def transition(swap: Swap, event: Input, safety: Safety) -> Step:
     """Apply one observation. Pure; raises a SwapError (changing nothing) on hostile input."""
     if isinstance(event, Tick):
@@ -565,8 +583,11 @@ def transition(swap: Swap, event: Input, safety: Safety) -> Step:
 
 def _observe(swap: Swap, lock: Lock) -> Step:
     own, counter = swap.own, swap.counter
-    if lock.preimage is not None and lock.terms.hashlock == swap.terms.hashlock:
-        check_secret(swap.terms.hashlock, lock.preimage)  # hostile otherwise: refuse
+    if lock.terms.hashlock == swap.terms.hashlock and (
+        lock.preimage is not None or lock.status is LockStatus.CLAIMED
+    ):
+        # a claim of our hashlock must carry the secret; anything else is hostile: refuse
+        check_secret(swap.terms.hashlock, lock.preimage or b"")
     if swap.is_terminal:
         return Step(swap)
     if lock.terms == own:  # every term equal: the same lock id, without hashing

@@ -108,13 +108,18 @@ async def test_crash_after_each_transition_and_resume(role: Role, crash_after: i
     party = w.alice if role is Role.INITIATOR else w.bob
     victim = SwapDriver(party, *(d for d in w.driver(party).chains.values()), crashing, w.safety)
     other = w.driver(w.bob if role is Role.INITIATOR else w.alice)
-    await victim.open(terms, role, secret if role is Role.INITIATOR else None)
+    crashed = False
+    try:
+        await victim.open(terms, role, secret if role is Role.INITIATOR else None)
+    except Crash:  # opening already feeds a tick: the initiator may lock at once
+        crashed = True
+        victim = SwapDriver(party, *victim.chains.values(), inner, w.safety)
+        await victim.resume()
     await other.open(
         terms,
         Role.PARTICIPANT if role is Role.INITIATOR else Role.INITIATOR,
         secret if role is Role.PARTICIPANT else None,
     )
-    crashed = False
     for _ in range(40):
         try:
             await victim.poll()
@@ -247,8 +252,11 @@ async def test_both_offline_past_t_b_participant_refunds_initiator_refunds() -> 
     assert_untouched(w)
 
 
-async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_too_late() -> None:
-    """Persisted REDEEMING, died before submitting; back after T_A: refunds, never leaks."""
+@pytest.mark.parametrize("wake", ["inside_margin", "past_margin", "past_t_b", "past_t_a"])
+async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_later(wake: str) -> None:
+    """Persisted REDEEMING, died before submitting. Back within the reveal margin it claims;
+    any later it must not send the claim (a failed claim still shows the secret on chain)
+    and refunds at T_A."""
     w = World()
     secret = secret_of(8)
     terms = w.terms(secret, GIVE, TAKE)
@@ -267,14 +275,30 @@ async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_too_late(
     with pytest.raises(Crash):
         await until_crash()
     assert inner.get(terms.swap_id).state is S.REDEEMING  # type: ignore[union-attr]
-    w.A.advance_to(terms.a.timelock)
-    w.B.advance_to(terms.a.timelock)
+    margin = w.safety.reveal_margin
+    target = {
+        "inside_margin": terms.b.timelock - margin,
+        "past_margin": terms.b.timelock - margin + 1,
+        "past_t_b": terms.b.timelock + 1,
+        "past_t_a": terms.a.timelock,
+    }[wake]
+    while w.B.height < target:  # the participant stays online meanwhile
+        await par.poll()
+        await w.blocks()
     back = SwapDriver(w.alice, *ini.chains.values(), inner, w.safety)
     await back.resume()
-    await settle(w, back, par)
-    assert back.swaps[terms.swap_id].state is S.REFUNDED
-    assert par.swaps[terms.swap_id].state is S.REFUNDED
-    assert_untouched(w)
+    await settle(w, back, par, rounds=terms.a.timelock + 5)
+    all_args = [tx.args for blk in (*w.A.blocks.values(), *w.B.blocks.values()) for tx in blk.txs]
+    if wake == "inside_margin":
+        assert back.swaps[terms.swap_id].state is S.REDEEMED
+        assert par.swaps[terms.swap_id].state is S.REDEEMED
+        assert_swapped(w)
+    else:
+        assert back.swaps[terms.swap_id].state is S.REFUNDED
+        assert par.swaps[terms.swap_id].state is S.REFUNDED
+        assert not any(isinstance(a, SubmitClaim) for _, a in back.submitted)
+        assert all(secret.hex() not in str(args) for args in all_args)
+        assert_untouched(w)
 
 
 async def test_reveal_at_the_last_allowed_height_and_participant_still_claims() -> None:

@@ -37,6 +37,7 @@ from htlc.swap import (
     new_swap,
     pending_action,
     plan_swap,
+    resend_action,
     transition,
 )
 from htlc.types import Lock, LockStatus, LockTerms
@@ -413,6 +414,24 @@ def test_claim_with_a_bad_preimage_is_refused(preimage: bytes) -> None:
         transition(swap, claimed(TERMS.b, preimage), SAFETY)
     with pytest.raises(SecretMismatch):
         check_secret(HASH, preimage)
+
+
+def test_a_claim_without_the_secret_is_refused() -> None:
+    swap, _ = run(participant(), locked(TERMS.a), Tick(1, 1), locked(TERMS.b))
+    with pytest.raises(SecretMismatch):
+        transition(swap, LockObserved(Lock(TERMS.b, LockStatus.CLAIMED, None)), SAFETY)
+
+
+def test_resend_respects_the_reveal_margin_unless_the_secret_is_public() -> None:
+    swap, actions = run(both_locked(), Tick(2, 2))
+    assert swap.state is S.REDEEMING
+    assert resend_action(swap, SAFETY) == actions[0]
+    late = TERMS.b.timelock - SAFETY.reveal_margin + 1
+    swap, _ = run(swap, Tick(late, late))
+    assert resend_action(swap, SAFETY) is None  # would show the secret for nothing
+    assert resend_action(swap, SAFETY, secret_public=True) == actions[0]
+    swap, _ = run(swap, Tick(late, TERMS.b.timelock - 1))
+    assert resend_action(swap, SAFETY, secret_public=True) is None  # cannot land any more
 
 
 def test_terminal_states_absorb_everything() -> None:
