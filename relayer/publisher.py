@@ -44,6 +44,10 @@ __all__ = ["BlockSource", "Publisher", "status_will"]
 log = logging.getLogger("interlock.publisher")
 
 
+class _Abandoned(Exception):
+    """The input closed and the bus did not answer within the stop timeout."""
+
+
 class BlockSource(Protocol):
     """What the publisher needs of a node (:class:`chains.node.Node` is one)."""
 
@@ -110,6 +114,7 @@ class Publisher:
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._abandoned = False
 
     # --- lifecycle --------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -167,7 +172,8 @@ class Publisher:
         start = self.from_height or max(1, self.node.height)
         self.next_height = start
         self.published_height = start - 1
-        await self._status("online")
+        self._abandoned = False
+        self._enqueue_status("online")  # not awaited: the broker may be down right now
         try:
             await self._catch_up(self.node.height)
             while not self._is_stopping():
@@ -192,10 +198,20 @@ class Publisher:
                     log.error("%s: no validator set stored for %d", self.chain_id, block.height)
                     continue
                 await self._send(block, vals)
+        except _Abandoned:
+            log.warning(
+                "%s: input closed while the bus was unreachable; stopped at height %d "
+                "(a restart republishes the rest from the store)",
+                self.chain_id,
+                self.published_height,
+            )
         finally:
-            await self._drain()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._status("offline"), self.stop_timeout)
+            if not self._abandoned:
+                await self._drain()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._status("offline"), self.stop_timeout)
+            else:
+                self._forget_inflight()
 
     async def _catch_up(self, upto: int) -> None:
         if self.next_height <= upto:
@@ -220,16 +236,32 @@ class Publisher:
                 await self._settle_oldest()
         self.next_height = h + 1
         if h % self.status_every == 0:
-            payload = self._status_payload("online")
-            fut = asyncio.ensure_future(
-                self.bus.publish(status_topic(cid), payload, qos=1, retain=True)
-            )
-            self._inflight.append((fut, 0))
+            self._enqueue_status("online")
         self._settle_done()
 
+    def _enqueue_status(self, state: Literal["online", "offline"]) -> None:
+        payload = self._status_payload(state)
+        topic = status_topic(self.chain_id)
+        fut = asyncio.ensure_future(self.bus.publish(topic, payload, qos=1, retain=True))
+        self._inflight.append((fut, 0))
+
+    def _input_closed(self) -> bool:
+        return self._stopping or (self._sub is not None and self._sub.closed)
+
     async def _settle_oldest(self) -> None:
+        """Wait for the oldest publish; give up once the input has closed and the bus has
+        not answered for ``stop_timeout`` (a down broker must not hold a shutdown)."""
         fut, h = self._inflight[0]
-        await asyncio.shield(fut)  # a cancelled publisher must not cancel the publish
+        loop = asyncio.get_running_loop()
+        closed_at: float | None = None
+        while not fut.done():
+            # asyncio.wait never cancels ``fut``: a cancelled publisher leaves it running.
+            await asyncio.wait({fut}, timeout=0.25)
+            if not fut.done() and self._input_closed():
+                closed_at = closed_at if closed_at is not None else loop.time()
+                if loop.time() - closed_at >= self.stop_timeout:
+                    self._abandoned = True
+                    raise _Abandoned()
         self._inflight.popleft()
         self._acknowledged(fut, h)
 
@@ -257,12 +289,17 @@ class Publisher:
                 self.chain_id,
                 len(pending),
             )
-        for f in pending:
-            f.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             self._settle_done()
         finally:
-            self._inflight.clear()
+            self._forget_inflight()
+
+    def _forget_inflight(self) -> None:
+        """Stop tracking publishes still in flight (they finish or fail on their own)."""
+        for f, _ in self._inflight:
+            if not f.done():
+                f.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._inflight.clear()
 
     def _status_payload(self, state: Literal["online", "offline"]) -> bytes:
         height = max(self.published_height, self.next_height - 1) or None

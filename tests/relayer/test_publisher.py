@@ -142,3 +142,21 @@ def test_publisher_refuses_a_zero_window(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="window"):
         Publisher(node, MemoryBus(), window=0)
     node.store.close()
+
+
+async def test_a_halted_node_ends_run_even_while_the_bus_is_down(tmp_path: Path) -> None:
+    """The service shape: ``run()`` in a task group, ended by the node closing its input."""
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path, interval=0.01)
+    bus = GatedBus()
+    async with bus:
+        bus.open.clear()  # the broker is down from the start
+        await node.__aenter__()
+        pub = Publisher(node, bus, window=4, stop_timeout=0.3)
+        task = asyncio.create_task(pub.run())
+        await node.wait_for_height(node.height + 10)  # the window is full and stuck
+        await node.halt()
+        await asyncio.wait_for(task, 10)
+        assert pub.published_height == 0
+        await node.stop()
+        bus.open.set()
