@@ -86,7 +86,7 @@ from chains.errors import (
 from chains.node import Node
 from chains.types import MAX_TX_BYTES, Block, Tx
 
-__all__ = ["ApiError", "RpcLimits", "RpcServer", "make_app"]
+__all__ = ["ApiError", "RpcLimits", "RpcServer", "SignatureChecker", "make_app"]
 
 log = logging.getLogger("interlock.rpc")
 

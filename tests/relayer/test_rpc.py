@@ -22,7 +22,7 @@ from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.node import Node, SQLiteBlockStore
 from chains.types import Tx
-from relayer.rpc import RpcLimits, RpcServer
+from relayer.rpc import RpcLimits, RpcServer, SignatureChecker
 
 
 @dataclass
@@ -347,3 +347,18 @@ async def test_large_batches_are_verified_off_the_loop(served: Served) -> None:
     )
     assert status == 200
     assert len(served.node.mempool) == 40
+
+
+@pytest.mark.parametrize("processes", [0, 1])
+async def test_signature_checker_inline_and_in_a_worker_agree(processes: int) -> None:
+    d = build_devnet(["chain-a"])[0]
+    alice = d.accounts["alice"]
+    txs = [Tx.create(alice, "chain-a", n, "bank", "transfer", {}) for n in range(40)]
+    forged = Tx("chain-a", alice.public_key, 99, "bank", "transfer", {}, b"\x01" * 64)
+    checker = SignatureChecker(processes)
+    try:
+        assert await checker.first_bad(txs) is None
+        assert await checker.first_bad([*txs[:33], forged, *txs[33:]]) == 33
+        assert await checker.first_bad([forged]) == 0  # small batches are checked inline
+    finally:
+        checker.close()
