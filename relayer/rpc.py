@@ -34,9 +34,13 @@ anything the caller can fix: malformed JSON (``malformed_json``), a body over th
 unknown height / tx / event (404), and refused transactions with the refusal's own code
 (``wrong_chain``, ``invalid_signature``, ``bad_nonce``, ``duplicate_tx`` 409,
 ``mempool_full`` 429; ``details`` carries the error's values). A batch is refused whole
-(nothing admitted) when any item is malformed or for another chain; after that each item
-is admitted in order and reports its own refusal. 5xx answers say ``internal`` and never
-carry a traceback (it goes to the log).
+(nothing admitted) when any item is malformed, for another chain or forged; after that
+each item is admitted in order and reports its own refusal. 5xx answers say ``internal``
+and never carry a traceback (it goes to the log).
+
+Throughput: a batch's signatures are checked in a worker process (:class:`SignatureChecker`)
+while the event loop decodes the next batch and produces blocks; a thread would not do,
+since each ed25519 check hands the GIL back to a busy loop and waits to get it again.
 """
 
 from __future__ import annotations
