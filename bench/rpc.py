@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import orjson
 
-from chains.crypto import PrivateKey
+from chains.crypto import PrivateKey, verify
 from chains.types import Tx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +94,18 @@ def sign_all(keys: list[PrivateKey], per_key: int, start_nonce: int) -> list[lis
         ]
         for k in keys
     ]
+
+
+def verify_rate(n: int = 3000) -> float:
+    """ed25519 verifies per second in this process right now: a yardstick of how busy
+    the machine is (MEASURED.md: 26.4k/s on an idle one)."""
+    key = PrivateKey.derive(SEED, "yardstick")
+    msgs = [b"m%d" % i for i in range(n)]
+    sigs = [key.sign(m) for m in msgs]
+    t = time.perf_counter()
+    for m, sig in zip(msgs, sigs, strict=True):
+        verify(key.public_key, m, sig)
+    return n / (time.perf_counter() - t)
 
 
 async def wait_ready(http: aiohttp.ClientSession, url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -183,6 +195,7 @@ async def bench(
         "server_loop_cpu_us_per_tx": round((cpu2[0] - cpu0[0]) / n_batched * 1e6, 1),
         "server_verify_cpu_us_per_tx": round((cpu2[1] - cpu0[1]) / n_batched * 1e6, 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "ed25519_verify_per_s_now": round(verify_rate()),
         "single_txs": n_single,
         "single_concurrency": args.concurrency,
         "batched_txs": n_batched,
