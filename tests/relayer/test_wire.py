@@ -212,7 +212,7 @@ async def test_a_header_on_another_chains_topic_is_wrong_chain(made: tuple[Node,
         decode(events_topic("chain-b"), encode_events(block)[0])
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_random_bytes_only_ever_raise_wire_errors(payload: bytes) -> None:
     for kind in ("headers", "events", "status"):
@@ -229,7 +229,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         st.sampled_from(
