@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import orjson
 import pytest
 
 from bridge.errors import (
@@ -22,6 +23,7 @@ from bridge.errors import (
 from bridge.localnet import LocalNet, prove_events
 from bridge.module import escrow_address
 from chains.bank import get_balance, get_supply
+from chains.chain import Chain
 from chains.devnet import DEFAULT_BALANCE
 from chains.errors import InsufficientFunds, InvalidArgument, Unauthorized
 from tests.bridge.conftest import A, B, C, addr, events_of, make_net, refused
@@ -386,3 +388,29 @@ def test_queries(net: LocalNet) -> None:
     assert q("bridge", "queue", {}) == []
     with pytest.raises(InvalidArgument):
         q("bridge", "nope", {"remote_chain": B})
+
+
+def test_bridge_state_survives_a_restart() -> None:
+    """Every bridge state value is plain JSON: a chain restored from its stored state (as
+    the node does from SQLite) has the same state root and carries on bridging."""
+    net = make_net(limits={"delay_threshold": 500, "delay": 2})
+    assert lock(net, A, "alice", B, "bob", 600).ok
+    assert lock(net, A, "alice", B, "bob", 5, timeout_height=net.client_height(B, A) + 1).ok
+    net.advance(B, 2)
+    net.relay(A, B)  # one queued, one expired
+    assert net.call(B, "gov", "bridge", "pause", {"remote_chain": A}).ok
+    side = net[B]
+    items = {k: orjson.loads(orjson.dumps(v)) for k, v in side.chain.state.items()}
+    assert side.chain.last_header is not None
+    side.chain = Chain.restore(
+        side.spec.genesis,
+        side.chain.modules.values(),  # type: ignore[arg-type]
+        items,
+        side.chain.last_header,
+        side.chain.last_validators,
+    )
+    assert net.call(B, "gov", "bridge", "unpause", {"remote_chain": A}).ok
+    net.advance(B, 2)
+    assert bal(net, B, "bob", "chain-a/usd") == 600
+    (refund,) = net.relay(B, A)
+    assert refund.events[0].type == "bridge.refunded"
