@@ -28,12 +28,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from chains.devnet import base_modules, build_devnet
 from chains.errors import ConfigError, InterlockError
 from chains.node import Node, SQLiteBlockStore
 from chains.types import Block
 from relayer.bus import BadBusUrl, Bus, open_bus, parse_bus_url
-from relayer.config import ChainSettings, load_chain_config, load_devnet_config
+from relayer.config import (
+    DEFAULT_SEED,
+    ChainSettings,
+    load_chain_config,
+    load_devnet_config,
+    parse_devnet_config,
+)
 from relayer.publisher import Publisher, status_will
 from relayer.rpc import RpcServer
 
@@ -137,7 +142,7 @@ def _print_head(block: Block) -> None:
 def _open_node(cs: ChainSettings, data_dir: Path) -> Node:
     return Node.open(
         cs.genesis,
-        base_modules,
+        cs.build_modules,
         cs.validator_keys,
         SQLiteBlockStore(cs.store_path(data_dir)),
         block_interval=cs.block_interval,
@@ -264,20 +269,13 @@ async def run_devnet(args: argparse.Namespace) -> None:
         data_dir = args.data_dir or cfg.data_dir
         bus_url = cfg.bus_url
     else:
-        ids = args.chains or ["chain-a", "chain-b"]
-        chains = [
-            ChainSettings(
-                genesis=d.genesis,
-                validator_keys=d.validator_keys,
-                accounts=d.accounts,
-                denom=d.denom,
-                block_interval=args.interval or 1.0,
-                max_block_txs=10_000,
-                mempool_capacity=20_000,
-                rpc=None,
-            )
-            for d in build_devnet(ids, seed=args.seed or "interlock-devnet")
-        ]
+        # the flags describe a devnet file; one path, so the chains are the same either way
+        flags = {
+            "seed": args.seed or DEFAULT_SEED,
+            "block_interval": args.interval or 1.0,
+            "chains": [{"chain_id": c} for c in args.chains or ["chain-a", "chain-b"]],
+        }
+        chains = list(parse_devnet_config(flags, "the command line").chains)
         data_dir = args.data_dir
         bus_url = "memory://"
     if data_dir is None:

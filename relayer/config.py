@@ -25,23 +25,30 @@ import dataclasses
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from bridge.module import BridgeModule
+from chains.bank import BankModule
 from chains.chain import Genesis
 from chains.crypto import PrivateKey
 from chains.devnet import DEFAULT_ACCOUNTS, DEFAULT_BALANCE, DEFAULT_DENOMS, build_devnet
 from chains.encoding import MAX_INT
 from chains.errors import ConfigError, InterlockError
-from chains.module import is_denom
+from chains.lightclient import LightClientModule
+from chains.module import Module, is_denom
 from chains.types import ValidatorSet
+from chains.validators import ValidatorsModule
+from htlc.module import HTLCModule
 from relayer.rpc import RpcLimits
 
 __all__ = [
+    "DEFAULT_MODULES",
+    "MODULES",
     "ChainConfig",
     "ChainSettings",
     "DevnetConfig",
@@ -53,6 +60,17 @@ __all__ = [
 ]
 
 DEFAULT_SEED = "interlock-devnet"
+
+MODULES: Mapping[str, Callable[[], Module]] = {
+    "bank": BankModule,
+    "validators": ValidatorsModule,
+    "lightclient": LightClientModule,
+    "htlc": HTLCModule,
+    "bridge": BridgeModule,
+}
+"""Every module a chain can be built from, by name (the composition: ``chains`` never
+imports ``htlc`` or ``bridge``; this layer does)."""
+DEFAULT_MODULES = tuple(MODULES)
 _RPC_DEFAULTS = RpcLimits()
 
 
@@ -156,8 +174,24 @@ class GenesisModel(_Model):
     balances: dict[Address, dict[Denom, Amount]] = Field(default_factory=dict)
 
 
+def _modules(names: list[str]) -> list[str]:
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        raise ValueError(f"expected module names from {list(MODULES)}, unknown {unknown}")
+    if len(set(names)) != len(names):
+        raise ValueError("a module is listed twice")
+    if "bank" not in names:
+        raise ValueError("expected the bank module in the list (genesis balances live there)")
+    if "bridge" in names and "lightclient" not in names:
+        raise ValueError("the bridge module needs the lightclient module")
+    return names
+
+
 class _ChainCommon(_Model):
     chain_id: ChainId
+    modules: Annotated[list[str], AfterValidator(_modules)] = Field(
+        default_factory=lambda: list(DEFAULT_MODULES)
+    )
     max_block_txs: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 10_000
     mempool_capacity: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 20_000
     validators: ValidatorsModel = ValidatorsModel()
@@ -225,10 +259,16 @@ class ChainSettings:
     """Most transactions waiting."""
     rpc: RpcSettings | None
     """RPC server, if any."""
+    modules: tuple[str, ...] = DEFAULT_MODULES
+    """Names of the chain's modules (see :data:`MODULES`), in dispatch order."""
 
     @property
     def chain_id(self) -> str:
         return self.genesis.chain_id
+
+    def build_modules(self) -> list[Module]:
+        """Fresh module instances for this chain (the node calls this on open)."""
+        return [MODULES[name]() for name in self.modules]
 
     def store_path(self, data_dir: Path) -> Path:
         return data_dir / f"{self.chain_id}.sqlite3"
@@ -372,8 +412,10 @@ def _chain_settings(
             supply[dn] = supply.get(dn, 0) + amount
             if supply[dn] > MAX_INT:
                 raise fail("genesis.balances", f"total supply of {dn} exceeds {MAX_INT}")
-    app_state = dict(d.genesis.app_state)
+    app_state: dict[str, Any] = {name: {} for name in m.modules}
     app_state["bank"] = {"balances": balances}
+    # every module is named in the genesis, so its hash pins the module set: a data dir
+    # made with other modules is refused at start instead of running on mismatched state
     genesis = dataclasses.replace(d.genesis, validators=vals, app_state=app_state)
     return ChainSettings(
         genesis=genesis,
@@ -383,6 +425,7 @@ def _chain_settings(
         block_interval=block_interval,
         max_block_txs=m.max_block_txs,
         mempool_capacity=m.mempool_capacity,
+        modules=tuple(m.modules),
         rpc=None
         if rpc is None
         else RpcSettings(

@@ -12,6 +12,7 @@ import pytest
 from chains.devnet import build_devnet
 from chains.errors import ConfigError
 from relayer.config import (
+    DEFAULT_MODULES,
     load_chain_config,
     load_devnet_config,
     parse_chain_config,
@@ -45,12 +46,26 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
 def test_chain_files_and_devnet_files_define_the_same_chains() -> None:
     devnet = {c.chain_id: c for c in load_devnet_config(CONFIGS / "devnet-3.toml").chains}
-    reference = {d.chain_id: d for d in build_devnet(["chain-a", "chain-b", "chain-c"])}
+    flags = {"chains": [{"chain_id": c} for c in ("chain-a", "chain-b", "chain-c")]}
+    plain = {c.chain_id: c for c in parse_devnet_config(flags).chains}  # `interlock devnet`
+    keys = {d.chain_id: d for d in build_devnet(["chain-a", "chain-b", "chain-c"])}
     for name in ("chain-a", "chain-b"):
         single = load_chain_config(CONFIGS / f"{name}.toml").chain
         assert single.genesis.hash == devnet[name].genesis.hash
-        assert single.genesis.hash == reference[name].genesis.hash  # `interlock devnet`
-    assert devnet["chain-c"].genesis.hash == reference["chain-c"].genesis.hash
+        assert single.genesis.hash == plain[name].genesis.hash
+    for name, chain in devnet.items():
+        assert chain.genesis.hash == plain[name].genesis.hash
+        assert chain.validator_keys == keys[name].validator_keys  # the devnet's own keys
+        assert chain.accounts == keys[name].accounts
+        assert chain.modules == DEFAULT_MODULES
+        assert [m.name for m in chain.build_modules()] == list(DEFAULT_MODULES)
+
+
+def test_the_module_set_is_part_of_the_genesis() -> None:
+    full = parse_chain_config(CHAIN, "x.toml").chain
+    base = parse_chain_config(_set(CHAIN, "modules", ["bank", "lightclient"]), "x.toml").chain
+    assert base.genesis.hash != full.genesis.hash
+    assert set(base.genesis.app_state) == {"bank", "lightclient"}
 
 
 CHAIN: dict[str, Any] = {
@@ -112,6 +127,11 @@ BAD_CHAIN = [
     ("genesis.nonsense", 1, "genesis.nonsense", "unknown key"),
     ("mempool_capacity", 0, "mempool_capacity", "greater than or equal to 1"),
     ("color", "blue", "color", "unknown key"),
+    ("modules", ["bank", "nft"], "modules", "unknown ['nft']"),
+    ("modules", ["htlc"], "modules", "bank module"),
+    ("modules", ["bank", "bank"], "modules", "listed twice"),
+    ("modules", ["bank", "bridge"], "modules", "needs the lightclient"),
+    ("modules", "bank", "modules", "valid list"),
 ]
 
 

@@ -343,6 +343,9 @@ async def test_sigint_exits_cleanly_and_the_restart_resumes(
     processes.append(proc.start())
     async with HttpChain("chain-b", [proc.url], retry=RETRY) as chain:
         height = await wait_healthy(chain, proc, 3)
+        # a chain process runs every module: htlc and bridge state answer over RPC
+        assert await chain.query("htlc", "locks", {}) == []
+        assert await chain.query("bridge", "paths", {}) in ([], {})
         assert proc.proc is not None
         proc.proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(proc.proc.wait, DEADLINE) == 0, proc.stderr()
