@@ -10,16 +10,21 @@ inputs (the participant learns the secret from B's ``htlc.claimed`` event). Swap
 rounds of ``--batch`` swaps, each round four blocks. Every swap must end REDEEMED for both
 parties with every receipt ok, and balances are checked at the end.
 
-Not timed / not included: the asyncio driver and a node's mempool and block store (the
-chain and engine work is the same; ``bench/ledger.py`` measures the node path).
+``--mode driver`` runs the same swaps through the full stack instead: two
+:class:`~htlc.driver.SwapDriver` s (one per party) over ``relayer.handle.InProcessChain``
+handles of two :class:`~chains.node.Node` s, so each transaction also goes through the
+node's mempool admission (signature check there, once) and block store, and each party
+scans every block for its events; blocks are produced as soon as both drivers have
+polled (no block interval), so the number is the stack's ceiling, not a wall-clock rate.
 
-Run: ``python bench/htlc.py [--swaps N] [--batch N] [--store memory|sqlite]``. The last
-line of output is one JSON object.
+Run: ``python bench/htlc.py [--mode engine|driver] [--swaps N] [--batch N]
+[--store memory|sqlite]``. The last line of output is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import hashlib
 import json
@@ -70,7 +75,7 @@ class Party:
         self.store = store
         self.safety = safety
         self.swaps: dict[str, Swap] = {}
-        self.by_hash: dict[bytes, str] = {}
+        self.by_hash: dict[str, str] = {}
         self.dirty: list[Swap] = []
         self.actions: list[Action] = []
         self.transitions = 0
@@ -79,7 +84,7 @@ class Party:
         self.store.create_many(swaps)
         for swap in swaps:
             self.swaps[swap.swap_id] = swap
-            self.by_hash[swap.terms.hashlock] = swap.swap_id
+            self.by_hash[swap.terms.hashlock.hex()] = swap.swap_id
 
     def feed(self, swap_id: str, event: Input) -> None:
         step = transition(self.swaps[swap_id], event, self.safety)
@@ -91,9 +96,13 @@ class Party:
 
     def observe(self, chain_id: str, block: Block) -> None:
         for event in block.events:
-            lock = lock_from_event(chain_id, event)
-            if lock is not None and lock.terms.hashlock in self.by_hash:
-                self.feed(self.by_hash[lock.terms.hashlock], LockObserved(lock))
+            swap_id = self.by_hash.get(event.attributes.get("hashlock"))  # type: ignore[arg-type]
+            if swap_id is None:
+                continue
+            terms = self.swaps[swap_id].terms
+            lock = lock_from_event(chain_id, event, (terms.a, terms.b))
+            if lock is not None:
+                self.feed(swap_id, LockObserved(lock))
 
     def tick(self, ha: int, hb: int) -> None:
         t = Tick(ha, hb)
@@ -118,24 +127,125 @@ class Party:
     def forget_terminal(self) -> None:
         for swap_id in [s for s, v in self.swaps.items() if v.is_terminal]:
             swap = self.swaps.pop(swap_id)
-            self.by_hash.pop(swap.terms.hashlock, None)
+            self.by_hash.pop(swap.terms.hashlock.hex(), None)
+
+
+CHAIN_SECONDS = [0.0]  # time inside Chain.produce_block (the ledger's share)
 
 
 def produce(chain: Chain, dev: DevnetChain, txs: list[Tx], clock: list[int]) -> Block:
     clock[0] += 1000
+    t = time.perf_counter()
     result = chain.produce_block(txs, clock[0], dev.validator_keys)
+    CHAIN_SECONDS[0] += time.perf_counter() - t
     if result.dropped or not all(r.ok for r in result.block.receipts):
         bad = [r.error for r in result.block.receipts if not r.ok][:3]
         raise SystemExit(f"benchmark invariant broken: dropped={len(result.dropped)} {bad}")
     return result.block
 
 
+def make_stores(kind: str, tmp: str) -> tuple[SwapStore, SwapStore]:
+    if kind == "sqlite":
+        from relayer.swap_store import SQLiteSwapStore
+
+        return (
+            SQLiteSwapStore(Path(tmp) / "alice.sqlite"),
+            SQLiteSwapStore(Path(tmp) / "bob.sqlite"),
+        )
+    return (MemorySwapStore(), MemorySwapStore())
+
+
+async def run_driver(total: int, batch: int, store_kind: str) -> dict[str, object]:
+    """Complete swaps through SwapDriver + InProcessChain + Node (see the module doc)."""
+    from chains.node import Node
+    from chains.store import MemoryBlockStore
+    from htlc.driver import Party as DriverParty
+    from htlc.driver import SwapDriver
+    from relayer.handle import InProcessChain
+
+    da, db = build_devnet(("chain-a", "chain-b"), seed="bench-htlc")
+    node_a = Node.open(da.genesis, modules, da.validator_keys, MemoryBlockStore())
+    node_b = Node.open(db.genesis, modules, db.validator_keys, MemoryBlockStore())
+    safety = Safety(
+        ChainParams(da.chain_id, 1000), ChainParams(db.chain_id, 1000), SafetyPolicy(2000, 5000)
+    )
+    alice = DriverParty(da.accounts["alice"], db.accounts["alice"])
+    bob = DriverParty(da.accounts["bob"], db.accounts["bob"])
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = make_stores(store_kind, tmp)
+        handles = (InProcessChain(node_a), InProcessChain(node_b))
+        ini = SwapDriver(alice, *handles, stores[0], safety)
+        par = SwapDriver(bob, *handles, stores[1], safety)
+        done = blocks = 0
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        while done < total:
+            n = min(batch, total - done)
+            for i in range(done, done + n):
+                secret = hashlib.sha256(b"bench-secret-%d" % i).digest()
+                terms = plan_swap(
+                    safety,
+                    initiator_a=alice.key_a.address,
+                    participant_a=bob.key_a.address,
+                    participant_b=bob.key_b.address,
+                    initiator_b=alice.key_b.address,
+                    give=(da.denom, 10),
+                    take=(db.denom, 9),
+                    hashlock=hashlib.sha256(secret).digest(),
+                    height_a=node_a.height,
+                    height_b=node_b.height,
+                )
+                await ini.open(terms, Role.INITIATOR, secret)
+                await par.open(terms, Role.PARTICIPANT)
+            while ini.active() or par.active():
+                await ini.poll()
+                await par.poll()
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                node_a.produce_block()
+                node_b.produce_block()
+                blocks += 2
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            await ini.poll()
+            await par.poll()
+            for d in (ini, par):
+                if any(s.state is not SwapState.REDEEMED for s in d.swaps.values()):
+                    raise SystemExit("benchmark invariant broken: unfinished or failed swaps")
+                d.forget_finished()  # keep the in-memory index small, as a daemon would
+            done += n
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+        txs = len(ini.submitted) + len(par.submitted)
+        for s in stores:
+            s.close()
+    if txs != 4 * total:
+        raise SystemExit(f"benchmark invariant broken: {txs} txs for {total} swaps")
+    return {
+        "swaps_per_s": round(total / elapsed, 1),
+        "txs_per_swap": txs // total,
+        "signed_txs_per_s": round(txs / elapsed, 1),
+        "swaps": total,
+        "batch": batch,
+        "blocks": blocks,
+        "mode": "driver",
+        "store": store_kind,
+        "seconds": round(elapsed, 3),
+        "swaps_per_cpu_s": round(total / cpu, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mode", choices=("engine", "driver"), default="engine")
     ap.add_argument("--swaps", type=int, default=5000)
     ap.add_argument("--batch", type=int, default=1000, help="swaps per round (4 blocks)")
     ap.add_argument("--store", choices=("memory", "sqlite"), default="memory")
     args = ap.parse_args()
+    if args.mode == "driver":
+        result = asyncio.run(run_driver(args.swaps, args.batch, args.store))
+        print(f"{args.swaps} complete swaps through the driver stack in {result['seconds']} s")
+        print(json.dumps(result))
+        return
 
     da, db = build_devnet(("chain-a", "chain-b"), seed="bench-htlc")
     A, B = da.build(modules), db.build(modules)
@@ -146,15 +256,7 @@ def main() -> None:
     alice_a, alice_b = da.accounts["alice"], db.accounts["alice"]
     bob_a, bob_b = da.accounts["bob"], db.accounts["bob"]
     tmp = tempfile.TemporaryDirectory()
-    if args.store == "sqlite":
-        from relayer.swap_store import SQLiteSwapStore
-
-        stores: tuple[SwapStore, SwapStore] = (
-            SQLiteSwapStore(Path(tmp.name) / "alice.sqlite"),
-            SQLiteSwapStore(Path(tmp.name) / "bob.sqlite"),
-        )
-    else:
-        stores = (MemorySwapStore(), MemorySwapStore())
+    stores = make_stores(args.store, tmp.name)
     ini = Party("alice", stores[0], safety)
     par = Party("bob", stores[1], safety)
     keys_ini = {A.chain_id: alice_a, B.chain_id: alice_b}
@@ -164,7 +266,7 @@ def main() -> None:
 
     done = txs = blocks = 0
     gc.collect()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while done < args.swaps:
         n = min(args.batch, args.swaps - done)
         opened: tuple[list[Swap], list[Swap]] = ([], [])
@@ -217,7 +319,7 @@ def main() -> None:
         done += n
         txs += 4 * n
         blocks += 4
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 
     total = args.swaps
     expect = {
@@ -241,8 +343,11 @@ def main() -> None:
         "batch": args.batch,
         "blocks": blocks,
         "transitions_per_swap": (ini.transitions + par.transitions) / total,
+        "mode": "engine",
         "store": args.store,
         "seconds": round(elapsed, 3),
+        "swaps_per_cpu_s": round(total / cpu, 1),
+        "ledger_share": round(CHAIN_SECONDS[0] / elapsed, 2),
     }
     print(
         f"{total} complete swaps ({txs} signed txs in {blocks} blocks on 2 chains) "

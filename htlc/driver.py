@@ -113,7 +113,7 @@ class SwapDriver:
         """Hostile inputs refused by the engine (swap id, error), for operators and tests."""
         self.submitted: list[tuple[str, Action]] = []
         """Every action handed to a chain, in order."""
-        self._by_hash: dict[bytes, str] = {}
+        self._by_hash: dict[str, str] = {}  # hashlock hex -> swap id
         self._dirty: list[Swap] = []
         self._actions: list[tuple[str, Action]] = []
         self._tasks: dict[tuple[str, Action], asyncio.Task[None]] = {}
@@ -129,7 +129,7 @@ class SwapDriver:
             if self.store.get_cursor(chain.chain_id) is None:
                 self.store.set_cursor(chain.chain_id, await chain.latest_height())
         self.store.create(swap)
-        self._track(swap)
+        self.watch(swap)
         await self._reconcile_swap(swap.swap_id, relaunch=False)
         await self._flush()
         return self.swaps[swap.swap_id]
@@ -137,7 +137,7 @@ class SwapDriver:
     async def resume(self) -> None:
         """Load active swaps from the store and reconcile each with the chains."""
         for swap in self.store.active():
-            self._track(swap)
+            self.watch(swap)
         for swap_id in list(self.swaps):
             await self._reconcile_swap(swap_id, relaunch=True)
         await self._flush()
@@ -173,6 +173,14 @@ class SwapDriver:
     def active(self) -> list[Swap]:
         return [s for s in self.swaps.values() if not s.is_terminal]
 
+    def forget_finished(self) -> int:
+        """Drop terminal swaps from memory (the store keeps them); returns how many."""
+        done = [s for s in self.swaps.values() if s.is_terminal]
+        for swap in done:
+            del self.swaps[swap.swap_id]
+            self._by_hash.pop(swap.terms.hashlock.hex(), None)
+        return len(done)
+
     # --- one pass -------------------------------------------------------------------
     async def poll(self) -> None:
         """Observe both chains once, persist transitions, then act."""
@@ -203,15 +211,20 @@ class SwapDriver:
         for event in block.events:
             if not event.type.startswith("htlc."):
                 continue
+            hashlock = event.attributes.get("hashlock")
+            swap_id = self._by_hash.get(hashlock) if isinstance(hashlock, str) else None
+            if swap_id is None:
+                continue  # one swap per hashlock: not a lock of any of ours
+            swap = self.swaps.get(swap_id)
+            if swap is None:
+                continue
+            terms = swap.terms
             try:
-                lock = lock_from_event(chain_id, event)
+                lock = lock_from_event(chain_id, event, (terms.a, terms.b))
             except EncodingError as exc:
                 log.warning("%s: ignoring malformed %s: %s", chain_id, event.type, exc)
                 continue
-            if lock is None:
-                continue
-            swap_id = self._by_hash.get(lock.terms.hashlock)  # one swap per hashlock
-            if swap_id is not None:
+            if lock is not None:
                 self._feed(swap_id, LockObserved(lock))
 
     def feed(self, swap_id: str, event: Input) -> None:
@@ -325,9 +338,10 @@ class SwapDriver:
             self._reconcile.setdefault(swap_id, False)
 
     # --- bookkeeping ------------------------------------------------------------------
-    def _track(self, swap: Swap) -> None:
+    def watch(self, swap: Swap) -> None:
+        """Hold ``swap`` in memory and feed it its chain events (``open``/``resume`` do)."""
         self.swaps[swap.swap_id] = swap
-        self._by_hash[swap.terms.hashlock] = swap.swap_id
+        self._by_hash[swap.terms.hashlock.hex()] = swap.swap_id
 
 
 def _chain_of(action: Action) -> str:

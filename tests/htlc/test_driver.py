@@ -351,12 +351,16 @@ async def test_replaying_the_whole_history_acts_on_nothing() -> None:
     terms = w.terms(secret, GIVE, TAKE)
     ini, par = await start(w, terms, secret)
     await settle(w, ini, par)
-    before = (len(ini.submitted), len(par.submitted))
     for d in (ini, par):
-        d.swaps.clear()
         for chain_id in d.chains:
-            d.store.set_cursor(chain_id, 0)  # as if the cursor write had been lost
-        await d.resume()
-        await d.poll()
-    assert (len(ini.submitted), len(par.submitted)) == before
+            d.store.set_cursor(chain_id, 0)  # as if every cursor write had been lost
+        again = w.driver(w.alice if d is ini else w.bob, d.store)
+        await again.resume()
+        for s in d.store.all():  # even the finished ones
+            again.watch(s)
+        await again.poll()
+        assert again.submitted == []
+        assert again.rejected == []
     assert ini.store.get(terms.swap_id).state is S.REDEEMED  # type: ignore[union-attr]
+    assert ini.forget_finished() == 1
+    assert ini.swaps == {}
