@@ -11,10 +11,11 @@ import pytest
 
 from chains.errors import EncodingError
 from chains.module import arg_address, is_denom
+from chains.types import Event
 from htlc.errors import HashlockInUse, StaleSwap, SwapExists, SwapNotFound
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SwapState, SwapTerms, new_swap
-from htlc.types import Lock, LockStatus, LockTerms
+from htlc.types import Lock, LockStatus, LockTerms, lock_from_event
 from relayer.swap_store import SQLiteSwapStore
 from tests.htlc.test_swap import SECRET, TERMS, make_terms
 
@@ -140,3 +141,30 @@ def test_lock_view_id_always_derives_from_its_terms() -> None:
         Lock.from_json(view | {"status": "stolen"})
     with pytest.raises(EncodingError):
         Lock.from_json([])
+
+
+def _event(kind: str, lock: Lock) -> Event:
+    attrs = lock.to_json()
+    del attrs["chain_id"]
+    return Event(f"htlc.{kind}", attrs)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "preimage"),
+    [("locked", LockStatus.LOCKED, None), ("claimed", LockStatus.CLAIMED, SECRET)],
+)
+def test_known_terms_fast_path_equals_the_strict_parse(
+    kind: str, status: LockStatus, preimage: bytes | None
+) -> None:
+    ev = _event(kind, Lock(TERMS.b, status, preimage))
+    strict = lock_from_event("chain-b", ev)
+    fast = lock_from_event("chain-b", ev, (TERMS.a, TERMS.b))
+    assert fast == strict
+    assert fast is not None
+    assert fast.terms is TERMS.b  # reused, not re-parsed
+    # on another chain, or with a bool posing as an amount of 1, the fast path does not apply
+    assert lock_from_event("chain-a", ev, (TERMS.b,)) != fast
+    one = replace(TERMS.b, amount=1)
+    hostile = Event(ev.type, {**ev.attributes, "amount": True})
+    with pytest.raises(EncodingError):
+        lock_from_event("chain-b", hostile, (one,))
