@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import bridge.errors
 import bridge.module
 from bridge.errors import (
     AlreadyProcessed,
@@ -23,9 +24,11 @@ from bridge.errors import (
     WrongDestination,
 )
 from bridge.localnet import LocalNet, Pending
-from chains.bank import get_supply
+from bridge.module import escrow_address
+from chains.bank import get_balance, get_supply
 from chains.consensus import sign_commit
 from chains.crypto import PrivateKey
+from chains.devnet import DEFAULT_BALANCE
 from chains.errors import (
     BadNonce,
     ChainIdMismatch,
@@ -740,3 +743,67 @@ def test_copy_of_a_bundle_is_independent(net: LocalNet) -> None:
     bundle["event"]["attributes"]["recipient"] = addr(net, B, "dave")
     refused(net, B, "relayer", "bridge", "mint", mint_args(bundle), InvalidProof)
     assert net.deliver(B, [item])[0].ok
+
+
+# --- denom spoofing: a native token named like a wrapped one ------------------------------
+
+
+class TestDenomSpoofing:
+    """Whether a denom is wrapped is what the bridge recorded when it minted it, never
+    what its name looks like."""
+
+    def _plant(self, net: LocalNet, chain: str, who: str, denom: str, amount: int) -> None:
+        state = net[chain].chain.state  # as if the chain's genesis had this token
+        state.set(f"bank/supply/{denom}", amount)
+        state.set(f"bank/bal/{addr(net, chain, who)}/{denom}", amount)
+
+    def test_a_look_alike_native_token_is_escrowed_not_burned(self, net: LocalNet) -> None:
+        (pending,) = locked(net, (100,))  # A's escrow now holds 100 usd for B
+        # dave's native token on B is *named* like A's wrapped usd
+        self._plant(net, B, "dave", "chain-a/usd", 1_000)
+        r = net.call(
+            B,
+            "dave",
+            "bridge",
+            "lock",
+            {
+                "denom": "chain-a/usd",
+                "amount": 1_000,
+                "dest_chain": A,
+                "recipient": addr(net, A, "dave"),
+            },
+        )
+        assert r.ok
+        assert r.events[0].type == "bridge.locked"  # escrowed on B, not burned
+        refused(
+            net,
+            B,
+            "dave",
+            "bridge",
+            "burn",
+            {"denom": "chain-a/usd", "amount": 1, "recipient": addr(net, A, "dave")},
+            bridge.errors.NotWrapped,
+        )
+        net.relay(B, A)
+        # A wraps it (twice-prefixed, backed by B's escrow); A's real usd does not move
+        assert get_supply(net[A].chain.state, "chain-b/chain-a/usd") == 1_000
+        assert get_balance(net[A].chain.state, escrow_address(B), "usd") == 100
+        assert get_balance(net[A].chain.state, addr(net, A, "dave"), "usd") == DEFAULT_BALANCE
+        # and A's real transfer cannot be minted into the look-alike's name
+        refused(
+            net,
+            B,
+            "relayer",
+            "bridge",
+            "mint",
+            mint_args(pending.proof),
+            bridge.errors.DenomCollision,
+        )
+
+    def test_minting_into_a_native_name_is_refused(self, net: LocalNet) -> None:
+        self._plant(net, B, "carol", "chain-a/usd", 7)
+        (item,) = locked(net)
+        err = refused(
+            net, B, "relayer", "bridge", "mint", mint_args(item.proof), bridge.errors.DenomCollision
+        )
+        assert err.denom == "chain-a/usd"
