@@ -385,3 +385,30 @@ def test_stored_block_bytes_are_the_block_json(tmp_path: Path) -> None:
     block = node.produce_block()
     assert orjson.loads(_block_bytes(block)) == block.to_json()
     node.store.close()
+
+
+def test_receipts_and_blocks_read_the_same_from_memory_and_from_disk(tmp_path: Path) -> None:
+    dc = _dc()
+    node = _node(dc, _store(tmp_path))
+    hashes = []
+    for i in range(SQLiteBlockStore.RECENT_BLOCKS + 3):
+        tx = _pay(dc, "alice", "bob", 1, i)
+        node.mempool.add(tx)
+        failing = _pay(dc, "carol", "bob", 10**15, i)
+        node.mempool.add(failing)
+        hashes += [tx.hash, failing.hash]
+        node.produce_block()
+    hot = node.store
+    cold = _store(tmp_path)  # a fresh store reads everything from disk
+    for h in hashes:
+        r = cold.get_receipt(h)
+        assert r is not None
+        assert r == hot.get_receipt(h)
+        assert r.tx_hash == h
+    for height in range(1, node.height + 1):
+        assert hot.get_block(height) == cold.get_block(height)
+        assert hot.get_validators(height) == cold.get_validators(height)
+    assert cold.get_receipt(bytes(32)) is None
+    assert hot.get_block(node.height + 1) is None
+    cold.close()
+    hot.close()
