@@ -54,6 +54,7 @@ from htlc.swap import (
     SubmitLock,
     Swap,
     SwapState,
+    SwapTerms,
     Tick,
     build_tx,
     new_swap,
@@ -181,6 +182,8 @@ async def run_driver(total: int, batch: int, store_kind: str) -> dict[str, objec
         t0, c0 = time.perf_counter(), time.process_time()
         while done < total:
             n = min(batch, total - done)
+            mine: list[tuple[SwapTerms, Role, bytes | None]] = []
+            theirs: list[tuple[SwapTerms, Role, bytes | None]] = []
             for i in range(done, done + n):
                 secret = hashlib.sha256(b"bench-secret-%d" % i).digest()
                 terms = plan_swap(
@@ -195,8 +198,10 @@ async def run_driver(total: int, batch: int, store_kind: str) -> dict[str, objec
                     height_a=node_a.height,
                     height_b=node_b.height,
                 )
-                await ini.open(terms, Role.INITIATOR, secret)
-                await par.open(terms, Role.PARTICIPANT)
+                mine.append((terms, Role.INITIATOR, secret))
+                theirs.append((terms, Role.PARTICIPANT, None))
+            await ini.open_many(mine)
+            await par.open_many(theirs)
             while ini.active() or par.active():
                 await ini.poll()
                 await par.poll()

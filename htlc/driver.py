@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -124,15 +124,21 @@ class SwapDriver:
     # --- lifecycle ------------------------------------------------------------------
     async def open(self, terms: SwapTerms, role: Role, secret: bytes | None = None) -> Swap:
         """Start a new swap (refuses a reused swap id or hashlock) and look at both locks."""
-        swap = new_swap(terms, role, secret)
+        (swap,) = await self.open_many([(terms, role, secret)])
+        return swap
+
+    async def open_many(self, swaps: Sequence[tuple[SwapTerms, Role, bytes | None]]) -> list[Swap]:
+        """:meth:`open` for several swaps, stored in one write (all or none)."""
+        fresh = [new_swap(terms, role, secret) for terms, role, secret in swaps]
         for chain in self.chains.values():
             if self.store.get_cursor(chain.chain_id) is None:
                 self.store.set_cursor(chain.chain_id, await chain.latest_height())
-        self.store.create(swap)
-        self.watch(swap)
-        await self._reconcile_swap(swap.swap_id, relaunch=False)
+        self.store.create_many(fresh)
+        for swap in fresh:
+            self.watch(swap)
+            await self._reconcile_swap(swap.swap_id, relaunch=False)
         await self._flush()
-        return self.swaps[swap.swap_id]
+        return [self.swaps[s.swap_id] for s in fresh]
 
     async def resume(self) -> None:
         """Load active swaps from the store and reconcile each with the chains."""

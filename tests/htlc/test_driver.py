@@ -8,7 +8,7 @@ import pytest
 
 from chains.devnet import DEFAULT_BALANCE
 from htlc.driver import SwapDriver
-from htlc.errors import HashlockInUse, SwapExists, TermMismatch
+from htlc.errors import HashlockInUse, InvalidTerms, SwapExists, TermMismatch
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms
 from relayer.swap_store import SQLiteSwapStore
@@ -95,6 +95,14 @@ async def test_hashlock_or_lock_id_reused_across_swaps_is_refused() -> None:
     with pytest.raises(HashlockInUse):
         await ini.open(other, Role.INITIATOR, secret_of(1))
     assert len(ini.store.all()) == 1
+    batch = [(w.terms(secret_of(2)), Role.INITIATOR, secret_of(2)), (other, Role.INITIATOR, None)]
+    with pytest.raises(InvalidTerms):  # the initiator's second swap lacks its secret
+        await ini.open_many(batch)
+    batch[1] = (other, Role.INITIATOR, secret_of(1))
+    with pytest.raises(HashlockInUse):  # all or nothing
+        await ini.open_many(batch)
+    assert len(ini.store.all()) == 1
+    assert len(ini.swaps) == 1
 
 
 @pytest.mark.parametrize("role", [Role.INITIATOR, Role.PARTICIPANT])
