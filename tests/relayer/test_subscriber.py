@@ -409,3 +409,16 @@ async def test_events_ahead_of_their_headers_are_held_only_near_the_head(chain: 
     assert sum(len(v) for v in sub._early.values()) == 64
     got = await feed(sub, [m for b in blocks[:5] for m in chain.msgs(b)])
     assert [v.height for v in got] == [1, 2, 3, 4, 5]
+
+
+async def test_trust_can_start_from_the_chains_own_header(chain: Chain) -> None:
+    from relayer.subscriber import trusted_state_from_handle
+
+    blocks = chain.blocks(4)
+    trusted = await trusted_state_from_handle(InProcessChain(chain.node), 2)
+    assert trusted == TrustedState.after(blocks[1].header)
+    sub = subscriber(chain, trusted)
+    got = await feed(sub, [m for b in blocks for m in chain.msgs(b)])
+    assert [v.height for v in got] == [3, 4]
+    with pytest.raises(UntrustedHeader):
+        await trusted_state_from_handle(InProcessChain(chain.node), 99)
