@@ -15,7 +15,7 @@ second-preimage attack on naive Merkle trees).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from hashlib import sha256
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "hash_leaf",
     "hash_node",
     "inclusion_proof",
+    "inclusion_proofs",
     "merkle_root",
     "merkle_root_of_hashes",
     "verify_inclusion",
@@ -74,6 +75,34 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     if not 0 <= index < len(leaves):
         raise IndexError(f"leaf index {index} out of range for tree of size {len(leaves)}")
     return _path(index, [hash_leaf(leaf) for leaf in leaves])
+
+
+def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> list[list[bytes]]:
+    """Audit paths for many leaves from one tree: O(n + k log n) instead of O(k n).
+
+    Built level by level with an odd last node carried up unchanged (exactly the RFC 6962
+    tree, see :func:`merkle_root_of_hashes`); a carried node has no sibling at its level.
+    Equal to ``[inclusion_proof(leaves, i) for i in indices]``.
+    """
+    size = len(leaves)
+    levels = [[sha256(b"\x00" + leaf).digest() for leaf in leaves]]
+    while len(levels[-1]) > 1:
+        lv = levels[-1]
+        nxt = [sha256(b"\x01" + lv[i] + lv[i + 1]).digest() for i in range(0, len(lv) - 1, 2)]
+        if len(lv) % 2:
+            nxt.append(lv[-1])
+        levels.append(nxt)
+    out = []
+    for index in indices:
+        if not 0 <= index < size:
+            raise IndexError(f"leaf index {index} out of range for tree of size {size}")
+        path, m = [], index
+        for lv in levels[:-1]:
+            if m ^ 1 < len(lv):
+                path.append(lv[m ^ 1])
+            m >>= 1
+        out.append(path)
+    return out
 
 
 def _path(m: int, hashes: Sequence[bytes]) -> list[bytes]:

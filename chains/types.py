@@ -6,7 +6,7 @@ All frozen. Each has ``to_json()`` (the wire/canonical form, see ``chains.encodi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from chains.crypto import PrivateKey, address
 from chains.encoding import JSONValue, canonical, check_value, from_hex, sign_bytes
 from chains.errors import EncodingError
-from chains.merkle import inclusion_proof, merkle_root
+from chains.merkle import inclusion_proof, inclusion_proofs, merkle_root
 
 __all__ = [
     "Block",
@@ -562,6 +562,25 @@ class Block:
             self.events[index],
             tuple(inclusion_proof(leaves, index)),
         )
+
+    def prove_events(self, indices: Iterable[int]) -> list[EventProof]:
+        """Proofs of many events from one tree (``prove_event`` rebuilds it per call)."""
+        wanted = list(indices)
+        for index in wanted:
+            if not 0 <= index < len(self.events):
+                raise IndexError(f"block {self.height} has no event {index}")
+        paths = inclusion_proofs([e.leaf() for e in self.events], wanted)
+        return [
+            EventProof(
+                self.header.chain_id,
+                self.height,
+                index,
+                len(self.events),
+                self.events[index],
+                tuple(path),
+            )
+            for index, path in zip(wanted, paths, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)

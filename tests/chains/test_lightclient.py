@@ -551,3 +551,11 @@ def test_malformed_update_args_fail_typed(b: Driver, args: dict[str, object]) ->
     a.produce([a.tx("alice", "lightclient", "create_client", create)], time=_at(a, b, 1))
     (r,) = a.produce([a.tx("bob", "lightclient", "update_client", args)]).block.receipts
     assert (r.ok, r.code) == (False, "InvalidArgument"), r.error
+
+
+def test_prove_events_equals_prove_event(with_events: tuple[Driver, int]) -> None:
+    b, h = with_events
+    block = b.results[h].block
+    assert block.prove_events([2, 0, 1]) == [block.prove_event(i) for i in (2, 0, 1)]
+    with pytest.raises(IndexError):
+        block.prove_events([3])

@@ -332,3 +332,18 @@ def test_wrongly_typed_parts_of_a_good_proof_are_false(size: int, data: st.DataO
             bad = list(args)
             bad[pos] = v
             assert verify_inclusion(*bad) is False, (pos, v)  # type: ignore[arg-type]
+
+
+def test_all_at_once_paths_equal_one_at_a_time() -> None:
+    from chains.merkle import inclusion_proofs
+
+    for size in range(1, 65):
+        leaves = _leaves(size)
+        assert inclusion_proofs(leaves, range(size)) == [
+            inclusion_proof(leaves, i) for i in range(size)
+        ]
+    assert inclusion_proofs(CT_LEAVES, [5])[0] == [bytes.fromhex(h) for h in CT_PATHS[1][2]]
+    with pytest.raises(IndexError):
+        inclusion_proofs(_leaves(3), [3])
+    with pytest.raises(IndexError):
+        inclusion_proofs([], [0])
