@@ -16,6 +16,9 @@ On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction t
 (:class:`~htlc.swap.LockObserved` / :class:`~htlc.swap.LockAbsent`), then re-issues the
 pending action only if the state still needs it.
 
+Heights in a tick are read while scanning, so a poll is assumed to take well under the
+policy's reaction time (the safety margins budget one reaction per decision).
+
 No clock and no sockets here: chains are :class:`relayer.handle.ChainHandle`-shaped
 objects, and the caller passes ``idle`` (how to wait between polls).
 """
