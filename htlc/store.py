@@ -71,13 +71,15 @@ class MemorySwapStore:
 
     def create_many(self, swaps: Sequence[Swap]) -> None:
         staged: dict[bytes, str] = {}
+        ids: set[str] = set()
         for swap in swaps:  # check all first: all or nothing
-            if swap.swap_id in self._swaps or swap.swap_id in staged.values():
+            if swap.swap_id in self._swaps or swap.swap_id in ids:
                 raise SwapExists(swap.swap_id)
             other = self._hashlocks.get(swap.terms.hashlock) or staged.get(swap.terms.hashlock)
             if other is not None:
                 raise HashlockInUse(swap.terms.hashlock.hex(), other)
             staged[swap.terms.hashlock] = swap.swap_id
+            ids.add(swap.swap_id)
         for swap in swaps:
             self._swaps[swap.swap_id] = swap
             self._hashlocks[swap.terms.hashlock] = swap.swap_id
