@@ -16,8 +16,9 @@ On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction t
 (:class:`~htlc.swap.LockObserved` / :class:`~htlc.swap.LockAbsent`), then re-issues the
 pending action only if the state still needs it.
 
-Heights in a tick are read while scanning, so a poll is assumed to take well under the
-policy's reaction time (the safety margins budget one reaction per decision).
+A tick carries the heights up to which events were scanned, never more, and a block
+that cannot be read stops the scan there (it is retried next poll). A poll is assumed to
+take well under the policy's reaction time (the margins budget one reaction per decision).
 
 No clock and no sockets here: chains are :class:`relayer.handle.ChainHandle`-shaped
 objects, and the caller passes ``idle`` (how to wait between polls).
@@ -201,15 +202,19 @@ class SwapDriver:
         for chain in (self.a, self.b):
             cid = chain.chain_id
             tip = await chain.latest_height()
-            tips[cid] = tip
             cursor = self.store.get_cursor(cid)
-            start = tip if cursor is None else cursor
-            for height in range(start + 1, tip + 1):
+            scanned = tip if cursor is None else cursor
+            for height in range(scanned + 1, tip + 1):
                 block = await chain.get_block(height)
-                if block is not None:
-                    self._feed_events(cid, block)
+                if block is None:
+                    log.warning("%s: block %d unavailable; will retry", cid, height)
+                    break  # never skip a block: it may hold the claim we wait for
+                self._feed_events(cid, block)
+                scanned = height
+            tips[cid] = scanned  # the tick never runs ahead of the events seen
             await self._flush()
-            self.store.set_cursor(cid, tip)  # only after the transitions it caused
+            if scanned != cursor:
+                self.store.set_cursor(cid, scanned)  # only after the transitions it caused
         tick = Tick(tips[self.a.chain_id], tips[self.b.chain_id])
         for swap_id, swap in list(self.swaps.items()):
             if not swap.is_terminal:

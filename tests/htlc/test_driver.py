@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from chains.devnet import DEFAULT_BALANCE
+from chains.types import Block
 from htlc.driver import SwapDriver
 from htlc.errors import HashlockInUse, InvalidTerms, SwapExists, TermMismatch
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms
 from relayer.swap_store import SQLiteSwapStore
-from tests.htlc.helpers import Crash, CrashingStore, World, secret_of
+from tests.htlc.helpers import Crash, CrashingStore, ManualChain, Sim, World, secret_of
 
 S = SwapState
 GIVE, TAKE = 100, 90
@@ -372,3 +373,44 @@ async def test_replaying_the_whole_history_acts_on_nothing() -> None:
     assert ini.store.get(terms.swap_id).state is S.REDEEMED  # type: ignore[union-attr]
     assert ini.forget_finished() == 1
     assert ini.swaps == {}
+
+
+class FlakyChain(ManualChain):
+    """A handle that cannot serve some blocks for a while."""
+
+    def __init__(self, sim: Sim, hidden: set[int]) -> None:
+        super().__init__(sim)
+        self.hidden = hidden
+
+    async def get_block(self, height: int) -> Block | None:
+        return None if height in self.hidden else await super().get_block(height)
+
+
+async def test_an_unreadable_block_is_never_skipped() -> None:
+    w = World()
+    secret = secret_of(12)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    await ini.poll()  # A's lock lands
+    await w.blocks()
+    await par.poll()  # B's lock lands
+    await w.blocks()
+    await ini.poll()  # the claim on B lands; the participant has not looked since
+    await par.poll()
+    await w.blocks()
+    assert par.swaps[terms.swap_id].state is S.LOCKED
+    claim_height = next(
+        h for h, blk in w.B.blocks.items() if any(e.type == "htlc.claimed" for e in blk.events)
+    )
+    flaky = FlakyChain(w.B, {claim_height})
+    late = SwapDriver(w.bob, ManualChain(w.A), flaky, par.store, w.safety)
+    par.store.set_cursor(w.B.chain_id, claim_height - 1)  # it has not seen the claim yet
+    late.watch(par.store.get(terms.swap_id))  # type: ignore[arg-type]
+    w.B.advance_to(terms.b.timelock + 2)  # B passes T_B meanwhile
+    await late.poll()
+    assert late.swaps[terms.swap_id].state is S.LOCKED  # no refund on a partial view
+    assert late.submitted == []
+    flaky.hidden.clear()
+    await settle(w, late)
+    assert late.swaps[terms.swap_id].state is S.REDEEMED
+    assert_swapped(w)
