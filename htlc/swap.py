@@ -25,6 +25,8 @@ plus its slack, so every estimate errs on the safe side):
 * **Audit**: a counterparty lock is accepted only if every term (chain, sender, receiver,
   denom, amount, hashlock, timelock) equals the agreed one and it is still open; the time
   part of the audit is done with fresh heights (a :class:`Tick`) just before acting.
+* **Re-sending** after a restart (:func:`resend_action`) follows the reveal rule too: a
+  claim that fails at ``T_B`` still shows the secret in its transaction.
 
 The machine: :func:`transition` ``(swap, input, safety) -> Step(swap, action)``. Inputs
 are observations (:class:`Tick` with both chains' heights, :class:`LockObserved` from an
