@@ -50,8 +50,10 @@ class State:
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         self._data: dict[str, Any] = {}
-        self._buckets: dict[int, set[str]] = {}
-        self._dirty: set[int] = set()
+        self._buckets: dict[int, set[str]] = {}  # maintained by root()
+        # keys written or deleted since the last root(): bucketed there, once per key per
+        # block, rather than on every write (a transfer writes three keys)
+        self._dirty: set[str] = set()
         self._nodes: dict[int, bytes] = {}  # heap index (1 = root) -> hash, sparse
         self._journal: list[tuple[str, Any]] | None = None
         self._changed: set[str] = set()
@@ -79,13 +81,8 @@ class State:
         data = self._data
         if self._journal is not None:
             self._journal.append((key, data.get(key, _MISSING)))
-        if key not in data:
-            b = _bucket(key)
-            self._buckets.setdefault(b, set()).add(key)
-            self._dirty.add(b)
-        else:
-            self._dirty.add(_bucket(key))
         data[key] = value
+        self._dirty.add(key)
         self._changed.add(key)
 
     def delete(self, key: str) -> None:
@@ -95,9 +92,7 @@ class State:
         if self._journal is not None:
             self._journal.append((key, data[key]))
         del data[key]
-        b = _bucket(key)
-        self._buckets[b].discard(key)
-        self._dirty.add(b)
+        self._dirty.add(key)
         self._changed.add(key)
 
     # --- transactions ----------------------------------------------------------------
@@ -130,8 +125,17 @@ class State:
         data = self._data
         buckets = self._buckets
         dumps, sort_keys, h = orjson.dumps, orjson.OPT_SORT_KEYS, sha256
+        touched: set[int] = set()
+        for key in self._dirty:
+            b = _bucket(key)
+            if key in data:
+                buckets.setdefault(b, set()).add(key)
+            elif b in buckets:
+                buckets[b].discard(key)
+            touched.add(b)
+        self._dirty.clear()
         level: set[int] = set()
-        for b in self._dirty:
+        for b in touched:
             keys = buckets.get(b)
             idx = _NBUCKETS + b
             if keys:
@@ -140,7 +144,6 @@ class State:
             else:
                 nodes.pop(idx, None)
             level.add(idx >> 1)
-        self._dirty.clear()
         depth = 1
         while level:
             dflt = _DEFAULTS[depth - 1]

@@ -412,3 +412,10 @@ def test_receipts_and_blocks_read_the_same_from_memory_and_from_disk(tmp_path: P
     assert hot.get_block(node.height + 1) is None
     cold.close()
     hot.close()
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "chain.sqlite"
+    bad.write_bytes(b"this is not an sqlite database, just bytes " * 100)
+    with pytest.raises(StoreError):
+        SQLiteBlockStore(bad)

@@ -133,3 +133,20 @@ def test_root_matches_the_documented_definition() -> None:
     s.delete("x")
     del items["x"]
     assert s.root() == _spec_root(items)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(OPS, st.booleans()), min_size=1, max_size=4))
+def test_root_matches_the_definition_after_writes_rollbacks_and_roots(
+    steps: list[tuple[list[tuple[bool, str, Any]], bool]],
+) -> None:
+    state = State()
+    for ops, keep in steps:
+        state.begin()
+        _apply(state, ops)
+        if keep:
+            state.commit()
+        else:
+            state.rollback()
+        state.root()
+    assert state.root() == _spec_root(dict(state.items()))
