@@ -223,28 +223,32 @@ class HTLCModule:
         """``lock {lock_id}`` -> record or null; ``lock_by_hashlock {sender, hashlock}``
         -> record or null; ``locks {address?, limit?}`` -> records where the address is
         sender or receiver; ``escrow`` -> the escrow address; ``params``."""
+        # answers are copies: an in-process caller must not be able to edit the state
         if path == "lock":
-            return get_lock(state, arg_bytes(args, "lock_id", 32).hex())
+            return _copy(get_lock(state, arg_bytes(args, "lock_id", 32).hex()))
         if path == "lock_by_hashlock":
             sender = arg_address(args, "sender")
             lock_id = state.get(_hash_key(sender, arg_bytes(args, "hashlock", 32).hex()))
-            return None if lock_id is None else get_lock(state, lock_id)
+            return None if lock_id is None else _copy(get_lock(state, lock_id))
         if path == "locks":
             address = None if args.get("address") is None else arg_address(args, "address")
             limit = arg_int(args, "limit", 1, 1000) if "limit" in args else 100
             out: list[JSONValue] = []
             for _, record in state.items("htlc/lock/"):
                 if address is None or address in (record["sender"], record["receiver"]):
-                    out.append(record)
+                    out.append(dict(record))
                     if len(out) >= limit:
                         break
             return out
         if path == "escrow":
             return ESCROW
         if path == "params":
-            params: JSONValue = state.get(_PARAMS)
-            return params
+            return _copy(state.get(_PARAMS))
         raise InvalidArgument("path", f"htlc has no query {path!r}")
+
+
+def _copy(record: Mapping[str, Any] | None) -> dict[str, JSONValue] | None:
+    return None if record is None else dict(record)
 
 
 def _event_view(record: Mapping[str, Any]) -> dict[str, JSONValue]:

@@ -289,6 +289,16 @@ def test_queries(sim: Sim) -> None:
         sim.query("nope", {})
 
 
+def test_query_answers_cannot_edit_the_state(sim: Sim) -> None:
+    lock_id = lock(sim, 10)
+    root = sim.chain.state.root()
+    sim.query("lock", {"lock_id": lock_id})["amount"] = 10**9
+    sim.query("locks", {})[0]["status"] = "claimed"
+    sim.query("params", {})["max_timelock_blocks"] = 1
+    assert sim.chain.state.root() == root
+    assert sim.query("lock", {"lock_id": lock_id})["amount"] == AMOUNT
+
+
 def test_genesis_params_are_checked() -> None:
     from chains.state import State
 
