@@ -290,6 +290,7 @@ class Chain:
             if module is None:
                 raise UnknownModule(tx.module)
             module.deliver(ctx, tx.method, tx.args)
+            self.state.validate_pending()
         except InterlockError as exc:
             self.state.rollback()
             return Receipt(

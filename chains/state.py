@@ -104,6 +104,15 @@ class State:
     def commit(self) -> None:
         self._journal = None
 
+    def validate_pending(self) -> None:
+        """Raise :class:`EncodingError` if a value written in the open transaction is not
+        JSON (the root could not be built); changes nothing. A chain calls it before
+        ``commit`` so a module's bad write fails that transaction, not the block."""
+        data = self._data
+        for key, _ in self._journal or ():
+            if key in data:
+                canonical(data[key])
+
     def rollback(self) -> None:
         journal, self._journal = self._journal, None
         if journal is None:

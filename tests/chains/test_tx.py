@@ -247,6 +247,8 @@ class _Writer:
             raise ZeroDivisionError
         if method == "bad_event":
             ctx.emit("bad", {"b": b"bytes are not canonical JSON"})
+        if method == "bad_value":
+            ctx.state.set("writer/bad", {"b": b"bytes are not canonical JSON"})
 
     def end_block(self, block: BlockInfo, state: State) -> list[Event]:
         return []
@@ -284,10 +286,12 @@ def test_failed_tx_rolls_back_every_write(method: str, code: str) -> None:
     assert d.chain.state.get("writer/x") == 1
 
 
-def test_an_unencodable_event_fails_the_tx_not_the_chain() -> None:
-    """A module bug emitting a non-JSON attribute must not halt block production."""
+@pytest.mark.parametrize("method", ["bad_event", "bad_value"])
+def test_unencodable_output_fails_the_tx_not_the_chain(method: str) -> None:
+    """A module bug emitting a non-JSON attribute or writing a non-JSON value must fail
+    its own transaction, not halt block production (the state root could not be built)."""
     d = _writer_chain()
-    res = d.run("alice", "writer", "bad_event", {})
+    res = d.run("alice", "writer", method, {})
     (r,) = res.block.receipts
     assert not r.ok
     assert d.chain.state.get("writer/x") is None
