@@ -220,7 +220,7 @@ async def run_driver(total: int, batch: int, store_kind: str) -> dict[str, objec
                 d.forget_finished()  # keep the in-memory index small, as a daemon would
             done += n
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        txs = len(ini.submitted) + len(par.submitted)
+        txs = ini.counts["submitted"] + par.counts["submitted"]
         for s in stores:
             s.close()
     if txs != 4 * total:

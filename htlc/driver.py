@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,6 +101,8 @@ class SwapDriver:
         chain_b: ChainAccess,
         store: SwapStore,
         safety: Safety,
+        *,
+        history: int = 10_000,
     ) -> None:
         if (chain_a.chain_id, chain_b.chain_id) != (safety.a.chain_id, safety.b.chain_id):
             raise ConfigError(
@@ -113,10 +116,12 @@ class SwapDriver:
         self.store = store
         self.safety = safety
         self.swaps: dict[str, Swap] = {}
-        self.rejected: list[tuple[str, SwapError]] = []
-        """Hostile inputs refused by the engine (swap id, error), for operators and tests."""
-        self.submitted: list[tuple[str, Action]] = []
-        """Every action handed to a chain, in order."""
+        self.rejected: deque[tuple[str, SwapError]] = deque(maxlen=history)
+        """The latest hostile inputs refused by the engine (swap id, error)."""
+        self.submitted: deque[tuple[str, Action]] = deque(maxlen=history)
+        """The latest actions handed to a chain, in order."""
+        self.counts = {"transitions": 0, "submitted": 0, "rejected": 0}
+        """Running totals (for metrics; the deques above keep only recent history)."""
         self._by_hash: dict[str, str] = {}  # hashlock hex -> swap id
         self._dirty: list[Swap] = []
         self._actions: list[tuple[str, Action]] = []
@@ -254,6 +259,7 @@ class SwapDriver:
         except SwapError as exc:  # hostile input: refused, nothing changes
             log.warning("swap %s: refused input: %s", swap_id[:12], exc)
             self.rejected.append((swap_id, exc))
+            self.counts["rejected"] += 1
             return
         self.swaps[swap_id] = step.swap
         if step.transitioned:
@@ -265,6 +271,7 @@ class SwapDriver:
                 step.swap.note,
             )
             self._dirty.append(step.swap)
+            self.counts["transitions"] += 1
         if step.action is not None:
             self._actions.append((swap_id, step.action))
 
@@ -321,6 +328,7 @@ class SwapDriver:
             fut = asyncio.ensure_future(chain.submit(tx))
             await asyncio.sleep(0)  # hand the tx over before the next one is numbered
         self.submitted.append((swap_id, action))
+        self.counts["submitted"] += 1
         task = asyncio.create_task(
             self._await_receipt(swap_id, chain_id, fut), name=f"htlc:{swap_id[:12]}"
         )

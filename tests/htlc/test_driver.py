@@ -368,8 +368,8 @@ async def test_replaying_the_whole_history_acts_on_nothing() -> None:
         for s in d.store.all():  # even the finished ones
             again.watch(s)
         await again.poll()
-        assert again.submitted == []
-        assert again.rejected == []
+        assert not again.submitted
+        assert not again.rejected
     assert ini.store.get(terms.swap_id).state is S.REDEEMED  # type: ignore[union-attr]
     assert ini.forget_finished() == 1
     assert ini.swaps == {}
@@ -409,7 +409,7 @@ async def test_an_unreadable_block_is_never_skipped() -> None:
     w.B.advance_to(terms.b.timelock + 2)  # B passes T_B meanwhile
     await late.poll()
     assert late.swaps[terms.swap_id].state is S.LOCKED  # no refund on a partial view
-    assert late.submitted == []
+    assert not late.submitted
     flaky.hidden.clear()
     await settle(w, late)
     assert late.swaps[terms.swap_id].state is S.REDEEMED
