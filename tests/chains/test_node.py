@@ -419,3 +419,53 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not an sqlite database, just bytes " * 100)
     with pytest.raises(StoreError):
         SQLiteBlockStore(bad)
+
+
+async def test_a_full_block_leaves_the_rest_queued_in_order() -> None:
+    dc = _dc()
+    node = _node(dc, max_block_txs=2)
+    futs = [node.submit_nowait(_pay(dc, "alice", "bob", 1, n)) for n in range(5)]
+    assert node.mempool.next_nonce(dc.accounts["alice"].address) == 5
+    heights = [len(node.produce_block().txs) for _ in range(3)]
+    assert heights == [2, 2, 1]
+    assert [f.result().height for f in futs] == [1, 1, 2, 2, 3]
+    assert all(f.result().ok for f in futs)
+    await node.stop()
+
+
+async def test_queued_txs_made_stale_by_a_block_fail_their_submitters() -> None:
+    """A block built elsewhere (here: straight on the chain) uses alice's nonces 0 and 1;
+    her queued txs can never commit and must fail, not wait forever."""
+    dc = _dc()
+    node = _node(dc, max_block_txs=1)
+    f0 = node.submit_nowait(_pay(dc, "alice", "bob", 1, 0))
+    f1 = node.submit_nowait(_pay(dc, "alice", "bob", 1, 1))
+    f2 = node.submit_nowait(_pay(dc, "bob", "carol", 1, 0))
+    elsewhere = [_pay(dc, "alice", "carol", 2, 0), _pay(dc, "alice", "carol", 2, 1)]
+    node.chain.produce_block(elsewhere, 10**13, dc.validator_keys)
+    block = node.produce_block()
+    assert block.txs == ()  # the nonce-0 tx taken for this block is stale: dropped
+    with pytest.raises(BadNonce):
+        f0.result()
+    with pytest.raises(BadNonce):
+        f1.result()  # the queued nonce-1 tx is dropped when the queue is rechecked
+    assert len(node.mempool) == 1
+    node.produce_block()
+    assert f2.result().ok
+    await node.stop()
+
+
+async def test_blocks_stream_and_unsubscribe() -> None:
+    dc = _dc()
+    async with _node(dc, block_interval=0.01) as node:
+        got = []
+        async for block in node.blocks():
+            got.append(block.height)
+            if len(got) == 3:
+                break
+        assert got == sorted(got)
+        assert got[1] == got[0] + 1
+        sub = node.subscribe()
+        node.unsubscribe(sub)
+        assert await asyncio.wait_for(_drain(sub), TIMEOUT) == []
+        assert node.get_validators(got[0]) == dc.genesis.validators
