@@ -347,6 +347,8 @@ class Node:
         while self.chain.height < height:
             if self._failure is not None:
                 raise StoreError(f"node stopped producing blocks: {self._failure}")
+            if self._stopping:
+                raise StoreError(f"node stopped before height {height}")
             self._new_block.clear()
             await self._new_block.wait()
 
@@ -445,6 +447,7 @@ class Node:
         for sub in self._subs:
             sub._close()
         self._subs.clear()
+        self._new_block.set()  # wake wait_for_height, which now raises
 
     async def blocks(self) -> AsyncIterator[Block]:
         """Committed blocks from now on (a convenience over ``subscribe``)."""

@@ -469,3 +469,13 @@ async def test_blocks_stream_and_unsubscribe() -> None:
         node.unsubscribe(sub)
         assert await asyncio.wait_for(_drain(sub), TIMEOUT) == []
         assert node.get_validators(got[0]) == dc.genesis.validators
+
+
+async def test_waiting_for_a_height_ends_when_the_node_stops() -> None:
+    dc = _dc()
+    node = _node(dc, block_interval=3600)
+    async with node:
+        waiter = asyncio.create_task(node.wait_for_height(5))
+        await asyncio.sleep(0.01)
+    with pytest.raises(StoreError):
+        await asyncio.wait_for(waiter, TIMEOUT)
