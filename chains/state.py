@@ -110,8 +110,11 @@ class State:
         ``commit`` so a module's bad write fails that transaction, not the block."""
         data = self._data
         for key, _ in self._journal or ():
-            if key in data:
-                canonical(data[key])
+            value = data.get(key, _MISSING)
+            if type(value) is int and -(2**63) <= value < 2**63:
+                continue  # balances, nonces: the common case, checked without encoding
+            if value is not _MISSING:
+                canonical(value)
 
     def rollback(self) -> None:
         journal, self._journal = self._journal, None

@@ -150,3 +150,23 @@ def test_root_matches_the_definition_after_writes_rollbacks_and_roots(
             state.rollback()
         state.root()
     assert state.root() == _spec_root(dict(state.items()))
+
+
+@pytest.mark.parametrize("bad", [b"bytes", {1: "int key"}, 2**64 + 1, {"x": [object()]}])
+def test_validate_pending_refuses_what_the_root_cannot_encode(bad: Any) -> None:
+    from chains.errors import EncodingError
+
+    s = State()
+    s.begin()
+    s.set("ok", 2**63 - 1)
+    s.set("bad", bad)
+    with pytest.raises(EncodingError):
+        s.validate_pending()
+    s.rollback()
+    s.begin()
+    s.set("ok", -(2**63))
+    s.set("gone", 1)
+    s.delete("gone")
+    s.validate_pending()
+    s.commit()
+    s.root()
