@@ -199,7 +199,8 @@ class Event:
         return self.type.split(".", 1)[0]
 
     def to_json(self) -> dict[str, JSONValue]:
-        return {"type": self.type, "attributes": self.attributes}
+        # a copy: a caller editing the wire form must not edit a committed block's event
+        return {"type": self.type, "attributes": dict(self.attributes)}
 
     def leaf(self) -> bytes:
         """Bytes committed in ``event_root``: ``canonical({"attributes":…, "type":…})``."""

@@ -452,3 +452,12 @@ def test_check_tx_changes_nothing(a: Driver) -> None:
     before = copy.deepcopy(dict(a.chain.state.items()))
     a.chain.check_tx(tx)
     assert dict(a.chain.state.items()) == before
+
+
+def test_event_wire_form_is_a_copy() -> None:
+    from chains.types import Event
+
+    event = Event("bank.transfer", {"amount": 5})
+    wire = event.to_json()
+    wire["attributes"]["amount"] = 6  # type: ignore[index]
+    assert event.attributes["amount"] == 5
