@@ -39,7 +39,7 @@ from chains.crypto import PrivateKey
 from chains.encoding import JSONValue
 from chains.errors import ConfigError, EncodingError, InterlockError, TxRejected
 from chains.types import Block, Receipt, Tx
-from htlc.errors import SwapError
+from htlc.errors import InvalidTerms, SwapError
 from htlc.store import SwapStore
 from htlc.swap import (
     Action,
@@ -132,13 +132,16 @@ class SwapDriver:
 
     # --- lifecycle ------------------------------------------------------------------
     async def open(self, terms: SwapTerms, role: Role, secret: bytes | None = None) -> Swap:
-        """Start a new swap (refuses a reused swap id or hashlock) and look at both locks."""
+        """Start a new swap (refuses a reused swap id or hashlock, and terms that are not
+        this party's: see :meth:`validate_terms`) and look at both locks."""
         (swap,) = await self.open_many([(terms, role, secret)])
         return swap
 
     async def open_many(self, swaps: Sequence[tuple[SwapTerms, Role, bytes | None]]) -> list[Swap]:
         """:meth:`open` for several swaps, stored in one write (all or none)."""
         fresh = [new_swap(terms, role, secret) for terms, role, secret in swaps]
+        for swap in fresh:
+            self.validate_terms(swap)
         for chain in self.chains.values():
             if self.store.get_cursor(chain.chain_id) is None:
                 self.store.set_cursor(chain.chain_id, await chain.latest_height())
@@ -148,6 +151,24 @@ class SwapDriver:
             await self._reconcile_swap(swap.swap_id, relaunch=False)
         await self._flush()
         return [self.swaps[s.swap_id] for s in fresh]
+
+    def validate_terms(self, swap: Swap) -> None:
+        """Raise :class:`InvalidTerms` unless the swap's locks are on this driver's chains
+        (A, B in order), ours is debited from our key and the counter lock pays our key.
+
+        Terms come from a counterparty's offer: one that puts its own address where ours
+        belongs would be paid by our claim (which reveals the secret), and a lock whose
+        sender is not our key can never be the one our key signs."""
+        own, counter = swap.own, swap.counter
+        if (swap.terms.a.chain_id, swap.terms.b.chain_id) != (self.a.chain_id, self.b.chain_id):
+            raise InvalidTerms(
+                f"terms are for {swap.terms.a.chain_id}->{swap.terms.b.chain_id}, "
+                f"this driver for {self.a.chain_id}->{self.b.chain_id}"
+            )
+        if own.sender != self.keys[own.chain_id].address:
+            raise InvalidTerms(f"our lock on {own.chain_id} is not sent by our key")
+        if counter.receiver != self.keys[counter.chain_id].address:
+            raise InvalidTerms(f"the counter lock on {counter.chain_id} does not pay our key")
 
     async def resume(self) -> None:
         """Load active swaps from the store and reconcile each with the chains."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from chains.types import Block
 from htlc.driver import SwapDriver
 from htlc.errors import HashlockInUse, InvalidTerms, SwapExists, TermMismatch
 from htlc.store import MemorySwapStore, SwapStore
-from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms
+from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms, plan_swap
 from relayer.swap_store import SQLiteSwapStore
 from tests.htlc.helpers import Crash, CrashingStore, ManualChain, Sim, World, secret_of
 
@@ -414,3 +415,64 @@ async def test_an_unreadable_block_is_never_skipped() -> None:
     await settle(w, late)
     assert late.swaps[terms.swap_id].state is S.REDEEMED
     assert_swapped(w)
+
+
+def _terms_with(w: World, secret: bytes, **who: str) -> SwapTerms:
+    parties = {
+        "initiator_a": w.alice.key_a.address,
+        "participant_a": w.bob.key_a.address,
+        "participant_b": w.bob.key_b.address,
+        "initiator_b": w.alice.key_b.address,
+    } | who
+    return plan_swap(
+        w.safety,
+        **parties,
+        give=(w.A.dev.denom, GIVE),
+        take=(w.B.dev.denom, TAKE),
+        hashlock=hashlib.sha256(secret).digest(),
+        height_a=w.A.height,
+        height_b=w.B.height,
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "field", "who"),
+    [
+        # the participant's offer names itself as the receiver of the initiator's claim
+        (Role.INITIATOR, "initiator_b", "bob"),
+        # the initiator's offer names itself as the receiver of the participant's claim
+        (Role.PARTICIPANT, "participant_a", "alice"),
+        # our own lock would be signed by our key, so it could never match the terms
+        (Role.INITIATOR, "initiator_a", "bob"),
+        (Role.PARTICIPANT, "participant_b", "alice"),
+    ],
+)
+async def test_terms_that_do_not_pay_or_debit_this_party_are_refused(
+    role: Role, field: str, who: str
+) -> None:
+    """A counterparty who writes its own address where ours belongs would be paid by our
+    claim (or leave our funds in a lock the driver never tracks): refused at open."""
+    w = World()
+    secret = secret_of(14)
+    party = w.alice if role is Role.INITIATOR else w.bob
+    other = w.bob if who == "bob" else w.alice
+    key = other.key_b if field.endswith("_b") else other.key_a
+    terms = _terms_with(w, secret, **{field: key.address})
+    d = w.driver(party)
+    with pytest.raises(InvalidTerms):
+        await d.open(terms, role, secret if role is Role.INITIATOR else None)
+    assert d.store.all() == []
+    assert not d.submitted
+    assert_untouched(w)
+
+
+async def test_terms_for_other_chains_are_refused() -> None:
+    w = World()
+    secret = secret_of(15)
+    terms = w.terms(secret)
+    swapped = SwapTerms(terms.b, terms.a)  # A's lock on B and B's on A
+    for role in Role:
+        d = w.driver(w.alice if role is Role.INITIATOR else w.bob)
+        with pytest.raises(InvalidTerms):
+            await d.open(swapped, role, secret if role is Role.INITIATOR else None)
+        assert d.store.all() == []
