@@ -27,7 +27,7 @@ count) → packet well-formed, from the proof's chain, for this chain → (path,
 consumed, and **recorded before any balance moves** → past the timeout: record
 ``expired`` and emit ``bridge.expired`` instead of delivering → outflow cap of the window
 → large amounts wait ``delay`` heights in the queue (executed by ``end_block``; a pause
-holds them) → mint or release.
+or a frozen light client of the path holds them) → mint or release.
 
 State keys::
 
@@ -593,7 +593,10 @@ class BridgeModule:
         for item in queue:
             ready, remote, nonce, action, recipient, denom, amount = item
             path = get_path(state, remote)
-            if ready > block.height or path.paused:
+            # a frozen client means the remote equivocated: what it proved may be forged,
+            # and the delay exists for exactly this; the item waits for governance
+            frozen = get_client_state(state, path.client_id).frozen_height
+            if ready > block.height or path.paused or frozen:
                 keep.append(item)
                 continue
             flow_key = f"bridge/flow/{remote}/{denom}"

@@ -675,6 +675,43 @@ class TestHeaderForgery:
         refused(net, B, "relayer", "lightclient", "update_client", dict(tx.args), ClientFrozen)
         _nothing_minted(net)
 
+    def test_a_frozen_client_holds_the_delay_queue(self) -> None:
+        """Beyond the 1/3 model: A's validators sign a forged header with a fake large
+        lock; its mint waits out B's delay; a watcher proves the equivocation with A's
+        real header at that height. What the forger queued must not execute."""
+        net = make_net(limits={"delay_threshold": 500, "delay": 3})
+        ev = fake_lock(net)
+        trusted = net.client_height(A, B)
+        h = forged_header(net, A, ev)
+        commit = sign_commit(h, net[A].spec.validator_keys)
+        assert net.call(
+            B, "relayer", "lightclient", "update_client", update_args(net, A, B, h, commit)
+        ).ok
+        r = net.call(B, "relayer", "bridge", "mint", mint_args(fake_bundle(h, ev)))
+        assert r.ok
+        assert r.events[0].type == "bridge.queued"
+        real = net.produce(A)  # A's real block at the forged height
+        assert real.height == h.height
+        upd = HeaderUpdate(
+            real.header,
+            real.commit,
+            net[A].signed_by[h.height],
+            trusted,
+            net[A].next_sets[trusted],
+        )
+        r = net.call(
+            B,
+            "relayer",
+            "lightclient",
+            "update_client",
+            {"client_id": net[B].clients[A], "update": upd.to_json()},
+        )
+        assert r.events[0].type == "lightclient.client_frozen"
+        net.advance(B, 5)
+        _nothing_minted(net)
+        q = net[B].chain.query("bridge", "received", {"remote_chain": A, "nonce": 999})
+        assert q == "queued"
+
     def test_governance_recovers_a_frozen_path(self, net: LocalNet) -> None:
         (item,) = locked(net)
         h = net[A].blocks[item.proof.height].header
