@@ -17,7 +17,9 @@ On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction t
 pending action only if the state still needs it.
 
 A tick carries the heights up to which events were scanned, never more, and a block
-that cannot be read stops the scan there (it is retried next poll). A poll is assumed to
+that cannot be read stops the scan there (it is retried next poll); such a tick is
+flagged incomplete, so the engine refunds on it but never locks or reveals on heights
+that lag the tip. A poll is assumed to
 take well under the policy's reaction time (the margins budget one reaction per decision).
 
 No clock and no sockets here: chains are :class:`relayer.handle.ChainHandle`-shaped
@@ -225,6 +227,7 @@ class SwapDriver:
             await self._reconcile_swap(swap_id, relaunch=relaunch)
         await self._flush()
         tips: dict[str, int] = {}
+        complete = True
         for chain in (self.a, self.b):
             cid = chain.chain_id
             tip = await chain.latest_height()
@@ -238,10 +241,11 @@ class SwapDriver:
                 self._feed_events(cid, block)
                 scanned = height
             tips[cid] = scanned  # the tick never runs ahead of the events seen
+            complete &= scanned >= tip  # nor, unflagged, behind the tip (no late reveal)
             await self._flush()
             if scanned != cursor:
                 self.store.set_cursor(cid, scanned)  # only after the transitions it caused
-        tick = Tick(tips[self.a.chain_id], tips[self.b.chain_id])
+        tick = Tick(tips[self.a.chain_id], tips[self.b.chain_id], complete)
         for swap_id, swap in list(self.swaps.items()):
             if not swap.is_terminal:
                 self._feed(swap_id, tick)

@@ -24,7 +24,8 @@ plus its slack, so every estimate errs on the safe side):
   ``T_A``. A reveal at the last allowed height leaves the participant at least Δ on A.
 * **Audit**: a counterparty lock is accepted only if every term (chain, sender, receiver,
   denom, amount, hashlock, timelock) equals the agreed one and it is still open; the time
-  part of the audit is done with fresh heights (a :class:`Tick`) just before acting.
+  part of the audit is done with fresh heights (a :class:`Tick`) just before acting. A
+  tick flagged incomplete (heights that lag a tip) refunds but never locks or reveals.
 * **Re-sending** after a restart (:func:`resend_action`) follows the reveal rule too: a
   claim that fails at ``T_B`` still shows the secret in its transaction.
 
@@ -426,9 +427,14 @@ class Tick:
     """Both chains' latest heights, read just now (decisions about time use only these)."""
 
     height_a: int
-    """Latest height of A."""
+    """Latest height of A (every event up to it has been fed)."""
     height_b: int
-    """Latest height of B."""
+    """Latest height of B (every event up to it has been fed)."""
+    complete: bool = True
+    """Whether both heights are the chains' tips. ``False`` when a chain could be read
+    only up to a lower height: the heights then lag the tips, which is safe for an
+    expiry decision (refund, forfeit: later is never wrong) and unsafe for one that needs
+    time left (lock, reveal: too late looks early), so only the former are taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,8 +574,8 @@ def transition(swap: Swap, event: Input, safety: Safety) -> Step:
         if swap.is_terminal:
             return Step(swap)
         if swap.role is Role.INITIATOR:
-            return _initiator_tick(swap, safety)
-        return _participant_tick(swap, safety)
+            return _initiator_tick(swap, safety, event.complete)
+        return _participant_tick(swap, safety, event.complete)
     if isinstance(event, LockAbsent):
         own = swap.own
         if (
@@ -665,16 +671,18 @@ def _observe_counter(swap: Swap, lock: Lock) -> Step:
     return Step(swap)  # our own lock's expiry takes care of the rest
 
 
-def _initiator_tick(swap: Swap, safety: Safety) -> Step:
+def _initiator_tick(swap: Swap, safety: Safety, complete: bool) -> Step:
     terms, ha, hb, state = swap.terms, swap.height_a, swap.height_b, swap.state
     if state is SwapState.CREATED:
+        if not complete:
+            return Step(swap)  # lagging heights: the time left may be less than it looks
         try:
             safety.validate_terms(terms, ha, hb)
         except InsufficientTime as exc:
             return _to(swap, SwapState.ABORTED, f"too late to lock: {exc}")
         return _to(swap, SwapState.LOCKING, "locking on A")
     if state is SwapState.COUNTER_LOCKED:
-        if terms.b.timelock - hb >= safety.reveal_margin:
+        if complete and terms.b.timelock - hb >= safety.reveal_margin:
             return _to(swap, SwapState.REDEEMING, "revealing: claiming on B")
         if ha >= terms.a.timelock:
             return _to(swap, SwapState.REFUNDING, "counter lock too close to expiry: refund")
@@ -686,9 +694,11 @@ def _initiator_tick(swap: Swap, safety: Safety) -> Step:
     return Step(swap)
 
 
-def _participant_tick(swap: Swap, safety: Safety) -> Step:
+def _participant_tick(swap: Swap, safety: Safety, complete: bool) -> Step:
     terms, ha, hb, state = swap.terms, swap.height_a, swap.height_b, swap.state
     if state in (SwapState.CREATED, SwapState.COUNTER_LOCKED):
+        if not complete:
+            return Step(swap)  # lagging heights: the time left may be less than it looks
         try:
             safety.validate_delta(terms, ha, hb)
             safety.validate_b_left(terms, hb, safety.participant_lock_margin)

@@ -476,3 +476,37 @@ async def test_terms_for_other_chains_are_refused() -> None:
         with pytest.raises(InvalidTerms):
             await d.open(swapped, role, secret if role is Role.INITIATOR else None)
         assert d.store.all() == []
+
+
+async def test_a_scan_stopped_short_of_the_tip_never_reveals() -> None:
+    """The initiator sees the counter lock, but a later block of B cannot be read while B
+    is already past the reveal margin: heights that lag the tip must not look like time
+    left (a claim landing at T_B fails, yet its transaction shows the secret)."""
+    w = World()
+    secret = secret_of(13)
+    terms = w.terms(secret, GIVE, TAKE)
+    ini, par = await start(w, terms, secret)
+    await ini.poll()  # A's lock lands
+    await w.blocks()
+    await ini.poll()
+    assert ini.swaps[terms.swap_id].state is S.LOCKED
+    for _ in range(2):  # B's lock lands; the initiator does not look meanwhile
+        await par.poll()
+        await w.blocks()
+    assert par.swaps[terms.swap_id].state is S.LOCKED
+    lock_height = max(
+        h for h, blk in w.B.blocks.items() if any(e.type == "htlc.locked" for e in blk.events)
+    )
+    w.B.advance_to(terms.b.timelock - 1)
+    flaky = FlakyChain(w.B, {lock_height + 1})
+    late = SwapDriver(w.alice, ManualChain(w.A), flaky, ini.store, w.safety)
+    late.watch(ini.store.get(terms.swap_id))  # type: ignore[arg-type]
+    await late.poll()
+    assert late.swaps[terms.swap_id].state is S.COUNTER_LOCKED  # audited, not revealed
+    assert not late.submitted
+    flaky.hidden.clear()  # fully readable again: now it sees it is too late
+    await settle(w, late, par, rounds=terms.a.timelock + 5)
+    assert late.swaps[terms.swap_id].state is S.REFUNDED
+    assert par.swaps[terms.swap_id].state is S.REFUNDED
+    assert not any(isinstance(a, SubmitClaim) for _, a in late.submitted)
+    assert_untouched(w)

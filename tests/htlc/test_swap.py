@@ -407,6 +407,23 @@ def test_stale_tick_cannot_trigger_a_reveal() -> None:
     assert step.action is None
 
 
+def test_an_incomplete_tick_refunds_but_never_locks_or_reveals() -> None:
+    """Heights that lag the tips (a block could not be read) only ever understate time."""
+    swap, actions = run(initiator(), Tick(0, 0, complete=False))
+    assert (swap.state, actions) == (S.CREATED, [])
+    swap, actions = run(participant(), locked(TERMS.a), Tick(0, 0, complete=False))
+    assert (swap.state, actions) == (S.COUNTER_LOCKED, [])
+    swap, actions = run(both_locked(), Tick(1, 1, complete=False))
+    assert (swap.state, actions) == (S.COUNTER_LOCKED, [])
+    swap, actions = run(swap, Tick(1, 1))
+    assert actions == [SubmitClaim("chain-b", TERMS.b.lock_id, SECRET)]
+    swap, actions = run(both_locked(), Tick(TERMS.a.timelock, 1, complete=False))
+    assert actions == [SubmitRefund("chain-a", TERMS.a.lock_id)]
+    swap, _ = run(participant(), locked(TERMS.a), Tick(1, 1), locked(TERMS.b))
+    swap, actions = run(swap, Tick(1, TERMS.b.timelock, complete=False))
+    assert actions == [SubmitRefund("chain-b", TERMS.b.lock_id)]
+
+
 @pytest.mark.parametrize("preimage", [b"", b"\x42" * 31, b"\x42" * 33, b"\x00" * 32, b"x" * 1024])
 def test_claim_with_a_bad_preimage_is_refused(preimage: bytes) -> None:
     swap, _ = run(participant(), locked(TERMS.a), Tick(1, 1), locked(TERMS.b))
