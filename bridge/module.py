@@ -386,6 +386,10 @@ class BridgeModule:
             raise TimeoutInPast(timeout, known)
         if get_supply(state, denom) == 0:
             raise UnknownDenom(denom)  # Qubit: nothing to escrow, nothing may be emitted
+        cap = get_limits(state, path, denom).cap
+        if amount > cap:
+            # a refund is an outflow here: above the cap it could never pass in any window
+            raise RateLimited(dest, denom, 0, amount, cap)
         origin = state.get(f"bridge/wrapped/{denom}")
         kind = "burn" if origin is not None and origin["path"] == dest else "escrow"
         if kind == "escrow":

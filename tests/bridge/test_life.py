@@ -204,6 +204,27 @@ def test_rate_limit_caps_outflow_per_window() -> None:
     assert bal(net, B, "bob", "chain-a/usd") == 1200
 
 
+def test_a_lock_whose_refund_could_never_pass_the_cap_is_refused() -> None:
+    """A refund is an outflow of the source, capped per window: a transfer above the
+    source's cap would, on timeout, be refused a refund in every window for good."""
+    net = make_net(limits={"cap": 1000, "window": 1000})
+    known = net.client_height(B, A)
+    args = {
+        "denom": "usd",
+        "amount": 1001,
+        "dest_chain": B,
+        "recipient": addr(net, B, "bob"),
+        "timeout_height": known + 3,
+    }
+    err = refused(net, A, "alice", "bridge", "lock", args, RateLimited)
+    assert (err.amount, err.cap) == (1001, 1000)
+    assert lock(net, A, "alice", B, "bob", 1000, timeout_height=known + 3).ok
+    net.advance(B, 5)
+    assert [e.type for r in net.relay(A, B) for e in r.events] == ["bridge.expired"]
+    assert [e.type for r in net.relay(B, A) for e in r.events] == ["bridge.refunded"]
+    assert bal(net, A, "alice", "usd") == DEFAULT_BALANCE
+
+
 def test_large_transfers_wait_in_the_queue_and_pause_holds_them() -> None:
     net = make_net(limits={"delay_threshold": 500, "delay": 3})
     assert lock(net, A, "alice", B, "bob", 499).ok
