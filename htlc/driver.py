@@ -55,6 +55,7 @@ from htlc.swap import (
     SwapTerms,
     Tick,
     build_tx,
+    is_secret,
     new_swap,
     resend_action,
     transition,
@@ -327,7 +328,14 @@ class SwapDriver:
             except (EncodingError, TypeError) as exc:
                 log.warning("swap %s: malformed lock query answer: %s", swap_id[:12], exc)
                 continue
-            own_claimed |= terms is swap.own and lock.status is LockStatus.CLAIMED
+            # untrusted answer: only our very lock, claimed with the secret, makes it public
+            own_claimed |= (
+                terms is swap.own
+                and lock.terms == terms
+                and lock.status is LockStatus.CLAIMED
+                and lock.preimage is not None
+                and is_secret(terms.hashlock, lock.preimage)
+            )
             self._feed(swap_id, LockObserved(lock))
         # decide with fresh heights: a long sleep may have made a pending action unsafe
         self._feed(swap_id, Tick(tips[self.a.chain_id], tips[self.b.chain_id]))

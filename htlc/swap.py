@@ -93,6 +93,7 @@ __all__ = [
     "check_secret",
     "extract_secret",
     "initiate",
+    "is_secret",
     "new_swap",
     "participate",
     "pending_action",
@@ -404,9 +405,14 @@ class Swap:
             raise EncodingError("swap", str(exc)) from None
 
 
+def is_secret(hashlock: bytes, preimage: bytes) -> bool:
+    """Whether ``preimage`` is exactly 32 bytes and opens ``hashlock``."""
+    return len(preimage) == PREIMAGE_SIZE and hashlib.sha256(preimage).digest() == hashlock
+
+
 def check_secret(hashlock: bytes, preimage: bytes) -> bytes:
     """Return ``preimage`` if it is exactly 32 bytes and opens ``hashlock``."""
-    if len(preimage) != PREIMAGE_SIZE or hashlib.sha256(preimage).digest() != hashlock:
+    if not is_secret(hashlock, preimage):
         raise SecretMismatch(hashlock.hex(), len(preimage))
     return preimage
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -510,3 +512,48 @@ async def test_a_scan_stopped_short_of_the_tip_never_reveals() -> None:
     assert par.swaps[terms.swap_id].state is S.REFUNDED
     assert not any(isinstance(a, SubmitClaim) for _, a in late.submitted)
     assert_untouched(w)
+
+
+class LyingChain(ManualChain):
+    """A handle that answers a lock query with another lock, shown as claimed."""
+
+    def __init__(self, sim: Sim, lock_id: bytes) -> None:
+        super().__init__(sim)
+        self.lock_id = lock_id
+
+    async def query(self, module: str, path: str, args: Mapping[str, Any]) -> Any:
+        answer = await super().query(module, path, args)
+        if answer is not None and args.get("lock_id") == self.lock_id.hex():
+            other = hashlib.sha256(b"another lock's hashlock").hexdigest()
+            return {**answer, "status": "claimed", "hashlock": other}
+        return answer
+
+
+async def test_a_query_answer_for_another_lock_does_not_make_the_secret_public() -> None:
+    """Back past the reveal margin with a persisted REDEEMING, the initiator re-sends its
+    claim only if its own lock was claimed (the secret is public anyway). A handle that
+    answers the query for our lock with another, claimed one must not count as that."""
+    w = World()
+    secret = secret_of(16)
+    terms = w.terms(secret, GIVE, TAKE)
+    inner = MemorySwapStore()
+    ini = SwapDriver(w.alice, *w.driver(w.alice).chains.values(), CrashingStore(inner, 4), w.safety)
+    par = w.driver(w.bob)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await par.open(terms, Role.PARTICIPANT)
+
+    async def until_crash() -> None:
+        for _ in range(10):
+            await ini.poll()
+            await par.poll()
+            await w.blocks()
+
+    with pytest.raises(Crash):
+        await until_crash()
+    assert inner.get(terms.swap_id).state is S.REDEEMING  # type: ignore[union-attr]
+    while w.B.height < terms.b.timelock - w.safety.reveal_margin + 1:
+        await par.poll()
+        await w.blocks()
+    back = SwapDriver(w.alice, LyingChain(w.A, terms.a.lock_id), ManualChain(w.B), inner, w.safety)
+    await back.resume()
+    assert not any(isinstance(a, SubmitClaim) for _, a in back.submitted)
