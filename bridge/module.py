@@ -91,6 +91,7 @@ from chains.bank import apply_burn, apply_mint, apply_transfer, get_balance, get
 from chains.crypto import module_address
 from chains.encoding import JSONValue
 from chains.errors import (
+    ClientExpired,
     ClientFrozen,
     EncodingError,
     InvalidArgument,
@@ -378,6 +379,9 @@ class BridgeModule:
             # no expiry could ever be proven back: a transfer now could never be refunded
             raise ClientFrozen(path.client_id, client.frozen_height)
         known = client.latest_height
+        latest = get_consensus_state(state, path.client_id, known)
+        if latest.time + client.trusting_period <= ctx.block.time:
+            raise ClientExpired(path.client_id)  # the same: it can never verify again
         if "timeout_height" in args:
             timeout = arg_int(args, "timeout_height", 1, MAX_AMOUNT)
         else:

@@ -25,7 +25,7 @@ from bridge.module import escrow_address
 from chains.bank import get_balance, get_supply
 from chains.chain import Chain
 from chains.devnet import DEFAULT_BALANCE
-from chains.errors import InsufficientFunds, InvalidArgument, Unauthorized
+from chains.errors import ClientExpired, InsufficientFunds, InvalidArgument, Unauthorized
 from tests.bridge.conftest import A, B, C, addr, events_of, make_net, refused
 
 
@@ -223,6 +223,15 @@ def test_a_lock_whose_refund_could_never_pass_the_cap_is_refused() -> None:
     assert [e.type for r in net.relay(A, B) for e in r.events] == ["bridge.expired"]
     assert [e.type for r in net.relay(B, A) for e in r.events] == ["bridge.refunded"]
     assert bal(net, A, "alice", "usd") == DEFAULT_BALANCE
+
+
+def test_no_lock_through_an_expired_client(net: LocalNet) -> None:
+    """An expired client of the destination can never prove an expiry back: a transfer
+    sent through it could not be refunded (as with a frozen one)."""
+    net.time += 15 * 24 * 3600 * 1000  # past the trusting period of A's client of B
+    args = {"denom": "usd", "amount": 5, "dest_chain": B, "recipient": addr(net, B, "bob")}
+    err = refused(net, A, "alice", "bridge", "lock", args, ClientExpired)
+    assert err.client_id == net[A].clients[B]
 
 
 def test_large_transfers_wait_in_the_queue_and_pause_holds_them() -> None:
