@@ -414,6 +414,19 @@ def test_receipts_and_blocks_read_the_same_from_memory_and_from_disk(tmp_path: P
     hot.close()
 
 
+def test_a_committed_block_is_on_disk_before_anyone_hears_of_it(tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL survives a process crash but may roll back the last
+    commits on power loss; a block whose receipt was answered and whose signed header was
+    published would then be produced again differently at the same height (two commits
+    for one height: misbehaviour). Every commit must reach the disk (FULL syncs the WAL)."""
+    store = _store(tmp_path)
+    try:
+        assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+
+
 def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "chain.sqlite"
     bad.write_bytes(b"this is not an sqlite database, just bytes " * 100)
