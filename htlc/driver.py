@@ -19,7 +19,9 @@ pending action only if the state still needs it.
 A tick carries the heights up to which events were scanned, never more, and a block
 that cannot be read stops the scan there (it is retried next poll); such a tick is
 flagged incomplete, so the engine refunds on it but never locks or reveals on heights
-that lag the tip. A poll is assumed to
+that lag the tip. A chain that cannot be reached is treated the same way (its height
+stays where the events stop), so work on the other chain, such as a refund or a claim
+with a learnt secret, goes on meanwhile. A poll is assumed to
 take well under the policy's reaction time (the margins budget one reaction per decision).
 
 No clock and no sockets here: chains are :class:`relayer.handle.ChainHandle`-shaped
@@ -231,11 +233,20 @@ class SwapDriver:
         complete = True
         for chain in (self.a, self.b):
             cid = chain.chain_id
-            tip = await chain.latest_height()
             cursor = self.store.get_cursor(cid)
+            try:
+                tip = await chain.latest_height()
+            except InterlockError as exc:  # down: the other chain's work goes on
+                log.warning("%s: unreachable (%s); will retry", cid, exc)
+                tips[cid] = cursor or 0  # nothing new seen; the tick takes the max
+                complete = False
+                continue
             scanned = tip if cursor is None else cursor
             for height in range(scanned + 1, tip + 1):
-                block = await chain.get_block(height)
+                try:
+                    block = await chain.get_block(height)
+                except InterlockError:
+                    block = None
                 if block is None:
                     log.warning("%s: block %d unavailable; will retry", cid, height)
                     break  # never skip a block: it may hold the claim we wait for
@@ -314,12 +325,24 @@ class SwapDriver:
         swap = self.swaps.get(swap_id)
         if swap is None or swap.is_terminal:
             return
-        tips = {cid: await chain.latest_height() for cid, chain in self.chains.items()}
+        tips: dict[str, int] = {}  # the chains reached (a down one must not stall the other)
+        for cid, chain in self.chains.items():
+            try:
+                tips[cid] = await chain.latest_height()
+            except InterlockError as exc:
+                log.warning("swap %s: %s unreachable (%s)", swap_id[:12], cid, exc)
         own_claimed = False
         for terms in (swap.own, swap.counter):
-            raw = await self.chains[terms.chain_id].query(
-                "htlc", "lock", {"lock_id": terms.lock_id.hex()}
-            )
+            if terms.chain_id not in tips:
+                continue
+            try:
+                raw = await self.chains[terms.chain_id].query(
+                    "htlc", "lock", {"lock_id": terms.lock_id.hex()}
+                )
+            except InterlockError as exc:
+                log.warning("swap %s: %s unreachable (%s)", swap_id[:12], terms.chain_id, exc)
+                del tips[terms.chain_id]
+                continue
             if raw is None:
                 self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, tips[terms.chain_id]))
                 continue
@@ -338,11 +361,19 @@ class SwapDriver:
             )
             self._feed(swap_id, LockObserved(lock))
         # decide with fresh heights: a long sleep may have made a pending action unsafe
-        self._feed(swap_id, Tick(tips[self.a.chain_id], tips[self.b.chain_id]))
+        reached = len(tips) == len(self.chains)
+        a, b = self.a.chain_id, self.b.chain_id
+        self._feed(swap_id, Tick(tips.get(a, 0), tips.get(b, 0), reached))
+        if not reached:  # look again next poll
+            self._reconcile[swap_id] = relaunch or self._reconcile.get(swap_id, False)
         if relaunch:
             after = self.swaps[swap_id]
             action = resend_action(after, self.safety, secret_public=own_claimed)
-            if action is not None and not any(a == action for _, a in self._actions):
+            if (
+                action is not None
+                and _chain_of(action) in tips  # judged on that chain's fresh height
+                and not any(x == action for _, x in self._actions)
+            ):
                 self._actions.append((swap_id, action))
 
     # --- acting -----------------------------------------------------------------------
@@ -355,7 +386,12 @@ class SwapDriver:
         async with self._nonce_locks[chain_id]:
             nonce = self._nonces.get(chain_id)
             if nonce is None:
-                nonce = await chain.next_nonce(self.keys[chain_id].address)
+                try:
+                    nonce = await chain.next_nonce(self.keys[chain_id].address)
+                except InterlockError as exc:  # unreachable: re-send after reconciling
+                    log.warning("swap %s: cannot reach %s (%s)", swap_id[:12], chain_id, exc)
+                    self._reconcile[swap_id] = True
+                    return
             tx = build_tx(action, self.keys[chain_id], nonce)
             self._nonces[chain_id] = nonce + 1
             fut = asyncio.ensure_future(chain.submit(tx))

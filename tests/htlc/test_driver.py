@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from chains.devnet import DEFAULT_BALANCE
-from chains.types import Block
+from chains.types import Block, Receipt, Tx
 from htlc.driver import SwapDriver
 from htlc.errors import HashlockInUse, InvalidTerms, SwapExists, TermMismatch
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms, plan_swap
+from relayer.rpc_client import RpcUnavailable
 from relayer.swap_store import SQLiteSwapStore
 from tests.htlc.helpers import Crash, CrashingStore, ManualChain, Sim, World, secret_of
 
@@ -557,3 +558,91 @@ async def test_a_query_answer_for_another_lock_does_not_make_the_secret_public()
     back = SwapDriver(w.alice, LyingChain(w.A, terms.a.lock_id), ManualChain(w.B), inner, w.safety)
     await back.resume()
     assert not any(isinstance(a, SubmitClaim) for _, a in back.submitted)
+
+
+class DownChain(ManualChain):
+    """A handle whose chain cannot be reached while ``down`` (every call raises)."""
+
+    def __init__(self, sim: Sim) -> None:
+        super().__init__(sim)
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise RpcUnavailable(self.chain_id, 6, "connection refused")
+
+    async def latest_height(self) -> int:
+        self._check()
+        return await super().latest_height()
+
+    async def get_block(self, height: int) -> Block | None:
+        self._check()
+        return await super().get_block(height)
+
+    async def next_nonce(self, address: str) -> int:
+        self._check()
+        return await super().next_nonce(address)
+
+    async def query(self, module: str, path: str, args: Mapping[str, Any]) -> Any:
+        self._check()
+        return await super().query(module, path, args)
+
+    async def submit(self, tx: Tx) -> Receipt:
+        self._check()
+        return await super().submit(tx)
+
+
+@pytest.mark.parametrize("restart", [False, True])
+async def test_an_unreachable_counter_chain_does_not_stop_the_refund(restart: bool) -> None:
+    """The participant never locks and B's endpoint goes down for good: the initiator
+    still refunds A once T_A passes (running, or restarted while B is down), and never
+    reveals."""
+    w = World()
+    secret = secret_of(17)
+    terms = w.terms(secret, GIVE, TAKE)
+    b = DownChain(w.B)
+    ini = SwapDriver(w.alice, ManualChain(w.A), b, MemorySwapStore(), w.safety)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await ini.poll()
+    await w.blocks()
+    await ini.poll()
+    assert ini.swaps[terms.swap_id].state is S.LOCKED
+    b.down = True
+    if restart:
+        ini = SwapDriver(w.alice, ManualChain(w.A), b, ini.store, w.safety)
+        await ini.resume()
+    for _ in range(terms.a.timelock + 5):
+        await ini.poll()
+        await w.blocks()
+        if not ini.active():
+            break
+    assert ini.swaps[terms.swap_id].state is S.REFUNDED
+    assert not any(isinstance(a, SubmitClaim) for _, a in ini.submitted)
+    assert_untouched(w)
+
+
+async def test_an_unreachable_chain_does_not_stop_the_claim_on_the_other() -> None:
+    """The participant learns the secret from B, its claim on A is refused once (a nonce
+    race), and B goes down: the claim on A is still re-sent in time."""
+    w = World()
+    secret = secret_of(18)
+    terms = w.terms(secret, GIVE, TAKE)
+    a, b = DownChain(w.A), DownChain(w.B)
+    ini = w.driver(w.alice)
+    par = SwapDriver(w.bob, a, b, MemorySwapStore(), w.safety)
+    await ini.open(terms, Role.INITIATOR, secret)
+    await par.open(terms, Role.PARTICIPANT)
+    for _ in range(3):  # both locks land
+        await ini.poll()
+        await par.poll()
+        await w.blocks()
+    assert par.swaps[terms.swap_id].state is S.LOCKED
+    await ini.poll()  # the initiator claims B
+    await w.blocks()
+    a.down = True  # A refuses the participant's claim ...
+    await par.poll()
+    assert par.swaps[terms.swap_id].state is S.REDEEMING
+    a.down, b.down = False, True  # ... then B goes down for good
+    await settle(w, ini, par)
+    assert par.swaps[terms.swap_id].state is S.REDEEMED
+    assert_swapped(w)
