@@ -97,6 +97,9 @@ async def test_broker_restart_publisher_reconnects_and_subscriber_fills_the_gap(
                     events += len(vb.events)
 
             consumer = asyncio.create_task(consume())
+            # the subscriber anchors on its first block (the bus's first header, or the
+            # chain's head after idle_timeout on a slow machine): transfers come after it
+            await until(lambda: bool(heights))
             nonce = 0
             for _ in range(5):
                 await node.submit(transfer(dc, nonce))
@@ -115,6 +118,9 @@ async def test_broker_restart_publisher_reconnects_and_subscriber_fills_the_gap(
 
             own_mosquitto.start()
             await pub_bus.wait_connected(30)
+            # each bus retries on its own jittered backoff: the subscriber's may reconnect
+            # later than the publisher's, after the catch-up below is already done
+            await sub_bus.wait_connected(30)
             for _ in range(5):
                 await node.submit(transfer(dc, nonce))
                 nonce += 1
