@@ -179,7 +179,11 @@ async def test_kill9_then_restart_continues_without_fork(
                 break
             await asyncio.sleep(0.1)
         assert not any(is_alive(w) for w in workers), "worker processes outlived kill -9"
-        proc.start()  # same data dir, same port
+        # same data dir, a fresh port: the old one was free for seconds and is in the
+        # ephemeral range, so a busy machine may have handed it to an outgoing connection
+        proc.port = free_port()
+        chain.endpoints = (proc.url,)
+        proc.start()
         new = await wait_healthy(chain, proc, old + 2)
 
         for h, header in before.items():
