@@ -109,6 +109,9 @@ def from_hex(value: object, what: str, size: int | None = None) -> bytes:
     if value != value.lower():
         raise EncodingError(what, "hex must be lowercase")
     try:
-        return bytes.fromhex(value)
+        raw = bytes.fromhex(value)
     except ValueError:
         raise EncodingError(what, "not hex") from None
+    if 2 * len(raw) != len(value):  # bytes.fromhex skips whitespace: "ab cd" is not hex
+        raise EncodingError(what, "not hex")
+    return raw

@@ -110,6 +110,8 @@ def parse_preimage(value: object) -> bytes:
         raw = bytes.fromhex(value)
     except ValueError:
         raise InvalidArgument("preimage", "expected lowercase hex") from None
+    if 2 * len(raw) != len(value):  # bytes.fromhex skips whitespace
+        raise InvalidArgument("preimage", "expected lowercase hex")
     if len(raw) != PREIMAGE_SIZE:
         raise PreimageSize(len(raw))
     return raw

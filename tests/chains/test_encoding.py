@@ -115,7 +115,17 @@ def test_canonical_refuses_unencodable_values() -> None:
 
 @pytest.mark.parametrize(
     ("value", "size"),
-    [("AB" * 32, 32), ("ab" * 31, 32), ("zz" * 32, 32), (None, 32), (b"ab", None), ("abc", None)],
+    [
+        ("AB" * 32, 32),
+        ("ab" * 31, 32),
+        ("zz" * 32, 32),
+        (None, 32),
+        (b"ab", None),
+        ("abc", None),
+        ("  " + "ab" * 31, 32),  # bytes.fromhex skips whitespace: 64 characters, 31 bytes
+        ("ab cd", None),  # and would decode like "abcd"
+        ("ab\ncd", None),
+    ],
 )
 def test_from_hex_refuses(value: object, size: int | None) -> None:
     with pytest.raises(EncodingError):

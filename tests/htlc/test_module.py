@@ -107,7 +107,7 @@ def test_preimage_of_wrong_size_is_refused_and_changes_nothing(sim: Sim, size: i
 
 def test_parse_preimage_is_exact() -> None:
     assert parse_preimage(SECRET.hex()) == SECRET
-    for bad in (None, 7, "zz" * 32, SECRET.hex().upper(), "a" * 63):
+    for bad in (None, 7, "zz" * 32, SECRET.hex().upper(), "a" * 63, " " * 2 + SECRET.hex()):
         with pytest.raises(Exception, match="preimage"):
             parse_preimage(bad)
     with pytest.raises(PreimageSize):
@@ -234,6 +234,9 @@ def test_hashlock_reuse_refused_even_after_the_lock_closed(sim: Sim) -> None:
         ({"amount": "5"}, "InvalidArgument"),
         ({"hashlock": "ab" * 31}, "InvalidArgument"),
         ({"hashlock": HASH.hex().upper()}, "InvalidArgument"),
+        # 64 characters, 31 bytes: a hashlock no 32-byte preimage can ever open
+        ({"hashlock": "  " + HASH.hex()[2:]}, "InvalidArgument"),
+        ({"hashlock": HASH.hex()[:32] + "  " + HASH.hex()[34:]}, "InvalidArgument"),
         ({"receiver": "nobody"}, "InvalidArgument"),
         ({"receiver": ESCROW}, "InvalidArgument"),
         ({"denom": "1x"}, "InvalidArgument"),
@@ -260,6 +263,7 @@ def test_hostile_lock_arguments(sim: Sim, args: dict[str, Any], code: str) -> No
         ("claim", {"lock_id": "00" * 32, "preimage": SECRET.hex()}, LockNotFound.__name__),
         ("refund", {"lock_id": "00" * 32}, LockNotFound.__name__),
         ("refund", {"lock_id": "00"}, "InvalidArgument"),
+        ("refund", {"lock_id": " " * 2 + "00" * 31}, "InvalidArgument"),
         ("claim", {"lock_id": None, "preimage": SECRET.hex()}, "InvalidArgument"),
         ("claim", {"lock_id": "00" * 32}, "InvalidArgument"),
         ("steal", {}, UnknownMethod.__name__),
