@@ -220,8 +220,9 @@ async def trusted_state_from_handle(handle: ChainHandle, height: int) -> Trusted
 class ChainSubscriber:
     """``async with ChainSubscriber(bus, handle) as sub: async for block in sub: ...``.
 
-    ``idle_timeout``: with no bus message for this long, ask the handle for the chain's
-    height and fill any tail (the bus may have lost the last messages, or be down).
+    ``idle_timeout``: with no new header from the bus for this long, ask the handle for
+    the chain's height and fill any tail (the bus may have lost the last messages, or be
+    down). Other messages do not count: a stranger's chatter must not hold the fill off.
     ``max_pending``: verified heights held back waiting for events before new headers
     from the bus are ignored (and later filled from the handle).
     """
@@ -281,19 +282,25 @@ class ChainSubscriber:
     async def __anext__(self) -> VerifiedBlock:
         if self._sub is None:
             raise RuntimeError("use `async with ChainSubscriber(...)` first")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.idle_timeout
         while not self._ready:
             if self._ended:
                 raise StopAsyncIteration
             try:
-                async with asyncio.timeout(self.idle_timeout):
+                async with asyncio.timeout_at(deadline):
                     msg = await self._sub.__anext__()
             except TimeoutError:
                 await self._on_idle()
+                deadline = loop.time() + self.idle_timeout
                 continue
             except StopAsyncIteration:
                 self._ended = True
                 continue
+            before = self.trusted
             await self.process(msg)
+            if self.trusted is not before:  # progress; anything else leaves the deadline
+                deadline = loop.time() + self.idle_timeout
         return self._ready.popleft()
 
     def take_ready(self) -> list[VerifiedBlock]:

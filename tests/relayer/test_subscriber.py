@@ -422,3 +422,38 @@ async def test_trust_can_start_from_the_chains_own_header(chain: Chain) -> None:
     assert [v.height for v in got] == [3, 4]
     with pytest.raises(UntrustedHeader):
         await trusted_state_from_handle(InProcessChain(chain.node), 99)
+
+
+async def test_stranger_chatter_does_not_stop_the_idle_fill(chain: Chain) -> None:
+    """Garbage on the chain's topics more often than ``idle_timeout`` must not keep the
+    subscriber from following the chain through the handle while the publisher is silent."""
+    chain.blocks(3)
+    async with MemoryBus() as bus:
+        sub = ChainSubscriber(
+            bus,
+            InProcessChain(chain.node),
+            trusted=TrustedState.from_genesis(chain.dc.genesis),
+            idle_timeout=0.05,
+        )
+
+        async def chatter() -> None:
+            while True:
+                await bus.publish(headers_topic(chain.dc.chain_id), b"{not json")
+                await asyncio.sleep(0.005)
+
+        async with sub:
+            stranger = asyncio.create_task(chatter())
+
+            async def first_three() -> list[int]:
+                out = []
+                async for v in sub:
+                    out.append(v.height)
+                    if v.height == 3:
+                        return out
+                return out
+
+            try:
+                assert await asyncio.wait_for(first_three(), 10) == [1, 2, 3]
+            finally:
+                stranger.cancel()
+        assert sub.stats.rejected["MalformedPayload"] > 0
