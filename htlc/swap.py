@@ -156,6 +156,11 @@ class SafetyPolicy:
     min_delta_ms: int = 30_000
     """Floor for Δ, whatever the chain parameters say."""
 
+    def __post_init__(self) -> None:
+        # a negative reaction time would shrink the reveal margin below inclusion + finality
+        if self.reaction_ms < 0 or self.min_delta_ms < 0:
+            raise InvalidTerms("reaction time and the floor of Δ must be >= 0")
+
 
 @dataclass(frozen=True, slots=True)
 class Safety:

@@ -128,6 +128,14 @@ def test_slack_makes_every_estimate_conservative() -> None:
         ChainParams("x", 1, interval_slack_permille=1000)
 
 
+@pytest.mark.parametrize("policy", [{"reaction_ms": -3000}, {"min_delta_ms": -1}])
+def test_a_negative_policy_is_refused(policy: dict[str, int]) -> None:
+    """A reaction time below zero would let the initiator reveal with fewer blocks of B
+    left than its claim needs to land and be final."""
+    with pytest.raises(InvalidTerms):
+        SafetyPolicy(**policy)
+
+
 @pytest.mark.parametrize(
     "params",
     [
