@@ -224,7 +224,8 @@ class ChainSubscriber:
     the chain's height and fill any tail (the bus may have lost the last messages, or be
     down). Other messages do not count: a stranger's chatter must not hold the fill off.
     ``max_pending``: verified heights held back waiting for events before new headers
-    from the bus are ignored (and later filled from the handle).
+    from the bus are ignored (and later filled from the handle); also the most blocks one
+    fill from the handle makes ready before they are taken.
     """
 
     def __init__(
@@ -255,6 +256,7 @@ class ChainSubscriber:
         self._ready: collections.deque[VerifiedBlock] = collections.deque()
         self._sub: BusSubscription | None = None
         self._ended = False
+        self._fill_cut = False  # a fill stopped at max_pending: go on once they are taken
 
     @property
     def height(self) -> int:
@@ -287,6 +289,10 @@ class ChainSubscriber:
         while not self._ready:
             if self._ended:
                 raise StopAsyncIteration
+            if self._fill_cut:
+                self._fill_cut = False
+                await self._on_idle()
+                continue
             try:
                 async with asyncio.timeout_at(deadline):
                     msg = await self._sub.__anext__()
@@ -487,8 +493,15 @@ class ChainSubscriber:
         return True
 
     async def _fill_headers(self, upto: int) -> None:
-        """Verify heights ``trusted + 1 .. upto`` from the handle, in order."""
-        while self.trusted is not None and self.trusted.height < upto:
+        """Verify heights ``trusted + 1 .. upto`` from the handle, in order, stopping once
+        ``max_pending`` blocks are ready (a long history must not pile up in memory before
+        the first block is taken; ``__anext__`` goes on once they are)."""
+        self._fill_cut = False
+        while (
+            self.trusted is not None
+            and self.trusted.height < upto
+            and len(self._ready) < self.max_pending
+        ):
             h = self.trusted.height + 1
             try:
                 block = await self.handle.get_block(h)
@@ -511,6 +524,11 @@ class ChainSubscriber:
             self._filled.add(h)
             self.stats.filled += 1
             await self._complete()
+        self._fill_cut = (
+            self.trusted is not None
+            and self.trusted.height < upto
+            and len(self._ready) >= self.max_pending
+        )
 
     async def _on_idle(self) -> None:
         try:

@@ -457,3 +457,50 @@ async def test_stranger_chatter_does_not_stop_the_idle_fill(chain: Chain) -> Non
             finally:
                 stranger.cancel()
         assert sub.stats.rejected["MalformedPayload"] > 0
+
+
+async def test_a_long_fill_is_handed_out_in_bounded_batches(chain: Chain) -> None:
+    """Trusting the genesis of a long chain must not read the whole history into memory
+    before the first block is handed out: a fill stops at ``max_pending`` ready blocks."""
+    blocks = chain.blocks(40, txs=0)
+    sub = ChainSubscriber(
+        MemoryBus(),
+        InProcessChain(chain.node),
+        trusted=TrustedState.from_genesis(chain.dc.genesis),
+        max_pending=8,
+    )
+    heights: list[int] = []
+    for _ in range(40):
+        got = await feed(sub, chain.msgs(blocks[-1]))  # the head's header, again and again
+        assert len(got) <= 8
+        heights += [v.height for v in got]
+        if heights and heights[-1] == 40:
+            break
+    assert heights == list(range(1, 41))
+
+
+async def test_a_fill_cut_short_by_the_bound_goes_on_without_waiting_for_idle(
+    chain: Chain,
+) -> None:
+    blocks = chain.blocks(30, txs=0)
+    async with MemoryBus() as bus:
+        sub = ChainSubscriber(
+            bus,
+            InProcessChain(chain.node),
+            trusted=TrustedState.from_genesis(chain.dc.genesis),
+            idle_timeout=3600,  # never: only the one header below starts the fill
+            max_pending=4,
+        )
+        async with sub:
+            msg = chain.header_msg(blocks[-1])
+            await bus.publish(msg.topic, msg.payload)
+
+            async def upto_30() -> list[int]:
+                out = []
+                async for v in sub:
+                    out.append(v.height)
+                    if v.height == 30:
+                        return out
+                return out
+
+            assert await asyncio.wait_for(upto_30(), 10) == list(range(1, 31))
