@@ -39,7 +39,7 @@ from pathlib import Path
 # this file is named bridge.py: put the repository first so ``bridge`` is the package
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.localnet import LocalNet, Pending, prove_events
+from bridge.localnet import LocalNet, Pending
 from bridge.module import _Verifier
 from chains.bank import get_supply
 from chains.lightclient import verify_event
@@ -75,7 +75,7 @@ def main(transfers: int = 20_000, per_block: int = 2_000) -> dict[str, float]:
         header_tx = net.update_client_tx("chain-a", "chain-b")
         idx = [i for i, e in enumerate(block.events) if e.type == "bridge.locked"]
         items = [
-            Pending("mint", int(p.event.attributes["nonce"]), p) for p in prove_events(block, idx)
+            Pending("mint", int(p.event.attributes["nonce"]), p) for p in block.prove_events(idx)
         ]
         txs = net.delivery_txs("chain-b", items)
         t2 = time.perf_counter()

@@ -15,13 +15,13 @@ daemon will automate:
 3. ``deliver(dst, items)``: ``bridge.mint`` / ``release`` / ``refund`` transactions with as
    many bundles as fit in one transaction (``MAX_TX_BYTES``).
 
-Proofs for many events of one block are built from one tree (``prove_events``), not one
+Proofs for many events of one block are built from one tree (``Block.prove_events``), not one
 tree per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,54 +32,15 @@ from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.encoding import JSONValue, canonical, sign_bytes
 from chains.errors import ConsensusStateNotFound
 from chains.lightclient import HeaderUpdate
-from chains.merkle import hash_leaf, hash_node
 from chains.module import Module
 from chains.types import MAX_TX_BYTES, Block, EventProof, Receipt, Tx, ValidatorSet
 
-__all__ = ["LocalNet", "Pending", "Side", "prove_events"]
+__all__ = ["LocalNet", "Pending", "Side"]
 
 BLOCK_MS = 1000
 TRUSTING_PERIOD = 14 * 24 * 3600 * 1000
 MAX_CLOCK_DRIFT = 10_000
 _ACTION = {"locked": "mint", "burned": "release", "expired": "refund"}
-
-
-def prove_events(block: Block, indices: Iterable[int]) -> list[EventProof]:
-    """Audit paths for many events of ``block``, from one tree (O(n + k log n)).
-
-    The tree is built level by level with an odd last node carried up unchanged, which is
-    exactly the RFC 6962 tree; a carried node has no sibling at that level.
-    """
-    levels = [[hash_leaf(e.leaf()) for e in block.events]]
-    while len(levels[-1]) > 1:
-        lv = levels[-1]
-        nxt = [hash_node(lv[i], lv[i + 1]) for i in range(0, len(lv) - 1, 2)]
-        if len(lv) % 2:
-            nxt.append(lv[-1])
-        levels.append(nxt)
-    size = len(block.events)
-    out = []
-    for index in indices:
-        if not 0 <= index < size:
-            raise IndexError(f"block {block.height} has no event {index}")
-        path = []
-        m = index
-        for lv in levels[:-1]:
-            sib = m ^ 1
-            if sib < len(lv):
-                path.append(lv[sib])
-            m >>= 1
-        out.append(
-            EventProof(
-                block.header.chain_id,
-                block.height,
-                index,
-                size,
-                block.events[index],
-                tuple(path),
-            )
-        )
-    return out
 
 
 @dataclass(slots=True)
@@ -293,7 +254,7 @@ class LocalNet:
                     wanted.append(i)
             if not wanted or (proven_only and not self.has_consensus(src, dst, h)):
                 continue
-            for proof in prove_events(block, wanted):
+            for proof in block.prove_events(wanted):
                 nonce = proof.event.attributes.get("nonce")
                 if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 1:
                     nonce = 0  # malformed: the destination will say why

@@ -74,7 +74,7 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """RFC 6962 §2.1.1 audit path for ``leaves[index]``, deepest sibling first."""
     if not 0 <= index < len(leaves):
         raise IndexError(f"leaf index {index} out of range for tree of size {len(leaves)}")
-    return _path(index, [hash_leaf(leaf) for leaf in leaves])
+    return inclusion_proofs(leaves, [index])[0]
 
 
 def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> list[list[bytes]]:
@@ -103,16 +103,6 @@ def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> list[li
             m >>= 1
         out.append(path)
     return out
-
-
-def _path(m: int, hashes: Sequence[bytes]) -> list[bytes]:
-    n = len(hashes)
-    if n == 1:
-        return []
-    k = _split(n)
-    if m < k:
-        return [*_path(m, hashes[:k]), merkle_root_of_hashes(hashes[k:])]
-    return [*_path(m - k, hashes[k:]), merkle_root_of_hashes(hashes[:k])]
 
 
 def verify_inclusion(

@@ -14,7 +14,7 @@ from typing import Any
 from chains.crypto import PrivateKey, address
 from chains.encoding import JSONValue, canonical, check_value, from_hex, sign_bytes
 from chains.errors import EncodingError
-from chains.merkle import inclusion_proof, inclusion_proofs, merkle_root
+from chains.merkle import inclusion_proofs, merkle_root
 
 __all__ = [
     "Block",
@@ -552,17 +552,7 @@ class Block:
 
     def prove_event(self, index: int) -> EventProof:
         """Inclusion proof of event ``index`` against ``header.event_root``."""
-        if not 0 <= index < len(self.events):
-            raise IndexError(f"block {self.height} has no event {index}")
-        leaves = [e.leaf() for e in self.events]
-        return EventProof(
-            self.header.chain_id,
-            self.height,
-            index,
-            len(leaves),
-            self.events[index],
-            tuple(inclusion_proof(leaves, index)),
-        )
+        return self.prove_events([index])[0]
 
     def prove_events(self, indices: Iterable[int]) -> list[EventProof]:
         """Proofs of many events from one tree (``prove_event`` rebuilds it per call)."""

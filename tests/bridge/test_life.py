@@ -20,12 +20,13 @@ from bridge.errors import (
     TimeoutInPast,
     UnknownPath,
 )
-from bridge.localnet import LocalNet, prove_events
+from bridge.localnet import LocalNet
 from bridge.module import escrow_address
 from chains.bank import get_balance, get_supply
 from chains.chain import Chain
 from chains.devnet import DEFAULT_BALANCE
 from chains.errors import ClientExpired, InsufficientFunds, InvalidArgument, Unauthorized
+from chains.merkle import verify_inclusion
 from tests.bridge.conftest import A, B, C, addr, events_of, make_net, refused
 
 
@@ -387,7 +388,7 @@ def test_a_batch_is_all_or_nothing(net: LocalNet) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 33])
-def test_prove_events_matches_the_kernel_proofs(n: int) -> None:
+def test_prove_events_verify_against_the_header(n: int) -> None:
     net = make_net()
     txs = [
         net.tx(
@@ -401,7 +402,13 @@ def test_prove_events_matches_the_kernel_proofs(n: int) -> None:
     ]
     block = net.produce(A, txs)
     assert len(block.events) == n
-    assert prove_events(block, range(n)) == [block.prove_event(i) for i in range(n)]
+    proofs = block.prove_events(range(n))
+    assert [p.index for p in proofs] == list(range(n))
+    for p in proofs:
+        assert (p.tree_size, p.event) == (n, block.events[p.index])
+        assert verify_inclusion(
+            p.event.leaf(), p.index, block.header.event_count, p.proof, block.header.event_root
+        )
 
 
 def test_queries(net: LocalNet) -> None:

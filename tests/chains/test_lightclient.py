@@ -552,9 +552,14 @@ def test_malformed_update_args_fail_typed(b: Driver, args: dict[str, object]) ->
     assert (r.ok, r.code) == (False, "InvalidArgument"), r.error
 
 
-def test_prove_events_equals_prove_event(with_events: tuple[Driver, int]) -> None:
+def test_prove_events_verify_against_the_header(with_events: tuple[Driver, int]) -> None:
     b, h = with_events
     block = b.results[h].block
-    assert block.prove_events([2, 0, 1]) == [block.prove_event(i) for i in (2, 0, 1)]
+    proofs = block.prove_events([2, 0, 1])
+    assert [p.index for p in proofs] == [2, 0, 1]
+    h = block.header
+    for p in proofs:
+        assert p.event == block.events[p.index]
+        assert verify_inclusion(p.event.leaf(), p.index, h.event_count, p.proof, h.event_root)
     with pytest.raises(IndexError):
         block.prove_events([3])
