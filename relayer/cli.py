@@ -227,9 +227,11 @@ async def run_chains(
 
             async with asyncio.TaskGroup() as tg:
                 workers: list[asyncio.Task[None]] = []
-                for node, bus in zip(nodes, buses, strict=True):
+                for cs, node, bus in zip(chains, nodes, buses, strict=True):
                     workers.append(tg.create_task(watch(node), name=f"watch:{node.chain_id}"))
-                    publisher = Publisher(node, bus)
+                    # the cursor lets a restart publish what was committed while none ran
+                    cursor = cs.store_path(data_dir).with_suffix(".published")
+                    publisher = Publisher(node, bus, cursor=cursor)
                     workers.append(
                         tg.create_task(publisher.run(), name=f"publisher:{node.chain_id}")
                     )

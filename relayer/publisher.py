@@ -10,6 +10,11 @@ down), or a block arrives ahead of that height, it re-reads the missing heights 
 node's store. Publishing blocks while the broker is down (``MqttBus.publish`` waits for
 the reconnection), so an outage ends in a catch-up from the store, not in a gap.
 
+Across restarts: with a ``cursor`` file it records the last acknowledged height (every
+``status_every`` heights and at stop) and the next run starts right after it, so heights
+committed while no publisher ran (a crash, a broker outage then a restart) still go out;
+a crash republishes at most ``status_every`` heights (QoS 1 is at least once anyway).
+
 Up to ``window`` publishes are in flight at once (about 50 is aiomqtt's sweet spot).
 Shutdown closes the input (the node subscription), lets in-flight publishes finish
 within a bounded time, and never cancels a task inside aiomqtt's ``publish`` unless that
@@ -22,10 +27,12 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import time as _time
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from chains.node import Subscription, SubscriptionLagged
 from chains.types import Block, ValidatorSet
@@ -84,6 +91,7 @@ class Publisher:
         bus: Bus,
         *,
         from_height: int | None = None,
+        cursor: Path | None = None,
         window: int = 50,
         queue: int = 1024,
         status_every: int = 10,
@@ -95,7 +103,10 @@ class Publisher:
         self.bus = bus
         self.chain_id = node.chain_id
         self.from_height = from_height
-        """First height to publish; default: the node's head when started (or 1)."""
+        """First height to publish; default: after the cursor's height, else the node's
+        head when started (or 1)."""
+        self.cursor = cursor
+        """File holding the last acknowledged height (decimal), or ``None``."""
         self.window = window
         self.queue = queue
         self.status_every = status_every
@@ -169,7 +180,9 @@ class Publisher:
     async def run(self) -> None:
         sub = self._sub if self._sub is not None else self.node.subscribe(self.queue)
         self._sub = sub
-        start = self.from_height or max(1, self.node.height)
+        head = max(1, self.node.height)
+        saved = self._load_cursor()
+        start = self.from_height or (head if saved is None else min(saved + 1, head))
         self.next_height = start
         self.published_height = start - 1
         self._abandoned = False
@@ -178,7 +191,7 @@ class Publisher:
             await self._catch_up(self.node.height)
             while not self._is_stopping():
                 try:
-                    block = await sub.__anext__()
+                    block = await self._next_block(sub)
                 except SubscriptionLagged:
                     log.info("%s: publisher lagged; re-reading from the store", self.chain_id)
                     self.node.unsubscribe(sub)
@@ -212,6 +225,20 @@ class Publisher:
                     await asyncio.wait_for(self._status("offline"), self.stop_timeout)
             else:
                 self._forget_inflight()
+            self._save_cursor()
+
+    async def _next_block(self, sub: Subscription) -> Block:
+        """The next block; meanwhile settle publishes as the bus acknowledges them, so
+        ``published_height`` (and the cursor) do not wait for the next block."""
+        nxt = asyncio.ensure_future(sub.__anext__())
+        try:
+            while self._inflight and not nxt.done():
+                either: set[asyncio.Future[Any]] = {nxt, self._inflight[0][0]}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                self._settle_done()
+            return await nxt
+        finally:
+            nxt.cancel()  # a queue read: safe to cancel (never a publish)
 
     async def _catch_up(self, upto: int) -> None:
         if self.next_height <= upto:
@@ -275,6 +302,8 @@ class Publisher:
         self.messages += 1
         if h:
             self.published_height = h
+            if h % self.status_every == 0:
+                self._save_cursor()
             if self.on_sent is not None:
                 self.on_sent(h)
 
@@ -300,6 +329,33 @@ class Publisher:
             if not f.done():
                 f.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._inflight.clear()
+
+    def _load_cursor(self) -> int | None:
+        if self.cursor is None:
+            return None
+        try:
+            text = self.cursor.read_text().strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning(
+                "%s: cannot read %s (%s); starting at the head", self.chain_id, self.cursor, exc
+            )
+            return None
+        if not (text.isascii() and text.isdigit()):
+            log.warning("%s: %s is not a height; starting at the head", self.chain_id, self.cursor)
+            return None
+        return int(text)
+
+    def _save_cursor(self) -> None:
+        if self.cursor is None or self.published_height < 1:
+            return
+        tmp = self.cursor.with_name(self.cursor.name + ".tmp")
+        try:  # no fsync: a cursor lost to a power cut only republishes (at least once)
+            tmp.write_text(f"{self.published_height}\n")
+            os.replace(tmp, self.cursor)
+        except OSError as exc:
+            log.warning("%s: cannot write %s: %s", self.chain_id, self.cursor, exc)
 
     def _status_payload(self, state: Literal["online", "offline"]) -> bytes:
         height = max(self.published_height, self.next_height - 1) or None

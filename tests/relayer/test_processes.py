@@ -304,6 +304,8 @@ def test_devnet_without_arguments_still_runs_and_stops(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     heads = [line for line in r.stdout.splitlines() if "height=2" in line]
     assert {line.split()[0] for line in heads} == {"chain-a", "chain-b"}
+    for cid in ("chain-a", "chain-b"):  # where a restart's publisher resumes
+        assert int((tmp_path / f"{cid}.published").read_text()) >= 1
 
 
 def test_devnet_from_config_serves_rpc(tmp_path: Path) -> None:

@@ -160,3 +160,49 @@ async def test_a_halted_node_ends_run_even_while_the_bus_is_down(tmp_path: Path)
         assert pub.published_height == 0
         await node.stop()
         bus.open.set()
+
+
+async def test_a_restarted_publisher_resumes_after_the_last_acknowledged_height(
+    tmp_path: Path,
+) -> None:
+    """Heights committed while no publisher ran (a crash, an outage then a restart) are
+    published by the next one: it starts after the height its cursor file records, not at
+    the node's head."""
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path, interval=0.01)
+    cursor = tmp_path / "chain-a.published"
+    async with MemoryBus() as bus, node:
+        async with Publisher(node, bus, cursor=cursor) as pub:
+            await pub.wait_published(3)
+        stopped_at = pub.published_height
+        await node.wait_for_height(stopped_at + 5)  # nobody publishes these
+        async with bus.subscribe(chain_filter(dc.chain_id)) as raw:
+            async with Publisher(node, bus, cursor=cursor) as again:
+                await again.wait_published(stopped_at + 5)
+            items = []
+            while raw.qsize():
+                items.append(decode((m := await raw.__anext__()).topic, m.payload))
+    headers = [x.height for x in items if isinstance(x, SignedHeader)]
+    assert headers[:5] == list(range(stopped_at + 1, stopped_at + 6))
+
+
+async def test_a_cursor_ahead_of_the_store_or_unreadable_starts_at_the_head(
+    tmp_path: Path,
+) -> None:
+    dc = devnet_chain()
+    node = open_node(dc, tmp_path)
+    for _ in range(3):
+        node.produce_block()  # by hand: the head stays at 3
+    cursor = tmp_path / "chain-a.published"
+    for text in ("1000000\n", "", "x\n", "-5\n", "\u00b2\n"):
+        cursor.write_text(text)
+        async with MemoryBus() as bus, bus.subscribe(chain_filter(dc.chain_id)) as raw:
+            async with Publisher(node, bus, cursor=cursor) as pub:
+                await pub.wait_published(3)
+            first = next(
+                x
+                for x in decoded([await raw.__anext__() for _ in range(raw.qsize())])
+                if isinstance(x, SignedHeader)
+            )
+        assert first.height == 3, text
+    node.store.close()
