@@ -502,19 +502,27 @@ class MqttBus:
             return
         client, will = self._client, self.options.will
         if client is not None and will is not None:
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await asyncio.wait_for(
-                    client.publish(will.topic, will.offline, qos=1, retain=True, timeout=seconds),
-                    seconds,
-                )
+            # Never cancel a publish (MEASURED: it can hang on 3.11), which wait_for would
+            # do on timeout: wait for it, bounded, and leave it to end by its own timeout.
+            offline = asyncio.ensure_future(
+                client.publish(will.topic, will.offline, qos=1, retain=True, timeout=seconds)
+            )
+            offline.add_done_callback(_consume)
+            await asyncio.wait({offline}, timeout=seconds)
         self._closing = True
         self._changed.set()
-        if self._task is not None:
-            # The run task waits on incoming messages, not on a publish: safe to cancel.
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError, aiomqtt.MqttError):
-                await asyncio.wait_for(self._task, seconds)
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            # The run task waits on incoming messages, rarely on a publish (the online
+            # status at connect). asyncio.wait bounds the wait even if the cancel is lost,
+            # where 3.11's wait_for would cancel again and wait without a bound.
+            task.cancel()
+            task.add_done_callback(_consume)
+            _, pending = await asyncio.wait({task}, timeout=seconds)
+            if pending:
+                log.warning(
+                    "bus %s: connection task did not end within %g s", self.options.where, seconds
+                )
         for subs in self._filters.values():
             for sub in subs:
                 sub._end()

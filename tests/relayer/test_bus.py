@@ -276,3 +276,30 @@ def test_backoff_is_endless_by_default() -> None:
 def test_backoff_refuses_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="backoff"):
         Backoff(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_close_never_cancels_a_publish_in_flight() -> None:
+    """MEASURED: cancelling a task inside aiomqtt's publish can hang on 3.11. The offline
+    status at close is given ``seconds`` and then left to end on its own, never cancelled."""
+
+    release = asyncio.Event()
+
+    class StuckClient:
+        cancelled = False
+
+        async def publish(self, *args: object, **kwargs: object) -> None:
+            try:
+                await release.wait()  # the broker does not acknowledge in time
+            except asyncio.CancelledError:
+                StuckClient.cancelled = True
+                raise
+
+    from relayer.bus import LastWill, MqttOptions
+
+    bus = MqttBus(MqttOptions("127.0.0.1", will=LastWill("t/status", b"on", b"off")))
+    bus._client = StuckClient()  # type: ignore[assignment]
+    await asyncio.wait_for(bus.close(seconds=0.05), 10)
+    await asyncio.sleep(0.05)
+    assert not StuckClient.cancelled
+    release.set()  # it ends by itself (aiomqtt's own publish timeout)
+    await asyncio.sleep(0)
