@@ -70,6 +70,9 @@ log = logging.getLogger("interlock.bus")
 
 MAX_TOPIC_BYTES = 65535
 DEFAULT_MAX_QUEUED = 100_000
+DEFAULT_MAX_PACKET = 4 * 1024 * 1024 + MAX_TOPIC_BYTES + 1024
+"""Largest packet the broker may send us: a 4 MiB payload (the wire limit), the longest
+topic and the MQTT 5 header and properties."""
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -431,6 +434,9 @@ class MqttOptions:
     """Retained status topic with a last will."""
     max_queued: int = DEFAULT_MAX_QUEUED
     """Per-subscription queue; overflow is dropped and counted."""
+    max_packet: int = DEFAULT_MAX_PACKET
+    """MQTT 5 Maximum Packet Size sent in CONNECT: the broker drops bigger messages for us
+    (anyone may publish; a 100 MB payload must not reach our memory to be refused)."""
 
     @property
     def where(self) -> str:
@@ -542,6 +548,8 @@ class MqttBus:
         if o.will is not None:
             will = aiomqtt.Will(o.will.topic, o.will.offline, qos=1, retain=True)
         sockopts = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)] if o.tcp_nodelay else []
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect.MaximumPacketSize = o.max_packet
         client = aiomqtt.Client(
             o.host,
             o.port,
@@ -556,6 +564,7 @@ class MqttBus:
             tls_params=tls,
             tls_insecure=o.tls_insecure if o.tls else None,
             socket_options=sockopts,
+            properties=connect,
         )
         client.pending_calls_threshold = o.max_inflight + 16  # our window bounds it already
         return client

@@ -184,3 +184,15 @@ async def test_reconnects_and_resubscribes_after_a_broker_restart(
             got = [m.payload for m in await take(sub, 2, within=30)]
             assert got == [b"during", b"after"]
             assert bus.connects >= 2
+
+
+async def test_the_broker_never_hands_us_a_packet_over_the_payload_limit(bus: MqttBus) -> None:
+    """A stranger's 10 MB message is dropped by the broker (MQTT 5 Maximum Packet Size in
+    our CONNECT), so it never lands in this process's memory or subscription queues."""
+    base = unique("huge")
+    async with bus.subscribe(f"{base}/+") as sub:
+        await bus.publish(f"{base}/a", b"x" * (10 * 1024 * 1024))
+        await bus.publish(f"{base}/a", b"y" * (4 * 1024 * 1024))  # the wire limit passes
+        await bus.publish(f"{base}/a", b"small")
+        got = await take(sub, 2, within=30)
+        assert [len(m.payload) for m in got] == [4 * 1024 * 1024, 5]

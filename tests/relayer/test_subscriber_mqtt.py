@@ -19,7 +19,13 @@ from relayer.handle import InProcessChain
 from relayer.publisher import Publisher
 from relayer.retry import Backoff
 from relayer.subscriber import ChainSubscriber, TrustedState
-from relayer.wire import encode_events, encode_header, events_topic, headers_topic
+from relayer.wire import (
+    MAX_PAYLOAD_BYTES,
+    encode_events,
+    encode_header,
+    events_topic,
+    headers_topic,
+)
 from tests.relayer.conftest import devnet_chain, open_node, transfer
 
 
@@ -89,11 +95,14 @@ async def test_hostile_payloads_from_a_stranger_change_nothing(
                 (h_topic, b"\x00garbage\xff"),
                 (h_topic, b'{"v":1,"kind":"header","header":{'),
                 (h_topic, b'{"v":7,"kind":"header"}'),
-                (e_topic, b"x" * (10 * 1024 * 1024)),
+                (e_topic, b"x" * (MAX_PAYLOAD_BYTES + 1)),  # arrives, refused unparsed
                 (h_topic, encode_header(fake, fake_set)),
                 *((e_topic, p) for p in encode_events(fake)),
             ]
             received = sub.stats.received
+            # never delivered: the broker drops it for a client whose CONNECT set a
+            # Maximum Packet Size (else it would count as a second PayloadTooLarge)
+            await stranger.publish(e_topic, b"x" * (10 * 1024 * 1024))
             for topic, payload in hostile:
                 await stranger.publish(topic, payload)
             await until(lambda: sub.stats.received >= received + len(hostile))
