@@ -415,7 +415,10 @@ class ChainSubscriber:
         fill memory with events for heights that may never come. Dropped ones are
         fetched through the handle once their header verifies.
         """
-        head = self.trusted.height if self.trusted is not None else be.height - 1
+        if self.trusted is None:  # no head to be near yet; the anchor comes whole anyway
+            self.stats.dropped_early += 1
+            return
+        head = self.trusted.height
         held = sum(len(v) for v in self._early.values())
         if be.height > head + EARLY_HEIGHTS or held >= EARLY_MESSAGES:
             self.stats.dropped_early += 1

@@ -504,3 +504,17 @@ async def test_a_fill_cut_short_by_the_bound_goes_on_without_waiting_for_idle(
                 return out
 
             assert await asyncio.wait_for(upto_30(), 10) == list(range(1, 31))
+
+
+async def test_before_any_trust_no_events_are_held(chain: Chain) -> None:
+    """With no trusted header yet there is no head to bound "near" by: a stranger's events
+    for made-up far heights would stay held forever. None are held; the anchor block comes
+    whole from the handle anyway."""
+    blocks = chain.blocks(3, txs=2)
+    sub = ChainSubscriber(MemoryBus(), InProcessChain(chain.node))
+    early = chain.events_msgs(blocks[2]) + chain.events_msgs(blocks[0])
+    assert await feed(sub, early) == []
+    assert sub._early == {}
+    assert sub.stats.dropped_early == len(early)
+    got = await feed(sub, chain.msgs(blocks[0]) + chain.msgs(blocks[1]) + chain.msgs(blocks[2]))
+    assert [(v.height, v.events) for v in got] == [(b.height, b.events) for b in blocks]
