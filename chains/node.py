@@ -454,6 +454,11 @@ class Node:
         self._new_block.set()  # wake wait_for_height, which now raises
 
     async def blocks(self) -> AsyncIterator[Block]:
-        """Committed blocks from now on (a convenience over ``subscribe``)."""
-        async for block in self.subscribe():
-            yield block
+        """Committed blocks from now on (a convenience over ``subscribe``); leaving the
+        loop (or closing the generator) unsubscribes."""
+        sub = self.subscribe()
+        try:
+            async for block in sub:
+                yield block
+        finally:
+            self.unsubscribe(sub)

@@ -531,3 +531,18 @@ async def test_a_restarted_node_produces_the_same_chain_as_one_that_never_stoppe
         assert mine.header.hash == theirs.header.hash, h
     await again.stop()
     await twin.stop()
+
+
+async def test_leaving_the_block_stream_unsubscribes() -> None:
+    """A consumer that stops iterating ``node.blocks()`` must not leave a subscription
+    behind that buffers up to 4096 blocks nobody reads."""
+    dc = _dc()
+    node = _node(dc)
+    stream = node.blocks()
+    first = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0)
+    assert len(node._subs) == 1
+    node.produce_block()
+    assert (await asyncio.wait_for(first, TIMEOUT)).height == 1
+    await stream.aclose()
+    assert node._subs == []
