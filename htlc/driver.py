@@ -226,18 +226,24 @@ class SwapDriver:
     async def poll(self) -> None:
         """Observe both chains once, persist transitions, then act."""
         todo, self._reconcile = self._reconcile, {}
+        # a chain that failed once is not asked again until the next poll: each try may
+        # take a handle's whole retry budget, and the other chain's work must not wait
+        down: set[str] = set()
         for swap_id, relaunch in todo.items():
-            await self._reconcile_swap(swap_id, relaunch=relaunch)
+            await self._reconcile_swap(swap_id, relaunch=relaunch, down=down)
         await self._flush()
         tips: dict[str, int] = {}
         complete = True
         for chain in (self.a, self.b):
             cid = chain.chain_id
             cursor = self.store.get_cursor(cid)
-            try:
-                tip = await chain.latest_height()
-            except InterlockError as exc:  # down: the other chain's work goes on
-                log.warning("%s: unreachable (%s); will retry", cid, exc)
+            tip: int | None = None
+            if cid not in down:
+                try:
+                    tip = await chain.latest_height()
+                except InterlockError as exc:  # down: the other chain's work goes on
+                    log.warning("%s: unreachable (%s); will retry", cid, exc)
+            if tip is None:
                 tips[cid] = cursor or 0  # nothing new seen; the tick takes the max
                 complete = False
                 continue
@@ -321,16 +327,24 @@ class SwapDriver:
             await self._launch(swap_id, action)
 
     # --- reconciling with the chain -------------------------------------------------
-    async def _reconcile_swap(self, swap_id: str, *, relaunch: bool) -> None:
+    async def _reconcile_swap(
+        self, swap_id: str, *, relaunch: bool, down: set[str] | None = None
+    ) -> None:
+        """Query both locks and tick with fresh tips; chains in ``down`` (and any that
+        fails now, which is added to it) are skipped and the swap is looked at again."""
         swap = self.swaps.get(swap_id)
         if swap is None or swap.is_terminal:
             return
+        down = set() if down is None else down
         tips: dict[str, int] = {}  # the chains reached (a down one must not stall the other)
         for cid, chain in self.chains.items():
+            if cid in down:
+                continue
             try:
                 tips[cid] = await chain.latest_height()
             except InterlockError as exc:
                 log.warning("swap %s: %s unreachable (%s)", swap_id[:12], cid, exc)
+                down.add(cid)
         own_claimed = False
         for terms in (swap.own, swap.counter):
             if terms.chain_id not in tips:
@@ -342,6 +356,7 @@ class SwapDriver:
             except InterlockError as exc:
                 log.warning("swap %s: %s unreachable (%s)", swap_id[:12], terms.chain_id, exc)
                 del tips[terms.chain_id]
+                down.add(terms.chain_id)
                 continue
             if raw is None:
                 self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, tips[terms.chain_id]))

@@ -646,3 +646,53 @@ async def test_an_unreachable_chain_does_not_stop_the_claim_on_the_other() -> No
     await settle(w, ini, par)
     assert par.swaps[terms.swap_id].state is S.REDEEMED
     assert_swapped(w)
+
+
+class CountingDownChain(DownChain):
+    """A :class:`DownChain` that counts the calls it refuses (each one a full retry
+    budget, possibly many seconds, with a real endpoint that does not answer)."""
+
+    def __init__(self, sim: Sim) -> None:
+        super().__init__(sim)
+        self.refused = 0
+
+    def _check(self) -> None:
+        if self.down:
+            self.refused += 1
+        super()._check()
+
+
+async def test_a_down_chain_is_asked_once_per_poll() -> None:
+    """Several of the participant's swaps must be reconciled while B is down: the poll asks
+    B once, not once per swap and call (each try may take a whole retry budget, and the
+    claims on A wait for the poll), and every claim on A still goes out."""
+    w = World()
+    n = 4
+    a, b = DownChain(w.A), CountingDownChain(w.B)
+    ini = w.driver(w.alice)
+    par = SwapDriver(w.bob, a, b, MemorySwapStore(), w.safety)
+    all_terms = []
+    for i in range(n):
+        terms = w.terms(secret_of(30 + i), GIVE, TAKE)
+        all_terms.append(terms)
+        await ini.open(terms, Role.INITIATOR, secret_of(30 + i))
+        await par.open(terms, Role.PARTICIPANT)
+    for _ in range(3):  # both locks of every swap land
+        await ini.poll()
+        await par.poll()
+        await w.blocks()
+    assert {s.state for s in par.swaps.values()} == {S.LOCKED}
+    await ini.poll()  # the initiator claims every B lock
+    await w.blocks()
+    a.down = True  # A refuses the participant's claims: every swap is to be reconciled
+    await par.poll()
+    assert {s.state for s in par.swaps.values()} == {S.REDEEMING}
+    a.down, b.down = False, True
+    sent = len(par.submitted)
+    await par.poll()
+    assert b.refused == 1
+    claims = [x for _, x in list(par.submitted)[sent:] if isinstance(x, SubmitClaim)]
+    assert sorted(c.lock_id for c in claims) == sorted(t.a.lock_id for t in all_terms)
+    await w.blocks()
+    await settle(w, ini, par)
+    assert_swapped(w, n)
