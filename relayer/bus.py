@@ -60,6 +60,7 @@ __all__ = [
     "MqttOptions",
     "open_bus",
     "parse_bus_url",
+    "redact_url",
     "split_shared",
     "topic_matches",
     "validate_filter",
@@ -723,12 +724,20 @@ class MqttBus:
 _QUERY_KEYS = {"client_id", "keepalive", "ca", "cert", "key", "insecure", "nodelay", "inflight"}
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
+def redact_url(url: str) -> str:
+    """``url`` with the password of ``user:password@`` shown as ``***``. Never raises: it
+    must also hide the password of a URL that ``urlsplit`` refuses (``mqtt://u:p@[::1``)."""
+    start = url.find("//")
+    if start < 0:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    start += 2
+    end = min([i for i in (url.find(c, start) for c in "/?#") if i >= 0], default=len(url))
+    netloc = url[start:end]
+    at = netloc.rfind("@")
+    colon = netloc.find(":", 0, at)
+    if at < 0 or colon < 0:
+        return url
+    return f"{url[:start]}{netloc[:colon]}:***{netloc[at:]}{url[end:]}"
 
 
 def _flag(url: str, key: str, value: str) -> bool:
@@ -748,7 +757,7 @@ def parse_bus_url(url: str) -> MqttOptions | None:
     """
     if not isinstance(url, str) or not url.strip():
         raise BadBusUrl(str(url), "empty")
-    shown = _redact(url)
+    shown = redact_url(url)
     try:
         parts = urlsplit(url.strip())
     except ValueError as exc:

@@ -322,6 +322,8 @@ def _shown(value: Any) -> str:
 
 
 def _describe(err: Mapping[str, Any]) -> str:
+    from relayer.bus import redact_url
+
     kind = err["type"]
     if kind == "missing":
         return "missing required key"
@@ -332,7 +334,10 @@ def _describe(err: Mapping[str, Any]) -> str:
     msg = msg.replace("expected greater", "expected a number greater").replace(
         "expected less", "expected a number less"
     )
-    return f"{msg}, got {_shown(err.get('input'))}"
+    shown = err.get("input")
+    if isinstance(shown, str) and "://" in shown:
+        shown = redact_url(shown)  # a bus URL may carry a password
+    return f"{msg}, got {_shown(shown)}"
 
 
 def _config_error(source: Path | str, exc: ValidationError) -> ConfigError:

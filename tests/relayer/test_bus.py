@@ -303,3 +303,12 @@ async def test_close_never_cancels_a_publish_in_flight() -> None:
     assert not StuckClient.cancelled
     release.set()  # it ends by itself (aiomqtt's own publish timeout)
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(
+    "url", ["mqtt://user:hunter2@[::1", "mqtt://[::1", "mqtts://u:hunter2@[x]:1"]
+)
+def test_a_url_urllib_cannot_split_is_a_bad_bus_url_without_the_password(url: str) -> None:
+    with pytest.raises(BadBusUrl) as err:  # not urllib's bare ValueError (a CLI traceback)
+        parse_bus_url(url)
+    assert "hunter2" not in str(err.value)

@@ -201,3 +201,16 @@ def test_explicit_validator_keys_and_extra_balances() -> None:
     bank = cfg.chain.genesis.app_state["bank"]["balances"]
     assert bank["ab" * 20] == {"usd": 5, "gold": 7}
     assert bank[cfg.chain.accounts["alice"].address] == {"usd": 10**12}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mqtt://user:hunter2@host:99999", "mqtt://user:hunter2@host?ca=x", "mqtt://u:hunter2@[::1"],
+)
+def test_a_bad_bus_url_in_a_config_never_shows_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_chain_config(_set(CHAIN, "bus", {"url": url}), "configs/x.toml")
+    msg = str(info.value)
+    assert msg.startswith("configs/x.toml: bus.url: "), msg
+    assert "hunter2" not in msg, msg
+    assert "\n" not in msg
