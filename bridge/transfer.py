@@ -38,7 +38,7 @@ from typing import Any, TypeGuard
 
 from bridge.errors import MalformedPacket, RateLimited
 from chains.encoding import JSONValue, canonical
-from chains.module import MAX_AMOUNT, is_denom
+from chains.module import MAX_AMOUNT, is_address, is_denom
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -60,7 +60,6 @@ MAX_CHAIN_ID = 64
 PACKET_KEYS = frozenset(
     {"src_chain", "dst_chain", "nonce", "sender", "recipient", "denom", "amount", "timeout_height"}
 )
-_ADDRESS = re.compile(r"[0-9a-f]{40}")
 _CHAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")  # MAX_CHAIN_ID
 
 
@@ -68,10 +67,6 @@ def is_chain_id(v: object) -> TypeGuard[str]:
     """A chain id a path may name: a letter, then ``[A-Za-z0-9._-]``; never a ``/``, so a
     wrapped denom's first segment is always exactly one chain id."""
     return isinstance(v, str) and _CHAIN_ID.fullmatch(v) is not None
-
-
-def _is_address(v: object) -> bool:
-    return isinstance(v, str) and _ADDRESS.fullmatch(v) is not None
 
 
 def _is_int(v: object, lo: int, hi: int) -> bool:
@@ -136,9 +131,9 @@ class Packet:
         if not _is_int(timeout, 1, MAX_AMOUNT):
             raise MalformedPacket("timeout_height", "expected a positive integer")
         sender, recipient, denom = attrs["sender"], attrs["recipient"], attrs["denom"]
-        if not _is_address(sender):
+        if not is_address(sender):
             raise MalformedPacket("sender", "expected an address")
-        if not _is_address(recipient):
+        if not is_address(recipient):
             raise MalformedPacket("recipient", "expected an address")
         if not is_denom(denom):
             raise MalformedPacket("denom", "expected a denom")

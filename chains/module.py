@@ -30,6 +30,7 @@ __all__ = [
     "arg_denom",
     "arg_int",
     "arg_str",
+    "is_address",
     "is_denom",
 ]
 
@@ -121,30 +122,27 @@ def arg_bytes(args: Mapping[str, Any], name: str, size: int) -> bytes:
         raise InvalidArgument(name, f"expected {size} bytes as lowercase hex") from None
 
 
-_HEX = re.compile(r"[0-9a-f]*")
 _ADDRESS = re.compile(r"[0-9a-f]{40}")
 
 
-def _is_hex(s: str) -> bool:
-    return _HEX.fullmatch(s) is not None
+def is_address(v: object) -> TypeGuard[str]:
+    """40 lowercase hex digits. A regex, not a per-character loop: this runs for every
+    transfer and every parsed event (hot path)."""
+    return isinstance(v, str) and _ADDRESS.fullmatch(v) is not None
 
 
 def arg_address(args: Mapping[str, Any], name: str) -> str:
     v = args.get(name)
-    # a regex, not a per-character loop: this runs for every transfer (hot path)
-    if not isinstance(v, str) or _ADDRESS.fullmatch(v) is None:
+    if not is_address(v):
         raise InvalidArgument(name, "expected an address (40 lowercase hex digits)")
     return v
-
-
-_DENOM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:._-")
 
 
 _DENOM = re.compile(r"[A-Za-z][A-Za-z0-9/:._-]{1,127}")
 
 
 def is_denom(v: object) -> TypeGuard[str]:
-    """A letter, then 1..127 of ``[A-Za-z0-9/:._-]`` (``_DENOM_CHARS``)."""
+    """A letter, then 1..127 of ``[A-Za-z0-9/:._-]``."""
     return isinstance(v, str) and _DENOM.fullmatch(v) is not None
 
 

@@ -145,10 +145,11 @@ class SQLiteBlockStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")  # inside: a failed COMMIT must not leave the tx open
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     def latest_height(self) -> int:
         row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()

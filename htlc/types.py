@@ -14,7 +14,6 @@ event (or a ``lock`` query) into one :class:`Lock` value.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -22,7 +21,7 @@ from typing import Any
 
 from chains.encoding import JSONValue, from_hex, sign_bytes
 from chains.errors import EncodingError
-from chains.module import MAX_AMOUNT
+from chains.module import MAX_AMOUNT, is_address, is_denom
 from chains.types import Event
 
 __all__ = [
@@ -109,10 +108,10 @@ class LockTerms:
             raise EncodingError(f"{what}.chain_id", "expected a chain id")
         for name in ("sender", "receiver"):
             v = d.get(name)
-            if not isinstance(v, str) or _ADDRESS.fullmatch(v) is None:
+            if not is_address(v):
                 raise EncodingError(f"{what}.{name}", "expected an address (40 lowercase hex)")
         denom = d.get("denom")
-        if not isinstance(denom, str) or _DENOM.fullmatch(denom) is None:
+        if not is_denom(denom):
             raise EncodingError(f"{what}.denom", "expected a denom")
         for name, lo in (("amount", 1), ("timelock", 1)):
             v = d.get(name)
@@ -129,12 +128,6 @@ class LockTerms:
             hashlock=from_hex(d.get("hashlock"), f"{what}.hashlock", 32),
             timelock=d["timelock"],
         )
-
-
-# The same rules as ``chains.module.arg_address`` / ``is_denom`` (a test checks they
-# agree), as regular expressions: parsing events is the engine's hot path.
-_ADDRESS = re.compile(r"[0-9a-f]{40}")
-_DENOM = re.compile(r"[A-Za-z][A-Za-z0-9/:._-]{1,127}")
 
 
 def compute_lock_id(terms: LockTerms) -> bytes:

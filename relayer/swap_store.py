@@ -58,10 +58,11 @@ class SQLiteSwapStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")  # inside: a failed COMMIT must not leave the tx open
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     @staticmethod
     def _row(swap: Swap) -> tuple[str, int, int, bytes, str]:

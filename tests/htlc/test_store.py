@@ -105,7 +105,7 @@ def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     "value",
     ["a" * 40, "A" * 40, "a" * 39, "a" * 41, "g" * 40, "a" * 40 + "\n", "", "0" * 40],
 )
-def test_fast_address_check_agrees_with_the_kernel(value: str) -> None:
+def test_lock_terms_take_the_kernels_address_rule(value: str) -> None:
     kernel = True
     try:
         arg_address({"a": value}, "a")
@@ -123,7 +123,7 @@ def test_fast_address_check_agrees_with_the_kernel(value: str) -> None:
 @pytest.mark.parametrize(
     "value", ["usd", "u", "1usd", "ibc/ABC:x.y_z-1", "u" * 128, "u" * 129, "us d", "usd\n", "é"]
 )
-def test_fast_denom_check_agrees_with_the_kernel(value: str) -> None:
+def test_lock_terms_take_the_kernels_denom_rule(value: str) -> None:
     ours = True
     try:
         LockTerms.from_json(TERMS.a.to_json() | {"denom": value})
