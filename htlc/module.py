@@ -264,7 +264,8 @@ _VIEW_KEYS = ("lock_id", "sender", "receiver", "denom", "amount", "hashlock", "t
 
 
 def get_amount_locked(state: State, denom: str) -> int:
-    """Sum of the amounts of open locks of ``denom`` (equals the escrow's balance)."""
+    """Sum of the amounts of open locks of ``denom``: the escrow holds at least this
+    (anyone may send the escrow address more; no call can take that surplus out)."""
     return sum(
         r["amount"]
         for _, r in state.items("htlc/lock/")
