@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from chains.errors import ConfigError, InterlockError
-from chains.node import Node, SQLiteBlockStore
+from chains.node import Node, SQLiteBlockStore, SubscriptionLagged
 from chains.types import Block
 from relayer.bus import BadBusUrl, Bus, open_bus, parse_bus_url
 from relayer.config import (
@@ -204,7 +204,17 @@ async def run_chains(
             reached: set[str] = set()
 
             async def watch(node: Node) -> None:
-                async for block in node.subscribe():
+                sub = node.subscribe()
+                while True:
+                    try:
+                        block = await sub.__anext__()
+                    except StopAsyncIteration:
+                        return
+                    except SubscriptionLagged:  # a slow console is no reason to stop
+                        log.warning("%s: head printer fell behind; skipping ahead", node.chain_id)
+                        node.unsubscribe(sub)
+                        sub = node.subscribe()
+                        continue
                     _print_head(block)
                     if blocks and block.height >= blocks and node.chain_id not in reached:
                         reached.add(node.chain_id)
