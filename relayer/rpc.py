@@ -254,6 +254,8 @@ def _validation_message(exc: ValidationError, what: str) -> str:
 
 
 def _parse(model: type[_M], data: Mapping[str, Any], what: str) -> _M:
+    if len(data) != len(set(data)):  # a query string's MultiDict counts a repeated key twice
+        raise ApiError(400, "bad_request", f"{what}: a parameter is given twice")
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:

@@ -362,3 +362,18 @@ async def test_signature_checker_inline_and_in_a_worker_agree(processes: int) ->
         assert await checker.first_bad([forged]) == 0  # small batches are checked inline
     finally:
         checker.close()
+
+
+async def test_a_query_parameter_given_twice_is_refused_everywhere(served: Served) -> None:
+    """``?wait=true&wait=false`` must not be read as whichever came last."""
+    before = served.snapshot()
+    tx = served.transfer(0).to_json()
+    for method, path, body in (
+        ("POST", "/tx?wait=true&wait=false", tx),
+        ("POST", "/txs?wait=false&wait=false", {"txs": [tx]}),
+        ("GET", "/status?x=1&x=1", None),
+    ):
+        status, reply = await served.call(method, path, body)
+        assert_error(status, reply, 400, "bad_request")
+        assert "twice" in reply["error"]["message"], reply
+    assert served.snapshot() == before
