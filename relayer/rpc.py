@@ -30,7 +30,8 @@ POST     /query/{module}/{path}              same, args as a JSON object body (t
 
 Errors are ``{"error": {"code": "<snake_case>", "message": "<one line>"}}`` with a 4xx for
 anything the caller can fix: malformed JSON (``malformed_json``), a body over the limit
-(413 ``too_large``), a wrong content type (415), bad parameters (``bad_request``), an
+(413 ``too_large``), a body that stalls (408 ``timeout``), a wrong content type (415),
+bad parameters (``bad_request``, also a query parameter given twice), an
 unknown height / tx / event (404), and refused transactions with the refusal's own code
 (``wrong_chain``, ``invalid_signature``, ``bad_nonce``, ``duplicate_tx`` 409,
 ``mempool_full`` 429; ``details`` carries the error's values). A batch is refused whole
@@ -109,6 +110,9 @@ class RpcLimits:
     """Most transactions in one ``POST /txs``."""
     commit_timeout: float = 30.0
     """How long ``wait=true`` waits for the commit before answering 504."""
+    body_timeout: float = 10.0
+    """How long a request body may take to arrive before 408 (a stalled client must not
+    hold a handler and its connection forever)."""
     verify_processes: int = field(default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0)
     """Worker processes that check batch signatures off the event loop (0: inline)."""
 
@@ -262,7 +266,7 @@ def _parse(model: type[_M], data: Mapping[str, Any], what: str) -> _M:
         raise ApiError(400, "bad_request", _validation_message(exc, what)) from None
 
 
-async def _read_json(request: web.Request, limit: int) -> Any:
+async def _read_json(request: web.Request, limit: int, seconds: float) -> Any:
     if request.content_type != JSON:
         raise ApiError(
             415,
@@ -271,7 +275,11 @@ async def _read_json(request: web.Request, limit: int) -> Any:
         )
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "too_large", f"request body over {limit} bytes")
-    body = await request.read()  # client_max_size bounds a chunked body too
+    try:
+        async with asyncio.timeout(seconds):
+            body = await request.read()  # client_max_size bounds a chunked body too
+    except TimeoutError:
+        raise ApiError(408, "timeout", f"request body not received within {seconds:g}s") from None
     if len(body) > limit:
         raise ApiError(413, "too_large", f"request body over {limit} bytes")
     try:
@@ -455,7 +463,7 @@ class _Handlers:
     async def submit(self, request: web.Request) -> web.Response:
         params = _parse(SubmitParams, request.query, "query")
         self._unavailable()
-        obj = await _read_json(request, self.limits.max_tx_bytes)
+        obj = await _read_json(request, self.limits.max_tx_bytes, self.limits.body_timeout)
         tx = _decode_tx(obj, self.node.chain_id)
         fut = self._admit(tx)
         if not params.wait:
@@ -471,7 +479,7 @@ class _Handlers:
     async def submit_batch(self, request: web.Request) -> web.Response:
         params = _parse(SubmitParams, request.query, "query")
         self._unavailable()
-        obj = await _read_json(request, self.limits.max_body_bytes)
+        obj = await _read_json(request, self.limits.max_body_bytes, self.limits.body_timeout)
         if not isinstance(obj, dict):
             raise ApiError(400, "bad_request", 'body: expected {"txs": [...]}')
         body = _parse(BatchBody, obj, "body")
@@ -597,7 +605,7 @@ class _Handlers:
         target = _parse(QueryTarget, request.match_info, "path")
         if request.method == "POST":
             _parse(NoParams, request.query, "query")
-            obj = await _read_json(request, self.limits.max_tx_bytes)
+            obj = await _read_json(request, self.limits.max_tx_bytes, self.limits.body_timeout)
             if not isinstance(obj, dict):
                 raise ApiError(400, "bad_request", "body: expected a JSON object of arguments")
             args: dict[str, Any] = obj

@@ -8,6 +8,7 @@ comparing height, state root and mempool before and after.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -377,3 +378,23 @@ async def test_a_query_parameter_given_twice_is_refused_everywhere(served: Serve
         assert_error(status, reply, 400, "bad_request")
         assert "twice" in reply["error"]["message"], reply
     assert served.snapshot() == before
+
+
+async def test_a_body_that_never_finishes_is_answered_408(tmp_path: Path) -> None:
+    """A client that announces a body and stops sending must not hold a handler (and its
+    connection) forever."""
+    d = build_devnet(["chain-a"])[0]
+    store = SQLiteBlockStore(tmp_path / "chain-a.sqlite3")
+    node = Node.open(d.genesis, base_modules, d.validator_keys, store, block_interval=3600)
+    limits = dataclasses.replace(LIMITS, body_timeout=0.2)
+    async with node, RpcServer(node, port=0, limits=limits) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /tx HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"chain_id":'
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert len(node.mempool) == 0
