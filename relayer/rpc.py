@@ -52,8 +52,6 @@ import logging
 import multiprocessing
 import os
 import re
-import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -73,7 +71,6 @@ from pydantic import (
 )
 
 from chains.chain import is_signature_valid
-from chains.crypto import verify
 from chains.encoding import MAX_INT, check_value
 from chains.errors import (
     ConfigError,
@@ -90,6 +87,7 @@ from chains.errors import (
 )
 from chains.node import Node
 from chains.types import MAX_TX_BYTES, Block, Tx
+from relayer.sigworker import die_with, first_bad, ready
 
 __all__ = ["ApiError", "RpcLimits", "RpcServer", "SignatureChecker", "make_app"]
 
@@ -311,30 +309,6 @@ LIMITS: web.AppKey[RpcLimits] = web.AppKey("limits", RpcLimits)
 STOPPING: web.AppKey[list[bool]] = web.AppKey("stopping", list)
 
 
-def _first_bad(items: list[tuple[bytes, bytes, bytes]]) -> int | None:
-    """Index of the first (public key, message, signature) that does not verify.
-
-    Runs in a worker process: a thread would not do, since every verify hands the GIL
-    back to a busy event loop and waits up to a switch interval to get it again."""
-    for i, (pk, msg, sig) in enumerate(items):
-        if not verify(pk, msg, sig):
-            return i
-    return None
-
-
-def _die_with(parent: int) -> None:
-    """Worker initializer: exit when the server is gone, even after its ``kill -9``
-    (a worker blocked on its queue would otherwise outlive it, and so would the
-    multiprocessing resource tracker it keeps open)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
 class SignatureChecker:
     """Checks the signatures of a batch in worker processes, inline when there are none,
     the batch is small, or the pool broke (the node must keep serving either way)."""
@@ -349,7 +323,7 @@ class SignatureChecker:
         if self.processes > 0 and self._pool is None:
             ctx = multiprocessing.get_context("spawn")  # never fork a running event loop
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=ctx, initializer=_die_with, initargs=(os.getpid(),)
+                self.processes, mp_context=ctx, initializer=die_with, initargs=(os.getpid(),)
             )
         return self._pool
 
@@ -358,7 +332,7 @@ class SignatureChecker:
         if pool is not None:
             items = [(tx.sender, tx.sign_bytes(), tx.signature) for tx in txs]
             try:
-                return await asyncio.get_running_loop().run_in_executor(pool, _first_bad, items)
+                return await asyncio.get_running_loop().run_in_executor(pool, first_bad, items)
             except BrokenProcessPool:
                 log.warning("signature worker pool broke; verifying inline from now on")
                 self.processes, self._pool = 0, None
@@ -366,6 +340,12 @@ class SignatureChecker:
             if not is_signature_valid(tx):
                 return i
         return None
+
+    def warm(self) -> None:
+        """Spawn the worker now, so the first large batch does not wait for it."""
+        pool = self._get_pool()
+        if pool is not None:
+            pool.submit(ready).add_done_callback(lambda f: f.exception())
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -670,6 +650,7 @@ def make_app(node: Node, limits: RpcLimits | None = None) -> web.Application:
     verifier = SignatureChecker(limits.verify_processes)
 
     async def close_verifier(app: web.Application) -> AsyncIterator[None]:
+        verifier.warm()
         yield
         verifier.close()
 
