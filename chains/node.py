@@ -440,11 +440,15 @@ class Node:
         store open: a publisher draining its subscription may still read it. ``stop``
         afterwards closes the store."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=5)
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            # asyncio.wait, not wait_for: on 3.11 wait_for re-cancels and may wait unbounded
+            done, _ = await asyncio.wait({task}, timeout=5)
+            if not done:
+                log.error("%s: block production did not stop within 5 s", self.chain_id)
+            elif not task.cancelled() and task.exception() is not None:
+                log.error("%s: block production had failed: %s", self.chain_id, task.exception())
         for fut in self._waiters.values():
             if not fut.done():
                 fut.set_exception(StoreError("node stopped before the transaction committed"))

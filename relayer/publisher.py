@@ -161,8 +161,7 @@ class Publisher:
         if not done:
             log.warning("%s: publisher did not stop in time; cancelling it", self.chain_id)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 2)
+            await asyncio.wait({task}, timeout=2)  # bounded: wait_for may not be on 3.11
         elif not task.cancelled() and (exc := task.exception()) is not None:
             if isinstance(exc, BusClosed):
                 log.info("%s: publisher ended: the bus was closed first", self.chain_id)
