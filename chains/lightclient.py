@@ -16,9 +16,22 @@ must be of the client's chain, later than the trusted time, not beyond ``now`` p
 max clock drift, and carry no zero roots. Heights between stored ones may be filled in
 (an event at any height can be proven), but never at or below the trusted height.
 
-Misbehaviour: two valid commits for one height with different headers freeze the client;
-a frozen client refuses updates and proofs for good. Submitting the same header twice is
-a no-op, so several relayers may race.
+Misbehaviour (ICS-07 ``CheckForMisbehaviour``), found by an update that passed every
+check above, freezes the client; a frozen client refuses updates and proofs for good:
+
+* two valid commits for one height with different headers;
+* a header whose time is not strictly between the times of the nearest stored consensus
+  states below and above its height (BFT time is monotonic, so valid commits that break
+  the order prove the tracked chain's validators signed two histories). This is what
+  makes a fill-in safe: it is checked against both neighbours, not only the trusted one.
+
+Submitting the same header twice is a no-op, so several relayers may race.
+
+Pruning: each stored update deletes the consensus states whose time is at least the
+trusting period before ``now`` (they can no longer serve as trusted states), oldest first,
+but never the latest one. A proof against a pruned height fails with
+``ConsensusStateNotFound``, as for a height never stored. Stored times increase with height
+(the check above), so the expired states are always the lowest heights.
 
 ``now`` is always an argument (the host block's time): no clock here.
 
@@ -27,10 +40,17 @@ State keys::
     lightclient/next_id                      -> int
     lightclient/client/<id>                  -> client state object
     lightclient/cons/<id>/<height:020d>      -> consensus state object
+    lightclient/heights/<id>                 -> sorted list of the stored heights
+
+The heights list finds a header's neighbours by bisection without scanning state; it is
+rewritten with each stored header, and pruning keeps it to the headers of one trusting
+period. A client stored before the list existed has none: it is rebuilt by a prefix scan
+of its consensus states and written with the next stored header.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +85,7 @@ __all__ = [
     "HeaderUpdate",
     "LightClientModule",
     "get_client_state",
+    "get_consensus_heights",
     "get_consensus_state",
     "process_create_client",
     "process_misbehaviour",
@@ -215,6 +236,20 @@ def _cons_key(client_id: str, height: int) -> str:
     return f"lightclient/cons/{client_id}/{height:020d}"
 
 
+def _heights_key(client_id: str) -> str:
+    return f"lightclient/heights/{client_id}"
+
+
+def get_consensus_heights(state: State, client_id: str) -> list[int]:
+    """The heights with a stored consensus state, ascending."""
+    raw = state.get(_heights_key(client_id))
+    if raw is None:
+        # a client stored before the list existed: one scan (padded keys sort by height)
+        prefix = f"lightclient/cons/{client_id}/"
+        return [int(k[len(prefix) :]) for k, _ in state.items(prefix)]
+    return list(raw)
+
+
 def get_client_state(state: State, client_id: str) -> ClientState:
     raw = state.get(_client_key(client_id))
     if raw is None:
@@ -299,6 +334,7 @@ def process_create_client(
     client = ClientState(h.chain_id, (num, den), trusting_period, max_clock_drift, h.height, 0)
     state.set(_client_key(client_id), client.to_json())
     state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
+    state.set(_heights_key(client_id), [h.height])
     return client_id
 
 
@@ -316,7 +352,13 @@ def process_update_client(state: State, client_id: str, update: HeaderUpdate, no
             return "duplicate"
         _freeze(state, client_id, client, h.height)
         return "frozen"
+    heights = get_consensus_heights(state, client_id)
+    i = bisect_left(heights, h.height)
+    if not _is_time_between_neighbours(state, client_id, heights, i, h.time):
+        _freeze(state, client_id, client, h.height)
+        return "frozen"
     state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
+    heights.insert(i, h.height)
     if h.height > client.latest_height:
         client = ClientState(
             client.chain_id,
@@ -327,7 +369,35 @@ def process_update_client(state: State, client_id: str, update: HeaderUpdate, no
             0,
         )
         state.set(_client_key(client_id), client.to_json())
+    heights = _prune_expired(state, client_id, client, heights, now)
+    state.set(_heights_key(client_id), heights)
     return "stored"
+
+
+def _is_time_between_neighbours(
+    state: State, client_id: str, heights: list[int], i: int, time: int
+) -> bool:
+    """Whether ``time`` is strictly after the stored state below insertion point ``i`` and
+    strictly before the one at ``i`` (either may be absent)."""
+    after_prev = i == 0 or get_consensus_state(state, client_id, heights[i - 1]).time < time
+    before_next = i == len(heights) or time < get_consensus_state(state, client_id, heights[i]).time
+    return after_prev and before_next
+
+
+def _prune_expired(
+    state: State, client_id: str, client: ClientState, heights: list[int], now: int
+) -> list[int]:
+    """Delete expired consensus states, lowest first, never the latest; returns the rest.
+    Stored times increase with height, so the first unexpired state ends the run."""
+    n = 0
+    for height in heights:
+        if height == client.latest_height:
+            break
+        if get_consensus_state(state, client_id, height).time + client.trusting_period > now:
+            break
+        state.delete(_cons_key(client_id, height))
+        n += 1
+    return heights[n:]
 
 
 def _freeze(state: State, client_id: str, client: ClientState, height: int) -> None:

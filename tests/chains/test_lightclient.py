@@ -8,6 +8,7 @@ the pure rules, and on chain A (driven by real transactions) where the module ma
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -34,7 +35,9 @@ from chains.errors import (
 )
 from chains.lightclient import (
     HeaderUpdate,
+    _prune_expired,
     get_client_state,
+    get_consensus_heights,
     get_consensus_state,
     process_create_client,
     process_misbehaviour,
@@ -70,6 +73,10 @@ def _now(b: Driver, height: int) -> int:
 
 def _snapshot(state: State) -> dict[str, object]:
     return dict(state.items())
+
+
+def _copy(state: State) -> State:
+    return State(dict(state.items()))
 
 
 # --- create -----------------------------------------------------------------------------
@@ -386,6 +393,117 @@ def test_misbehaviour_needs_two_valid_different_headers_at_one_height(b: Driver)
     with pytest.raises(InsufficientVotingPower):
         process_misbehaviour(state, cid, honest, weak_fork, _now(b, 4))
     assert get_client_state(state, cid).frozen_height == 0
+
+
+# --- fill-ins: time between the stored neighbours (ICS-07) ----------------------------
+
+
+def _t(b: Driver, height: int) -> int:
+    return b.results[height].block.header.time
+
+
+def test_fill_ins_in_time_order_are_stored(b: Driver) -> None:
+    state, cid = _client(b, 1)
+    now = _now(b, 6)
+    assert process_update_client(state, cid, b.update(6, 1), now) == "stored"
+    assert process_update_client(state, cid, b.update(3, 1), now) == "stored"
+    assert process_update_client(state, cid, b.update(4, 3), now) == "stored"
+    assert process_update_client(state, cid, b.update(2, 1), now) == "stored"
+    assert get_consensus_heights(state, cid) == [1, 2, 3, 4, 6]
+    assert get_client_state(state, cid).latest_height == 6
+    state.root()
+    before = _snapshot(state)
+    assert process_update_client(state, cid, b.update(3, 1), now) == "duplicate"
+    assert _snapshot(state) == before
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        lambda b: _t(b, 3),  # equal to the previous stored state's time
+        lambda b: _t(b, 3) - 1,  # before it (but after the trusted height's)
+        lambda b: _t(b, 6),  # equal to the next stored state's time
+        lambda b: _t(b, 6) + 1,  # after it
+    ],
+    ids=["equal-prev", "before-prev", "equal-next", "after-next"],
+)
+def test_fill_in_out_of_time_order_freezes_the_client(
+    b: Driver, when: Callable[[Driver], int]
+) -> None:
+    """Valid commits on a header whose time breaks the stored order: misbehaviour."""
+    state, cid = _client(b, 1)
+    now = _now(b, 6)
+    process_update_client(state, cid, b.update(3, 1), now)
+    process_update_client(state, cid, b.update(6, 1), now)
+    forged = forged_update(b.update(4, 1), b.dc.validator_keys, time=when(b))
+    assert process_update_client(state, cid, forged, now) == "frozen"
+    assert get_client_state(state, cid).frozen_height == 4
+    with pytest.raises(ConsensusStateNotFound):
+        get_consensus_state(state, cid, 4)
+    _assert_frozen(b, state, cid)
+    with pytest.raises(ClientFrozen):
+        verify_event(state, cid, 3, Event("bank.x", {}), 0, [], now)
+
+
+def test_header_above_latest_not_after_it_freezes_the_client(b: Driver) -> None:
+    b.produce()
+    state, cid = _client(b, 1)
+    now = _now(b, 7)
+    process_update_client(state, cid, b.update(3, 1), now)
+    process_update_client(state, cid, b.update(6, 3), now)
+    # verified from 3, so the trusted-time check passes; the latest stored state is later
+    forged = forged_update(b.update(7, 3), b.dc.validator_keys, time=_t(b, 6))
+    assert process_update_client(state, cid, forged, now) == "frozen"
+    assert get_client_state(state, cid).frozen_height == 7
+
+
+# --- pruning ----------------------------------------------------------------------------
+
+
+def test_update_prunes_expired_consensus_states(with_events: tuple[Driver, int]) -> None:
+    b, h = with_events  # chain B has heights 1, h, h + 1, one second apart
+    state, cid = _client(b, 1)
+    assert process_update_client(state, cid, b.update(h, 1), _now(b, h)) == "stored"
+    now = _t(b, 1) + TP  # height 1 just expired; h (one block later) has not
+    assert process_update_client(state, cid, b.update(h + 1, h), now) == "stored"
+    assert get_consensus_heights(state, cid) == [h, h + 1]
+    with pytest.raises(ConsensusStateNotFound):
+        get_consensus_state(state, cid, 1)
+    # a proof against the pruned height fails as for a height never stored
+    ev = b.results[h].block.prove_event(0)
+    with pytest.raises(ConsensusStateNotFound):
+        verify_event(state, cid, 1, ev.event, 0, ev.proof, now)
+    verify_event(state, cid, h, ev.event, ev.index, ev.proof, now)
+    # nor can the pruned height serve as a trusted state
+    with pytest.raises(ConsensusStateNotFound):
+        process_update_client(state, cid, b.update(h + 1, 1), now)
+
+
+def test_pruning_never_removes_the_latest_state(b: Driver) -> None:
+    """Unreachable through an update (the trusted state is unexpired and not later than
+    the latest), so the rule is checked on the helper itself."""
+    state, cid = _client(b, 1)
+    for height in (2, 3):
+        process_update_client(state, cid, b.update(height, height - 1), _now(b, height))
+    client = get_client_state(state, cid)
+    left = _prune_expired(state, cid, client, [1, 2, 3], _t(b, 3) + 10 * TP)
+    assert left == [3]
+    get_consensus_state(state, cid, 3)
+    for gone in (1, 2):
+        with pytest.raises(ConsensusStateNotFound):
+            get_consensus_state(state, cid, gone)
+
+
+def test_client_stored_without_a_heights_list_keeps_working(b: Driver) -> None:
+    state, cid = _client(b, 1)
+    process_update_client(state, cid, b.update(5, 1), _now(b, 5))
+    state.delete(f"lightclient/heights/{cid}")  # as stored before the list existed
+    assert get_consensus_heights(state, cid) == [1, 5]
+    assert process_update_client(state, cid, b.update(5, 1), _now(b, 5)) == "duplicate"
+    forged = forged_update(b.update(3, 1), b.dc.validator_keys, time=_t(b, 5))
+    assert process_update_client(_copy(state), cid, forged, _now(b, 5)) == "frozen"
+    assert process_update_client(state, cid, b.update(3, 1), _now(b, 5)) == "stored"
+    assert state.get(f"lightclient/heights/{cid}") == [1, 3, 5]
 
 
 # --- event proofs ---------------------------------------------------------------------
