@@ -30,6 +30,7 @@ unchanged, so a forged proof is refused with the same error whichever module che
             ├── AlreadyProcessed           (path, nonce) consumed before: a replay
             ├── RateLimited                the outflow cap of this window is used up
             ├── QueueFull                  the large-transfer queue is at capacity
+            ├── NotQueued                  cancel of a transfer not waiting in the queue
             ├── EscrowShortfall            escrow holds less than a release needs
             └── DenomCollision             a wrapped name already names a native denom
 """
@@ -50,6 +51,7 @@ __all__ = [
     "ForeignEvent",
     "MalformedBundle",
     "MalformedPacket",
+    "NotQueued",
     "NotWrapped",
     "PacketMismatch",
     "PacketRejected",
@@ -219,6 +221,15 @@ class QueueFull(BridgeError):
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         super().__init__(f"the large-transfer queue is full ({capacity}); retry later")
+
+
+class NotQueued(BridgeError):
+    def __init__(self, remote_chain: str, nonce: int, status: str | None) -> None:
+        self.remote_chain, self.nonce, self.status = remote_chain, nonce, status
+        super().__init__(
+            f"transfer {remote_chain}/{nonce} is not waiting in the queue "
+            f"({status or 'never received'}); only a queued transfer can be cancelled"
+        )
 
 
 class EscrowShortfall(BridgeError):

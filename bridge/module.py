@@ -11,8 +11,8 @@ Calls (``args`` are hostile; every refusal is a typed :mod:`bridge.errors` error
 kernel light-client error, and rolls the whole call back):
 
 * governance only (``BlockInfo.authority``): ``register_path``, ``update_path``,
-  ``set_limits``, ``pause``, ``unpause``. No cross-chain message can reach them: a
-  proven packet is only ever read as a transfer.
+  ``set_limits``, ``pause``, ``unpause``, ``cancel_queued(remote_chain, nonce)``. No
+  cross-chain message can reach them: a proven packet is only ever read as a transfer.
 * anyone: ``lock(denom, amount, dest_chain, recipient[, timeout_height])``,
   ``burn(denom, amount, recipient[, timeout_height])``, and the relayer's
   ``mint(bundles)``, ``release(bundles)``, ``refund(bundles)``. A bundle is an
@@ -29,6 +29,15 @@ consumed, and **recorded before any balance moves** → past the timeout: record
 → large amounts wait ``delay`` heights in the queue (executed by ``end_block``; a pause
 or a frozen light client of the path holds them) → mint or release.
 
+A queued transfer that can no longer execute (governance lowered the cap below it, or
+the path's light client froze) would otherwise wait forever, its escrow stranded on the
+source. Governance ends it with ``cancel_queued``: it leaves the queue, its record moves
+``queued → expired`` and ``bridge.expired`` is emitted with the packet, exactly as a
+timeout does, so the source's ``refund`` returns the escrow on proof. Cancel works while
+paused: it moves no funds here, and the refund still obeys the source's pause and cap.
+A refund larger than the source's current cap passes alone in an otherwise empty window
+(:func:`bridge.transfer.compute_refund_flow`).
+
 State keys::
 
     bridge/paused                        -> true while the whole bridge is paused
@@ -37,6 +46,7 @@ State keys::
     bridge/seq/<remote>                  -> next outgoing nonce (from 1)
     bridge/sent/<remote>/<nonce>         -> {"packet", "kind": escrow|burn, "status": sent|refunded}
     bridge/recv/<remote>/<nonce>         -> queued | delivered | expired
+    bridge/delayed/<remote>/<nonce>      -> the packet of a queued transfer (for cancel)
     bridge/wrapped/<denom>               -> {"path", "base"}: this bridge minted ``denom``
     bridge/flow/<remote>/<denom>         -> [window, amount out in that window]
     bridge/queue                         -> large transfers waiting, oldest first
@@ -63,6 +73,7 @@ from bridge.errors import (
     ForeignEvent,
     MalformedBundle,
     MalformedPacket,
+    NotQueued,
     NotWrapped,
     PacketMismatch,
     PathExists,
@@ -83,9 +94,11 @@ from bridge.transfer import (
     Packet,
     Status,
     compute_flow,
+    compute_refund_flow,
     compute_returning_denom,
     compute_wrapped_denom,
     is_chain_id,
+    next_status,
 )
 from chains.bank import apply_burn, apply_mint, apply_transfer, get_balance, get_supply
 from chains.crypto import module_address
@@ -346,6 +359,33 @@ class BridgeModule:
     def unpause(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
         self._set_paused(ctx, args, False)
 
+    def cancel_queued(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        """End a transfer waiting in the delay queue as an expiry (module docstring).
+
+        Only a transfer still queued: one delivered, expired or never received is refused
+        with :class:`NotQueued`. Record, queue and packet change together, so neither
+        ``end_block`` nor a later ``mint`` / ``release`` can deliver it afterwards.
+        """
+        ctx.require_authority("cancel a queued bridge transfer")
+        state = ctx.state
+        remote = get_path(state, _arg_chain_id(args, "remote_chain")).remote_chain
+        nonce = arg_int(args, "nonce", 1, MAX_AMOUNT)
+        recv_key = f"bridge/recv/{remote}/{nonce}"
+        packet_key = f"bridge/delayed/{remote}/{nonce}"
+        status = state.get(recv_key)
+        packet = state.get(packet_key)
+        queue: list[Any] = list(state.get("bridge/queue", ()))
+        keep = [item for item in queue if (item[1], item[2]) != (remote, nonce)]
+        if status != Status.QUEUED.value or packet is None or len(keep) != len(queue) - 1:
+            raise NotQueued(remote, nonce, status)
+        state.set(recv_key, next_status(Status.QUEUED, Status.EXPIRED).value)
+        state.delete(packet_key)
+        if keep:
+            state.set("bridge/queue", keep)
+        else:
+            state.delete("bridge/queue")
+        ctx.emit("expired", packet)  # the packet as the timeout path emits it
+
     @staticmethod
     def _check_open(state: State, path: PathConfig) -> None:
         if state.get("bridge/paused"):
@@ -506,6 +546,8 @@ class BridgeModule:
             if len(queue) >= self.queue_capacity:
                 raise QueueFull(self.queue_capacity)
             state.set(recv_key, Status.QUEUED.value)
+            # kept so that governance can turn it into a provable expiry (cancel_queued)
+            state.set(f"bridge/delayed/{remote}/{packet.nonce}", packet.to_json())
             ready = block.height + limits.delay
             queue.append([ready, remote, packet.nonce, action, packet.recipient, denom, amount])
             state.set("bridge/queue", queue)
@@ -562,7 +604,7 @@ class BridgeModule:
             raise PacketMismatch(remote, packet.nonce)
         denom, amount = packet.denom, packet.amount
         flow_key = f"bridge/flow/{remote}/{denom}"
-        flow = compute_flow(
+        flow = compute_refund_flow(
             state.get(flow_key),
             ctx.block.height,
             get_limits(state, path, denom),
@@ -624,6 +666,7 @@ class BridgeModule:
                 keep.append(item)
                 continue
             state.set(f"bridge/recv/{remote}/{nonce}", Status.DELIVERED.value)
+            state.delete(f"bridge/delayed/{remote}/{nonce}")
             state.set(flow_key, list(flow))
             self._pay(state, remote, action, recipient, denom, amount)
             events.append(
@@ -680,6 +723,7 @@ class BridgeModule:
         "set_limits": set_limits,
         "pause": pause,
         "unpause": unpause,
+        "cancel_queued": cancel_queued,
         "lock": lock,
         "burn": burn,
         "mint": mint,

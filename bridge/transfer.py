@@ -18,13 +18,17 @@ and the origin releases the original from escrow, so a round trip never wraps tw
 **A transfer's life** is an explicit state machine (:class:`Status`):
 ``SENT → DELIVERED``, ``SENT → QUEUED → DELIVERED`` (a large transfer waits out a delay),
 or ``SENT → EXPIRED → REFUNDED`` (the destination passed the timeout before delivery and
-recorded the expiry; the source proves it and refunds). ``DELIVERED`` and ``REFUNDED``
-are final and exclusive.
+recorded the expiry; the source proves it and refunds). ``QUEUED → EXPIRED`` is
+governance cancelling a queued transfer that can no longer execute (a lowered cap, a
+frozen client); it then ends as a timeout does. ``DELIVERED`` and ``REFUNDED`` are final
+and exclusive.
 
 **Outflow limits**: funds leaving a bridge (mint, release, refund) are capped per
 (path, local denom) per fixed window of ``window`` heights. Fixed windows are cheap and
 exact per window; a burst across a boundary may move up to twice the cap in ``window``
-consecutive heights, which is why large transfers also wait in a delay queue.
+consecutive heights, which is why large transfers also wait in a delay queue. A refund
+larger than the current cap (governance lowered it after the lock) passes alone in an
+otherwise empty window (:func:`compute_refund_flow`), else it could never pass.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ __all__ = [
     "Packet",
     "Status",
     "compute_flow",
+    "compute_refund_flow",
     "compute_returning_denom",
     "compute_wrapped_denom",
     "is_chain_id",
@@ -173,7 +178,7 @@ class Status(enum.Enum):
 
 _TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.SENT: frozenset({Status.QUEUED, Status.DELIVERED, Status.EXPIRED}),
-    Status.QUEUED: frozenset({Status.DELIVERED}),
+    Status.QUEUED: frozenset({Status.DELIVERED, Status.EXPIRED}),  # expired: governance
     Status.EXPIRED: frozenset({Status.REFUNDED}),
     Status.DELIVERED: frozenset(),
     Status.REFUNDED: frozenset(),
@@ -238,6 +243,32 @@ def compute_flow(
     if used + amount > limits.cap:
         raise RateLimited(remote_chain, denom, used, amount, limits.cap)
     return window, used + amount
+
+
+def compute_refund_flow(
+    record: tuple[int, int] | None,
+    height: int,
+    limits: Limits,
+    amount: int,
+    *,
+    remote_chain: str = "",
+    denom: str = "",
+) -> tuple[int, int]:
+    """The (window, used) record after a refund of ``amount`` at ``height``.
+
+    As :func:`compute_flow`, except that a refund larger than the cap passes when it is
+    the window's only outflow, and then fills the window. ``lock`` refuses amounts above
+    the cap in force, so this happens only when governance lowered the cap after the
+    lock; without it the refund would be refused in every window and the sender's funds
+    would stay in escrow for good. Outflow per window stays at most the larger of the cap
+    and one such refund, which was within the cap when it was locked. To stop refunds
+    altogether governance pauses the path.
+    """
+    window = height // limits.window
+    used = record[1] if record is not None and record[0] == window else 0
+    if amount > limits.cap and used == 0:
+        return window, amount
+    return compute_flow(record, height, limits, amount, remote_chain=remote_chain, denom=denom)
 
 
 def is_conserved(escrowed: int, wrapped_supply: int, in_flight: int) -> bool:

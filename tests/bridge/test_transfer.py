@@ -14,6 +14,7 @@ from bridge.transfer import (
     Packet,
     Status,
     compute_flow,
+    compute_refund_flow,
     compute_returning_denom,
     compute_wrapped_denom,
     is_chain_id,
@@ -101,7 +102,9 @@ def test_returning_denom_needs_our_prefix() -> None:
         ([Status.EXPIRED, Status.REFUNDED], True),
         ([Status.DELIVERED, Status.REFUNDED], False),
         ([Status.EXPIRED, Status.DELIVERED], False),
-        ([Status.QUEUED, Status.EXPIRED], False),
+        ([Status.QUEUED, Status.EXPIRED, Status.REFUNDED], True),  # governance cancel
+        ([Status.QUEUED, Status.EXPIRED, Status.DELIVERED], False),
+        ([Status.QUEUED, Status.DELIVERED, Status.EXPIRED], False),
         ([Status.REFUNDED], False),
         ([Status.EXPIRED, Status.REFUNDED, Status.REFUNDED], False),
     ],
@@ -130,6 +133,24 @@ def test_flow_resets_each_window_and_caps_within_one() -> None:
         compute_flow(rec, 9, limits, 1, remote_chain="chain-a", denom="usd")
     assert (err.value.used, err.value.amount, err.value.cap) == (100, 1, 100)
     assert compute_flow(rec, 10, limits, 100) == (1, 100)
+
+
+def test_a_refund_above_a_lowered_cap_passes_alone_in_its_window() -> None:
+    """The cap was lowered to 100 after a lock of 150: the refund passes only as the
+    window's first outflow, and then fills the window."""
+    limits = Limits(cap=100, window=10, delay_threshold=0, delay=0)
+    assert compute_refund_flow(None, 5, limits, 150) == (0, 150)
+    assert compute_refund_flow((0, 150), 12, limits, 150) == (1, 150)  # a new window
+    with pytest.raises(RateLimited) as err:
+        compute_refund_flow((0, 150), 9, limits, 1, remote_chain="chain-a", denom="usd")
+    assert (err.value.used, err.value.amount, err.value.cap) == (150, 1, 100)
+    with pytest.raises(RateLimited) as err:
+        compute_refund_flow((0, 1), 9, limits, 150)  # not alone: waits for the next window
+    assert (err.value.used, err.value.amount) == (1, 150)
+    # within the cap, a refund is an ordinary outflow
+    assert compute_refund_flow((0, 60), 9, limits, 40) == (0, 100)
+    with pytest.raises(RateLimited):
+        compute_refund_flow((0, 60), 9, limits, 41)
 
 
 @given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 50)), max_size=40))
