@@ -3,7 +3,8 @@
 Three chains, A ↔ B ↔ C, so assets also travel two hops (``chain-b/chain-a/usd`` on C).
 The rules are what users, relayers, governance and time do, including the hostile or
 careless parts: relaying out of order, dropping packets, replaying, a relayer that
-forgot what it delivered, letting timeouts pass, pausing.
+forgot what it delivered, letting timeouts pass, pausing, governance cancelling a
+queued transfer.
 
 I1 escrow on the source = wrapped supply on the destination + in flight (per path, denom)
 I2 each (path, nonce) is consumed at most once
@@ -211,12 +212,40 @@ class BridgeMachine(RuleBasedStateMachine):
         assert r.ok, r.error
         self.paused[pair] = paused
 
+    @rule(pair=st.sampled_from(PAIRS), data=st.data())
+    def governance_cancels_queued(self, pair: tuple[str, str], data: Any) -> None:
+        """A large lock is relayed and queued; governance ends a queued transfer as an
+        expiry (paused or not), and the source refunds it once the expiry is relayed. A
+        second cancel is refused."""
+        src, dst = pair
+        args = {
+            "denom": self.net[src].spec.denom,
+            "amount": data.draw(st.integers(LIMITS["delay_threshold"], 1_000)),
+            "dest_chain": dst,
+            "recipient": self.net.key(dst, "bob").address,
+        }
+        r = self.net.call(src, "alice", "bridge", "lock", args)  # something to queue
+        assert r.code in ("ok", "BridgePaused", "InsufficientFunds"), r.error
+        self._deliver(dst, self.net.collect(src, dst), batch=True)
+        queue = self.net[dst].chain.query("bridge", "queue", {})
+        assert isinstance(queue, list)
+        nonces = [item[2] for item in queue if item[1] == src]
+        if not nonces:
+            return
+        args = {"remote_chain": src, "nonce": data.draw(st.sampled_from(nonces))}
+        r = self.net.call(dst, "gov", "bridge", "cancel_queued", args)
+        assert r.ok, r.error
+        assert [e.type for e in r.events] == ["bridge.expired"]
+        r = self.net.call(dst, "gov", "bridge", "cancel_queued", args)
+        assert r.code == "NotQueued", r.error
+
     @rule(pair=st.sampled_from(PAIRS), who=st.sampled_from(["alice", "relayer"]))
     def intruder_rewires(self, pair: tuple[str, str], who: str) -> None:
         chain, remote = pair[1], pair[0]
         for method, args in [
             ("update_path", {"remote_chain": remote, "remote_module": "evil"}),
             ("unpause", {"remote_chain": remote}),
+            ("cancel_queued", {"remote_chain": remote, "nonce": 1}),
         ]:
             r = self.net.call(chain, who, "bridge", method, args)
             assert r.code == "Unauthorized"
