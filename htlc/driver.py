@@ -14,7 +14,11 @@ The loop is *observe → transition → persist → act*:
 On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction the driver
 *reconciles* a swap: it queries both of its locks and feeds what the chain says
 (:class:`~htlc.swap.LockObserved` / :class:`~htlc.swap.LockAbsent`), then re-issues the
-pending action only if the state still needs it.
+pending action only if the state still needs it. When our own lock transaction comes
+back with a failed receipt, the reconcile asks the chain for the lock by its id: if no
+lock with our terms exists once the failing block is final, the swap is aborted
+(:class:`~htlc.swap.LockFailed`); if it does (an earlier submission of the same lock
+landed, e.g. from before a restart), the lock is observed as usual.
 
 A tick carries the heights up to which events were scanned, never more, and a block
 that cannot be read stops the scan there (it is retried next poll); such a tick is
@@ -49,11 +53,13 @@ from htlc.swap import (
     Action,
     Input,
     LockAbsent,
+    LockFailed,
     LockObserved,
     Role,
     Safety,
     SubmitLock,
     Swap,
+    SwapState,
     SwapTerms,
     Tick,
     build_tx,
@@ -134,6 +140,10 @@ class SwapDriver:
         self._nonces: dict[str, int] = {}
         self._nonce_locks = {cid: asyncio.Lock() for cid in self.chains}
         self._reconcile: dict[str, bool] = {}  # swap id -> re-send the pending action?
+        # swap id -> (height, code) of a failed receipt of our lock, until the chain has
+        # said whether the lock exists (in memory only: after a restart the lock is re-sent
+        # and fails, or is found, the same way)
+        self._lock_failed: dict[str, tuple[int, str]] = {}
 
     # --- lifecycle ------------------------------------------------------------------
     async def open(self, terms: SwapTerms, role: Role, secret: bytes | None = None) -> Swap:
@@ -359,8 +369,17 @@ class SwapDriver:
                 down.add(terms.chain_id)
                 continue
             if raw is None:
-                self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, tips[terms.chain_id]))
+                height = tips[terms.chain_id]
+                failed = self._lock_failed.get(swap_id) if terms is swap.own else None
+                if failed is not None:
+                    # our lock tx failed and the lock is not there, queried by its id
+                    # (a lock with our hashlock but other terms is not ours)
+                    at, code = failed
+                    self._feed(swap_id, LockFailed(terms.chain_id, terms.lock_id, at, height, code))
+                self._feed(swap_id, LockAbsent(terms.chain_id, terms.lock_id, height))
                 continue
+            if terms is swap.own:
+                self._lock_failed.pop(swap_id, None)  # it exists: the failure was a duplicate
             try:
                 lock = Lock.from_json({**raw, "chain_id": terms.chain_id})
             except (EncodingError, TypeError) as exc:
@@ -379,9 +398,13 @@ class SwapDriver:
         reached = len(tips) == len(self.chains)
         a, b = self.a.chain_id, self.b.chain_id
         self._feed(swap_id, Tick(tips.get(a, 0), tips.get(b, 0), reached))
-        if not reached:  # look again next poll
+        lock_failed = swap_id in self._lock_failed
+        if lock_failed and self.swaps[swap_id].state is not SwapState.LOCKING:
+            del self._lock_failed[swap_id]
+            lock_failed = False
+        if not reached or lock_failed:  # look again next poll (a failing block not yet final)
             self._reconcile[swap_id] = relaunch or self._reconcile.get(swap_id, False)
-        if relaunch:
+        if relaunch and not lock_failed:  # re-sending a lock that failed would fail again
             after = self.swaps[swap_id]
             action = resend_action(after, self.safety, secret_public=own_claimed)
             if (
@@ -414,7 +437,7 @@ class SwapDriver:
         self.submitted.append((swap_id, action))
         self.counts["submitted"] += 1
         task = asyncio.create_task(
-            self._await_receipt(swap_id, chain_id, fut), name=f"htlc:{swap_id[:12]}"
+            self._await_receipt(swap_id, action, fut), name=f"htlc:{swap_id[:12]}"
         )
         self._tasks[key] = task
         task.add_done_callback(functools.partial(self._forget, key))
@@ -423,8 +446,9 @@ class SwapDriver:
         self._tasks.pop(key, None)
 
     async def _await_receipt(
-        self, swap_id: str, chain_id: str, fut: asyncio.Future[Receipt]
+        self, swap_id: str, action: Action, fut: asyncio.Future[Receipt]
     ) -> None:
+        chain_id = _chain_of(action)
         try:
             receipt = await fut
         except TxRejected as exc:  # never entered a block: renumber and send again
@@ -441,6 +465,10 @@ class SwapDriver:
             # executed and failed (a race, a timeout): ask the chain what happened, and let
             # the state machine decide; re-sending the same call would fail the same way
             log.info("swap %s: tx failed: %s", swap_id[:12], receipt.error)
+            if isinstance(action, SubmitLock):
+                # if no lock with our terms exists, the reconcile aborts the swap: else it
+                # would sit in LOCKING, never re-sent, until a reconcile near T - 1
+                self._lock_failed[swap_id] = (receipt.height, receipt.code)
             self._reconcile.setdefault(swap_id, False)
 
     # --- bookkeeping ------------------------------------------------------------------

@@ -31,7 +31,8 @@ plus its slack, so every estimate errs on the safe side):
 
 The machine: :func:`transition` ``(swap, input, safety) -> Step(swap, action)``. Inputs
 are observations (:class:`Tick` with both chains' heights, :class:`LockObserved` from an
-``htlc.*`` event or a query, :class:`LockAbsent` from a query); the action is the one side
+``htlc.*`` event or a query, :class:`LockAbsent` from a query, :class:`LockFailed` from a
+failed receipt of our lock plus a query that finds no such lock); the action is the one side
 effect to perform *after* persisting the new swap. Replayed or unrelated inputs change
 nothing; hostile ones (a preimage that does not open the hashlock, a lock posing as the
 counter leg with other terms) raise a :class:`~htlc.errors.SwapError` and change nothing.
@@ -42,7 +43,8 @@ States, per role (``*`` = persisted before its action is submitted)::
                  LOCKED / COUNTER_LOCKED -(T_A reached)-> REFUNDING* -> REFUNDED
     participant: CREATED -> COUNTER_LOCKED -> LOCKING* -> LOCKED -> REDEEMING* -> REDEEMED
                  LOCKED -(T_B reached, no claim)-> REFUNDING* -> REFUNDED
-    either:      CREATED / COUNTER_LOCKED / LOCKING -> ABORTED (nothing of ours is locked)
+    either:      CREATED / COUNTER_LOCKED / LOCKING -> ABORTED (nothing of ours is locked:
+                 too late to lock, our lock failed on chain, or it never landed by T - 1)
                  -> FORFEITED (only after being offline past the safety margin)
 """
 
@@ -76,6 +78,7 @@ __all__ = [
     "Initiated",
     "Input",
     "LockAbsent",
+    "LockFailed",
     "LockObserved",
     "Role",
     "Safety",
@@ -468,7 +471,25 @@ class LockAbsent:
     """The height the answer holds for."""
 
 
-Input = Tick | LockObserved | LockAbsent
+@dataclass(frozen=True, slots=True)
+class LockFailed:
+    """Our lock transaction executed and failed in block ``failed_at`` (e.g. insufficient
+    funds, a timelock or hashlock the contract refuses), and a query of the state after
+    block ``height`` found no lock ``lock_id``: no lock with our terms exists."""
+
+    chain_id: str
+    """The chain of our lock."""
+    lock_id: bytes
+    """Our lock's id (derived from every term: another lock cannot pass for it)."""
+    failed_at: int
+    """Height of the block whose receipt says our lock transaction failed."""
+    height: int
+    """The height the query's answer holds for."""
+    code: str = ""
+    """The receipt's error class name, for operators."""
+
+
+Input = Tick | LockObserved | LockAbsent | LockFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,7 +618,26 @@ def transition(swap: Swap, event: Input, safety: Safety) -> Step:
         ):
             return _to(swap, SwapState.ABORTED, "our lock never made it on chain")
         return Step(swap)
+    if isinstance(event, LockFailed):
+        return _lock_failed(swap, event, safety)
     return _observe(swap, event.lock)
+
+
+def _lock_failed(swap: Swap, event: LockFailed, safety: Safety) -> Step:
+    own = swap.own
+    if (
+        swap.state is not SwapState.LOCKING
+        or event.chain_id != own.chain_id
+        or event.lock_id != own.lock_id
+    ):
+        return Step(swap)
+    params = safety.a if own.chain_id == safety.a.chain_id else safety.b
+    # the absence must hold after the failing block is final: until then the block may be
+    # replaced by one where the lock succeeds, and an aborted swap never refunds it
+    if event.height < event.failed_at + params.finality_depth:
+        return Step(swap)
+    code = f" ({event.code})" if event.code else ""
+    return _to(swap, SwapState.ABORTED, f"our lock failed on chain{code}: nothing locked")
 
 
 def _observe(swap: Swap, lock: Lock) -> Step:

@@ -7,9 +7,12 @@ from dataclasses import replace
 import pytest
 
 from htlc.swap import (
+    ChainParams,
     LockAbsent,
+    LockFailed,
     LockObserved,
     Role,
+    Safety,
     SubmitClaim,
     SubmitLock,
     SubmitRefund,
@@ -26,6 +29,8 @@ INI, PAR = Role.INITIATOR, Role.PARTICIPANT
 TA, TB = TERMS.a.timelock, TERMS.b.timelock
 OTHER = replace(TERMS.b, amount=1, receiver=TERMS.a.sender, sender=TERMS.a.receiver)
 LATE = Tick(TA, TB)
+FAILED_A = LockFailed("chain-a", TERMS.a.lock_id, 5, 5, "InsufficientFunds")
+FAILED_B = LockFailed("chain-b", TERMS.b.lock_id, 5, 5, "HashlockReused")
 
 EDGES = [
     # initiator
@@ -34,6 +39,8 @@ EDGES = [
     (INI, S.LOCKING, False, locked(TERMS.a), S.LOCKED, None),
     (INI, S.LOCKING, True, locked(TERMS.a), S.COUNTER_LOCKED, None),
     (INI, S.LOCKING, False, LockAbsent("chain-a", TERMS.a.lock_id, TA - 1), S.ABORTED, None),
+    (INI, S.LOCKING, False, FAILED_A, S.ABORTED, None),
+    (INI, S.LOCKING, True, FAILED_A, S.ABORTED, None),
     (INI, S.LOCKED, False, locked(TERMS.b), S.COUNTER_LOCKED, None),
     (INI, S.LOCKED, False, Tick(TA, 0), S.REFUNDING, SubmitRefund),
     (INI, S.LOCKED, False, claimed(TERMS.a), S.FORFEITED, None),
@@ -54,6 +61,7 @@ EDGES = [
     (PAR, S.COUNTER_LOCKED, True, refunded(TERMS.a), S.ABORTED, None),
     (PAR, S.LOCKING, True, locked(TERMS.b), S.LOCKED, None),
     (PAR, S.LOCKING, True, LockAbsent("chain-b", TERMS.b.lock_id, TB - 1), S.ABORTED, None),
+    (PAR, S.LOCKING, True, FAILED_B, S.ABORTED, None),
     (PAR, S.LOCKED, True, claimed(TERMS.b), S.REDEEMING, SubmitClaim),
     (PAR, S.LOCKED, True, Tick(0, TB), S.REFUNDING, SubmitRefund),
     (PAR, S.LOCKED, True, claimed(OTHER), S.REDEEMING, SubmitClaim),
@@ -99,3 +107,44 @@ def test_no_state_acts_on_a_foreign_lock(role: Role, state: S) -> None:
         step = transition(swap, LockObserved(lock), SAFETY)
         assert step.swap == swap
         assert step.action is None
+
+
+@pytest.mark.parametrize("state", [s for s in SwapState if s is not S.LOCKING])
+@pytest.mark.parametrize("role", [INI, PAR])
+def test_a_failed_lock_aborts_only_from_locking(role: Role, state: S) -> None:
+    """Once our lock was seen (or never sent), a failed receipt of it changes nothing: a
+    duplicate submission fails while the lock it duplicates holds our funds."""
+    swap = replace(new_swap(TERMS, role, SECRET if role is INI else None), state=state)
+    for event in (FAILED_A, FAILED_B):
+        step = transition(swap, event, SAFETY)
+        assert step.swap == swap
+        assert step.action is None
+
+
+@pytest.mark.parametrize("role", [INI, PAR])
+def test_a_failed_lock_of_another_id_or_chain_changes_nothing(role: Role) -> None:
+    swap = replace(new_swap(TERMS, role, SECRET if role is INI else None), state=S.LOCKING)
+    own, counter = swap.own, swap.counter
+    for event in (
+        LockFailed(own.chain_id, counter.lock_id, 5, 5),
+        LockFailed(counter.chain_id, own.lock_id, 5, 5),
+    ):
+        assert transition(swap, event, SAFETY).swap == swap
+
+
+@pytest.mark.parametrize("role", [INI, PAR])
+def test_a_failed_lock_aborts_only_once_its_block_is_final(role: Role) -> None:
+    """With finality depth d, the failing block may still be replaced by one where our lock
+    succeeds: the absence counts only at height >= failed_at + d."""
+    safety = Safety(
+        ChainParams("chain-a", 1000, finality_depth=3),
+        ChainParams("chain-b", 1000, finality_depth=3),
+        SAFETY.policy,
+    )
+    swap = replace(new_swap(TERMS, role, SECRET if role is INI else None), state=S.LOCKING)
+    own = swap.own
+    early = transition(swap, LockFailed(own.chain_id, own.lock_id, 10, 12), safety)
+    assert early.swap == swap
+    final = transition(swap, LockFailed(own.chain_id, own.lock_id, 10, 13), safety)
+    assert final.swap.state is S.ABORTED
+    assert final.action is None
