@@ -21,7 +21,8 @@ Errors::
         ├── BadBusUrl            open_bus() got a URL it cannot use
         ├── BadTopic             a topic or topic filter that MQTT would refuse
         ├── BusClosed            the bus was closed (publish/subscribe after close)
-        └── BusUnavailable       no broker connection within the time asked for
+        ├── BusUnavailable       no broker connection within the time asked for
+        └── SubscriptionRefused  the broker's SUBACK refused a filter (reason code >= 0x80)
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ __all__ = [
     "MemoryBus",
     "MqttBus",
     "MqttOptions",
+    "SubscriptionRefused",
     "open_bus",
     "parse_bus_url",
     "redact_url",
@@ -104,6 +106,18 @@ class BusUnavailable(BusError):
     def __init__(self, where: str, waited: float) -> None:
         self.where, self.waited = where, waited
         super().__init__(f"no connection to the broker at {where} within {waited:g} s")
+
+
+class SubscriptionRefused(BusError):
+    """The broker answered a SUBSCRIBE with a failure reason code (MQTT 5 §3.9.3), e.g.
+    0x87 not authorized, 0x8F topic filter invalid, 0x9E shared subscriptions not
+    supported: the filter receives nothing."""
+
+    def __init__(self, topic_filter: str, code: int, reason: str) -> None:
+        self.topic_filter, self.code, self.reason = topic_filter, code, reason
+        super().__init__(
+            f"broker refused subscription to {topic_filter!r:.80}: {reason} (0x{code:02X})"
+        )
 
 
 # --- values ---------------------------------------------------------------------------
@@ -229,6 +243,7 @@ class BusSubscription:
         self._queue: asyncio.Queue[BusMessage | None] = asyncio.Queue(maxsize)
         self._started = False
         self._closed = False
+        self._error: BusError | None = None
 
     async def start(self) -> None:
         if not self._started and not self._closed:
@@ -250,6 +265,12 @@ class BusSubscription:
             self._queue.put_nowait(msg)
         except asyncio.QueueFull:
             self.dropped += 1
+
+    def _fail(self, error: BusError) -> None:
+        """End the subscription; iteration raises ``error`` after the queued messages."""
+        if not self._closed:
+            self._error = error
+        self._end()
 
     def _end(self) -> None:
         self._closed = True
@@ -277,10 +298,10 @@ class BusSubscription:
     async def __anext__(self) -> BusMessage:
         await self.start()
         if self._closed and self._queue.empty():
-            raise StopAsyncIteration
+            raise self._error or StopAsyncIteration
         item = await self._queue.get()
         if item is None:
-            raise StopAsyncIteration
+            raise self._error or StopAsyncIteration
         return item
 
 
@@ -606,7 +627,13 @@ class MqttBus:
         if will is not None:
             await client.publish(will.topic, will.online, qos=1, retain=True)
         for f in list(self._filters):
-            await self._mqtt_subscribe(client, f)
+            try:
+                await self._mqtt_subscribe(client, f)
+            except SubscriptionRefused as exc:
+                # refused now (e.g. the ACL changed): end it rather than leave it dead
+                log.error("bus %s: %s", self.options.where, exc)
+                for sub in self._filters.pop(f, []):
+                    sub._fail(exc)
 
     async def _mqtt_subscribe(self, client: aiomqtt.Client, topic_filter: str) -> None:
         sid = self._ids.get(topic_filter)
@@ -617,7 +644,12 @@ class MqttBus:
         props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
         props.SubscriptionIdentifier = sid
         qos = max((s.qos for s in self._filters.get(topic_filter, [])), default=1)
-        await client.subscribe(topic_filter, qos=qos, properties=props)
+        granted = await client.subscribe(topic_filter, qos=qos, properties=props)
+        for rc in granted:  # one per filter; a failure is >= 0x80 (MQTT 3.1.1: 0x80 only)
+            code = rc if isinstance(rc, int) else rc.value
+            if code >= 0x80:
+                reason = "refused" if isinstance(rc, int) else str(rc)
+                raise SubscriptionRefused(topic_filter, code, reason)
 
     def _dispatch(self, m: aiomqtt.Message) -> None:
         payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
@@ -658,8 +690,17 @@ class MqttBus:
         client = self._client
         if client is not None and len(subs) == 1:
             # Connected: wait for the SUBACK. Otherwise the next connect subscribes.
-            with contextlib.suppress(aiomqtt.MqttError):
+            try:
                 await self._mqtt_subscribe(client, sub.topic_filter)
+            except SubscriptionRefused as exc:
+                # others may have joined the filter meanwhile: none of them gets anything
+                for other in self._filters.pop(sub.topic_filter, []):
+                    if other is not sub:
+                        other._fail(exc)
+                sub._end()
+                raise  # to the caller entering the subscription
+            except aiomqtt.MqttError:
+                pass  # connection lost: the next connect subscribes
 
     async def _remove(self, sub: BusSubscription) -> None:
         subs = self._filters.get(sub.topic_filter)
