@@ -292,65 +292,59 @@ class HttpChain:
             raise RpcError(self._chain_id, 200, "malformed_response", "status without a height")
         return h
 
+    async def _get_decoded(self, path: str, key: str, decode: Callable[[Any], _T]) -> _T | None:
+        """GET ``path`` and decode its ``key``; None when the node answers 404."""
+        obj = await self._get(path, ok_404=True)
+        return None if obj is None else self._decoded(decode, self._field(obj, key))
+
     async def get_block(self, height: int) -> Block | None:
         if height < 1:
             return None  # as in process: there is no block below 1
-        obj = await self._get(f"/blocks/{int(height)}", ok_404=True)
-        if obj is None:
-            return None
-        block = self._decoded(Block.from_json, self._field(obj, "block"))
-        self._check_chain(block.header.chain_id, f"block {height}")
+        block = await self._get_decoded(f"/blocks/{int(height)}", "block", Block.from_json)
+        if block is not None:
+            self._check_chain(block.header.chain_id, f"block {height}")
         return block
 
     async def get_header(self, height: int) -> Header | None:
         if height < 1:
-            return None  # as in process: there is no block below 1
-        obj = await self._get(f"/headers/{int(height)}", ok_404=True)
-        if obj is None:
             return None
-        header = self._decoded(Header.from_json, self._field(obj, "header"))
-        self._check_chain(header.chain_id, f"header {height}")
+        header = await self._get_decoded(f"/headers/{int(height)}", "header", Header.from_json)
+        if header is not None:
+            self._check_chain(header.chain_id, f"header {height}")
         return header
 
     async def get_validators(self, height: int) -> ValidatorSet | None:
         if height < 1:
-            return None  # as in process: there is no block below 1
-        obj = await self._get(f"/validators/{int(height)}", ok_404=True)
-        if obj is None:
             return None
-        return self._decoded(ValidatorSet.from_json, self._field(obj, "validators"))
+        path = f"/validators/{int(height)}"
+        return await self._get_decoded(path, "validators", ValidatorSet.from_json)
 
     async def get_event_proof(self, height: int, index: int) -> EventProof | None:
         if height < 1 or index < 0:
             return None
-        obj = await self._get(f"/events/{int(height)}/{int(index)}", ok_404=True)
-        if obj is None:
-            return None
-        proof = self._decoded(EventProof.from_json, self._field(obj, "proof"))
-        self._check_chain(proof.chain_id, "event proof")
+        path = f"/events/{int(height)}/{int(index)}"
+        proof = await self._get_decoded(path, "proof", EventProof.from_json)
+        if proof is not None:
+            self._check_chain(proof.chain_id, "event proof")
         return proof
 
     async def get_receipt(self, tx_hash: bytes) -> Receipt | None:
-        obj = await self._get(f"/tx/{tx_hash.hex()}", ok_404=True)
-        if obj is None:
-            return None
-        return self._decoded(Receipt.from_json, self._field(obj, "receipt"))
+        return await self._get_decoded(f"/tx/{tx_hash.hex()}", "receipt", Receipt.from_json)
+
+    async def _nonce(self, address: str, key: str) -> int:
+        obj = await self._get(f"/accounts/{quote(address, safe='')}/nonce")
+        n = self._field(obj, key)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise RpcError(self._chain_id, 200, "malformed_response", "nonce is not an integer")
+        return n
 
     async def next_nonce(self, address: str) -> int:
         """The next nonce in committed state (as :class:`InProcessChain` answers)."""
-        obj = await self._get(f"/accounts/{quote(address, safe='')}/nonce")
-        n = self._field(obj, "nonce")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise RpcError(self._chain_id, 200, "malformed_response", "nonce is not an integer")
-        return n
+        return await self._nonce(address, "nonce")
 
     async def pending_nonce(self, address: str) -> int:
         """The next nonce counting transactions waiting in the node's mempool."""
-        obj = await self._get(f"/accounts/{quote(address, safe='')}/nonce")
-        n = self._field(obj, "pending_nonce")
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise RpcError(self._chain_id, 200, "malformed_response", "nonce is not an integer")
-        return n
+        return await self._nonce(address, "pending_nonce")
 
     async def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue:
         obj = await self._call(
