@@ -265,16 +265,18 @@ async def test_both_offline_past_t_b_participant_refunds_initiator_refunds() -> 
     assert_untouched(w)
 
 
-@pytest.mark.parametrize("wake", ["inside_margin", "past_margin", "past_t_b", "past_t_a"])
-async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_later(wake: str) -> None:
-    """Persisted REDEEMING, died before submitting. Back within the reveal margin it claims;
-    any later it must not send the claim (a failed claim still shows the secret on chain)
-    and refunds at T_A."""
+async def _initiator_dead_in_redeeming(
+    seed: int,
+) -> tuple[World, bytes, SwapTerms, MemorySwapStore, SwapDriver]:
+    """A swap whose initiator persisted REDEEMING and died before sending its claim.
+
+    Returns the world, the secret, the terms, the initiator's surviving store and the
+    participant's driver."""
     w = World()
-    secret = secret_of(8)
+    secret = secret_of(seed)
     terms = w.terms(secret, GIVE, TAKE)
     inner = MemorySwapStore()
-    ini = SwapDriver(w.alice, *w.driver(w.alice).chains.values(), CrashingStore(inner, 4), w.safety)
+    ini = w.driver(w.alice, CrashingStore(inner, 4))
     par = w.driver(w.bob)
     await ini.open(terms, Role.INITIATOR, secret)
     await par.open(terms, Role.PARTICIPANT)
@@ -288,6 +290,15 @@ async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_later(wak
     with pytest.raises(Crash):
         await until_crash()
     assert inner.get(terms.swap_id).state is S.REDEEMING  # type: ignore[union-attr]
+    return w, secret, terms, inner, par
+
+
+@pytest.mark.parametrize("wake", ["inside_margin", "past_margin", "past_t_b", "past_t_a"])
+async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_later(wake: str) -> None:
+    """Persisted REDEEMING, died before submitting. Back within the reveal margin it claims;
+    any later it must not send the claim (a failed claim still shows the secret on chain)
+    and refunds at T_A."""
+    w, secret, terms, inner, par = await _initiator_dead_in_redeeming(8)
     margin = w.safety.reveal_margin
     target = {
         "inside_margin": terms.b.timelock - margin,
@@ -298,7 +309,7 @@ async def test_initiator_crashes_after_deciding_to_reveal_and_wakes_up_later(wak
     while w.B.height < target:  # the participant stays online meanwhile
         await par.poll()
         await w.blocks()
-    back = SwapDriver(w.alice, *ini.chains.values(), inner, w.safety)
+    back = w.driver(w.alice, inner)
     await back.resume()
     await settle(w, back, par, rounds=terms.a.timelock + 5)
     all_args = [tx.args for blk in (*w.A.blocks.values(), *w.B.blocks.values()) for tx in blk.txs]
@@ -534,24 +545,7 @@ async def test_a_query_answer_for_another_lock_does_not_make_the_secret_public()
     """Back past the reveal margin with a persisted REDEEMING, the initiator re-sends its
     claim only if its own lock was claimed (the secret is public anyway). A handle that
     answers the query for our lock with another, claimed one must not count as that."""
-    w = World()
-    secret = secret_of(16)
-    terms = w.terms(secret, GIVE, TAKE)
-    inner = MemorySwapStore()
-    ini = SwapDriver(w.alice, *w.driver(w.alice).chains.values(), CrashingStore(inner, 4), w.safety)
-    par = w.driver(w.bob)
-    await ini.open(terms, Role.INITIATOR, secret)
-    await par.open(terms, Role.PARTICIPANT)
-
-    async def until_crash() -> None:
-        for _ in range(10):
-            await ini.poll()
-            await par.poll()
-            await w.blocks()
-
-    with pytest.raises(Crash):
-        await until_crash()
-    assert inner.get(terms.swap_id).state is S.REDEEMING  # type: ignore[union-attr]
+    w, _, terms, inner, par = await _initiator_dead_in_redeeming(16)
     while w.B.height < terms.b.timelock - w.safety.reveal_margin + 1:
         await par.poll()
         await w.blocks()
