@@ -450,6 +450,11 @@ class Commit:
 # --- receipts and blocks --------------------------------------------------------------
 
 
+_RECEIPT_KEYS = frozenset(
+    {"tx_hash", "height", "index", "ok", "code", "error", "first_event", "events"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """The outcome of one transaction in a committed block."""
@@ -486,6 +491,7 @@ class Receipt:
     @classmethod
     def from_json(cls, d: object) -> Receipt:
         o = _obj(d, "receipt")
+        _exact_keys(o, _RECEIPT_KEYS, "receipt")
         events = o.get("events")
         if not isinstance(events, list):
             raise EncodingError("receipt.events", "expected a list")

@@ -461,3 +461,17 @@ def test_event_wire_form_is_a_copy() -> None:
     wire = event.to_json()
     wire["attributes"]["amount"] = 6  # type: ignore[index]
     assert event.attributes["amount"] == 5
+
+
+def test_receipt_from_json_refuses_unknown_and_missing_keys() -> None:
+    from chains.errors import EncodingError
+    from chains.types import Receipt
+
+    good = Receipt(bytes(32), 1, 0, True, "ok", "", 0, ()).to_json()
+    assert Receipt.from_json(good).height == 1
+    with pytest.raises(EncodingError):
+        Receipt.from_json({**good, "extra": 1})
+    missing = dict(good)
+    del missing["code"]
+    with pytest.raises(EncodingError):
+        Receipt.from_json(missing)
