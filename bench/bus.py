@@ -1,8 +1,8 @@
 """Bus benchmark: chain headers and events through Mosquitto at QoS 1, checked on arrival.
 
 Starts its own ``mosquitto`` (``configs/mosquitto.conf`` plus a loopback listener on a free
-port). This process runs the node and the block :class:`~relayer.publisher.Publisher`; a
-second process runs a verifying :class:`~relayer.subscriber.ChainSubscriber` (every commit
+port). This process runs the node and the block :class:`~chains.service.publisher.Publisher`; a
+second process runs a verifying :class:`~chains.service.subscriber.ChainSubscriber` (every commit
 signature and every event proof is checked), as a relayer would. Both processes read the
 same monotonic clock, so latencies are measured across the process boundary.
 
@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.node import Node, SQLiteBlockStore, Subscription
+from chains.service.bus import MqttBus, MqttOptions
+from chains.service.publisher import Publisher, status_will
+from chains.service.subscriber import ChainSubscriber, TrustedState
 from chains.types import Block, Tx, ValidatorSet
-from relayer.bus import MqttBus, MqttOptions
-from relayer.publisher import Publisher, status_will
-from relayer.subscriber import ChainSubscriber, TrustedState
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "configs" / "mosquitto.conf"

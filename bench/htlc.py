@@ -11,7 +11,7 @@ rounds of ``--batch`` swaps, each round four blocks. Every swap must end REDEEME
 parties with every receipt ok, and balances are checked at the end.
 
 ``--mode driver`` runs the same swaps through the full stack instead: two
-:class:`~htlc.driver.SwapDriver` s (one per party) over ``relayer.handle.InProcessChain``
+:class:`~htlc.driver.SwapDriver` s (one per party) over ``chains.handle.InProcessChain``
 handles of two :class:`~chains.node.Node` s, so each transaction also goes through the
 node's mempool admission (signature check there, once) and block store, and each party
 scans every block for its events; blocks are produced as soon as both drivers have
@@ -147,7 +147,7 @@ def produce(chain: Chain, dev: DevnetChain, txs: list[Tx], clock: list[int]) -> 
 
 def make_stores(kind: str, tmp: str) -> tuple[SwapStore, SwapStore]:
     if kind == "sqlite":
-        from relayer.swap_store import SQLiteSwapStore
+        from interlock.swap_store import SQLiteSwapStore
 
         return (
             SQLiteSwapStore(Path(tmp) / "alice.sqlite"),
@@ -158,11 +158,11 @@ def make_stores(kind: str, tmp: str) -> tuple[SwapStore, SwapStore]:
 
 async def run_driver(total: int, batch: int, store_kind: str) -> dict[str, object]:
     """Complete swaps through SwapDriver + InProcessChain + Node (see the module doc)."""
+    from chains.handle import InProcessChain
     from chains.node import Node
     from chains.store import MemoryBlockStore
     from htlc.driver import Party as DriverParty
     from htlc.driver import SwapDriver
-    from relayer.handle import InProcessChain
 
     da, db = build_devnet(("chain-a", "chain-b"), seed="bench-htlc")
     node_a = Node.open(da.genesis, modules, da.validator_keys, MemoryBlockStore())

@@ -247,7 +247,7 @@ def main() -> None:
     write_config(cfg, tmp / "data", port, args.accounts, args.interval)
     with (tmp / "chain.log").open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "relayer.cli", "chain", "start", "--config", str(cfg)],
+            [sys.executable, "-m", "interlock.cli", "chain", "start", "--config", str(cfg)],
             stdout=subprocess.DEVNULL,
             stderr=log,
             cwd=ROOT,

@@ -5,7 +5,7 @@
 * :mod:`htlc.swap` — terms, safety rules, the per-party state machine and the
   decred/atomicswap-style utilities. Pure.
 * :mod:`htlc.store` — the swap store protocol and its in-memory twin (SQLite:
-  ``relayer.swap_store``).
+  ``interlock.swap_store``).
 * :mod:`htlc.driver` — the thin async driver that runs a party's swaps on two chains.
 * :mod:`htlc.errors` — the error tree.
 """

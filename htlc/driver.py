@@ -28,7 +28,7 @@ stays where the events stop), so work on the other chain, such as a refund or a 
 with a learnt secret, goes on meanwhile. A poll is assumed to
 take well under the policy's reaction time (the margins budget one reaction per decision).
 
-No clock and no sockets here: chains are :class:`relayer.handle.ChainHandle`-shaped
+No clock and no sockets here: chains are :class:`chains.handle.ChainHandle`-shaped
 objects, and the caller passes ``idle`` (how to wait between polls).
 """
 
@@ -76,7 +76,7 @@ log = logging.getLogger("interlock.htlc")
 
 
 class ChainAccess(Protocol):
-    """The part of ``relayer.handle.ChainHandle`` the driver uses."""
+    """The part of ``chains.handle.ChainHandle`` the driver uses."""
 
     @property
     def chain_id(self) -> str: ...

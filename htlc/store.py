@@ -1,6 +1,6 @@
 """Where a party keeps its swaps: the ``SwapStore`` protocol and its in-memory twin.
 
-The SQLite implementation lives in ``relayer/swap_store.py`` (``htlc`` does no I/O). The
+The SQLite implementation lives in ``interlock/swap_store.py`` (``htlc`` does no I/O). The
 contract both keep:
 
 * ``create`` refuses a swap id that exists and a hashlock any stored swap already uses, so

@@ -1,7 +1,7 @@
 """The README's Python examples run as written (so they cannot rot).
 
 A block preceded by the ``not run by tests/test_readme.py`` comment needs a running chain
-or broker; the process and broker tests in tests/relayer cover what it shows.
+or broker; the process and broker tests in tests/service and tests/interlock cover what it shows.
 """
 
 from __future__ import annotations

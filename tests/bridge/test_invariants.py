@@ -120,7 +120,9 @@ class BridgeMachine(RuleBasedStateMachine):
             "timeout_height": self.net.client_height(home, chain) + data.draw(st.integers(1, 40)),
         }
         r = self.net.call(chain, user, "bridge", "burn", args)
-        assert r.code in ("ok", "BridgePaused"), r.error
+        # a burn above the origin's outflow cap is refused up front: its release could never pass
+        over_cap = r.code == "RateLimited" and args["amount"] > CAP
+        assert r.code in ("ok", "BridgePaused") or over_cap, r.error
 
     @rule(pair=st.sampled_from(PAIRS), batch=st.booleans(), data=st.data())
     def relay(self, pair: tuple[str, str], batch: bool, data: Any) -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from chains.devnet import DEFAULT_BALANCE
+from chains.service.rpc_client import RpcUnavailable
 from chains.types import Block, Receipt, Tx
 from htlc.driver import SwapDriver
 from htlc.errors import HashlockInUse, InvalidTerms, SwapExists, TermMismatch
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SubmitClaim, SubmitRefund, SwapState, SwapTerms, plan_swap
-from relayer.rpc_client import RpcUnavailable
-from relayer.swap_store import SQLiteSwapStore
+from interlock.swap_store import SQLiteSwapStore
 from tests.htlc.helpers import Crash, CrashingStore, ManualChain, Sim, World, secret_of
 
 S = SwapState

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from chains.bank import get_balance
 from chains.devnet import DEFAULT_BALANCE
+from chains.handle import InProcessChain
 from chains.node import Node, SQLiteBlockStore
 from chains.store import MemoryBlockStore
 from htlc.driver import Party, SwapDriver
 from htlc.module import ESCROW
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapState, plan_swap
-from relayer.handle import InProcessChain
-from relayer.swap_store import SQLiteSwapStore
+from interlock.swap_store import SQLiteSwapStore
 from tests.htlc.helpers import devnet, htlc_modules, secret_of
 
 INTERVAL_MS = 20

@@ -16,7 +16,7 @@ from htlc.errors import HashlockInUse, StaleSwap, SwapExists, SwapNotFound
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SwapState, SwapTerms, new_swap
 from htlc.types import Lock, LockStatus, LockTerms, lock_from_event
-from relayer.swap_store import SQLiteSwapStore
+from interlock.swap_store import SQLiteSwapStore
 from tests.htlc.test_swap import SECRET, TERMS, make_terms
 
 

@@ -13,20 +13,20 @@ from pathlib import Path
 
 from chains.consensus import sign_commit
 from chains.crypto import PrivateKey
-from chains.types import Block, ValidatorSet
-from relayer.bus import MqttBus, MqttOptions, parse_bus_url
-from relayer.handle import InProcessChain
-from relayer.publisher import Publisher
-from relayer.retry import Backoff
-from relayer.subscriber import ChainSubscriber, TrustedState
-from relayer.wire import (
+from chains.handle import InProcessChain
+from chains.service.bus import MqttBus, MqttOptions, parse_bus_url
+from chains.service.publisher import Publisher
+from chains.service.retry import Backoff
+from chains.service.subscriber import ChainSubscriber, TrustedState
+from chains.service.wire import (
     MAX_PAYLOAD_BYTES,
     encode_events,
     encode_header,
     events_topic,
     headers_topic,
 )
-from tests.relayer.conftest import devnet_chain, open_node, transfer
+from chains.types import Block, ValidatorSet
+from tests.conftest import devnet_chain, open_node, transfer
 
 
 def opts(url: str) -> MqttOptions:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from relayer.bus import (
+from chains.service.bus import (
     BadBusUrl,
     BadTopic,
     BusClosed,
@@ -20,7 +20,7 @@ from relayer.bus import (
     topic_matches,
     validate_filter,
 )
-from relayer.retry import Backoff
+from chains.service.retry import Backoff
 
 
 async def drain(sub: BusSubscription) -> list[BusMessage]:
@@ -294,7 +294,7 @@ async def test_close_never_cancels_a_publish_in_flight() -> None:
                 StuckClient.cancelled = True
                 raise
 
-    from relayer.bus import LastWill, MqttOptions
+    from chains.service.bus import LastWill, MqttOptions
 
     bus = MqttBus(MqttOptions("127.0.0.1", will=LastWill("t/status", b"on", b"off")))
     bus._client = StuckClient()  # type: ignore[assignment]

@@ -27,7 +27,7 @@ from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.node import Node, SQLiteBlockStore
 from chains.types import Tx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BROKER_CONF = ROOT / "configs" / "mosquitto.conf"
 BROKER_FIXTURES = {"mqtt_url", "own_mosquitto"}
 

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from relayer.bus import MqttBus, MqttOptions, parse_bus_url
-from relayer.handle import InProcessChain
-from relayer.publisher import Publisher, status_will
-from relayer.retry import Backoff
-from relayer.subscriber import ChainSubscriber, VerifiedBlock
-from tests.relayer.conftest import Mosquitto, devnet_chain, open_node, transfer
+from chains.handle import InProcessChain
+from chains.service.bus import MqttBus, MqttOptions, parse_bus_url
+from chains.service.publisher import Publisher, status_will
+from chains.service.retry import Backoff
+from chains.service.subscriber import ChainSubscriber, VerifiedBlock
+from tests.conftest import Mosquitto, devnet_chain, open_node, transfer
 
 
 def opts(url: str, **kw: object) -> MqttOptions:

@@ -41,10 +41,10 @@ from chains.encoding import MAX_INT
 from chains.errors import ConfigError, InterlockError
 from chains.lightclient import LightClientModule
 from chains.module import Module, is_denom
+from chains.service.rpc import RpcLimits
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 from htlc.module import HTLCModule
-from relayer.rpc import RpcLimits
 
 __all__ = [
     "DEFAULT_MODULES",
@@ -106,7 +106,7 @@ def _host(v: str) -> str:
 
 
 def _bus_url(v: str) -> str:
-    from relayer.bus import BadBusUrl, parse_bus_url  # the bus owns its URL grammar
+    from chains.service.bus import BadBusUrl, parse_bus_url  # the bus owns its URL grammar
 
     try:
         parse_bus_url(v)
@@ -322,7 +322,7 @@ def _shown(value: Any) -> str:
 
 
 def _describe(err: Mapping[str, Any]) -> str:
-    from relayer.bus import redact_url
+    from chains.service.bus import redact_url
 
     kind = err["type"]
     if kind == "missing":

@@ -10,7 +10,7 @@ once, the subscriber yields a :class:`VerifiedBlock` whose header
 
 and whose events each prove against the header's ``event_root`` (RFC 6962, tree size
 ``event_count``). A height missing from the bus — a lost header, lost events, or a tail
-nobody published — is fetched through a :class:`~relayer.handle.ChainHandle` and put
+nobody published — is fetched through a :class:`~chains.handle.ChainHandle` and put
 through the same checks. A payload that fails any check is counted in
 ``stats.rejected`` by error class and changes nothing.
 
@@ -37,11 +37,10 @@ from typing import Self
 from chains.chain import Genesis
 from chains.consensus import verify_commit
 from chains.errors import ConsensusError
+from chains.handle import ChainHandle
 from chains.merkle import merkle_root, verify_inclusion
-from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
-from relayer.bus import Bus, BusMessage, BusSubscription
-from relayer.handle import ChainHandle
-from relayer.wire import (
+from chains.service.bus import Bus, BusMessage, BusSubscription
+from chains.service.wire import (
     BadEventProof,
     BlockEvents,
     ChainStatus,
@@ -52,6 +51,7 @@ from relayer.wire import (
     chain_filter,
     decode,
 )
+from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
 
 __all__ = [
     "ChainSubscriber",

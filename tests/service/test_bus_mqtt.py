@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import pytest
 
-from relayer.bus import BusMessage, BusSubscription, LastWill, MqttBus, parse_bus_url
-from relayer.retry import Backoff
-from tests.relayer.conftest import ROOT, Mosquitto
+from chains.service.bus import BusMessage, BusSubscription, LastWill, MqttBus, parse_bus_url
+from chains.service.retry import Backoff
+from tests.conftest import ROOT, Mosquitto
 
 FAST = Backoff(initial=0.05, maximum=0.5)
 
@@ -101,7 +101,7 @@ async def test_last_will_marks_a_killed_client_offline(mqtt_url: str) -> None:
     script = textwrap.dedent(
         f"""
         import asyncio, sys
-        from relayer.bus import LastWill, MqttBus, parse_bus_url
+        from chains.service.bus import LastWill, MqttBus, parse_bus_url
         from dataclasses import replace
         async def main():
             o = replace(parse_bus_url({mqtt_url!r}), keepalive=5,

@@ -1,7 +1,7 @@
 """``ChainHandle``: how the relayer (and anyone else) reaches a chain.
 
 One protocol, two implementations: :class:`InProcessChain` over a :class:`~chains.node.Node`
-in this process, and an HTTP client against a node's RPC server (``relayer.rpc_client``),
+in this process, and an HTTP client against a node's RPC server (``chains.service.rpc_client``),
 so the same relayer code drives chains in its own process or in others.
 """
 

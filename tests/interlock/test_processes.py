@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 
 from chains.devnet import build_devnet
+from chains.service.bus import open_bus
+from chains.service.retry import Backoff
+from chains.service.rpc_client import HttpChain
+from chains.service.subscriber import ChainSubscriber, TrustedState
+from chains.service.wire import SignedHeader, all_chains_filter, decode
 from chains.types import Tx
-from relayer.bus import open_bus
-from relayer.config import load_chain_config
-from relayer.retry import Backoff
-from relayer.rpc_client import HttpChain
-from relayer.subscriber import ChainSubscriber, TrustedState
-from relayer.wire import SignedHeader, all_chains_filter, decode
+from interlock.config import load_chain_config
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ class ChainProcess:
         cmd = [
             sys.executable,
             "-m",
-            "relayer.cli",
+            "interlock.cli",
             "chain",
             "start",
             "--config",
@@ -244,7 +244,7 @@ async def test_two_chain_processes_publish_to_mqtt_and_a_subscriber_verifies_the
 
 def run_cli(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "relayer.cli", *args],
+        [sys.executable, "-m", "interlock.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -369,7 +369,7 @@ async def test_devnet_on_mqtt_publishes_every_chain(tmp_path: Path, mqtt_url: st
     seen: dict[str, set[int]] = {"chain-a": set(), "chain-b": set()}
     async with open_bus(mqtt_url) as bus, bus.subscribe(all_chains_filter()) as sub:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "relayer.cli", "devnet", "--config", str(cfg),
+            sys.executable, "-m", "interlock.cli", "devnet", "--config", str(cfg),
             "--blocks", "4", "--interval", "0.1",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from relayer.bus import MqttBus, MqttOptions, SubscriptionRefused, parse_bus_url
-from relayer.retry import Backoff
-from tests.relayer.conftest import Mosquitto, mosquitto_binary, no_broker
+from chains.service.bus import MqttBus, MqttOptions, SubscriptionRefused, parse_bus_url
+from chains.service.retry import Backoff
+from tests.conftest import Mosquitto, mosquitto_binary, no_broker
 
 DYNSEC_PLUGINS = (
     "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",

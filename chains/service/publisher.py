@@ -1,7 +1,7 @@
 """The block publisher: a node's committed blocks onto the bus, every height, in order.
 
 For each height the publisher sends, at QoS 1, the ``headers`` message and then the
-block's ``events`` message(s) (see :mod:`relayer.wire`); every ``status_every`` heights,
+block's ``events`` message(s) (see :mod:`chains.service.wire`); every ``status_every`` heights,
 and at start and stop, it refreshes the retained ``status`` topic.
 
 It never skips a height. It remembers the next height to send; when the node's
@@ -35,9 +35,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
 from chains.node import Subscription, SubscriptionLagged
-from chains.types import Block, ValidatorSet
-from relayer.bus import Bus, BusClosed, LastWill
-from relayer.wire import (
+from chains.service.bus import Bus, BusClosed, LastWill
+from chains.service.wire import (
     encode_events,
     encode_header,
     encode_status,
@@ -45,6 +44,7 @@ from relayer.wire import (
     headers_topic,
     status_topic,
 )
+from chains.types import Block, ValidatorSet
 
 __all__ = ["BlockSource", "Publisher", "status_will"]
 

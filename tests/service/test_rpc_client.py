@@ -14,12 +14,12 @@ from aiohttp import web
 
 from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.errors import BadNonce, InvalidArgument, UnknownModule, WrongChain
+from chains.handle import ChainHandle, InProcessChain
 from chains.node import Node, SQLiteBlockStore
+from chains.service.retry import Backoff
+from chains.service.rpc import RpcServer
+from chains.service.rpc_client import HttpChain, RpcError, RpcUnavailable
 from chains.types import Tx
-from relayer.handle import ChainHandle, InProcessChain
-from relayer.retry import Backoff
-from relayer.rpc import RpcServer
-from relayer.rpc_client import HttpChain, RpcError, RpcUnavailable
 
 FAST = Backoff(initial=0.01, maximum=0.05, attempts=4)
 

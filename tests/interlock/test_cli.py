@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chains.node import Node
-from relayer.cli import run_chains
-from relayer.config import parse_devnet_config
-from relayer.rpc import RpcServer
+from chains.service.rpc import RpcServer
+from interlock.cli import run_chains
+from interlock.config import parse_devnet_config
 
 
 async def test_a_console_that_falls_behind_does_not_stop_the_chain(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """What the RPC's signature-checking worker processes run.
 
-Kept apart from ``relayer.rpc`` so that a spawned worker imports only the crypto seam
+Kept apart from ``chains.service.rpc`` so that a spawned worker imports only the crypto seam
 (~0.06 s) instead of the whole server stack (~0.5 s, paid by the first large batch).
 """
 

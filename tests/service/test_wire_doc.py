@@ -25,10 +25,10 @@ import pytest
 from nacl.exceptions import BadSignatureError
 
 from chains.devnet import build_devnet
-from relayer.bus import MqttBus, parse_bus_url
-from relayer.publisher import Publisher
-from relayer.retry import Backoff
-from tests.relayer.conftest import ROOT, devnet_chain, open_node, transfer
+from chains.service.bus import MqttBus, parse_bus_url
+from chains.service.publisher import Publisher
+from chains.service.retry import Backoff
+from tests.conftest import ROOT, devnet_chain, open_node, transfer
 
 DOC = ROOT / "docs" / "wire.md"
 ALLOWED_IMPORTS = {"hashlib", "json", "nacl.signing"}

@@ -11,8 +11,8 @@ One :class:`Bus` protocol, two implementations (STYLE §8):
   shared subscriptions, username/password, TLS, and a last will on a retained status topic.
 
 The bus is an untrusted transport. It may drop, delay, duplicate and reorder; strangers
-can publish on it. Nothing here interprets payloads: :mod:`relayer.wire` parses them and
-:mod:`relayer.subscriber` verifies them.
+can publish on it. Nothing here interprets payloads: :mod:`chains.service.wire` parses them and
+:mod:`chains.service.subscriber` verifies them.
 
 Errors::
 
@@ -44,7 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from chains.errors import InterlockError
-from relayer.retry import Backoff
+from chains.service.retry import Backoff
 
 __all__ = [
     "BadBusUrl",

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from relayer.bus import BusUnavailable, MqttBus, MqttOptions, parse_bus_url
-from relayer.retry import Backoff
-from tests.relayer.conftest import Mosquitto, mosquitto_binary, no_broker
+from chains.service.bus import BusUnavailable, MqttBus, MqttOptions, parse_bus_url
+from chains.service.retry import Backoff
+from tests.conftest import Mosquitto, mosquitto_binary, no_broker
 
 pytestmark = pytest.mark.broker
 

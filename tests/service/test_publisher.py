@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from relayer.bus import BusMessage, MemoryBus
-from relayer.handle import InProcessChain
-from relayer.publisher import Publisher, status_will
-from relayer.subscriber import ChainSubscriber, VerifiedBlock
-from relayer.wire import (
+from chains.handle import InProcessChain
+from chains.service.bus import BusMessage, MemoryBus
+from chains.service.publisher import Publisher, status_will
+from chains.service.subscriber import ChainSubscriber, VerifiedBlock
+from chains.service.wire import (
     BlockEvents,
     ChainStatus,
     SignedHeader,
@@ -19,7 +19,7 @@ from relayer.wire import (
     decode,
     status_topic,
 )
-from tests.relayer.conftest import devnet_chain, open_node, transfer
+from tests.conftest import devnet_chain, open_node, transfer
 
 
 class GatedBus(MemoryBus):

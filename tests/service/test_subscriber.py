@@ -17,17 +17,16 @@ import pytest
 from chains.consensus import sign_commit
 from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain
+from chains.handle import InProcessChain
 from chains.node import Node
-from chains.types import Block, Tx, ValidatorSet
-from relayer.bus import BusMessage, MemoryBus
-from relayer.handle import InProcessChain
-from relayer.subscriber import (
+from chains.service.bus import BusMessage, MemoryBus
+from chains.service.subscriber import (
     ChainSubscriber,
     TrustedState,
     VerifiedBlock,
     validate_next_header,
 )
-from relayer.wire import (
+from chains.service.wire import (
     BadEventProof,
     MalformedPayload,
     PayloadTooLarge,
@@ -42,7 +41,8 @@ from relayer.wire import (
     events_topic,
     headers_topic,
 )
-from tests.relayer.conftest import devnet_chain, open_node, transfer
+from chains.types import Block, Tx, ValidatorSet
+from tests.conftest import devnet_chain, open_node, transfer
 
 
 class Chain:
@@ -277,7 +277,7 @@ async def test_each_hostile_payload_raises_its_typed_error_from_the_pure_checks(
     chain: Chain, tmp_path: Path, index: int
 ) -> None:
     """The same payloads through decode + validate_next_header directly."""
-    from relayer.wire import decode
+    from chains.service.wire import decode
 
     other = Chain(devnet_chain("chain-b"), open_node(devnet_chain("chain-b"), tmp_path / "b"))
     [b1, b2] = chain.blocks(2)
@@ -412,7 +412,7 @@ async def test_events_ahead_of_their_headers_are_held_only_near_the_head(chain: 
 
 
 async def test_trust_can_start_from_the_chains_own_header(chain: Chain) -> None:
-    from relayer.subscriber import trusted_state_from_handle
+    from chains.service.subscriber import trusted_state_from_handle
 
     blocks = chain.blocks(4)
     trusted = await trusted_state_from_handle(InProcessChain(chain.node), 2)

@@ -17,7 +17,7 @@ self-contained.
 Everything here treats input as hostile: a payload over :data:`MAX_PAYLOAD_BYTES` is
 refused before parsing; anything else that is not exactly the documented shape raises a
 :class:`WireError`. Decoding checks shape only — signatures and proofs are checked by
-:mod:`relayer.subscriber`, which raises the verification errors below.
+:mod:`chains.service.subscriber`, which raises the verification errors below.
 
 Errors::
 

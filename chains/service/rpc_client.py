@@ -1,9 +1,9 @@
-"""``HttpChain``: the :class:`~relayer.handle.ChainHandle` of a chain in another process.
+"""``HttpChain``: the :class:`~chains.handle.ChainHandle` of a chain in another process.
 
-It talks to one chain's RPC server (``relayer.rpc``) through one or more endpoints (several
+It talks to one chain's RPC server (``chains.service.rpc``) through one or more endpoints (several
 nodes of the same chain, or one node behind several addresses):
 
-* **Reads are retried** with jittered exponential backoff (:class:`relayer.retry.Backoff`)
+* **Reads are retried** with jittered exponential backoff (:class:`chains.service.retry.Backoff`)
   and fail over to the next endpoint on a connection error, a timeout or a 5xx; the
   endpoint that last answered is tried first next time.
 * **Writes are not retried** (a submission that timed out may or may not have been
@@ -37,9 +37,9 @@ import orjson
 
 from chains.encoding import JSONValue
 from chains.errors import EncodingError, InterlockError, TxError, TxRejected
+from chains.handle import ChainHandle
+from chains.service.retry import Backoff
 from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
-from relayer.handle import ChainHandle
-from relayer.retry import Backoff
 
 __all__ = ["HttpChain", "RemoteTxRejected", "RpcError", "RpcUnavailable"]
 
@@ -102,7 +102,7 @@ def _rebuild(code: str, message: str, details: Mapping[str, Any]) -> InterlockEr
 
 
 class HttpChain:
-    """A :class:`~relayer.handle.ChainHandle` over HTTP. ``async with`` owns its session."""
+    """A :class:`~chains.handle.ChainHandle` over HTTP. ``async with`` owns its session."""
 
     def __init__(
         self,

@@ -86,8 +86,8 @@ from chains.errors import (
     WrongChain,
 )
 from chains.node import Node
+from chains.service.sigworker import die_with, first_bad, ready
 from chains.types import MAX_TX_BYTES, Block, Tx
-from relayer.sigworker import die_with, first_bad, ready
 
 __all__ = ["ApiError", "RpcLimits", "RpcServer", "SignatureChecker", "make_app"]
 

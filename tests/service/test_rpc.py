@@ -22,8 +22,8 @@ import pytest
 from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.node import Node, SQLiteBlockStore
+from chains.service.rpc import RpcLimits, RpcServer, SignatureChecker
 from chains.types import Tx
-from relayer.rpc import RpcLimits, RpcServer, SignatureChecker
 
 
 @dataclass

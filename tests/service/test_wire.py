@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from chains.merkle import inclusion_proof, merkle_root, verify_inclusion
 from chains.node import Node
-from chains.types import Block, Event
-from relayer.wire import (
+from chains.service.wire import (
     MAX_PAYLOAD_BYTES,
     BlockEvents,
     ChainStatus,
@@ -36,7 +35,8 @@ from relayer.wire import (
     parse_topic,
     status_topic,
 )
-from tests.relayer.conftest import devnet_chain, open_node, transfer
+from chains.types import Block, Event
+from tests.conftest import devnet_chain, open_node, transfer
 
 
 @pytest.fixture

@@ -30,17 +30,17 @@ from typing import NoReturn
 
 from chains.errors import ConfigError, InterlockError
 from chains.node import Node, SQLiteBlockStore, SubscriptionLagged
+from chains.service.bus import BadBusUrl, Bus, open_bus, parse_bus_url
+from chains.service.publisher import Publisher, status_will
+from chains.service.rpc import RpcServer
 from chains.types import Block
-from relayer.bus import BadBusUrl, Bus, open_bus, parse_bus_url
-from relayer.config import (
+from interlock.config import (
     DEFAULT_SEED,
     ChainSettings,
     load_chain_config,
     load_devnet_config,
     parse_devnet_config,
 )
-from relayer.publisher import Publisher, status_will
-from relayer.rpc import RpcServer
 
 __all__ = ["build_parser", "main", "run_chains"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from chains.devnet import build_devnet
 from chains.errors import ConfigError
-from relayer.config import (
+from interlock.config import (
     DEFAULT_MODULES,
     load_chain_config,
     load_devnet_config,

@@ -1,0 +1,1 @@
+"""The commands and the composition: which modules a chain runs, config files, the CLI."""
