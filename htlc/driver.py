@@ -39,14 +39,13 @@ import contextlib
 import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from chains.crypto import PrivateKey
-from chains.encoding import JSONValue
 from chains.errors import ConfigError, EncodingError, InterlockError, TxRejected
-from chains.types import Block, Receipt, Tx
+from chains.handle import ChainHandle
+from chains.types import Block, Receipt
 from htlc.errors import InvalidTerms, SwapError
 from htlc.store import SwapStore
 from htlc.swap import (
@@ -70,26 +69,9 @@ from htlc.swap import (
 )
 from htlc.types import Lock, LockStatus, lock_from_event
 
-__all__ = ["ChainAccess", "Party", "SwapDriver"]
+__all__ = ["Party", "SwapDriver"]
 
 log = logging.getLogger("interlock.htlc")
-
-
-class ChainAccess(Protocol):
-    """The part of ``chains.handle.ChainHandle`` the driver uses."""
-
-    @property
-    def chain_id(self) -> str: ...
-
-    async def latest_height(self) -> int: ...
-
-    async def get_block(self, height: int) -> Block | None: ...
-
-    async def next_nonce(self, address: str) -> int: ...
-
-    async def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue: ...
-
-    async def submit(self, tx: Tx) -> Receipt: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +90,8 @@ class SwapDriver:
     def __init__(
         self,
         party: Party,
-        chain_a: ChainAccess,
-        chain_b: ChainAccess,
+        chain_a: ChainHandle,
+        chain_b: ChainHandle,
         store: SwapStore,
         safety: Safety,
         *,
