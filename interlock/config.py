@@ -22,10 +22,7 @@ real funds on devnet keys. Relative paths are relative to the working directory.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
-import re
-import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,7 +37,21 @@ from chains.devnet import DEFAULT_ACCOUNTS, DEFAULT_BALANCE, DEFAULT_DENOMS, bui
 from chains.encoding import MAX_INT
 from chains.errors import ConfigError, InterlockError
 from chains.lightclient import LightClientModule
-from chains.module import Module, is_denom
+from chains.module import Module
+from chains.service.configfile import (
+    AccountName,
+    Address,
+    Amount,
+    BusUrl,
+    ChainId,
+    Denom,
+    Host,
+    Interval,
+    KeySeed,
+    Seed,
+    config_error,
+    read_toml,
+)
 from chains.service.rpc import RpcLimits
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
@@ -75,60 +86,6 @@ _RPC_DEFAULTS = RpcLimits()
 
 
 # --- field types ------------------------------------------------------------------------
-
-
-def _matching(pattern: str, what: str) -> AfterValidator:
-    rx = re.compile(pattern)
-
-    def check(v: str) -> str:
-        if not rx.fullmatch(v):
-            raise ValueError(f"expected {what}")
-        return v
-
-    return AfterValidator(check)
-
-
-def _denom(v: str) -> str:
-    if not is_denom(v):
-        raise ValueError("expected a denom: a letter then 1..127 of [A-Za-z0-9/:._-]")
-    return v
-
-
-def _host(v: str) -> str:
-    try:
-        ipaddress.ip_address(v)
-        return v
-    except ValueError:
-        pass
-    if not re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", v):
-        raise ValueError("expected an IP address or a host name")
-    return v
-
-
-def _bus_url(v: str) -> str:
-    from chains.service.bus import BadBusUrl, parse_bus_url  # the bus owns its URL grammar
-
-    try:
-        parse_bus_url(v)
-    except BadBusUrl as exc:
-        raise ValueError(f"expected a bus URL ({exc.reason})") from None
-    return v
-
-
-ChainId = Annotated[str, _matching(r"[A-Za-z0-9_-]{1,64}", "a chain id: 1..64 of [A-Za-z0-9_-]")]
-AccountName = Annotated[
-    str, _matching(r"[a-z][a-z0-9_-]{0,31}", "an account name: a-z then up to 31 of [a-z0-9_-]")
-]
-Address = Annotated[str, _matching(r"[0-9a-f]{40}", "an address: 40 lowercase hex digits")]
-KeySeed = Annotated[
-    str, _matching(r"[0-9a-f]{64}", "a 32-byte ed25519 seed as 64 lowercase hex digits")
-]
-Denom = Annotated[str, AfterValidator(_denom)]
-Host = Annotated[str, AfterValidator(_host)]
-BusUrl = Annotated[str, AfterValidator(_bus_url)]
-Seed = Annotated[str, Field(min_length=1, max_length=128)]
-Amount = Annotated[int, Field(ge=1, le=MAX_INT, strict=True)]
-Interval = Annotated[float, Field(gt=0, le=3600)]
 
 
 class _Model(BaseModel):
@@ -302,65 +259,6 @@ class DevnetConfig:
     """The bus all chains publish to."""
 
 
-# --- errors ---------------------------------------------------------------------------
-
-
-def _loc(parts: Sequence[int | str]) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "(top level)"
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _describe(err: Mapping[str, Any]) -> str:
-    from chains.service.bus import redact_url
-
-    kind = err["type"]
-    if kind == "missing":
-        return "missing required key"
-    if kind == "extra_forbidden":
-        return "unknown key"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    msg = re.sub(r"^(Input|String|List|Dictionary|Value) should (be|have) ", "expected ", msg)
-    msg = msg.replace("expected greater", "expected a number greater").replace(
-        "expected less", "expected a number less"
-    )
-    shown = err.get("input")
-    if isinstance(shown, str) and "://" in shown:
-        shown = redact_url(shown)  # a bus URL may carry a password
-    return f"{msg}, got {_shown(shown)}"
-
-
-def _config_error(source: Path | str, exc: ValidationError) -> ConfigError:
-    errors = exc.errors()
-    first = errors[0]
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ConfigError(f"{source}: {_loc(first['loc'])}: {_describe(first)}{more}")
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: invalid TOML: not UTF-8") from None
-
-
 # --- conversion -------------------------------------------------------------------------
 
 
@@ -451,7 +349,7 @@ def parse_chain_config(data: Mapping[str, Any], source: Path | str = "<config>")
     try:
         m = ChainFileModel.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(source, exc) from None
+        raise config_error(source, exc) from None
     chain = _chain_settings(
         source,
         "",
@@ -469,7 +367,7 @@ def parse_devnet_config(data: Mapping[str, Any], source: Path | str = "<config>"
     try:
         m = DevnetFileModel.model_validate(data)
     except ValidationError as exc:
-        raise _config_error(source, exc) from None
+        raise config_error(source, exc) from None
     seen: dict[str, int] = {}
     ports: dict[tuple[str, int], int] = {}
     chains = []
@@ -504,10 +402,10 @@ def parse_devnet_config(data: Mapping[str, Any], source: Path | str = "<config>"
 def load_chain_config(path: str | Path) -> ChainConfig:
     """Read, validate and convert a chain file (raises ConfigError, one line)."""
     p = Path(path)
-    return parse_chain_config(_read_toml(p), p)
+    return parse_chain_config(read_toml(p), p)
 
 
 def load_devnet_config(path: str | Path) -> DevnetConfig:
     """Read, validate and convert a devnet file (raises ConfigError, one line)."""
     p = Path(path)
-    return parse_devnet_config(_read_toml(p), p)
+    return parse_devnet_config(read_toml(p), p)
