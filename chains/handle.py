@@ -7,10 +7,12 @@ so the same relayer code drives chains in its own process or in others.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from chains.encoding import JSONValue
+from chains.errors import InterlockError
 from chains.node import Node
 from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
 
@@ -40,8 +42,17 @@ class ChainHandle(Protocol):
 
     async def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue: ...
 
+    async def pending_nonce(self, address: str) -> int:
+        """The next nonce counting transactions admitted but not yet in a block."""
+
     async def submit(self, tx: Tx) -> Receipt:
         """Submit and wait for the receipt in a committed block (raises TxRejected)."""
+
+    async def submit_batch(
+        self, txs: Sequence[Tx], *, wait: bool = False
+    ) -> list[Receipt | bytes | InterlockError]:
+        """Submit many; one result per tx, in order: the receipt (``wait``) or the hash of
+        an admitted transaction, or the typed error that refused it."""
 
 
 class InProcessChain:
@@ -82,5 +93,29 @@ class InProcessChain:
     async def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue:
         return self.node.chain.query(module, path, args)
 
+    async def pending_nonce(self, address: str) -> int:
+        return self.node.mempool.next_nonce(address)
+
     async def submit(self, tx: Tx) -> Receipt:
         return await self.node.submit(tx)
+
+    async def submit_batch(
+        self, txs: Sequence[Tx], *, wait: bool = False
+    ) -> list[Receipt | bytes | InterlockError]:
+        out: list[Receipt | bytes | InterlockError] = []
+        futures: list[asyncio.Future[Receipt] | None] = []
+        for tx in txs:  # admitted in order, as the RPC does
+            try:
+                futures.append(self.node.submit_nowait(tx))
+                out.append(tx.hash)
+            except InterlockError as exc:
+                futures.append(None)
+                out.append(exc)
+        if wait:
+            for i, fut in enumerate(futures):
+                if fut is not None:
+                    try:
+                        out[i] = await fut
+                    except InterlockError as exc:
+                        out[i] = exc
+        return out

@@ -370,7 +370,7 @@ class HttpChain:
 
     async def submit_batch(
         self, txs: Sequence[Tx], *, wait: bool = False
-    ) -> list[Receipt | bytes | TxError | RpcError]:
+    ) -> list[Receipt | bytes | InterlockError]:
         """Submit many in one request; one result per tx, in order.
 
         A result is the receipt (``wait=True``) or the hash (``wait=False``) of an admitted
@@ -387,7 +387,7 @@ class HttpChain:
         results = self._field(obj, "results")
         if not isinstance(results, list) or len(results) != len(txs):
             raise RpcError(self._chain_id, 200, "malformed_response", "results do not match")
-        out: list[Receipt | bytes | TxError | RpcError] = []
+        out: list[Receipt | bytes | InterlockError] = []
         for tx, r in zip(txs, results, strict=True):
             if not isinstance(r, dict):
                 raise RpcError(self._chain_id, 200, "malformed_response", "result not an object")

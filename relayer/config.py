@@ -1,0 +1,256 @@
+"""The relayer daemon's TOML file, validated by pydantic at the edge.
+
+```toml
+[relayer]
+data_dir = "interlock-data/relayer"   # SQLite state and the lock; one daemon per data dir
+bus_url = "mqtt://127.0.0.1:1883"
+share_group = ""                     # MQTT 5 shared-subscription group ("": none)
+
+[api]
+host = "127.0.0.1"
+port = 26690
+
+[[chains]]
+id = "chain-a"
+rpc = ["http://127.0.0.1:26657"]     # tried in order; a dead one fails over to the next
+key = "devnet:relayer"               # a keystore name, or devnet:NAME (devnet seed keys)
+finality_depth = 0                    # BFT: final at once
+block_interval = 1.0                  # seconds (for timelock arithmetic)
+
+[[paths]]
+src = "chain-a"
+dst = "chain-b"
+relay = ["transfers", "swaps"]
+denoms = []                           # allow list of source denoms ([]: all)
+```
+
+Light-client ids and bridge paths are not configured: the daemon reads them from the
+chains (``bridge/path`` on the destination names its client of the source), so a file
+cannot point a worker at the wrong client. :func:`validate_relayer_config` returns every
+error of a file with its key path; :func:`load_relayer_config` raises the first as one
+:class:`~chains.errors.ConfigError` line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from chains.errors import ConfigError
+from chains.service.configfile import (
+    BusUrl,
+    ChainId,
+    Denom,
+    Host,
+    config_error,
+    describe_errors,
+    read_toml,
+)
+
+__all__ = [
+    "ChainEntry",
+    "PathEntry",
+    "RelayerSettings",
+    "load_errors",
+    "load_relayer_config",
+    "parse_relayer_config",
+    "validate_relayer_config",
+]
+
+KeyRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=80,
+        pattern=r"^(devnet:)?[a-z][a-z0-9_-]{0,31}$",
+        description="a keystore name, or devnet:NAME",
+    ),
+]
+RpcUrl = Annotated[
+    str, Field(min_length=8, max_length=200, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class RelayerSection(_Model):
+    data_dir: str = Field(default="interlock-data/relayer", min_length=1, max_length=4096)
+    bus_url: BusUrl = "memory://"
+    share_group: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
+    batch_blocks: int = Field(default=64, ge=1, le=4096)
+
+
+class ApiSection(_Model):
+    host: Host = "127.0.0.1"
+    port: int = Field(default=26690, ge=0, le=65535)
+
+
+class ChainModel(_Model):
+    id: ChainId
+    rpc: list[RpcUrl] = Field(min_length=1, max_length=16)
+    key: KeyRef = "devnet:relayer"
+    finality_depth: int = Field(default=0, ge=0, le=10_000)
+    block_interval: float = Field(default=1.0, gt=0, le=3600)
+    seed: str = Field(default="interlock-devnet", min_length=1, max_length=128)
+
+
+class PathModel(_Model):
+    src: ChainId
+    dst: ChainId
+    relay: tuple[Literal["transfers", "swaps"], ...] = Field(
+        default=("transfers", "swaps"), min_length=1, max_length=2
+    )
+    denoms: list[Denom] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("relay")
+    @classmethod
+    def _distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("expected each kind once")
+        return v
+
+
+class RelayerFile(_Model):
+    relayer: RelayerSection = RelayerSection()
+    api: ApiSection = ApiSection()
+    chains: list[ChainModel] = Field(min_length=2, max_length=64)
+    paths: list[PathModel] = Field(min_length=1, max_length=256)
+
+
+# --- core values -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEntry:
+    """One chain the daemon reaches."""
+
+    chain_id: str
+    """Its id; every endpoint must answer for it."""
+    rpc: tuple[str, ...]
+    """RPC endpoints, tried in order."""
+    key: str
+    """The relayer's key on it: a keystore name or ``devnet:NAME``."""
+    seed: str
+    """The devnet seed ``devnet:NAME`` keys derive from."""
+    finality_depth: int
+    """Blocks after which a block of this chain is final (0: at once)."""
+    block_interval: float
+    """Seconds per block."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathEntry:
+    """One direction of relaying between two chains."""
+
+    src: str
+    """Source chain id."""
+    dst: str
+    """Destination chain id."""
+    kinds: tuple[str, ...]
+    """``transfers`` and/or ``swaps``."""
+    denoms: frozenset[str]
+    """Source denoms to relay (empty: all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayerSettings:
+    """A validated relayer file."""
+
+    source: Path
+    """The file it came from."""
+    data_dir: Path
+    """Where the daemon keeps its state."""
+    bus_url: str
+    """The message bus."""
+    share_group: str
+    """MQTT 5 shared-subscription group, or ``""``."""
+    batch_blocks: int
+    """Most source blocks one delivery batch covers."""
+    api_host: str
+    """HTTP API address."""
+    api_port: int
+    """HTTP API port (0: a free one)."""
+    chains: Mapping[str, ChainEntry]
+    """Chains by id."""
+    paths: tuple[PathEntry, ...]
+    """Paths in file order."""
+
+
+def _check_references(m: RelayerFile) -> list[str]:
+    errors: list[str] = []
+    ids: dict[str, int] = {}
+    for i, c in enumerate(m.chains):
+        if c.id in ids:
+            errors.append(f"chains[{i}].id: chain {c.id!r} is already chains[{ids[c.id]}]")
+        ids.setdefault(c.id, i)
+    seen: dict[tuple[str, str], int] = {}
+    for i, p in enumerate(m.paths):
+        for end in ("src", "dst"):
+            value = getattr(p, end)
+            if value not in ids:
+                errors.append(f"paths[{i}].{end}: no chain {value!r} in [[chains]]")
+        if p.src == p.dst:
+            errors.append(f"paths[{i}].dst: a path needs two different chains")
+        if (p.src, p.dst) in seen:
+            errors.append(
+                f"paths[{i}]: the path {p.src}->{p.dst} is already paths[{seen[p.src, p.dst]}]"
+            )
+        seen.setdefault((p.src, p.dst), i)
+    return errors
+
+
+def validate_relayer_config(data: Mapping[str, Any]) -> list[str]:
+    """Every error of a relayer file's contents, each naming its key path ([] if valid)."""
+    try:
+        m = RelayerFile.model_validate(data)
+    except ValidationError as exc:
+        return describe_errors(exc)
+    return _check_references(m)
+
+
+def parse_relayer_config(
+    data: Mapping[str, Any], source: Path | str = "<config>"
+) -> RelayerSettings:
+    """Validate and convert (raises ConfigError naming the first error)."""
+    try:
+        m = RelayerFile.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(source, exc) from None
+    problems = _check_references(m)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(f"{source}: {problems[0]}{more}")
+    return RelayerSettings(
+        source=Path(source),
+        data_dir=Path(m.relayer.data_dir),
+        bus_url=m.relayer.bus_url,
+        share_group=m.relayer.share_group,
+        batch_blocks=m.relayer.batch_blocks,
+        api_host=m.api.host,
+        api_port=m.api.port,
+        chains={
+            c.id: ChainEntry(c.id, tuple(c.rpc), c.key, c.seed, c.finality_depth, c.block_interval)
+            for c in m.chains
+        },
+        paths=tuple(PathEntry(p.src, p.dst, tuple(p.relay), frozenset(p.denoms)) for p in m.paths),
+    )
+
+
+def load_relayer_config(path: str | Path) -> RelayerSettings:
+    """Read, validate and convert a relayer file (raises ConfigError)."""
+    return parse_relayer_config(read_toml(Path(path)), path)
+
+
+def load_errors(path: str | Path) -> list[str]:
+    """``interlock config validate``: every error of the file at ``path``."""
+    try:
+        data = read_toml(Path(path))
+    except ConfigError as exc:
+        return [str(exc).removeprefix(f"{path}: ")]
+    return validate_relayer_config(data)
