@@ -8,8 +8,10 @@ What is timed (one core, one process, nothing skipped):
   escrow, packet commitment, ``bridge.locked`` event, event and state roots, the commit
   signed by 4 validators).
 * ``relay``: a light-client update of the destination to the source's new header
-  (verified commit), audit paths for every locked event, and ``mint`` transactions
-  carrying as many proof bundles as fit under ``MAX_TX_BYTES`` (64 KiB), signed.
+  (verified commit), the planner's choice of packets with their audit paths
+  (``bridge.relay.select_packets``), one ``bridge/pending`` query of what the
+  destination still needs (``drop_delivered``), and ``mint`` transactions carrying as many proof
+  bundles as fit under ``MAX_TX_BYTES`` (64 KiB) (``pack_deliveries``), signed.
 * ``mint``: the destination executes those blocks (bundle decoding, proof verification
   against the stored consensus state, replay record, rate limit, mint).
 
@@ -39,8 +41,9 @@ from pathlib import Path
 # this file is named bridge.py: put the repository first so ``bridge`` is the package
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.localnet import LocalNet, Pending
+from bridge.localnet import LocalNet
 from bridge.module import _Verifier
+from bridge.relay import drop_delivered, pending_query, select_packets
 from chains.bank import get_supply
 from chains.lightclient import verify_event
 from chains.types import MAX_TX_BYTES
@@ -73,10 +76,10 @@ def main(transfers: int = 20_000, per_block: int = 2_000) -> dict[str, float]:
         if not all(r.ok for r in block.receipts):
             raise SystemExit(f"lock failed: {next(r.error for r in block.receipts if not r.ok)}")
         header_tx = net.update_client_tx("chain-a", "chain-b")
-        idx = [i for i, e in enumerate(block.events) if e.type == "bridge.locked"]
-        items = [
-            Pending("mint", int(p.event.attributes["nonce"]), p) for p in block.prove_events(idx)
-        ]
+        # the daemon's planner: the block's packets, minus what chain-b already has
+        items = select_packets(block, "chain-a", "chain-b")
+        answer = net["chain-b"].chain.query("bridge", "pending", pending_query("chain-a", items))
+        items = drop_delivered(items, answer)
         txs = net.delivery_txs("chain-b", items)
         t2 = time.perf_counter()
         # the header lands first, in its own block, as a relayer would send it

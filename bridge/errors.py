@@ -33,16 +33,26 @@ unchanged, so a forged proof is refused with the same error whichever module che
             ├── NotQueued                  cancel of a transfer not waiting in the queue
             ├── EscrowShortfall            escrow holds less than a release needs
             └── DenomCollision             a wrapped name already names a native denom
+
+The relay planner (:mod:`bridge.relay`) runs off chain, in a relayer; its refusals are
+not transaction failures:
+
+    InterlockError
+    └── RelayPlanError                     the planner cannot plan with what it was given
+        ├── MalformedPendingAnswer         a bridge/pending answer of the wrong shape (RPC)
+        ├── TooManyPackets                 more packets than one bridge/pending query takes
+        └── BundleTooLarge                 one bundle alone exceeds the transaction budget
 """
 
 from __future__ import annotations
 
-from chains.errors import TxFailed
+from chains.errors import InterlockError, TxFailed
 
 __all__ = [
     "AlreadyProcessed",
     "BridgeError",
     "BridgePaused",
+    "BundleTooLarge",
     "ClientChainMismatch",
     "DenomCollision",
     "DenomTooLong",
@@ -51,6 +61,7 @@ __all__ = [
     "ForeignEvent",
     "MalformedBundle",
     "MalformedPacket",
+    "MalformedPendingAnswer",
     "NotQueued",
     "NotWrapped",
     "PacketMismatch",
@@ -59,8 +70,10 @@ __all__ = [
     "PathExists",
     "QueueFull",
     "RateLimited",
+    "RelayPlanError",
     "SendRefused",
     "TimeoutInPast",
+    "TooManyPackets",
     "UnknownDenom",
     "UnknownPath",
     "UnknownTransfer",
@@ -244,3 +257,34 @@ class DenomCollision(BridgeError):
     def __init__(self, denom: str) -> None:
         self.denom = denom
         super().__init__(f"wrapped denom {denom!r} collides with a native denom of that name")
+
+
+# --- relay planning (off chain) ---------------------------------------------------------
+
+
+class RelayPlanError(InterlockError):
+    """The relay planner was given something it cannot plan with; it planned nothing."""
+
+
+class MalformedPendingAnswer(RelayPlanError):
+    """A destination's answer to ``bridge/pending`` is not a sublist of what was asked.
+
+    The answer comes over RPC from an endpoint the relayer does not trust."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed bridge/pending answer: {reason}")
+
+
+class TooManyPackets(RelayPlanError):
+    def __init__(self, count: int, limit: int) -> None:
+        self.count, self.limit = count, limit
+        super().__init__(f"{count} packets in one bridge/pending query; at most {limit}")
+
+
+class BundleTooLarge(RelayPlanError):
+    def __init__(self, nonce: int, size: int, budget: int) -> None:
+        self.nonce, self.size, self.budget = nonce, size, budget
+        super().__init__(
+            f"the bundle of nonce {nonce} takes {size} bytes; a transaction has {budget}"
+        )

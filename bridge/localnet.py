@@ -2,21 +2,17 @@
 
 No daemon and no I/O: :class:`LocalNet` produces blocks on demand on a shared simulated
 clock and keeps every block, so test code can carry exactly the messages it wants, in
-the order it wants, and drop or replay others. The relay steps are the ones the relayer
-daemon will automate:
+the order it wants, and drop or replay others. It is a thin harness: what to relay is
+decided by the pure planner :mod:`bridge.relay`, the same code the relayer daemon runs.
 
 1. ``update_client(src, dst)``: a ``lightclient.update_client`` transaction on ``dst``
    carrying ``src``'s latest signed header (skipping from the client's trusted height).
-2. ``pending(src, dst)``: the ``bridge.locked`` / ``bridge.burned`` events of ``src`` for
-   ``dst`` and the ``bridge.expired`` events of ``src`` for transfers ``dst`` sent, with
-   their proofs, minus those ``dst`` already consumed (a relayer that forgot its cursor
+2. ``pending(src, dst)``: ``select_packets`` over every block of ``src``, minus what
+   ``dst``'s ``bridge/pending`` query says is done (a relayer that forgot its cursor
    just scans again). ``collect`` first gives ``dst``'s client the header of every
-   height that has such an event.
-3. ``deliver(dst, items)``: ``bridge.mint`` / ``release`` / ``refund`` transactions with as
-   many bundles as fit in one transaction (``MAX_TX_BYTES``).
-
-Proofs for many events of one block are built from one tree (``Block.prove_events``), not one
-tree per event.
+   height that has such an event (``heights_needed``).
+3. ``deliver(dst, items)``: the ``bridge.mint`` / ``release`` / ``refund`` transactions
+   of ``pack_deliveries``, signed by the relayer account.
 """
 
 from __future__ import annotations
@@ -26,21 +22,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.module import BridgeModule
+from bridge.relay import (
+    MAX_PENDING_QUERY,
+    Packet,
+    drop_delivered,
+    heights_needed,
+    pack_deliveries,
+    pending_query,
+    select_packets,
+)
 from chains.chain import Chain
 from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain, base_modules, build_devnet
-from chains.encoding import JSONValue, canonical, sign_bytes
+from chains.encoding import JSONValue, sign_bytes
 from chains.errors import ConsensusStateNotFound
 from chains.lightclient import HeaderUpdate
 from chains.module import Module
-from chains.types import MAX_TX_BYTES, Block, EventProof, Receipt, Tx, ValidatorSet
+from chains.types import Block, Receipt, Tx, ValidatorSet
 
-__all__ = ["LocalNet", "Pending", "Side"]
+__all__ = ["LocalNet", "Packet", "Pending", "Side"]
 
 BLOCK_MS = 1000
 TRUSTING_PERIOD = 14 * 24 * 3600 * 1000
 MAX_CLOCK_DRIFT = 10_000
-_ACTION = {"locked": "mint", "burned": "release", "expired": "refund"}
 
 
 @dataclass(slots=True)
@@ -67,16 +71,8 @@ class Side:
         return self.chain.chain_id
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A proven event waiting to be delivered."""
-
-    action: str
-    """``mint``, ``release`` or ``refund``: the destination method."""
-    nonce: int
-    """The packet's nonce on its path."""
-    proof: EventProof
-    """The event and its audit path."""
+Pending = Packet
+"""The name this harness used before the planner moved to :mod:`bridge.relay`."""
 
 
 def _bridge_modules() -> Sequence[Module]:
@@ -235,51 +231,32 @@ class LocalNet:
         proven_only: bool = True,
     ) -> list[Pending]:
         """Events of ``src`` that ``dst`` has not consumed yet: packets to deliver and
-        expiries to refund. ``proven_only``: only heights whose header ``dst``'s client
-        already holds (a proof at any other height cannot verify yet)."""
+        expiries to refund (``bridge.relay.select_packets``, then ``dst``'s
+        ``bridge/pending`` answer). ``proven_only``: only heights whose header ``dst``'s
+        client already holds (a proof at any other height cannot verify yet)."""
         s, d = self.sides[src], self.sides[dst]
         out: list[Pending] = []
         for h in range(1, s.chain.height + 1):
-            block = s.blocks[h]
-            wanted = []
-            for i, ev in enumerate(block.events):
-                kind = ev.type.removeprefix("bridge.")
-                if kind not in _ACTION:
-                    continue
-                a = ev.attributes
-                to, frm = (a.get("dst_chain"), a.get("src_chain"))
-                if (kind != "expired" and (frm, to) == (src, dst)) or (
-                    kind == "expired" and (frm, to) == (dst, src)
-                ):
-                    wanted.append(i)
-            if not wanted or (proven_only and not self.has_consensus(src, dst, h)):
-                continue
-            for proof in block.prove_events(wanted):
-                nonce = proof.event.attributes.get("nonce")
-                if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 1:
-                    nonce = 0  # malformed: the destination will say why
-                kind = proof.event.type.removeprefix("bridge.")
-                if nonce and not include_done and self.is_done(d.chain, src, kind, nonce):
-                    continue
-                out.append(Pending(_ACTION[kind], nonce, proof))
-        return out
+            found = select_packets(s.blocks[h], src, dst)
+            if found and (not proven_only or self.has_consensus(src, dst, h)):
+                out.extend(found)
+        if include_done:
+            return out
+        todo: list[Pending] = []
+        for start in range(0, len(out), MAX_PENDING_QUERY):
+            chunk = out[start : start + MAX_PENDING_QUERY]
+            answer = d.chain.query("bridge", "pending", pending_query(src, chunk))
+            todo.extend(drop_delivered(chunk, answer))
+        return todo
 
     def collect(self, src: str, dst: str) -> list[Pending]:
         """Bring ``dst``'s client to ``src``'s latest header and to every height that has
         an undelivered event, then return those events with their proofs."""
         self.update_client(src, dst)
         items = self.pending(src, dst, proven_only=False)
-        for h in sorted({i.proof.height for i in items}):
+        for h in heights_needed(items):
             self.update_client(src, dst, h)
         return items
-
-    @staticmethod
-    def is_done(dst_chain: Chain, src: str, kind: str, nonce: int) -> bool:
-        if kind == "expired":
-            sent = dst_chain.query("bridge", "sent", {"remote_chain": src, "nonce": nonce})
-            return isinstance(sent, dict) and sent["status"] != "sent"
-        got = dst_chain.query("bridge", "received", {"remote_chain": src, "nonce": nonce})
-        return got is not None
 
     def _sign(self, chain_id: str, key: PrivateKey, method: str, bundles: list[JSONValue]) -> Tx:
         """A bridge transaction over bundles built from kernel types (``EventProof.to_json``
@@ -305,26 +282,10 @@ class LocalNet:
     def delivery_txs(
         self, dst: str, items: Sequence[Pending], key: PrivateKey | None = None
     ) -> list[Tx]:
-        """mint / release / refund transactions for ``items``, each under MAX_TX_BYTES."""
+        """mint / release / refund transactions for ``items``, each under MAX_TX_BYTES
+        (``bridge.relay.pack_deliveries``)."""
         key = key or self.key(dst, "relayer")
-        budget = MAX_TX_BYTES - 2048  # room for the envelope and signature
-        txs: list[Tx] = []
-        for action in ("mint", "release", "refund"):
-            batch: list[JSONValue] = []
-            size = 0
-            for item in items:
-                if item.action != action:
-                    continue
-                wire = item.proof.to_json()
-                n = len(canonical(wire)) + 1
-                if batch and size + n > budget:
-                    txs.append(self._sign(dst, key, action, batch))
-                    batch, size = [], 0
-                batch.append(wire)
-                size += n
-            if batch:
-                txs.append(self._sign(dst, key, action, batch))
-        return txs
+        return [self._sign(dst, key, method, b) for method, b in pack_deliveries(items)]
 
     def deliver(self, dst: str, items: Sequence[Pending]) -> list[Receipt]:
         """Deliver ``items`` on ``dst`` in one block; returns the receipts."""

@@ -20,6 +20,10 @@ kernel light-client error, and rolls the whole call back):
   is all-or-nothing, so a relayer that races another re-queries ``received`` and resends
   the rest.
 
+Queries (read-only, same hostile-args rule) include ``pending(remote_chain, packets)``:
+given up to ``MAX_PENDING_QUERY`` ``[kind, nonce]`` pairs of ``remote_chain``'s events,
+it answers the sublist still to do here, so a relayer checks a whole batch in one read.
+
 Rules, in the order they apply to a received packet: path registered and not paused →
 event type ``<remote module>.<locked|burned|expired>`` → proof verifies under a stored,
 non-frozen, unexpired consensus state (and the bundle's tree size is the header's event
@@ -131,6 +135,9 @@ DEFAULT_MAX_BUNDLES = 512
 DEFAULT_QUEUE_CAPACITY = 256
 DEFAULT_TIMEOUT = 10_000
 """Heights past the destination's last known height, when a sender gives no timeout."""
+MAX_PENDING_QUERY = 4096
+"""Packets one ``pending`` query may ask about: bounds the work of one RPC read."""
+_PENDING_KINDS = frozenset({"locked", "burned", "expired"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -715,7 +722,42 @@ class BridgeModule:
             nonce = arg_int(args, "nonce", 1)
             key = "sent" if path == "sent" else "recv"
             return state.get(f"bridge/{key}/{remote}/{nonce}")
+        if path == "pending":
+            return self._pending(state, remote, args.get("packets"))
         raise InvalidArgument("path", f"bridge has no query {path!r}")
+
+    @staticmethod
+    def _pending(state: State, remote: str, packets: object) -> list[JSONValue]:
+        """The ``[kind, nonce]`` pairs of ``packets`` still to do here, in the order
+        asked: a received packet (``locked``/``burned``) whose nonce from ``remote`` is
+        not recorded yet, an ``expired`` one for a transfer sent to ``remote`` that is
+        still refundable. One read for a relayer's whole batch, instead of one per
+        packet; it can only lose work for the caller by lying, which costs the chain
+        nothing, since delivery re-checks everything."""
+        if not isinstance(packets, list) or len(packets) > MAX_PENDING_QUERY:
+            raise InvalidArgument("packets", f"expected a list of at most {MAX_PENDING_QUERY}")
+        todo: list[JSONValue] = []
+        for item in packets:
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not isinstance(item[0], str)  # a list is unhashable: check before `in`
+                or item[0] not in _PENDING_KINDS
+                or not isinstance(item[1], int)
+                or isinstance(item[1], bool)
+                or not 1 <= item[1] <= MAX_AMOUNT
+            ):
+                raise InvalidArgument(
+                    "packets", "expected [kind, nonce] pairs: locked|burned|expired, nonce >= 1"
+                )
+            kind, nonce = item
+            if kind == "expired":
+                sent = state.get(f"bridge/sent/{remote}/{nonce}")
+                if sent is not None and sent["status"] == Status.SENT.value:
+                    todo.append([kind, nonce])
+            elif f"bridge/recv/{remote}/{nonce}" not in state:
+                todo.append([kind, nonce])
+        return todo
 
     _METHODS: ClassVar[Mapping[str, Callable[..., None]]] = {
         "register_path": register_path,
