@@ -17,6 +17,8 @@ and renders as one line.
     │       ├── PreimageMismatch       SHA-256(preimage) != hashlock
     │       ├── LockExpired            claim at or after the timelock height
     │       └── LockNotExpired         refund before the timelock height
+    ├── WatchError                     the watchtower refused an argument; nothing changed
+    │   └── InvalidSnapshot            a watchtower snapshot that does not parse or add up
     └── SwapError                      the swap engine refused something; nothing changed
         ├── InvalidTerms               terms that are malformed or violate the safety rules
         ├── AuditFailed                the counterparty's lock is not what was agreed
@@ -42,6 +44,7 @@ __all__ = [
     "HashlockInUse",
     "HashlockReused",
     "InsufficientTime",
+    "InvalidSnapshot",
     "InvalidTerms",
     "LockClosed",
     "LockExists",
@@ -60,6 +63,7 @@ __all__ = [
     "SwapStoreError",
     "TermMismatch",
     "TimelockOutOfRange",
+    "WatchError",
 ]
 
 
@@ -225,3 +229,22 @@ class StaleSwap(SwapStoreError):
         super().__init__(
             f"swap {swap_id}: write of version {got} does not follow stored version {stored}"
         )
+
+
+# --- the watchtower -------------------------------------------------------------------
+
+
+class WatchError(InterlockError):
+    """The watchtower refused an argument (``what``, ``reason``); nothing changed."""
+
+    _prefix = "watchtower: invalid "
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what, self.reason = what, reason
+        super().__init__(f"{self._prefix}{what}: {reason}")
+
+
+class InvalidSnapshot(WatchError):
+    """A watchtower snapshot that does not parse or does not add up (untrusted input)."""
+
+    _prefix = "watchtower snapshot: invalid "
