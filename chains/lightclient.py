@@ -40,17 +40,17 @@ State keys::
     lightclient/next_id                      -> int
     lightclient/client/<id>                  -> client state object
     lightclient/cons/<id>/<height:020d>      -> consensus state object
-    lightclient/heights/<id>                 -> sorted list of the stored heights
 
-The heights list finds a header's neighbours by bisection without scanning state; it is
-rewritten with each stored header, and pruning keeps it to the headers of one trusting
-period. A client stored before the list existed has none: it is rebuilt by a prefix scan
-of its consensus states and written with the next stored header.
+The zero-padded heights sort as numbers, so a header's stored neighbours are found by an
+ordered read of the state (``State.items`` with a range, O(log n)) and pruning walks the
+lowest keys and stops at the first unexpired one: an update costs O(log n) plus what it
+prunes, whatever the number of stored heights. (An earlier layout also kept
+``lightclient/heights/<id>``, the whole sorted list, rewritten with every update: O(n)
+per update. A client stored with it drops it at its next stored header.)
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,18 +236,31 @@ def _cons_key(client_id: str, height: int) -> str:
     return f"lightclient/cons/{client_id}/{height:020d}"
 
 
-def _heights_key(client_id: str) -> str:
+def _cons_prefix(client_id: str) -> str:
+    return f"lightclient/cons/{client_id}/"
+
+
+def _legacy_heights_key(client_id: str) -> str:
     return f"lightclient/heights/{client_id}"
 
 
 def get_consensus_heights(state: State, client_id: str) -> list[int]:
-    """The heights with a stored consensus state, ascending."""
-    raw = state.get(_heights_key(client_id))
-    if raw is None:
-        # a client stored before the list existed: one scan (padded keys sort by height)
-        prefix = f"lightclient/cons/{client_id}/"
-        return [int(k[len(prefix) :]) for k, _ in state.items(prefix)]
-    return list(raw)
+    """The heights with a stored consensus state, ascending (padded keys sort by height)."""
+    prefix = _cons_prefix(client_id)
+    return [int(k[len(prefix) :]) for k, _ in state.items(prefix)]
+
+
+def _get_neighbours(
+    state: State, client_id: str, height: int
+) -> tuple[ConsensusState | None, ConsensusState | None]:
+    """The stored consensus states nearest below and above ``height``: two ordered reads."""
+    prefix, key = _cons_prefix(client_id), _cons_key(client_id, height)
+    below = next(state.items(prefix, stop=key, reverse=True), None)
+    above = next(state.items(prefix, start=key), None)
+    return (
+        None if below is None else ConsensusState.from_json(below[1]),
+        None if above is None else ConsensusState.from_json(above[1]),
+    )
 
 
 def get_client_state(state: State, client_id: str) -> ClientState:
@@ -334,7 +347,6 @@ def process_create_client(
     client = ClientState(h.chain_id, (num, den), trusting_period, max_clock_drift, h.height, 0)
     state.set(_client_key(client_id), client.to_json())
     state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
-    state.set(_heights_key(client_id), [h.height])
     return client_id
 
 
@@ -352,13 +364,12 @@ def process_update_client(state: State, client_id: str, update: HeaderUpdate, no
             return "duplicate"
         _freeze(state, client_id, client, h.height)
         return "frozen"
-    heights = get_consensus_heights(state, client_id)
-    i = bisect_left(heights, h.height)
-    if not _is_time_between_neighbours(state, client_id, heights, i, h.time):
+    below, above = _get_neighbours(state, client_id, h.height)
+    # BFT time is monotonic: valid commits out of order prove two histories were signed
+    if (below is not None and below.time >= h.time) or (above is not None and h.time >= above.time):
         _freeze(state, client_id, client, h.height)
         return "frozen"
     state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
-    heights.insert(i, h.height)
     if h.height > client.latest_height:
         client = ClientState(
             client.chain_id,
@@ -369,35 +380,22 @@ def process_update_client(state: State, client_id: str, update: HeaderUpdate, no
             0,
         )
         state.set(_client_key(client_id), client.to_json())
-    heights = _prune_expired(state, client_id, client, heights, now)
-    state.set(_heights_key(client_id), heights)
+    _prune_expired(state, client_id, client, now)
+    state.delete(_legacy_heights_key(client_id))
     return "stored"
 
 
-def _is_time_between_neighbours(
-    state: State, client_id: str, heights: list[int], i: int, time: int
-) -> bool:
-    """Whether ``time`` is strictly after the stored state below insertion point ``i`` and
-    strictly before the one at ``i`` (either may be absent)."""
-    after_prev = i == 0 or get_consensus_state(state, client_id, heights[i - 1]).time < time
-    before_next = i == len(heights) or time < get_consensus_state(state, client_id, heights[i]).time
-    return after_prev and before_next
-
-
-def _prune_expired(
-    state: State, client_id: str, client: ClientState, heights: list[int], now: int
-) -> list[int]:
-    """Delete expired consensus states, lowest first, never the latest; returns the rest.
+def _prune_expired(state: State, client_id: str, client: ClientState, now: int) -> int:
+    """Delete expired consensus states, lowest first, never the latest; returns how many.
     Stored times increase with height, so the first unexpired state ends the run."""
+    latest = _cons_key(client_id, client.latest_height)
     n = 0
-    for height in heights:
-        if height == client.latest_height:
+    for key, raw in state.items(_cons_prefix(client_id), stop=latest):
+        if raw["time"] + client.trusting_period > now:
             break
-        if get_consensus_state(state, client_id, height).time + client.trusting_period > now:
-            break
-        state.delete(_cons_key(client_id, height))
+        state.delete(key)
         n += 1
-    return heights[n:]
+    return n
 
 
 def _freeze(state: State, client_id: str, client: ClientState, height: int) -> None:

@@ -12,12 +12,19 @@ touched and the 16 nodes above each one. Untouched subtrees are shared default h
 an empty state costs nothing to build.
 
 Transactions are atomic through a journal: ``begin`` / ``commit`` / ``rollback``.
+
+Reads by prefix or key range cost what they return: the keys are also kept in order in
+:class:`SortedKeys` (chunks of a few hundred keys under a bisected index of their last
+keys), so ``items(prefix)`` bisects to the first match and stops at the first miss instead
+of filtering and sorting every key in state. A key is indexed when it is created and
+dropped when it is deleted; writes to an existing key (the common case) do not touch it.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator, Mapping
 from hashlib import sha256
 from typing import Any
 
@@ -26,7 +33,7 @@ import orjson
 from chains.encoding import canonical
 from chains.merkle import hash_leaf, hash_node
 
-__all__ = ["BUCKET_BITS", "State"]
+__all__ = ["BUCKET_BITS", "SortedKeys", "State"]
 
 BUCKET_BITS = 16
 _NBUCKETS = 1 << BUCKET_BITS
@@ -43,13 +50,142 @@ def _bucket(key: str) -> int:
     return zlib.crc32(key.encode()) & _MASK
 
 
+class SortedKeys:
+    """A set of strings in order, with O(log n) insert and delete and range scans that
+    cost O(log n + what they return). Chunked like ``sortedcontainers.SortedList``: a
+    list of sorted chunks and the list of their last keys to bisect."""
+
+    __slots__ = ("_chunks", "_len", "_maxes", "_version")
+
+    _LOAD = 512  # a chunk splits above 2 * _LOAD keys: insort moves at most ~8 KiB
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        ordered = sorted(keys)
+        load = self._LOAD
+        self._chunks: list[list[str]] = [
+            ordered[i : i + load] for i in range(0, len(ordered), load)
+        ]
+        self._maxes: list[str] = [c[-1] for c in self._chunks]
+        self._len = len(ordered)
+        self._version = 0  # bumped by every add / discard: lets a scan survive them
+
+    def __len__(self) -> int:
+        return self._len
+
+    def add(self, key: str) -> None:
+        """Insert ``key``, which the caller knows is absent."""
+        maxes, chunks = self._maxes, self._chunks
+        self._len += 1
+        self._version += 1
+        if not maxes:
+            chunks.append([key])
+            maxes.append(key)
+            return
+        i = bisect_left(maxes, key)
+        if i == len(maxes):  # beyond every key: the last chunk takes it
+            i -= 1
+            chunks[i].append(key)
+            maxes[i] = key
+        else:
+            insort(chunks[i], key)
+        chunk = chunks[i]
+        if len(chunk) > 2 * self._LOAD:
+            half = len(chunk) >> 1
+            chunks.insert(i + 1, chunk[half:])
+            del chunk[half:]
+            maxes.insert(i, chunk[-1])
+
+    def discard(self, key: str) -> None:
+        maxes, chunks = self._maxes, self._chunks
+        i = bisect_left(maxes, key)
+        if i == len(maxes):
+            return
+        chunk = chunks[i]
+        j = bisect_left(chunk, key)
+        if j == len(chunk) or chunk[j] != key:
+            return
+        del chunk[j]
+        self._len -= 1
+        self._version += 1
+        if chunk:
+            maxes[i] = chunk[-1]
+        else:
+            del chunks[i], maxes[i]
+
+    def range(self, start: str, stop: str | None, prefix: str = "") -> Iterator[str]:
+        """Keys ``k`` with ``start <= k < stop`` (no upper bound if ``stop`` is None) that
+        start with ``prefix``, ascending, lazily. Keys with one prefix are contiguous, so
+        the scan ends at the first that does not match. Adding or discarding keys while
+        iterating is allowed: the scan then resumes after the last key it yielded."""
+        maxes, chunks = self._maxes, self._chunks
+        i = bisect_left(maxes, start)
+        j = bisect_left(chunks[i], start) if i < len(chunks) else 0
+        version = self._version
+        while i < len(chunks):
+            chunk = chunks[i]
+            if j >= len(chunk):
+                i, j = i + 1, 0
+                continue
+            k = chunk[j]
+            if (stop is not None and k >= stop) or not k.startswith(prefix):
+                return
+            yield k
+            if self._version != version:  # the caller changed the set: find our place
+                version = self._version
+                i = bisect_right(maxes, k)
+                j = bisect_right(chunks[i], k) if i < len(chunks) else 0
+            else:
+                j += 1
+
+    def range_reversed(self, start: str, stop: str | None, prefix: str = "") -> Iterator[str]:
+        """The keys of :meth:`range`, descending."""
+        chunks = self._chunks
+        i, j = self._position_before(stop)
+        version = self._version
+        while i >= 0:
+            if j <= 0:
+                i -= 1
+                j = len(chunks[i]) if i >= 0 else 0
+                continue
+            k = chunks[i][j - 1]
+            if k < start or not k.startswith(prefix):
+                return
+            yield k
+            if self._version != version:
+                version = self._version
+                i, j = self._position_before(k)
+            else:
+                j -= 1
+
+    def _position_before(self, stop: str | None) -> tuple[int, int]:
+        """(chunk, offset) such that ``chunks[chunk][offset - 1]`` is the greatest key below
+        ``stop`` (chunk -1: none)."""
+        chunks = self._chunks
+        if stop is not None:
+            i = bisect_left(self._maxes, stop)
+            if i < len(chunks):
+                return i, bisect_left(chunks[i], stop)
+        return len(chunks) - 1, (len(chunks[-1]) if chunks else 0)
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (None: none is)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            return prefix[:-1] + chr(last + 1)
+        prefix = prefix[:-1]
+    return None
+
+
 class State:
     """The one mutable store of a chain's state."""
 
-    __slots__ = ("_buckets", "_changed", "_data", "_dirty", "_journal", "_nodes")
+    __slots__ = ("_buckets", "_changed", "_data", "_dirty", "_journal", "_keys", "_nodes")
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, Any] = dict(items or {})
+        self._keys = SortedKeys(self._data)
         self._buckets: dict[int, set[str]] = {}  # maintained by root()
         # keys written or deleted since the last root(): bucketed there, once per key per
         # block, rather than on every write (a transfer writes three keys)
@@ -57,9 +193,7 @@ class State:
         self._nodes: dict[int, bytes] = {}  # heap index (1 = root) -> hash, sparse
         self._journal: list[tuple[str, Any]] | None = None
         self._changed: set[str] = set()
-        for k, v in (items or {}).items():
-            self.set(k, v)
-        self._changed.clear()
+        self._dirty.update(self._data)
 
     # --- reads ---------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -71,16 +205,35 @@ class State:
     def __len__(self) -> int:
         return len(self._data)
 
-    def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        """Entries whose key starts with ``prefix``, in key order."""
-        for k in sorted(k for k in self._data if k.startswith(prefix)):
-            yield k, self._data[k]
+    def items(
+        self,
+        prefix: str = "",
+        *,
+        start: str = "",
+        stop: str | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[str, Any]]:
+        """Entries whose key starts with ``prefix`` and lies in ``[start, stop)``, in key
+        order (descending if ``reverse``). Costs O(log n) plus what it yields; the keys
+        are read lazily, and writes while iterating are allowed (the scan resumes after
+        the last key it yielded)."""
+        lo = max(start, prefix)
+        hi = _prefix_end(prefix) if prefix else None
+        if stop is not None and (hi is None or stop < hi):
+            hi = stop
+        scan = self._keys.range_reversed if reverse else self._keys.range
+        data = self._data
+        for k in scan(lo, hi, prefix):
+            yield k, data[k]
 
     # --- writes --------------------------------------------------------------------
     def set(self, key: str, value: Any) -> None:
         data = self._data
+        old = data.get(key, _MISSING)
         if self._journal is not None:
-            self._journal.append((key, data.get(key, _MISSING)))
+            self._journal.append((key, old))
+        if old is _MISSING:
+            self._keys.add(key)
         data[key] = value
         self._dirty.add(key)
         self._changed.add(key)
@@ -92,6 +245,7 @@ class State:
         if self._journal is not None:
             self._journal.append((key, data[key]))
         del data[key]
+        self._keys.discard(key)
         self._dirty.add(key)
         self._changed.add(key)
 

@@ -170,3 +170,94 @@ def test_validate_pending_refuses_what_the_root_cannot_encode(bad: Any) -> None:
     s.validate_pending()
     s.commit()
     s.root()
+
+
+PREFIXES = st.sampled_from(["", "mod/", "mod/k1", "b/", "zz/", "a", "q"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(OPS, min_size=1, max_size=4), PREFIXES, KEYS, st.one_of(st.none(), KEYS))
+def test_items_by_prefix_and_range_equal_filter_and_sort(
+    batches: list[list[tuple[bool, str, Any]]], prefix: str, start: str, stop: str | None
+) -> None:
+    state = State()
+    for ops in batches:
+        state.begin()
+        _apply(state, ops)
+        if len(ops) % 2:
+            state.rollback()
+        else:
+            state.commit()
+    data = dict(state.items())
+    want = sorted(
+        k for k in data if k.startswith(prefix) and k >= start and (stop is None or k < stop)
+    )
+    assert [k for k, _ in state.items(prefix, start=start, stop=stop)] == want
+    assert [k for k, _ in state.items(prefix, start=start, stop=stop, reverse=True)] == want[::-1]
+    assert [k for k, _ in state.items(prefix)] == sorted(k for k in data if k.startswith(prefix))
+
+
+def test_items_by_prefix_across_many_chunks_and_deletes() -> None:
+    state = State({f"k/{i:06d}": i for i in range(0, 6000, 2)})
+    for i in range(1, 6000, 2):
+        state.set(f"k/{i:06d}", i)
+    for i in range(0, 6000, 3):
+        state.delete(f"k/{i:06d}")
+    want = [i for i in range(6000) if i % 3]
+    assert [v for _, v in state.items("k/")] == want
+    assert [v for _, v in state.items("k/", reverse=True)] == want[::-1]
+    assert [v for _, v in state.items("k/", start="k/002500", stop="k/002510")] == [
+        i for i in range(2500, 2510) if i % 3
+    ]
+    assert list(state.items("k/0059999")) == []
+    assert list(state.items("l/")) == []
+
+
+class _CountingKey(str):
+    """A key that counts every comparison made on it: the work a read does."""
+
+    touched = 0
+
+    def startswith(self, *args: Any) -> bool:  # type: ignore[override]
+        _CountingKey.touched += 1
+        return str.startswith(self, *args)
+
+    def __lt__(self, other: str) -> bool:
+        _CountingKey.touched += 1
+        return str.__lt__(self, other)
+
+    def __ge__(self, other: str) -> bool:
+        _CountingKey.touched += 1
+        return str.__ge__(self, other)
+
+
+def test_items_by_prefix_costs_what_it_returns_not_what_state_holds() -> None:
+    # GET /accounts/{addr} reads one account's balances by prefix: with 20,000 other keys
+    # in state it must not look at them (a filter-and-sort touched every key: 20,000+)
+    state = State({_CountingKey(f"bank/bal/{i:040x}/usd"): i for i in range(20_000)})
+    state.set("bank/bal/" + "f" * 40 + "/eur", 1)
+    state.set("bank/bal/" + "f" * 40 + "/usd", 2)
+    _CountingKey.touched = 0
+    assert list(state.items("bank/bal/" + "f" * 40 + "/")) == [
+        ("bank/bal/" + "f" * 40 + "/eur", 1),
+        ("bank/bal/" + "f" * 40 + "/usd", 2),
+    ]
+    assert _CountingKey.touched < 100
+
+
+def test_items_survive_writes_and_deletes_while_iterating() -> None:
+    state = State({f"k/{i:04d}": i for i in range(3000)})
+    seen = []
+    for k, v in state.items("k/"):
+        seen.append(v)
+        state.delete(k)  # pruning deletes as it walks
+        state.set(f"k/{v:04d}x", v)  # and a write lands right after the current key
+    assert seen[:3] == [0, 0, 1]
+    assert len(seen) == 6000
+    got = []
+    for k, _ in state.items("k/", reverse=True):
+        got.append(k)
+        state.delete(k)
+    assert len(got) == 3000
+    assert got == sorted(got, reverse=True)
+    assert list(state.items()) == []
