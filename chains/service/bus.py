@@ -73,6 +73,9 @@ log = logging.getLogger("interlock.bus")
 
 MAX_TOPIC_BYTES = 65535
 DEFAULT_MAX_QUEUED = 100_000
+DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024
+"""Payload bytes one subscription holds unread before it drops: the count bound alone
+let 60 messages of 4 MiB (anyone may publish them) take 257 MiB."""
 DEFAULT_MAX_PACKET = 4 * 1024 * 1024 + MAX_TOPIC_BYTES + 1024
 """Largest packet the broker may send us: a 4 MiB payload (the wire limit), the longest
 topic and the MQTT 5 header and properties."""
@@ -225,11 +228,19 @@ class BusSubscription:
 
     Entering (or the first ``__anext__``) subscribes; on an MQTT bus that is connected it
     returns after the broker's SUBACK, so a message published afterwards is received.
-    Messages that arrive while ``maxsize`` are queued are dropped and counted in
-    ``dropped`` (as Mosquitto does): gaps are the subscriber's to detect and fill.
+    Messages that arrive while ``maxsize`` messages or ``max_bytes`` payload bytes are
+    queued are dropped and counted in ``dropped`` (as Mosquitto does): gaps are the
+    subscriber's to detect and fill.
     """
 
-    def __init__(self, owner: _Owner, topic_filter: str, qos: int, maxsize: int) -> None:
+    def __init__(
+        self,
+        owner: _Owner,
+        topic_filter: str,
+        qos: int,
+        maxsize: int,
+        max_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    ) -> None:
         validate_filter(topic_filter)
         if qos not in (0, 1, 2):
             raise BusError(f"QoS must be 0, 1 or 2, got {qos!r}")
@@ -239,6 +250,10 @@ class BusSubscription:
         self.qos = qos
         self.dropped = 0
         """Messages dropped because the queue was full."""
+        self.max_bytes = max_bytes
+        """Most payload bytes queued unread."""
+        self.queued_bytes = 0
+        """Payload bytes queued unread now."""
         self._owner = owner
         self._queue: asyncio.Queue[BusMessage | None] = asyncio.Queue(maxsize)
         self._started = False
@@ -261,10 +276,16 @@ class BusSubscription:
     def _deliver(self, msg: BusMessage) -> None:
         if self._closed:
             return
+        size = len(msg.payload)
+        if self.queued_bytes + size > self.max_bytes:
+            self.dropped += 1
+            return
         try:
             self._queue.put_nowait(msg)
         except asyncio.QueueFull:
             self.dropped += 1
+            return
+        self.queued_bytes += size
 
     def _fail(self, error: BusError) -> None:
         """End the subscription; iteration raises ``error`` after the queued messages."""
@@ -302,6 +323,7 @@ class BusSubscription:
         item = await self._queue.get()
         if item is None:
             raise self._error or StopAsyncIteration
+        self.queued_bytes -= len(item.payload)
         return item
 
 
@@ -343,8 +365,14 @@ class MemoryBus:
     (MQTT 5 §4.8.2). Delivery to a full subscriber queue drops, like Mosquitto.
     """
 
-    def __init__(self, *, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+    def __init__(
+        self,
+        *,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    ) -> None:
         self.max_queued = max_queued
+        self.max_queued_bytes = max_queued_bytes
         self._subs: list[BusSubscription] = []
         self._retained: dict[str, bytes] = {}
         self._next_member: dict[tuple[str, str], int] = {}
@@ -371,7 +399,7 @@ class MemoryBus:
     def subscribe(self, topic_filter: str, qos: int = 1) -> BusSubscription:
         if self._closed:
             raise BusClosed()
-        return BusSubscription(self, topic_filter, qos, self.max_queued)
+        return BusSubscription(self, topic_filter, qos, self.max_queued, self.max_queued_bytes)
 
     async def _add(self, sub: BusSubscription) -> None:
         if self._closed:
@@ -455,7 +483,9 @@ class MqttOptions:
     will: LastWill | None = None
     """Retained status topic with a last will."""
     max_queued: int = DEFAULT_MAX_QUEUED
-    """Per-subscription queue; overflow is dropped and counted."""
+    """Per-subscription queue, in messages; overflow is dropped and counted."""
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    """Per-subscription queue, in payload bytes; overflow is dropped and counted."""
     max_packet: int = DEFAULT_MAX_PACKET
     """MQTT 5 Maximum Packet Size sent in CONNECT: the broker drops bigger messages for us
     (anyone may publish; a 100 MB payload must not reach our memory to be refused)."""
@@ -679,7 +709,8 @@ class MqttBus:
     def subscribe(self, topic_filter: str, qos: int = 1) -> BusSubscription:
         if self._closing:
             raise BusClosed()
-        return BusSubscription(self, topic_filter, qos, self.options.max_queued)
+        o = self.options
+        return BusSubscription(self, topic_filter, qos, o.max_queued, o.max_queued_bytes)
 
     async def _add(self, sub: BusSubscription) -> None:
         if self._closing:

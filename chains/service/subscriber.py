@@ -21,6 +21,22 @@ is anyone).
 
 The checks are plain functions (``validate_*``, ``apply_header``) over plain data; the
 class around them only does I/O and bookkeeping.
+
+Resource bounds (anyone may publish on the bus, so every cost a message can cause is
+bounded before it is paid):
+
+* cheap checks first: each message is parsed once (C speed) and its topic, chain,
+  height and counts are checked (:func:`~chains.service.wire.open_envelope`) before the
+  full shape check, which costs ~20 us an event; duplicates, heights already yielded and
+  events claiming another block or more events than their block has never reach it;
+* events ahead of their header are held only near the head, raw, at most
+  :data:`EARLY_MESSAGES` messages and :data:`EARLY_BYTES` bytes in all, and decoded
+  only once their header verifies (a forged early message costs its bytes, nothing more);
+* work that cannot be verified yet (a header ahead of the verified head, or before any
+  trust: a signature check of up to 256 validators and a call to the chain handle) is
+  rate-limited by :class:`TokenBucket`: each such header that made no progress spends a
+  token (``unverified_per_s``, burst ``unverified_burst``); without tokens it is counted
+  in ``stats.deferred`` and dropped, and the idle fill catches up with the chain anyway.
 """
 
 from __future__ import annotations
@@ -29,7 +45,8 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -44,18 +61,21 @@ from chains.service.wire import (
     BadEventProof,
     BlockEvents,
     ChainStatus,
+    Envelope,
     SignedHeader,
     UntrustedHeader,
     WireError,
     WrongChain,
     chain_filter,
-    decode,
+    decode_envelope,
+    open_envelope,
 )
 from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
 
 __all__ = [
     "ChainSubscriber",
     "SubscriberStats",
+    "TokenBucket",
     "TrustedState",
     "VerifiedBlock",
     "apply_header",
@@ -72,6 +92,9 @@ EARLY_HEIGHTS = 8
 """Events are held ahead of their header only this close to the verified head."""
 EARLY_MESSAGES = 64
 """At most this many events messages are held ahead of their headers."""
+EARLY_BYTES = 8 * 1024 * 1024
+"""At most this many payload bytes are held ahead of their headers, in all (held raw:
+a decoded 4 MiB message of tiny events would take ~280 MiB)."""
 
 
 # --- pure core ------------------------------------------------------------------------
@@ -160,6 +183,36 @@ def validate_block_events(header: Header, events: Sequence[Event]) -> None:
         raise BadEventProof(header.chain_id, header.height, -1, "events do not match event_root")
 
 
+@dataclass(slots=True)
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; time is passed in (no clock here)."""
+
+    rate: float
+    """Tokens added per second."""
+    burst: float
+    """Most tokens held (and the number at the start)."""
+    tokens: float = -1.0
+    """Tokens now (-1: full, set on first use)."""
+    at: float | None = None
+    """When ``tokens`` was last brought up to date."""
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one; False (and nothing spent) otherwise."""
+        if self.tokens < 0:
+            self.tokens = self.burst
+        elif self.at is not None:
+            self.tokens = min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def give_back(self) -> None:
+        """Return a token spent on work that turned out useful."""
+        self.tokens = min(self.burst, self.tokens + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedBlock:
     """A header that verified and all of its events, each proven."""
@@ -194,6 +247,9 @@ class SubscriberStats:
     """Heights (headers or events) fetched through the chain handle."""
     dropped_early: int = 0
     """Events messages dropped because their header was not verified and the buffer full."""
+    deferred: int = 0
+    """Headers that could not be verified yet, dropped unchecked: the budget for such
+    work (``unverified_per_s``) was spent on ones that led nowhere."""
     fill_errors: int = 0
     """Failed attempts to reach the chain handle."""
     rejected: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -203,6 +259,12 @@ class SubscriberStats:
 
 
 # --- the I/O shell --------------------------------------------------------------------
+
+
+def _signed(env: Envelope) -> SignedHeader:
+    sh = decode_envelope(env)
+    assert isinstance(sh, SignedHeader)  # the topic's kind decides the model
+    return sh
 
 
 async def trusted_state_from_handle(handle: ChainHandle, height: int) -> TrustedState:
@@ -226,6 +288,9 @@ class ChainSubscriber:
     ``max_pending``: verified heights held back waiting for events before new headers
     from the bus are ignored (and later filled from the handle); also the most blocks one
     fill from the handle makes ready before they are taken.
+    ``unverified_per_s``, ``unverified_burst``: the budget for headers that cannot be
+    checked against the trusted head (ahead of it, or before any trust); one that leads
+    to progress costs nothing. ``clock``: seconds, for that budget (tests pass their own).
     """
 
     def __init__(
@@ -236,6 +301,9 @@ class ChainSubscriber:
         trusted: TrustedState | None = None,
         idle_timeout: float = 2.0,
         max_pending: int = 1024,
+        unverified_per_s: float = 2.0,
+        unverified_burst: int = 8,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
         self.handle = handle
@@ -252,7 +320,10 @@ class ChainSubscriber:
         self._headers: dict[int, SignedHeader] = {}
         self._got: dict[int, dict[int, Event]] = {}
         self._filled: set[int] = set()
-        self._early: dict[int, list[BlockEvents]] = {}
+        self._early: dict[int, list[BusMessage]] = {}  # raw: see EARLY_BYTES
+        self._early_bytes = 0
+        self._unverified = TokenBucket(unverified_per_s, unverified_burst)
+        self._clock = clock
         self._ready: collections.deque[VerifiedBlock] = collections.deque()
         self._sub: BusSubscription | None = None
         self._ended = False
@@ -320,41 +391,64 @@ class ChainSubscriber:
         """Handle one bus message; never raises for anything a message can contain."""
         self.stats.received += 1
         try:
-            item = decode(msg.topic, msg.payload)
-            if item.chain_id != self.chain_id:
-                raise WrongChain(self.chain_id, item.chain_id)
-            if isinstance(item, SignedHeader):
-                await self._on_header(item)
-            elif isinstance(item, BlockEvents):
-                await self._on_events(item)
+            env = open_envelope(msg.topic, msg.payload)  # cheap checks before costly ones
+            if env.chain_id != self.chain_id:
+                raise WrongChain(self.chain_id, env.chain_id)
+            if env.kind == "headers":
+                await self._on_header(env)
+            elif env.kind == "events":
+                await self._on_events(env, msg)
             else:
-                self.status = item
+                status = decode_envelope(env)
+                assert isinstance(status, ChainStatus)
+                self.status = status
         except WireError as exc:
-            self.stats.rejected[type(exc).__name__] += 1
-            self.stats.last_error = str(exc)
-            level = (
-                logging.WARNING if self.stats.rejected[type(exc).__name__] == 1 else logging.DEBUG
-            )
-            log.log(level, "%s: rejected bus payload on %s: %s", self.chain_id, msg.topic, exc)
+            self._rejected(exc, msg.topic)
         await self._complete()
 
-    async def _on_header(self, sh: SignedHeader) -> None:
-        if self.trusted is None:
-            await self._anchor(sh)
+    def _rejected(self, exc: WireError, topic: str) -> None:
+        self.stats.rejected[type(exc).__name__] += 1
+        self.stats.last_error = str(exc)
+        level = logging.WARNING if self.stats.rejected[type(exc).__name__] == 1 else logging.DEBUG
+        log.log(level, "%s: rejected bus payload on %s: %s", self.chain_id, topic, exc)
+
+    async def _on_header(self, env: Envelope) -> None:
+        h = env.height
+        assert h is not None  # open_envelope requires it of a header
+        trusted = self.trusted
+        if trusted is not None:
+            if h <= trusted.height:
+                self.stats.duplicates += 1
+                return
+            if trusted.height - self._emitted >= self.max_pending:
+                return  # held-back heights are stuck on the handle; the idle fill catches up
+            if h == trusted.height + 1:
+                sh = _signed(env)
+                validate_next_header(trusted, sh)
+                self._accept(sh)
+                return
+        # Ahead of the trusted head, or no trust yet: the header cannot be checked against
+        # anything we hold, only against itself (up to 256 signatures) and the handle (I/O).
+        # A stranger can replay such headers at will, so this work has a budget; it is
+        # refunded when the header led to progress, as an honest one does.
+        if not self._unverified.take(self._clock()):
+            self.stats.deferred += 1
             return
-        h = sh.height
-        if h <= self.trusted.height:
-            self.stats.duplicates += 1
-            return
-        if self.trusted.height - self._emitted >= self.max_pending:
-            return  # held-back heights are stuck on the handle; the idle fill catches up
-        if h > self.trusted.height + 1:
+        before = trusted.height if trusted is not None else -1
+        try:
+            sh = _signed(env)
+            if trusted is None:
+                await self._anchor(sh)
+                return
             validate_self_signed(sh)  # not worth an RPC call unless it is at least that
             await self._fill_headers(h - 1)
-            if self.trusted.height != h - 1:
-                return  # the handle is unreachable; the idle fill will retry
-        validate_next_header(self.trusted, sh)
-        self._accept(sh)
+            if self.trusted is None or self.trusted.height != h - 1:
+                return  # the handle is unreachable or behind; the idle fill will retry
+            validate_next_header(self.trusted, sh)
+            self._accept(sh)
+        finally:
+            if self.trusted is not None and self.trusted.height > before:
+                self._unverified.give_back()
 
     async def _anchor(self, sh: SignedHeader) -> None:
         """No trust yet: take the chain's own header at this height, if the bus agrees."""
@@ -390,26 +484,45 @@ class ChainSubscriber:
         h = sh.height
         self._headers[h] = sh
         self._got.setdefault(h, {})
-        for be in self._early.pop(h, []):
+        early = self._early.pop(h, [])
+        for msg in early:
+            self._early_bytes -= len(msg.payload)
             try:
-                self._take_events(sh, be)
+                env = open_envelope(msg.topic, msg.payload)
+                self._events_for(sh, env)
             except WireError as exc:
-                self.stats.rejected[type(exc).__name__] += 1
-                self.stats.last_error = str(exc)
+                self._rejected(exc, msg.topic)
 
-    async def _on_events(self, be: BlockEvents) -> None:
-        h = be.height
+    async def _on_events(self, env: Envelope, msg: BusMessage) -> None:
+        h = env.height
+        assert h is not None  # open_envelope requires it of events
         if h <= self._emitted:
             self.stats.duplicates += 1
             return
         sh = self._headers.get(h)
         if sh is None:
-            self._hold_early(be)
+            self._hold_early(h, msg)
         else:
-            self._take_events(sh, be)
+            self._events_for(sh, env)
 
-    def _hold_early(self, be: BlockEvents) -> None:
-        """Events whose header is not verified yet: held unverified, so tightly bounded.
+    def _events_for(self, sh: SignedHeader, env: Envelope) -> None:
+        """Events of a verified header: the claimed block and count first (cheap), then
+        the full decode, whose cost the header's own ``event_count`` now bounds."""
+        header = sh.header
+        if env.block_hash != header.hash.hex():
+            raise BadEventProof(self.chain_id, header.height, -1, "events are for another block")
+        if env.event_count != header.event_count:
+            raise BadEventProof(self.chain_id, header.height, -1, "event_count differs from header")
+        if len(self._got[header.height]) == header.event_count:
+            self.stats.duplicates += 1  # all of this height's events are in already
+            return
+        be = decode_envelope(env)
+        assert isinstance(be, BlockEvents)
+        self._take_events(sh, be)
+
+    def _hold_early(self, height: int, msg: BusMessage) -> None:
+        """Events whose header is not verified yet: held raw and unverified, so tightly
+        bounded (:data:`EARLY_HEIGHTS`, :data:`EARLY_MESSAGES`, :data:`EARLY_BYTES`).
 
         Only near the head (a reordered pair), and few: a stranger must not be able to
         fill memory with events for heights that may never come. Dropped ones are
@@ -420,10 +533,16 @@ class ChainSubscriber:
             return
         head = self.trusted.height
         held = sum(len(v) for v in self._early.values())
-        if be.height > head + EARLY_HEIGHTS or held >= EARLY_MESSAGES:
+        size = len(msg.payload)
+        if (
+            height > head + EARLY_HEIGHTS
+            or held >= EARLY_MESSAGES
+            or self._early_bytes + size > EARLY_BYTES
+        ):
             self.stats.dropped_early += 1
             return
-        self._early.setdefault(be.height, []).append(be)
+        self._early.setdefault(height, []).append(msg)
+        self._early_bytes += size
 
     def _take_events(self, sh: SignedHeader, be: BlockEvents) -> None:
         """Verify every event of the message first, then record them: all or nothing."""
@@ -470,7 +589,7 @@ class ChainSubscriber:
             del self._headers[h], self._got[h]
             self._filled.discard(h)
             for old in [k for k in self._early if k <= h]:
-                del self._early[old]
+                self._early_bytes -= sum(len(m.payload) for m in self._early.pop(old))
 
     # --- filling gaps through the handle ----------------------------------------------
     def _fill_failed(self, height: int, exc: BaseException) -> None:

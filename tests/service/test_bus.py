@@ -312,3 +312,20 @@ def test_a_url_urllib_cannot_split_is_a_bad_bus_url_without_the_password(url: st
     with pytest.raises(BadBusUrl) as err:  # not urllib's bare ValueError (a CLI traceback)
         parse_bus_url(url)
     assert "hunter2" not in str(err.value)
+
+
+async def test_a_subscription_queue_is_bounded_in_bytes_too() -> None:
+    """Issue 9: the queue was bounded by message count only, so 60 messages of 4 MiB to a
+    subscription that was not reading held 257 MiB. Past ``max_queued_bytes`` a message is
+    dropped and counted, like one past the count bound."""
+    async with MemoryBus(max_queued_bytes=10_000) as bus, bus.subscribe("a/+") as sub:
+        for i in range(8):
+            await bus.publish("a/b", bytes([i]) * 3_000)
+        await bus.publish("a/b", b"small")  # still fits
+        assert sub.dropped == 5
+        assert sub.queued_bytes == 9_005
+        got = await drain(sub)
+        assert [m.payload[:1] for m in got] == [b"\x00", b"\x01", b"\x02", b"s"]
+        assert sub.queued_bytes == 0
+        await bus.publish("a/b", b"x" * 10_000)  # room again once read
+        assert len(await drain(sub)) == 1

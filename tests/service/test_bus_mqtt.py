@@ -196,3 +196,23 @@ async def test_the_broker_never_hands_us_a_packet_over_the_payload_limit(bus: Mq
         await bus.publish(f"{base}/a", b"small")
         got = await take(sub, 2, within=30)
         assert [len(m.payload) for m in got] == [4 * 1024 * 1024, 5]
+
+
+async def test_an_unread_subscription_holds_at_most_its_byte_bound(mqtt_url: str) -> None:
+    """Issue 9: big messages to a subscription that is not reading are dropped past
+    ``max_queued_bytes`` instead of piling up in memory."""
+    base = unique("bytes")
+    async with MqttBus(options(mqtt_url, max_queued_bytes=8 * 1024 * 1024)) as bus:
+        await bus.wait_connected(10)
+        async with bus.subscribe(f"{base}/+") as sub:
+            for i in range(10):
+                await bus.publish(f"{base}/a", bytes([i]) * (2 * 1024 * 1024))
+
+            await bus.publish(f"{base}/a", b"")  # 0 bytes: fits; it marks the end
+            for _ in range(1500):  # poll, bounded: the broker delivers in order
+                if sub.qsize() + sub.dropped >= 11:
+                    break
+                await asyncio.sleep(0.02)
+            assert sub.qsize() == 5
+            assert sub.dropped == 6
+            assert sub.queued_bytes == 8 * 1024 * 1024
