@@ -34,6 +34,7 @@ from chains.service.bus import BadBusUrl, Bus, open_bus, parse_bus_url
 from chains.service.publisher import Publisher, status_will
 from chains.service.rpc import RpcServer
 from chains.types import Block
+from interlock import cmd_relayer
 from interlock.config import (
     DEFAULT_SEED,
     ChainSettings,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bus-url", default=None, help="override bus.url")
     s.add_argument("--interval", type=_positive_float, default=None, help="override interval")
     s.add_argument("--blocks", type=_non_negative_int, default=0, help="stop after N (0: run)")
+    cmd_relayer.add_parsers(sub)
     return p
 
 
@@ -346,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_devnet(args))
         elif args.command == "chain" and args.chain_command == "start":
             asyncio.run(run_chain_start(args))
+        elif (code := cmd_relayer.run(args)) is not None:
+            return code
     except InterlockError as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
         return 2

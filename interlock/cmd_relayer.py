@@ -1,0 +1,209 @@
+"""The operator's commands: ``interlock start``, ``config validate``, ``path create``.
+
+* ``interlock start --config configs/relayer.toml`` runs the relayer daemon until SIGTERM
+  or Ctrl-C (flags override ``--data-dir``, ``--bus-url``, ``--api-port``); it prints one
+  ready line with the API address and its workers.
+* ``interlock config validate FILE`` prints every error of a relayer file with its key
+  path, or ``ok``; exit 2 on errors.
+* ``interlock path create --config FILE --src A --dst B`` connects two chains (Hermes's
+  ``create client`` + a governance step): on each side a light client of the other,
+  created by the relayer's key from the other's latest signed header, and a bridge path
+  registered by the chain's governance key. Idempotent: a side that has a path already is
+  left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from chains.crypto import PrivateKey
+from chains.encoding import JSONValue
+from chains.errors import ConfigError, InterlockError
+from chains.handle import ChainHandle
+from chains.lightclient import HeaderUpdate
+from chains.service.bus import parse_bus_url
+from chains.service.rpc_client import HttpChain
+from chains.types import Tx
+from interlock.keys import load_key
+from relayer.config import RelayerSettings, load_errors, load_relayer_config
+from relayer.daemon import Daemon
+
+__all__ = ["add_parsers", "run"]
+
+log = logging.getLogger("interlock.cli")
+
+TRUSTING_PERIOD_MS = 14 * 24 * 3600 * 1000
+MAX_CLOCK_DRIFT_MS = 10_000
+
+
+def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
+    s = sub.add_parser("start", help="run the relayer daemon")
+    s.add_argument("--config", type=Path, required=True, help="relayer TOML")
+    s.add_argument("--data-dir", type=Path, default=None, help="override relayer.data_dir")
+    s.add_argument("--bus-url", default=None, help="override relayer.bus_url")
+    s.add_argument("--api-port", type=int, default=None, help="override api.port (0: free)")
+
+    c = sub.add_parser("config", help="check config files")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    v = csub.add_parser("validate", help="print every error of a relayer file")
+    v.add_argument("file", type=Path)
+
+    p = sub.add_parser("path", help="connect chains: light clients and bridge paths")
+    psub = p.add_subparsers(dest="path_command", required=True)
+    pc = psub.add_parser("create", help="clients of each chain on the other, and bridge paths")
+    pc.add_argument("--config", type=Path, required=True, help="relayer TOML")
+    pc.add_argument("--src", required=True, help="chain id")
+    pc.add_argument("--dst", required=True, help="chain id")
+    pc.add_argument(
+        "--authority",
+        default="devnet",
+        help="governance key: 'devnet' (derived from each chain's seed) or a keystore name",
+    )
+
+
+def relayer_keys(settings: RelayerSettings) -> dict[str, PrivateKey]:
+    return {cid: load_key(c.key, seed=c.seed) for cid, c in settings.chains.items()}
+
+
+def _settings(args: argparse.Namespace) -> RelayerSettings:
+    s = load_relayer_config(args.config)
+    changes: dict[str, object] = {}
+    if getattr(args, "data_dir", None) is not None:
+        changes["data_dir"] = args.data_dir
+    if getattr(args, "bus_url", None) is not None:
+        parse_bus_url(args.bus_url)  # a bad URL is one line here, not a traceback later
+        changes["bus_url"] = args.bus_url
+    if getattr(args, "api_port", None) is not None:
+        if not 0 <= args.api_port <= 65535:
+            raise ConfigError("--api-port: expected a port in 0..65535")
+        changes["api_port"] = args.api_port
+    return dataclasses.replace(s, **changes)  # type: ignore[arg-type]
+
+
+async def run_start(args: argparse.Namespace) -> None:
+    settings = _settings(args)
+    daemon = Daemon(settings, relayer_keys(settings))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stop)
+
+    def ready(d: Daemon) -> None:
+        names = ", ".join(d.running) or "none"
+        print(
+            f"relayer: api http://{settings.api_host}:{d.api_port}; data {settings.data_dir}; "
+            f"workers: {names}",
+            flush=True,
+        )
+
+    await daemon.run(ready=ready)
+    print("relayer: stopped", flush=True)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    errors = load_errors(args.file)
+    if not errors:
+        print(f"{args.file}: ok")
+        return 0
+    for e in errors:
+        print(f"{args.file}: {e}", file=sys.stderr)
+    return 2
+
+
+async def _send(
+    chain: ChainHandle, key: PrivateKey, module: str, method: str, args: dict[str, JSONValue]
+) -> str:
+    nonce = await chain.pending_nonce(key.address)
+    receipt = await chain.submit(Tx.create(key, chain.chain_id, nonce, module, method, args))
+    if not receipt.ok:
+        raise InterlockError(
+            f"{chain.chain_id}: {module}.{method} failed: {receipt.code}: {receipt.error}"
+        )
+    return str(receipt.events[0].attributes.get("client_id", "")) if receipt.events else ""
+
+
+async def _connect_one(
+    src: HttpChain, dst: HttpChain, relayer: PrivateKey, authority: PrivateKey
+) -> str:
+    try:
+        path = await dst.query("bridge", "path", {"remote_chain": src.chain_id})
+    except InterlockError:
+        path = None
+    if isinstance(path, dict):
+        return f"{dst.chain_id}: path from {src.chain_id} exists (client {path.get('client_id')})"
+    height = await src.latest_height()
+    block, vals = await src.get_block(height), await src.get_validators(height)
+    if block is None or vals is None:
+        raise InterlockError(f"{src.chain_id} has no block at {height}")
+    update = HeaderUpdate(block.header, block.commit, vals, height, None)
+    client_id = await _send(
+        dst,
+        relayer,
+        "lightclient",
+        "create_client",
+        {
+            "update": update.to_json(),
+            "trusting_period": TRUSTING_PERIOD_MS,
+            "max_clock_drift": MAX_CLOCK_DRIFT_MS,
+        },
+    )
+    await _send(
+        dst,
+        authority,
+        "bridge",
+        "register_path",
+        {"remote_chain": src.chain_id, "client_id": client_id},
+    )
+    return (
+        f"{dst.chain_id}: client {client_id} of {src.chain_id} at height {height}; path registered"
+    )
+
+
+async def run_path_create(args: argparse.Namespace) -> None:
+    settings = load_relayer_config(args.config)
+    for end in (args.src, args.dst):
+        if end not in settings.chains:
+            raise ConfigError(f"--src/--dst: no chain {end!r} in {args.config}")
+    if args.src == args.dst:
+        raise ConfigError("--src/--dst: a path needs two different chains")
+    keys = relayer_keys(settings)
+    handles: Mapping[str, HttpChain] = {
+        cid: HttpChain(cid, settings.chains[cid].rpc) for cid in (args.src, args.dst)
+    }
+    try:
+        for cid, h in handles.items():
+            status = await h.status()
+            if status.get("chain_id") != cid:
+                raise ConfigError(
+                    f"{h.endpoints[0]} answers for {status.get('chain_id')!r}, not {cid!r}"
+                )
+        for a, b in ((args.src, args.dst), (args.dst, args.src)):
+            seed = settings.chains[b].seed
+            if args.authority == "devnet":
+                authority = PrivateKey.derive(seed, b, "gov")
+            else:
+                authority = load_key(args.authority, seed=seed)
+            print(await _connect_one(handles[a], handles[b], keys[b], authority), flush=True)
+    finally:
+        for h in handles.values():
+            await h.close()
+
+
+def run(args: argparse.Namespace) -> int | None:
+    """Run one of this module's commands; None if ``args`` is not one of them."""
+    if args.command == "start":
+        asyncio.run(run_start(args))
+        return 0
+    if args.command == "config" and args.config_command == "validate":
+        return run_validate(args)
+    if args.command == "path" and args.path_command == "create":
+        asyncio.run(run_path_create(args))
+        return 0
+    return None

@@ -1,0 +1,333 @@
+"""The relayer daemon: a supervisor of workers, one submitter per chain, an HTTP API.
+
+``interlock start --config configs/relayer.toml`` builds a :class:`Daemon` and runs it
+until SIGTERM/SIGINT. Its parts:
+
+* one :class:`~relayer.submitter.Submitter` per chain (the relayer's key and nonces);
+* one worker per (path, kind), named like ``transfer:chain-a->chain-b`` in task names,
+  logs and metric labels; each follows its source chain(s) through the verifying
+  subscriber (bus first, gaps filled over RPC) and acts through the chains' RPC;
+* a supervisor loop per worker: a failure (a chain unreachable, a path not registered
+  yet) stops only that worker, which retries with jittered backoff and resumes from its
+  cursor when the chain is back;
+* the HTTP API (``/healthz``, ``/status``, ``/metrics``), loopback by default.
+
+Stop: the stop event makes every worker finish its in-flight batch (bounded by
+``stop_timeout``; past it the batch is abandoned, and its destination re-checked at the
+next start), cursors are already persisted per batch, and ``run`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chains.crypto import PrivateKey
+from chains.errors import ConfigError, InterlockError
+from chains.handle import ChainHandle
+from chains.service.bus import Bus, open_bus
+from chains.service.retry import Backoff
+from chains.service.rpc_client import HttpChain
+from chains.service.subscriber import ChainSubscriber, TrustedState, trusted_state_from_handle
+from relayer.config import RelayerSettings
+from relayer.metrics import Metrics
+from relayer.store import DataDirLock, RelayerStore
+from relayer.submitter import Submitter
+from relayer.transfer import TransferWorker, WorkStatus
+
+__all__ = ["Daemon", "WrongEndpoint"]
+
+log = logging.getLogger("interlock.relayer")
+
+RETRY = Backoff(initial=0.2, maximum=10.0)
+STUCK_AFTER = 60.0
+"""A batch running longer than this marks the daemon unhealthy."""
+UNREACHABLE_AFTER = 30.0
+"""A worker waiting for its chains longer than this marks the daemon unhealthy."""
+
+
+class WrongEndpoint(ConfigError):
+    """An RPC endpoint answers for another chain than the config says."""
+
+    code = "wrong_endpoint"
+
+    def __init__(self, endpoint: str, expected: str, got: str) -> None:
+        self.endpoint, self.expected, self.got = endpoint, expected, got
+        super().__init__(f"{endpoint} answers for chain {got!r}, the config says {expected!r}")
+
+
+class Worker(Protocol):
+    """What the supervisor needs of a worker."""
+
+    name: str
+    status: WorkStatus
+
+    async def resolve_path(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Running:
+    """The supervisor's view of one worker."""
+
+    worker: Worker
+    busy_since: float | None = None
+    waiting_since: float | None = None
+
+
+async def genesis_trust(handle: ChainHandle) -> TrustedState:
+    """Trust before height 1: from the chain's own header 1 (its prev_hash is the genesis
+    hash, its validators the genesis set), read through the handle as any anchor is."""
+    header = await handle.get_header(1)
+    if header is None or header.chain_id != handle.chain_id:
+        raise InterlockError(f"{handle.chain_id} has no block 1 yet")
+    return TrustedState(
+        handle.chain_id, 0, header.prev_hash, header.time - 1, header.validators_hash
+    )
+
+
+async def trust_at(handle: ChainHandle, height: int) -> TrustedState:
+    return await (
+        genesis_trust(handle) if height <= 0 else trusted_state_from_handle(handle, height)
+    )
+
+
+class Daemon:
+    """One relayer process. ``handles`` and ``bus`` are injected for in-process use (the
+    demo and tests); otherwise they are opened from the settings."""
+
+    def __init__(
+        self,
+        settings: RelayerSettings,
+        keys: Mapping[str, PrivateKey],
+        *,
+        handles: Mapping[str, ChainHandle] | None = None,
+        bus: Bus | None = None,
+        idle_timeout: float = 1.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        missing = [c for c in settings.chains if c not in keys]
+        if missing:
+            raise ConfigError(f"no relayer key for chain {missing[0]!r}")
+        self.settings = settings
+        self.keys = keys
+        self.metrics = Metrics()
+        self.idle_timeout = idle_timeout
+        self.stop_timeout = stop_timeout
+        self.handles: dict[str, ChainHandle] = dict(handles or {})
+        self._own_handles = handles is None
+        self._bus = bus
+        self.running: dict[str, _Running] = {}
+        self.api_port: int | None = None
+        self.started = time.time()
+        self._stop = asyncio.Event()
+
+    # --- status -----------------------------------------------------------------------
+    def health(self) -> tuple[bool, list[str]]:
+        now = time.time()
+        problems = []
+        for name, r in self.running.items():
+            if r.busy_since is not None and now - r.busy_since > STUCK_AFTER:
+                problems.append(f"{name}: a batch has run for {now - r.busy_since:.0f} s")
+            if r.waiting_since is not None and now - r.waiting_since > UNREACHABLE_AFTER:
+                problems.append(f"{name}: {r.worker.status.last_error}")
+        return not problems, problems
+
+    def status(self) -> dict[str, Any]:
+        ok, problems = self.health()
+        return {
+            "ok": ok,
+            "problems": problems,
+            "uptime_s": round(time.time() - self.started, 1),
+            "chains": {
+                cid: {"rpc": list(c.rpc), "relayer_address": self.keys[cid].address}
+                for cid, c in self.settings.chains.items()
+            },
+            "work": [r.worker.status.to_json() for r in self.running.values()],
+        }
+
+    # --- running ----------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, ready: Callable[[Daemon], None] | None = None) -> None:
+        s = self.settings
+        with DataDirLock(s.data_dir):
+            store = RelayerStore(s.data_dir / "relayer.sqlite3")
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    if self._own_handles:
+                        for cid, c in s.chains.items():
+                            http = HttpChain(cid, c.rpc)
+                            await stack.enter_async_context(http)
+                            self.handles[cid] = http
+                        await self._check_endpoints()
+                    if self._bus is not None:
+                        bus: Bus = self._bus
+                    else:
+                        opened = open_bus(s.bus_url)
+                        await stack.enter_async_context(opened)
+                        bus = opened
+                    from relayer.api import serve  # the API imports the daemon's types
+
+                    self.api_port = await stack.enter_async_context(serve(self))
+                    submitters = {
+                        cid: Submitter(self.handles[cid], self.keys[cid], self.metrics)
+                        for cid in s.chains
+                    }
+                    tasks = self._workers(bus, store, submitters)
+                    if ready is not None:
+                        ready(self)
+                    await self._supervise(tasks)
+            finally:
+                store.close()
+
+    async def _check_endpoints(self) -> None:
+        """Refuse to start when an endpoint answers for another chain (a reachable one
+        that is wrong is a config error; an unreachable one is only waited for)."""
+        for cid, c in self.settings.chains.items():
+            for url in c.rpc:
+                probe = HttpChain("?", [url], timeout=3.0, retry=Backoff(attempts=0))
+                try:
+                    status = await probe.status()
+                except InterlockError as exc:
+                    log.warning("%s: %s not reachable yet (%s)", cid, url, exc)
+                    continue
+                finally:
+                    await probe.close()
+                got = status.get("chain_id")
+                if got != cid:
+                    raise WrongEndpoint(url, cid, str(got))
+
+    def _workers(
+        self, bus: Bus, store: RelayerStore, submitters: Mapping[str, Submitter]
+    ) -> list[tuple[Worker, Callable[[], Awaitable[None]]]]:
+        out: list[tuple[Worker, Callable[[], Awaitable[None]]]] = []
+        for p in self.settings.paths:
+            if "transfers" in p.kinds:
+                w = TransferWorker(
+                    self.handles[p.src],
+                    self.handles[p.dst],
+                    submitters[p.dst],
+                    store,
+                    self.metrics,
+                    denoms=p.denoms,
+                )
+                out.append((w, self._follow_transfers(w, bus)))
+        out.extend(self._swap_workers(bus, store, submitters))
+        return out
+
+    def _swap_workers(
+        self, bus: Bus, store: RelayerStore, submitters: Mapping[str, Submitter]
+    ) -> list[tuple[Worker, Callable[[], Awaitable[None]]]]:
+        from relayer.swaps import SwapWorker
+
+        pairs: list[tuple[str, str]] = []
+        for p in self.settings.paths:
+            pair = tuple(sorted((p.src, p.dst)))
+            if "swaps" in p.kinds and pair not in pairs:
+                pairs.append((pair[0], pair[1]))
+        out: list[tuple[Worker, Callable[[], Awaitable[None]]]] = []
+        for a, b in pairs:
+            finality = {c: self.settings.chains[c].finality_depth for c in (a, b)}
+            w = SwapWorker(
+                {a: self.handles[a], b: self.handles[b]},
+                {a: submitters[a], b: submitters[b]},
+                store,
+                self.metrics,
+                finality=finality,
+            )
+            out.append(
+                (w, functools.partial(w.follow, bus, self._stop, self.idle_timeout, self._busy))
+            )
+        return out
+
+    def _busy(self, name: str, busy: bool) -> None:
+        r = self.running.get(name)
+        if r is not None:
+            r.busy_since = time.time() if busy else None
+
+    def _follow_transfers(self, w: TransferWorker, bus: Bus) -> Callable[[], Awaitable[None]]:
+        async def follow() -> None:
+            trusted = await trust_at(w.src, w.cursor)
+            async with ChainSubscriber(
+                bus, w.src, trusted=trusted, idle_timeout=self.idle_timeout
+            ) as sub:
+                w.status.state = "running"
+                self.running[w.name].waiting_since = None
+                seen_rejected = 0
+                while not self._stop.is_set():
+                    first = await anext(sub)
+                    batch = [first, *sub.take_ready()]
+                    for i in range(0, len(batch), self.settings.batch_blocks):
+                        self._busy(w.name, True)
+                        try:
+                            await w.process(batch[i : i + self.settings.batch_blocks])
+                        finally:
+                            self._busy(w.name, False)
+                        if self._stop.is_set():
+                            break
+                    rejected = sum(sub.stats.rejected.values())
+                    self.metrics.bus_rejected.labels(w.name).inc(rejected - seen_rejected)
+                    seen_rejected = rejected
+
+        return follow
+
+    async def _supervise(self, tasks: list[tuple[Worker, Callable[[], Awaitable[None]]]]) -> None:
+        async def guard(worker: Worker, follow: Callable[[], Awaitable[None]]) -> None:
+            delays = RETRY.delays()
+            while not self._stop.is_set():
+                try:
+                    await worker.resolve_path()
+                    await follow()
+                except asyncio.CancelledError:
+                    raise
+                except (InterlockError, OSError, TimeoutError) as exc:
+                    r = self.running[worker.name]
+                    if r.waiting_since is None:
+                        r.waiting_since = time.time()
+                    worker.status.state = "waiting"
+                    worker.status.last_error = f"{type(exc).__name__}: {exc}"
+                    log.warning("%s: %s; retrying", worker.name, worker.status.last_error)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), next(delays))
+                    continue
+                delays = RETRY.delays()
+            worker.status.state = "stopped"
+
+        running: dict[str, asyncio.Task[None]] = {}
+        for worker, follow in tasks:
+            self.running[worker.name] = _Running(worker)
+            running[worker.name] = asyncio.create_task(guard(worker, follow), name=worker.name)
+            log.info("%s: started", worker.name)
+        stop = asyncio.create_task(self._stop.wait(), name="relayer:stop")
+        try:
+            await asyncio.wait([stop, *running.values()], return_when=asyncio.FIRST_COMPLETED)
+            # a worker ends before the stop only on something unexpected (a bug): loudly
+            for t in running.values():
+                if t.done() and not t.cancelled() and (exc := t.exception()) is not None:
+                    raise exc
+        finally:
+            await self._wind_down(running)
+            stop.cancel()
+
+    async def _wind_down(self, running: Mapping[str, asyncio.Task[None]]) -> None:
+        """Let busy workers finish their batch within the bound, then cancel the rest."""
+        busy = []
+        for name, task in running.items():
+            if self.running[name].busy_since is None:
+                task.cancel()  # idle: waiting for a block, nothing in flight
+            else:
+                busy.append(task)
+        if busy:
+            _, late = await asyncio.wait(busy, timeout=self.stop_timeout)
+            for task in late:
+                log.warning("%s: abandoning the in-flight batch at stop", task.get_name())
+                task.cancel()
+        if running:
+            await asyncio.wait(running.values(), timeout=self.stop_timeout)

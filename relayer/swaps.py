@@ -1,0 +1,161 @@
+"""The swap worker: ``swap:chain-a<->chain-b`` finishes HTLC swaps for parties who left.
+
+A shell around :class:`htlc.watch.Watchtower`. It follows both chains through the
+verifying subscriber, feeds every block's events to the watchtower, and submits what the
+watchtower says anyone may submit: a ``claim`` with a secret revealed on the other chain
+(it pays the receiver, whoever sends it) or a ``refund`` of an expired lock (it pays the
+sender). No party's keys are needed: the relayer pays nothing and gains nothing, it only
+makes sure an offline party is not robbed by the clock.
+
+Per chain, a cursor; with it, atomically, the watchtower's snapshot, so a restart (even
+after ``kill -9``) resumes with every open lock and every revealed secret it knew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from htlc.watch import Action, Watchtower
+
+from chains.errors import InterlockError
+from chains.handle import ChainHandle
+from chains.service.bus import Bus
+from chains.service.subscriber import ChainSubscriber, VerifiedBlock
+from chains.types import Receipt
+from relayer.metrics import Metrics
+from relayer.store import RelayerStore
+from relayer.submitter import Call, Submitter
+from relayer.transfer import WorkStatus
+
+__all__ = ["SwapWorker"]
+
+log = logging.getLogger("interlock.relayer")
+
+MAX_ATTEMPTS = 3
+"""A claim or refund the chain refused this many times is left alone (and logged)."""
+
+
+class SwapWorker:
+    """Watches the HTLCs of two chains and finishes what anyone may finish."""
+
+    def __init__(
+        self,
+        handles: Mapping[str, ChainHandle],
+        submitters: Mapping[str, Submitter],
+        store: RelayerStore,
+        metrics: Metrics,
+        *,
+        finality: Mapping[str, int],
+    ) -> None:
+        self.chains = sorted(handles)
+        self.handles = handles
+        self.submitters = submitters
+        self.store = store
+        self.metrics = metrics
+        self.name = "swap:" + "<->".join(self.chains)
+        self.status = WorkStatus(self.name)
+        raw = store.snapshot(self.name)
+        tower: Watchtower | None = None
+        if raw is not None:
+            try:
+                tower = Watchtower.from_json(raw)
+            except InterlockError as exc:
+                log.warning("%s: stored watchtower unreadable (%s); rescanning", self.name, exc)
+                for cid in self.chains:
+                    self.store.set_cursor(self._cursor_name(cid), 0)
+        self.tower = tower or Watchtower(self.chains, finality=finality)
+        self.heights: dict[str, int] = {}
+        self._failures: dict[str, int] = {}
+
+    def _cursor_name(self, chain_id: str) -> str:
+        return f"{self.name}@{chain_id}"
+
+    async def resolve_path(self) -> None:
+        for cid, h in self.handles.items():
+            await h.query("htlc", "params", {})  # the chain runs the htlc module
+            self.heights[cid] = self.store.cursor(self._cursor_name(cid)) or 0
+
+    async def follow(
+        self,
+        bus: Bus,
+        stop: asyncio.Event,
+        idle_timeout: float,
+        busy: Callable[[str, bool], None],
+    ) -> None:
+        from relayer.daemon import trust_at
+
+        queue: asyncio.Queue[tuple[str, list[VerifiedBlock]]] = asyncio.Queue(maxsize=8)
+
+        async def feed(cid: str) -> None:
+            handle = self.handles[cid]
+            trusted = await trust_at(handle, self.store.cursor(self._cursor_name(cid)) or 0)
+            async with ChainSubscriber(
+                bus, handle, trusted=trusted, idle_timeout=idle_timeout
+            ) as sub:
+                while True:
+                    first = await anext(sub)
+                    await queue.put((cid, [first, *sub.take_ready()]))
+
+        async with asyncio.TaskGroup() as tg:
+            feeders = [tg.create_task(feed(cid), name=f"{self.name}:{cid}") for cid in self.chains]
+            self.status.state = "running"
+            try:
+                while not stop.is_set():
+                    getter = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait(
+                        [getter, *feeders], return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()
+                        break  # a feeder failed: the TaskGroup raises its error
+                    cid, blocks = getter.result()
+                    busy(self.name, True)
+                    try:
+                        await self.process(cid, blocks)
+                    finally:
+                        busy(self.name, False)
+            finally:
+                for f in feeders:
+                    f.cancel()
+
+    async def process(self, cid: str, blocks: list[VerifiedBlock]) -> None:
+        for b in blocks:
+            self.tower.observe(cid, b.height, b.events)
+        self.heights[cid] = blocks[-1].height
+        actions = [
+            a
+            for a in self.tower.actions(self.heights)
+            if self._failures.get(a.lock_id, 0) < MAX_ATTEMPTS
+        ]
+        by_chain: dict[str, list[Action]] = {}
+        for a in actions:
+            by_chain.setdefault(a.chain_id, []).append(a)
+        for chain_id, acts in by_chain.items():
+            calls = [Call("htlc", a.method, dict(a.args)) for a in acts]
+            results = await self.submitters[chain_id].submit(calls)
+            for a, r in zip(acts, results, strict=True):
+                self._settle(a, r)
+        self.store.set_cursor(
+            self._cursor_name(cid), self.heights[cid], (self.name, self.tower.to_json())
+        )
+        self.status.source_height = min(self.heights.get(c, 0) for c in self.chains)
+        self.status.backlog = self.tower.open_locks
+        self.status.last_progress = time.time()
+
+    def _settle(self, a: Action, r: Receipt | InterlockError) -> None:
+        if isinstance(r, Receipt) and r.ok:
+            log.info("%s: %s on %s: %s", self.name, a.method, a.chain_id, a.reason)
+            self.metrics.swap_actions.labels(self.name, a.method).inc()
+            self.status.relayed += 1
+            with contextlib.suppress(Exception):
+                self.tower.settled(a.chain_id, a.lock_id)
+            self._failures.pop(a.lock_id, None)
+            return
+        why = f"{r.code}: {r.error}" if isinstance(r, Receipt) else str(r)
+        self._failures[a.lock_id] = self._failures.get(a.lock_id, 0) + 1
+        self.status.last_error = f"{a.method} {a.lock_id[:16]} on {a.chain_id}: {why}"
+        log.warning("%s: %s", self.name, self.status.last_error)

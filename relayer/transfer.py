@@ -1,0 +1,427 @@
+"""The transfer worker: ``transfer:SRC->DST`` carries SRC's proven bridge packets to DST.
+
+The shell around :mod:`bridge.relay`'s pure planner. For each batch of SRC's verified
+blocks (from the bus through the verifying subscriber; gaps filled over RPC):
+
+1. select the packets for DST (``bridge.locked``/``burned`` towards DST, and
+   ``bridge.expired`` records of DST's transfers, which DST turns into refunds);
+2. ask DST which are still to do (``bridge/pending``): a second relayer on the path, or
+   this one before a crash, may have delivered some; those cost one query, not a failed
+   transaction;
+3. give DST's light client of SRC the header of every height that has such a packet
+   (sequential or skipping updates, all in the same batch as the deliveries, in height
+   order), and refresh it when its trusted state nears the end of the trusting period;
+4. send ``mint``/``release``/``refund`` with as many proof bundles as fit in a
+   transaction, through DST's one submitter;
+5. advance the cursor, in SQLite, only after DST committed. Packets that DST refused for a
+   reason that may pass (a pause, a rate limit, a race) are kept, with the cursor, and
+   retried with the next batch and after a restart.
+
+A header that DST's client already holds at a height but that differs from SRC's own
+(verified) header is misbehaviour: the worker submits the real header, which the
+on-chain client checks and, finding two valid commits for one height, freezes on; it
+says so in the log, in ``/metrics`` and in ``/status``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.relay import (
+    MAX_PENDING_QUERY,
+    Packet,
+    drop_delivered,
+    heights_needed,
+    pack_deliveries,
+    pending_query,
+    select_packets,
+)
+from chains.encoding import JSONValue
+from chains.errors import ConsensusStateNotFound, InterlockError
+from chains.handle import ChainHandle
+from chains.lightclient import HeaderUpdate
+from chains.service.subscriber import VerifiedBlock
+from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
+from relayer.metrics import Metrics
+from relayer.store import RelayerStore
+from relayer.submitter import Call, Submitter
+
+__all__ = ["PathNotReady", "TransferWorker", "WorkStatus"]
+
+log = logging.getLogger("interlock.relayer")
+
+MAX_KEPT = 10_000
+"""Most refused packets kept for retry per worker (oldest dropped, with a log line)."""
+FILL_PROBE = 64
+"""How far below a height the worker looks for a stored header to fill in from."""
+REFRESH_FRACTION = (2, 3)
+"""Refresh the client once its latest header is this far into the trusting period."""
+
+
+class PathNotReady(InterlockError):
+    """The destination has no bridge path (or client) for the source yet."""
+
+    code = "path_not_ready"
+
+
+@dataclass(slots=True)
+class WorkStatus:
+    """What ``/status`` shows of one worker (mutable: the worker's bookkeeping)."""
+
+    name: str
+    """``transfer:chain-a->chain-b``."""
+    state: str = "starting"
+    """starting, running, waiting (for a chain or a path), stopped."""
+    source_height: int = 0
+    """Last source height processed."""
+    client_id: str = ""
+    """The destination's client of the source."""
+    client_height: int = 0
+    """Its latest height, as last read."""
+    trusting_left_s: float | None = None
+    """Seconds until its latest trusted header expires, as last read."""
+    backlog: int = 0
+    """Packets seen and not yet delivered."""
+    oldest_pending_since: float | None = None
+    """Wall time (s) the oldest of those was first seen."""
+    relayed: int = 0
+    """Packets delivered by this worker."""
+    last_error: str = ""
+    """The last failure, one line."""
+    last_progress: float = field(default_factory=time.time)
+    """Wall time (s) of the last completed batch or idle check."""
+    misbehaviour: str = ""
+    """Set when a conflicting header was found and reported."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "source_height": self.source_height,
+            "client_id": self.client_id,
+            "client_height": self.client_height,
+            "trusting_period_left_s": self.trusting_left_s,
+            "backlog": self.backlog,
+            "oldest_pending_age_s": (
+                None
+                if self.oldest_pending_since is None
+                else round(time.time() - self.oldest_pending_since, 3)
+            ),
+            "relayed": self.relayed,
+            "last_error": self.last_error,
+            "misbehaviour": self.misbehaviour,
+        }
+
+
+def _as_block(vb: VerifiedBlock) -> Block:
+    # the planner proves events against the header: transactions are not needed for that
+    return Block(vb.header, vb.commit, (), (), vb.events)
+
+
+def _field(obj: Any, key: str, kind: type) -> Any:
+    """A field of an RPC answer (untrusted): present and of the expected type."""
+    if not isinstance(obj, dict) or not isinstance(obj.get(key), kind):
+        raise InterlockError(f"malformed answer: {key!r} missing or not {kind.__name__}")
+    value = obj[key]
+    if kind is int and isinstance(value, bool):
+        raise InterlockError(f"malformed answer: {key!r} is not an int")
+    return value
+
+
+class TransferWorker:
+    """Relays one direction of one bridge path."""
+
+    def __init__(
+        self,
+        src: ChainHandle,
+        dst: ChainHandle,
+        submitter: Submitter,
+        store: RelayerStore,
+        metrics: Metrics,
+        *,
+        denoms: frozenset[str] = frozenset(),
+    ) -> None:
+        self.src, self.dst = src, dst
+        self.name = f"transfer:{src.chain_id}->{dst.chain_id}"
+        self.submitter = submitter
+        self.store = store
+        self.metrics = metrics
+        self.denoms = denoms
+        self.status = WorkStatus(self.name)
+        self.client_id = ""
+        self.trusting_period_ms = 0
+        self._kept: list[Packet] = self._load_kept()
+        self._first_seen: dict[tuple[str, int], float] = {}
+        self._vals: dict[int, ValidatorSet] = {}
+        self._commits: dict[int, Commit] = {}
+
+    # --- cursor and kept packets ------------------------------------------------------
+    @property
+    def cursor(self) -> int:
+        return self.store.cursor(self.name) or 0
+
+    def _load_kept(self) -> list[Packet]:
+        raw = self.store.snapshot(self.name)
+        kept: list[Packet] = []
+        if isinstance(raw, list):
+            for item in raw[:MAX_KEPT]:
+                try:
+                    if not isinstance(item, dict):
+                        raise InterlockError("kept packet is not an object")
+                    proof = EventProof.from_json(item.get("proof"))
+                    kept.append(Packet(str(item.get("action")), int(item.get("nonce", 0)), proof))
+                except (InterlockError, TypeError, ValueError) as exc:
+                    log.warning("%s: dropping an unreadable kept packet: %s", self.name, exc)
+        return kept
+
+    def _save(self, height: int) -> None:
+        snapshot: list[JSONValue] = [
+            {"action": p.action, "nonce": p.nonce, "proof": p.proof.to_json()} for p in self._kept
+        ]
+        self.store.set_cursor(self.name, height, (self.name, snapshot))
+        self.status.source_height = height
+        self.metrics.source_height.labels(self.name).set(height)
+
+    # --- reading the destination ------------------------------------------------------
+    async def resolve_path(self) -> None:
+        """Read the destination's client of the source from its bridge path (never guess)."""
+        try:
+            path = await self.dst.query("bridge", "path", {"remote_chain": self.src.chain_id})
+        except InterlockError as exc:
+            raise PathNotReady(
+                f"{self.dst.chain_id} has no bridge path from {self.src.chain_id} ({exc})"
+            ) from None
+        self.client_id = str(_field(path, "client_id", str))
+        client = await self._client()
+        self.trusting_period_ms = int(_field(client, "trusting_period", int))
+        got = str(_field(client, "chain_id", str))
+        if got != self.src.chain_id:
+            raise PathNotReady(
+                f"{self.dst.chain_id}'s client {self.client_id} tracks {got!r}, "
+                f"not {self.src.chain_id!r}"
+            )
+        self.status.client_id = self.client_id
+
+    async def _client(self) -> Any:
+        return await self.dst.query("lightclient", "client", {"client_id": self.client_id})
+
+    async def _consensus(self, height: int) -> dict[str, Any] | None:
+        try:
+            got = await self.dst.query(
+                "lightclient", "consensus_state", {"client_id": self.client_id, "height": height}
+            )
+        except ConsensusStateNotFound:
+            return None
+        except InterlockError as exc:
+            if getattr(exc, "code", "") in ("consensus_state_not_found", "not_found"):
+                return None
+            raise
+        if not isinstance(got, dict):
+            raise InterlockError("malformed consensus state")
+        return got
+
+    async def _validators(self, height: int) -> ValidatorSet:
+        vals = self._vals.get(height)
+        if vals is None:
+            got = await self.src.get_validators(height)
+            if got is None:
+                raise InterlockError(f"{self.src.chain_id} has no validators at {height}")
+            vals = got
+            if len(self._vals) > 4096:
+                self._vals.clear()
+            self._vals[height] = vals
+        return vals
+
+    # --- one batch ----------------------------------------------------------------------
+    async def process(self, blocks: Sequence[VerifiedBlock]) -> None:
+        """Relay everything the batch (consecutive heights after the cursor) holds."""
+        if not blocks:
+            return
+        by_height = {b.header.height: b for b in blocks}
+        headers: dict[int, Header] = {h: b.header for h, b in by_height.items()}
+        self._commits = {b.header.height: b.commit for b in blocks}
+        for b in blocks:
+            self._vals[b.header.height] = b.validators
+        packets = list(self._kept)
+        for b in blocks:
+            packets.extend(
+                p
+                for p in select_packets(_as_block(b), self.src.chain_id, self.dst.chain_id)
+                if self._wanted(p)
+            )
+        now = time.time()
+        for p in packets:
+            self._first_seen.setdefault((p.action, p.nonce), now)
+        todo = await self._undelivered(packets)
+        client = await self._client()
+        latest = int(_field(client, "latest_height", int))
+        frozen = int(_field(client, "frozen_height", int))
+        if frozen:
+            self.status.misbehaviour = f"client {self.client_id} frozen at height {frozen}"
+        calls: list[Call] = []
+        needed = heights_needed(todo)
+        tip = blocks[-1].header
+        if not needed and await self._needs_refresh(latest, tip):
+            needed = [tip.height]
+        updates = await self._header_updates(needed, latest, headers)
+        calls.extend(updates)
+        deliveries = pack_deliveries(todo)
+        calls.extend(Call("bridge", method, {"bundles": bundles}) for method, bundles in deliveries)
+        results = await self.submitter.submit(calls) if calls else []
+        self.metrics.headers.labels(self.name).inc(len(updates))
+        delivered_ok = self._account(results[len(updates) :], deliveries, todo)
+        self._kept = [p for p in todo if (p.action, p.nonce) not in delivered_ok][-MAX_KEPT:]
+        self._after_batch(todo, delivered_ok, tip.height, latest, headers)
+        self._save(tip.height)
+
+    def _wanted(self, p: Packet) -> bool:
+        if not self.denoms or p.action == "refund":
+            return True
+        return p.proof.event.attributes.get("denom") in self.denoms
+
+    async def _undelivered(self, packets: list[Packet]) -> list[Packet]:
+        todo: list[Packet] = []
+        for i in range(0, len(packets), MAX_PENDING_QUERY):
+            chunk = packets[i : i + MAX_PENDING_QUERY]
+            answer = await self.dst.query(
+                "bridge", "pending", pending_query(self.src.chain_id, chunk)
+            )
+            left = drop_delivered(chunk, answer)
+            self.metrics.redundant.labels(self.name).inc(len(chunk) - len(left))
+            todo.extend(left)
+        return todo
+
+    async def _needs_refresh(self, latest: int, tip: Header) -> bool:
+        if latest >= tip.height or not self.trusting_period_ms:
+            return False
+        cons = await self._consensus(latest)
+        if cons is None:
+            return True
+        age = time.time() * 1000 - int(_field(cons, "time", int))
+        left = self.trusting_period_ms - age
+        self.status.trusting_left_s = round(left / 1000, 1)
+        num, den = REFRESH_FRACTION
+        return age * den >= self.trusting_period_ms * num
+
+    async def _header_updates(
+        self, heights: Sequence[int], latest: int, headers: Mapping[int, Header]
+    ) -> list[Call]:
+        """update_client calls giving the client every height in ``heights``."""
+        calls: list[Call] = []
+        trusted = latest  # each update in the batch is trusted from the one before it
+        trusted_header: Header | None = headers.get(latest)
+        for h in heights:
+            header = headers.get(h) or await self._header(h)
+            if h <= latest:
+                cons = await self._consensus(h)
+                if cons is not None:
+                    if str(_field(cons, "header_hash", str)) != header.hash.hex():
+                        await self._misbehaviour(h, header, cons)
+                        calls.append(await self._fill_in(h, header))
+                    continue
+                calls.append(await self._fill_in(h, header))
+                continue
+            if trusted_header is None:
+                trusted_header = await self._header(trusted)
+            calls.append(await self._update(header, trusted, trusted_header))
+            trusted, trusted_header = h, header
+        return calls
+
+    async def _header(self, height: int) -> Header:
+        header = await self.src.get_header(height)
+        if header is None or header.chain_id != self.src.chain_id:
+            raise InterlockError(f"{self.src.chain_id} has no header at {height}")
+        return header
+
+    async def _update(self, header: Header, trusted: int, trusted_header: Header) -> Call:
+        vals = await self._validators(header.height)
+        commit = self._commits.get(header.height)
+        if commit is None:
+            got = await self.src.get_block(header.height)
+            if got is None or got.header.hash != header.hash:
+                raise InterlockError(f"{self.src.chain_id} has no block {header.height} to prove")
+            commit = got.commit
+        trusted_vals: ValidatorSet | None = None
+        if header.height != trusted + 1:
+            if vals.hash == trusted_header.next_validators_hash:
+                trusted_vals = vals
+            else:
+                trusted_vals = await self._validators(trusted + 1)
+        update = HeaderUpdate(header, commit, vals, trusted, trusted_vals)
+        args: dict[str, JSONValue] = {"client_id": self.client_id, "update": update.to_json()}
+        return Call("lightclient", "update_client", args)
+
+    async def _fill_in(self, height: int, header: Header) -> Call:
+        """A header below the client's latest: trusted from the nearest stored one below."""
+        for t in range(height - 1, max(0, height - FILL_PROBE), -1):
+            if await self._consensus(t) is not None:
+                return await self._update(header, t, await self._header(t))
+        raise InterlockError(
+            f"{self.dst.chain_id}'s client {self.client_id} stores no header within "
+            f"{FILL_PROBE} heights below {height} to verify it from"
+        )
+
+    async def _misbehaviour(self, height: int, header: Header, cons: Mapping[str, Any]) -> None:
+        msg = (
+            f"MISBEHAVIOUR: {self.dst.chain_id}'s client {self.client_id} holds header "
+            f"{cons.get('header_hash')!s:.16} at {self.src.chain_id} height {height}, the chain "
+            f"says {header.hash.hex():.16}; submitting the real header to freeze the client"
+        )
+        log.error("%s: %s", self.name, msg)
+        self.metrics.misbehaviour.labels(self.name).inc()
+        self.status.misbehaviour = msg
+
+    def _account(
+        self,
+        results: Sequence[Receipt | InterlockError],
+        deliveries: Sequence[tuple[str, list[JSONValue]]],
+        todo: Sequence[Packet],
+    ) -> set[tuple[str, int]]:
+        """Which packets landed; log and count the rest (kept for the next batch)."""
+        done: set[tuple[str, int]] = set()
+        # pack_deliveries groups by method, keeping each method's packets in order
+        queues = {m: [p for p in todo if p.action == m] for m in ("mint", "release", "refund")}
+        for (method, bundles), result in zip(deliveries, results, strict=False):
+            chunk = queues[method][: len(bundles)]
+            del queues[method][: len(bundles)]
+            if isinstance(result, Receipt) and result.ok:
+                done.update((p.action, p.nonce) for p in chunk)
+                self.metrics.packets.labels(self.name, method).inc(len(chunk))
+                continue
+            why = result.error if isinstance(result, Receipt) else str(result)
+            code = result.code if isinstance(result, Receipt) else type(result).__name__
+            self.status.last_error = f"{method} of {len(chunk)} packets: {code}: {why}"
+            log.warning("%s: %s", self.name, self.status.last_error)
+        return done
+
+    def _after_batch(
+        self,
+        todo: Sequence[Packet],
+        done: set[tuple[str, int]],
+        height: int,
+        latest: int,
+        headers: Mapping[int, Header],
+    ) -> None:
+        now = time.time()
+        for p in todo:
+            if (p.action, p.nonce) in done:
+                header = headers.get(p.proof.height)
+                if header is not None:
+                    self.metrics.latency.labels(self.name).observe(
+                        max(0.0, now - header.time / 1000)
+                    )
+        self.status.relayed += len(done)
+        self.status.backlog = len(self._kept)
+        self.metrics.backlog.labels(self.name).set(len(self._kept))
+        self.status.oldest_pending_since = min(
+            (self._first_seen.get((p.action, p.nonce), now) for p in self._kept), default=None
+        )
+        if not self._kept:
+            self._first_seen.clear()
+        self.status.client_height = max(latest, height if todo else latest)
+        self.metrics.client_lag.labels(self.name).set(max(0, height - self.status.client_height))
+        self.status.last_progress = now

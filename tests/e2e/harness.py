@@ -1,0 +1,242 @@
+"""Real processes for the end-to-end tests: Mosquitto, two ``interlock chain start``
+processes and ``interlock start`` relayers, checked only through the chains' RPC.
+
+No timing assertions: everything polls with generous deadlines; every process started is
+killed at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chains.crypto import PrivateKey
+from chains.service.retry import Backoff
+from chains.service.rpc_client import HttpChain
+from chains.types import Receipt, Tx
+from tests.conftest import Mosquitto, free_port
+from tests.interlock.test_processes import ChainProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+DEADLINE = 90.0
+SEED = "interlock-devnet"
+A, B = "chain-a", "chain-b"
+RETRY = Backoff(initial=0.05, maximum=0.5, attempts=40)
+
+
+def key(name: str) -> PrivateKey:
+    return PrivateKey.derive(SEED, name)
+
+
+def run_cli(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "interlock.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class RelayerProcess:
+    """One ``interlock start`` subprocess with its own data dir."""
+
+    def __init__(self, config: Path, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.api_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> RelayerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.runs += 1
+        out = (self.data_dir / f"stdout.{self.runs}").open("wb")
+        err = (self.data_dir / f"stderr.{self.runs}").open("wb")
+        cmd = [
+            sys.executable,
+            "-m",
+            "interlock.cli",
+            "start",
+            "--config",
+            str(self.config),
+            "--data-dir",
+            str(self.data_dir),
+            "--api-port",
+            str(self.api_port),
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        out.close()
+        err.close()
+        return self
+
+    def output(self) -> str:
+        return (self.data_dir / f"stdout.{self.runs}").read_text()
+
+    def stderr(self) -> str:
+        return (self.data_dir / f"stderr.{self.runs}").read_text()[-4000:]
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(DEADLINE)
+
+    def terminate(self, wait: float = DEADLINE) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(wait)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def cleanup(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def relayer_toml(
+    urls: dict[str, list[str]], bus_url: str, *, share_group: str = "", kinds: str = ""
+) -> str:
+    relay = kinds or '["transfers", "swaps"]'
+    chains = "".join(
+        f'\n[[chains]]\nid = "{cid}"\nrpc = {rpc!r}\nkey = "devnet:relayer"\nblock_interval = 0.2\n'
+        for cid, rpc in urls.items()
+    ).replace("'", '"')
+    return (
+        f'[relayer]\nbus_url = "{bus_url}"\nshare_group = "{share_group}"\n'
+        f"[api]\nport = 0\n{chains}"
+        f'\n[[paths]]\nsrc = "{A}"\ndst = "{B}"\nrelay = {relay}\n'
+        f'\n[[paths]]\nsrc = "{B}"\ndst = "{A}"\nrelay = ["transfers"]\n'
+    )
+
+
+@dataclass
+class Net:
+    """Broker, two chains, a relayer config; relayers are started by the test."""
+
+    broker: Mosquitto
+    tmp: Path
+    chains: dict[str, ChainProcess] = field(default_factory=dict)
+    relayers: list[RelayerProcess] = field(default_factory=list)
+    config: Path | None = None
+
+    def start(self, interval: float = 0.2) -> Net:
+        for cid in (A, B):
+            p = ChainProcess(CONFIGS / f"{cid}.toml", self.tmp / cid, self.broker.url, interval)
+            self.chains[cid] = p.start()
+        self.config = self.tmp / "relayer.toml"
+        urls = {cid: [p.url] for cid, p in self.chains.items()}
+        self.config.write_text(relayer_toml(urls, self.broker.url))
+        deadline = time.monotonic() + DEADLINE
+        while True:  # the chains need a moment to serve RPC and make block 1
+            r = run_cli("path", "create", "--config", str(self.config), "--src", A, "--dst", B)
+            if r.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"path create failed: {r.stderr}")
+            time.sleep(0.3)
+        return self
+
+    def relayer(self, name: str = "relayer", config: Path | None = None) -> RelayerProcess:
+        assert self.config is not None
+        r = RelayerProcess(config or self.config, self.tmp / name)
+        self.relayers.append(r)
+        return r.start()
+
+    def cleanup(self) -> None:
+        for r in self.relayers:
+            r.cleanup()
+        for p in self.chains.values():
+            p.cleanup()
+
+
+@contextlib.contextmanager
+def network(broker: Mosquitto, tmp: Path, interval: float = 0.2) -> Iterator[Net]:
+    net = Net(broker, tmp)
+    try:
+        yield net.start(interval)
+    finally:
+        net.cleanup()
+
+
+# --- talking to the chains -------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def chain(net: Net, cid: str) -> Any:
+    async with HttpChain(cid, [net.chains[cid].url], retry=RETRY) as h:
+        yield h
+
+
+async def send(
+    h: HttpChain, signer: PrivateKey, module: str, method: str, args: dict[str, Any]
+) -> Receipt:
+    nonce = await h.pending_nonce(signer.address)
+    return await h.submit(Tx.create(signer, h.chain_id, nonce, module, method, args))
+
+
+async def lock(
+    h: HttpChain,
+    signer: PrivateKey,
+    dest: str,
+    recipient: str,
+    amount: int,
+    denom: str,
+    **extra: Any,
+) -> int:
+    args = {"denom": denom, "amount": amount, "dest_chain": dest, "recipient": recipient, **extra}
+    r = await send(h, signer, "bridge", "lock", args)
+    assert r.ok, r.error
+    return int(r.events[-1].attributes["nonce"])  # type: ignore[arg-type]
+
+
+async def received(h: HttpChain, remote: str, nonce: int) -> bool:
+    got = await h.query("bridge", "received", {"remote_chain": remote, "nonce": nonce})
+    return got is not None
+
+
+async def sent_status(h: HttpChain, remote: str, nonce: int) -> str:
+    got = await h.query("bridge", "sent", {"remote_chain": remote, "nonce": nonce})
+    assert isinstance(got, dict)
+    return str(got["status"])
+
+
+async def balance(h: HttpChain, address: str, denom: str) -> int:
+    got = await h.query("bank", "balance", {"address": address, "denom": denom})
+    return int(got)  # type: ignore[arg-type]
+
+
+async def supply(h: HttpChain, denom: str) -> int:
+    got = await h.query("bank", "supply", {"denom": denom})
+    return int(got)  # type: ignore[arg-type]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, deadline: float = DEADLINE
+) -> None:
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            if await check():
+                return
+        except Exception:  # a chain restarting: try again
+            if time.monotonic() > end:
+                raise
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {deadline} s: {what}")
+        await asyncio.sleep(0.2)

@@ -1,0 +1,272 @@
+"""The relayer daemon end to end: Mosquitto, two chain processes, ``interlock start``.
+
+Everything is checked through the chains' RPC; faults are real (kill -9, SIGTERM, a
+broker restart, a chain restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import Mosquitto
+from tests.e2e.harness import (
+    DEADLINE,
+    A,
+    B,
+    Net,
+    balance,
+    chain,
+    eventually,
+    key,
+    lock,
+    network,
+    received,
+    run_cli,
+    send,
+    sent_status,
+    supply,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.broker]
+
+ALICE, BOB = key("alice"), key("bob")
+
+
+async def client_height(h: object, remote: str) -> int:
+    path = await h.query("bridge", "path", {"remote_chain": remote})  # type: ignore[attr-defined]
+    got = await h.query("lightclient", "client", {"client_id": path["client_id"]})  # type: ignore[attr-defined]
+    return int(got["latest_height"])
+
+
+async def escrow_matches(net: Net) -> tuple[int, int]:
+    """(escrowed usd on A for B, wrapped chain-a/usd supply on B)."""
+    async with chain(net, A) as a, chain(net, B) as b:
+        escrow = await a.query("bridge", "escrow_address", {"remote_chain": B})
+        return await balance(a, str(escrow), "usd"), await supply(b, "chain-a/usd")
+
+
+async def http_json(url: str) -> tuple[int, object]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status, await r.json(content_type=None)
+
+
+async def api_port(relayer_out: str) -> int:
+    # "relayer: api http://127.0.0.1:PORT; ..."
+    part = relayer_out.split("api http://", 1)[1].split(";", 1)[0]
+    return int(part.rsplit(":", 1)[1])
+
+
+async def wait_ready(r: object) -> int:
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        out = r.output()  # type: ignore[attr-defined]
+        if "relayer: api" in out:
+            return await api_port(out)
+        assert r.alive(), r.stderr()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.1)
+    raise AssertionError("relayer not ready")
+
+
+async def test_lock_mint_burn_release_and_timeout_refund(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        port = await wait_ready(relayer)
+        async with chain(net, A) as a, chain(net, B) as b:
+            usd_before = await balance(a, ALICE.address, "usd")
+            # lock -> mint, carried by the daemon alone
+            n1 = await lock(a, ALICE, B, BOB.address, 100, "usd")
+            await eventually(lambda: received(b, A, n1), "mint on chain-b")
+            assert await balance(b, BOB.address, "chain-a/usd") == 100
+            # burn -> release
+            r = await send(
+                b,
+                BOB,
+                "bridge",
+                "burn",
+                {"denom": "chain-a/usd", "amount": 40, "recipient": ALICE.address},
+            )
+            assert r.ok, r.error
+            burn_nonce = int(r.events[-1].attributes["nonce"])  # type: ignore[arg-type]
+            await eventually(lambda: received(a, B, burn_nonce), "release on chain-a")
+            assert await balance(a, ALICE.address, "usd") == usd_before - 60
+            # timeout -> expired on B -> refund on A, automatically
+            known = await client_height(a, B)
+            n2 = await lock(a, ALICE, B, BOB.address, 7, "usd", timeout_height=known + 1)
+
+            async def refunded() -> bool:
+                return await sent_status(a, B, n2) == "refunded"
+
+            await eventually(refunded, "refund on chain-a")
+            assert await balance(b, BOB.address, "chain-a/usd") == 60
+            assert await balance(a, ALICE.address, "usd") == usd_before - 60
+        escrowed, wrapped = await escrow_matches(net)
+        assert escrowed == wrapped == 60
+        status, body = await http_json(f"http://127.0.0.1:{port}/status")
+        assert status == 200
+        assert isinstance(body, dict)
+        names = {w["name"] for w in body["work"]}
+        assert {"transfer:chain-a->chain-b", "transfer:chain-b->chain-a"} <= names
+        status, _ = await http_json(f"http://127.0.0.1:{port}/healthz")
+        assert status == 200
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+        assert (
+            'interlock_packets_relayed_total{action="mint",work="transfer:chain-a->chain-b"}'
+            in text
+        )
+        assert relayer.terminate() == 0
+
+
+async def test_kill9_at_random_moments_loses_nothing(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The relayer is killed -9 twenty times while transfers flow both ways; every
+    transfer ends delivered exactly once, and the escrow equals the wrapped supply."""
+    rng = random.Random(8)
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        await wait_ready(relayer)
+        nonces: list[int] = []
+        async with chain(net, A) as a, chain(net, B) as b:
+            for round_ in range(20):
+                for _ in range(3):
+                    nonces.append(await lock(a, ALICE, B, BOB.address, 1 + round_, "usd"))
+                await asyncio.sleep(rng.uniform(0.0, 0.6))
+                relayer.kill9()
+                relayer.start()
+                await wait_ready(relayer)
+            for n in nonces:
+                await eventually(lambda n=n: received(b, A, n), f"mint of nonce {n}")
+                assert await sent_status(a, B, n) == "sent"  # delivered, never refunded
+            total = sum(3 * (1 + r) for r in range(20))
+            assert await balance(b, BOB.address, "chain-a/usd") == total
+        escrowed, wrapped = await escrow_matches(net)
+        assert escrowed == wrapped == total
+
+
+async def test_broker_and_chain_restart_mid_stream(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        await wait_ready(relayer)
+        async with chain(net, A) as a:
+            first = [await lock(a, ALICE, B, BOB.address, 5, "usd") for _ in range(3)]
+        own_mosquitto.stop()  # kill the broker mid-stream
+        async with chain(net, A) as a:
+            during = [await lock(a, ALICE, B, BOB.address, 5, "usd") for _ in range(3)]
+        own_mosquitto.start()
+        net.chains[B].kill9()  # and the destination chain
+        net.chains[B].start()
+        async with chain(net, A) as a:
+            after = [await lock(a, ALICE, B, BOB.address, 5, "usd") for _ in range(3)]
+        async with chain(net, B) as b:
+            for n in first + during + after:
+                await eventually(lambda n=n: received(b, A, n), f"mint of nonce {n}")
+            assert await balance(b, BOB.address, "chain-a/usd") == 45
+        assert relayer.alive()
+        escrowed, wrapped = await escrow_matches(net)
+        assert escrowed == wrapped == 45
+
+
+async def test_two_relayers_never_deliver_twice(own_mosquitto: Mosquitto, tmp_path: Path) -> None:
+    with network(own_mosquitto, tmp_path) as net:
+        r1, r2 = net.relayer("r1"), net.relayer("r2")
+        p1, p2 = await wait_ready(r1), await wait_ready(r2)
+        async with chain(net, A) as a, chain(net, B) as b:
+            nonces = [await lock(a, ALICE, B, BOB.address, 2, "usd") for _ in range(20)]
+            for n in nonces:
+                await eventually(lambda n=n: received(b, A, n), f"mint of nonce {n}")
+            assert await balance(b, BOB.address, "chain-a/usd") == 40
+        escrowed, wrapped = await escrow_matches(net)
+        assert escrowed == wrapped == 40
+        relayed = 0
+        for port in (p1, p2):
+            _, body = await http_json(f"http://127.0.0.1:{port}/status")
+            assert isinstance(body, dict)
+            relayed += sum(
+                w["relayed"] for w in body["work"] if w["name"].startswith("transfer:chain-a")
+            )
+        assert relayed == 20  # each packet landed once, whichever relayer carried it
+
+
+async def test_sigterm_while_busy_exits_zero_and_resumes(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        await wait_ready(relayer)
+        async with chain(net, A) as a, chain(net, B) as b:
+            nonces = [await lock(a, ALICE, B, BOB.address, 3, "usd") for _ in range(10)]
+            started = time.monotonic()
+            assert relayer.terminate(wait=30) == 0
+            assert time.monotonic() - started < 30
+            assert "relayer: stopped" in relayer.output()
+            more = [await lock(a, ALICE, B, BOB.address, 3, "usd") for _ in range(5)]
+            relayer.start()
+            await wait_ready(relayer)
+            for n in nonces + more:
+                await eventually(lambda n=n: received(b, A, n), f"mint of nonce {n}")
+            assert await balance(b, BOB.address, "chain-a/usd") == 45
+
+
+async def test_forged_bus_messages_are_dropped(own_mosquitto: Mosquitto, tmp_path: Path) -> None:
+    from chains.service.bus import open_bus
+
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        port = await wait_ready(relayer)
+        async with open_bus(own_mosquitto.url) as bus:
+            for payload in (b"garbage", b"{}", b'{"v":1,"kind":"header"}', b"\xff" * 1000):
+                for topic in ("headers", "events"):
+                    await bus.publish(f"interlock/v1/chains/{A}/{topic}", payload, qos=1)
+        async with chain(net, A) as a, chain(net, B) as b:
+            n = await lock(a, ALICE, B, BOB.address, 9, "usd")
+            await eventually(lambda: received(b, A, n), "mint despite forged messages")
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            text = await resp.text()
+        line = next(
+            ln
+            for ln in text.splitlines()
+            if ln.startswith('interlock_bus_rejected_total{work="transfer:chain-a->chain-b"}')
+        )
+        assert float(line.split()[-1]) >= 1
+
+
+async def test_endpoint_of_another_chain_is_refused(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with network(own_mosquitto, tmp_path) as net:
+        assert net.config is not None
+        text = net.config.read_text()
+        a_url, b_url = net.chains[A].url, net.chains[B].url
+        swapped = text.replace(a_url, "@@").replace(b_url, a_url).replace("@@", b_url)
+        bad = tmp_path / "swapped.toml"
+        bad.write_text(swapped)
+        r = run_cli("start", "--config", str(bad), "--data-dir", str(tmp_path / "bad"))
+        assert r.returncode == 2
+        assert "answers for chain" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+async def test_second_daemon_on_one_data_dir_is_refused(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        await wait_ready(relayer)
+        assert net.config is not None
+        r = run_cli("start", "--config", str(net.config), "--data-dir", str(relayer.data_dir))
+        assert r.returncode == 2
+        assert "another interlock process" in r.stderr
+        assert "Traceback" not in r.stderr
+        assert relayer.alive()
