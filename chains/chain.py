@@ -147,6 +147,7 @@ class Chain:
         if chain.state.root() != last_header.state_root:
             raise StoreError(
                 f"stored state does not match the state root of height {last_header.height}"
+                " (tampered, or written by an older state layout: start that data dir afresh)"
             )
         chain.last_header = last_header
         chain.last_validators = last_validators

@@ -5,11 +5,20 @@ canonical-JSON values and are treated as immutable: always ``set`` a new value, 
 mutate one in place.
 
 The root must not cost a rehash of all state per block, so the key space is cut into
-2^16 buckets by ``crc32(key)``; a bucket's hash is
+2^16 buckets by the first two bytes of ``SHA-256(key)``; a bucket's hash is
 ``hash_leaf(canonical(sorted [[key, value], ...]))`` and the root is a fixed-depth binary
 tree of ``hash_node`` over the 65,536 bucket hashes. A block re-hashes only the buckets it
 touched and the 16 nodes above each one. Untouched subtrees are shared default hashes, so
 an empty state costs nothing to build.
+
+Why SHA-256 and not ``crc32`` (the layout before): keys are chosen by users (addresses,
+lock ids, denoms) and a bucket costs a re-hash of all its entries whenever one is
+written. CRC32 is linear, so anyone could make any number of keys land in one bucket at
+no cost and make every later write to it expensive for every validator; with SHA-256
+each such key costs ~2^16 hash evaluations to find, and a write to state to place. The
+change changes every state root: a data dir written with crc32 buckets is refused at
+start (its state no longer matches its last header's root), so start it afresh; the
+genesis, its hash and every config stay valid.
 
 Transactions are atomic through a journal: ``begin`` / ``commit`` / ``rollback``.
 
@@ -22,7 +31,6 @@ dropped when it is deleted; writes to an existing key (the common case) do not t
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping
 from hashlib import sha256
@@ -47,7 +55,8 @@ for _ in range(BUCKET_BITS):
 
 
 def _bucket(key: str) -> int:
-    return zlib.crc32(key.encode()) & _MASK
+    d = sha256(key.encode()).digest()
+    return (d[0] << 8 | d[1]) & _MASK
 
 
 class SortedKeys:

@@ -297,6 +297,26 @@ async def test_tampered_state_is_refused_on_restart(tmp_path: Path) -> None:
         _node(dc, _store(tmp_path))
 
 
+async def test_a_data_dir_written_with_crc32_buckets_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state layout moved from crc32 to SHA-256 buckets: every root changed, so a data
+    dir of the old layout must be refused at start, saying what to do, not resumed."""
+    import zlib
+
+    import chains.state
+
+    dc = _dc()
+    with monkeypatch.context() as m:
+        m.setattr(chains.state, "_bucket", lambda key: zlib.crc32(key.encode()) & 0xFFFF)
+        node = _node(dc, _store(tmp_path))
+        node.submit_nowait(_pay(dc, "alice", "bob", 3, 0))
+        node.produce_block()
+        await node.stop()
+    with pytest.raises(StoreError, match="older state layout: start that data dir afresh"):
+        _node(dc, _store(tmp_path))
+
+
 def test_memory_and_sqlite_stores_agree(tmp_path: Path) -> None:
     dc = _dc()
     mem, sql = MemoryBlockStore(), _store(tmp_path)

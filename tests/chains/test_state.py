@@ -105,7 +105,7 @@ def test_items_by_prefix_in_key_order() -> None:
 
 def _spec_root(items: dict[str, Any]) -> bytes:
     """The documented commitment, computed the slow way over all 65,536 buckets."""
-    import zlib
+    from hashlib import sha256
 
     from chains.encoding import canonical
     from chains.merkle import hash_leaf, hash_node
@@ -113,7 +113,8 @@ def _spec_root(items: dict[str, Any]) -> bytes:
 
     buckets: dict[int, list[str]] = {}
     for k in items:
-        buckets.setdefault(zlib.crc32(k.encode()) & ((1 << BUCKET_BITS) - 1), []).append(k)
+        b = int.from_bytes(sha256(k.encode()).digest()[:2], "big") >> (16 - BUCKET_BITS)
+        buckets.setdefault(b, []).append(k)
     level = [
         hash_leaf(canonical([[k, items[k]] for k in sorted(buckets.get(b, []))]))
         for b in range(1 << BUCKET_BITS)
