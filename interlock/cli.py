@@ -35,6 +35,7 @@ from chains.service.publisher import Publisher, status_will
 from chains.service.rpc import RpcServer
 from chains.types import Block
 from interlock import cmd_relayer
+from interlock.commands import register_user_commands
 from interlock.config import (
     DEFAULT_SEED,
     ChainSettings,
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", type=_positive_float, default=None, help="override interval")
     s.add_argument("--blocks", type=_non_negative_int, default=0, help="stop after N (0: run)")
     cmd_relayer.add_parsers(sub)
+    register_user_commands(sub)
     return p
 
 
@@ -344,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
+        if getattr(args, "run", None) is not None:  # the user's commands (keys, query, ...)
+            return int(args.run(args))
         if args.command == "devnet":
             asyncio.run(run_devnet(args))
         elif args.command == "chain" and args.chain_command == "start":

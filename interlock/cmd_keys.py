@@ -1,0 +1,172 @@
+"""``interlock keys``: add, import, list, show and delete keys of the keystore.
+
+The passphrase comes from ``$INTERLOCK_PASSPHRASE`` (scripts) or a terminal prompt (asked
+twice when a key is written). A secret is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from chains.crypto import PrivateKey
+from interlock.cmd_common import add_output_args, emit
+from interlock.errors import CommandError, KeyExists, KeystoreError
+from interlock.keys import (
+    DEVNET_PREFIX,
+    PASSPHRASE_ENV,
+    KeyInfo,
+    Keystore,
+    interlock_home,
+    prompt_passphrase,
+    validate_key_name,
+)
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    k = sub.add_parser("keys", help="the keystore: add, import, list, show, delete keys")
+    k.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="keystore home (default $INTERLOCK_HOME or ~/.interlock)",
+    )
+    ks = k.add_subparsers(dest="keys_command", required=True)
+
+    a = ks.add_parser("add", help="make a new key and store it encrypted")
+    a.add_argument("name")
+    add_output_args(a)
+    a.set_defaults(run=run_add)
+
+    i = ks.add_parser(
+        "import", help="store an existing key: a hex secret on stdin, or a devnet account"
+    )
+    i.add_argument("name")
+    i.add_argument(
+        "--devnet-seed",
+        default=None,
+        metavar="SEED",
+        help="import the devnet account derived from SEED (never real funds)",
+    )
+    i.add_argument(
+        "--account",
+        default=None,
+        help="with --devnet-seed: the devnet account name (default: NAME)",
+    )
+    add_output_args(i)
+    i.set_defaults(run=run_import)
+
+    ls = ks.add_parser("list", help="every key: name and address")
+    add_output_args(ls)
+    ls.set_defaults(run=run_list)
+
+    s = ks.add_parser("show", help="a key's address and public key (never the secret)")
+    s.add_argument("name")
+    add_output_args(s)
+    s.set_defaults(run=run_show)
+
+    d = ks.add_parser("delete", help="remove a key for good")
+    d.add_argument("name")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    d.set_defaults(run=run_delete)
+
+
+def _store(args: argparse.Namespace) -> Keystore:
+    return Keystore(args.home or interlock_home())
+
+
+def _info_json(info: KeyInfo) -> dict[str, str]:
+    return {"name": info.name, "address": info.address, "public_key": info.public_key.hex()}
+
+
+def _new_passphrase(name: str) -> str:
+    """From the environment, else asked twice on the terminal."""
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env is not None:
+        return env
+    first = prompt_passphrase(f"passphrase for new key {name!r}: ")
+    if prompt_passphrase("again: ") != first:
+        raise KeystoreError("the passphrases differ; nothing stored")
+    return first
+
+
+def _store_key(args: argparse.Namespace, key: PrivateKey, how: str) -> int:
+    store = _store(args)
+    validate_key_name(args.name)
+    if store.path(args.name).exists():  # fail before asking for a passphrase
+        raise KeyExists(args.name, store.dir)
+    store.add(args.name, key, _new_passphrase(args.name))
+    info = store.show(args.name)
+    emit(args, _info_json(info), [f"{how} key {info.name}: address {info.address}"])
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    return _store_key(args, PrivateKey.generate(), "new")
+
+
+_HEX_SECRET = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def run_import(args: argparse.Namespace) -> int:
+    if args.devnet_seed is not None:
+        account = args.account or args.name
+        validate_key_name(account)
+        key = PrivateKey.derive(args.devnet_seed, account)
+        return _store_key(args, key, f"imported devnet account {account!r} as")
+    if args.account is not None:
+        raise CommandError("--account only goes with --devnet-seed")
+    if sys.stdin.isatty():
+        print("paste the 32-byte secret as 64 hex digits, then Enter:", file=sys.stderr)
+    text = sys.stdin.readline(200).strip()
+    if not _HEX_SECRET.fullmatch(text):
+        raise CommandError("expected the secret on stdin as 64 hex digits; nothing stored")
+    return _store_key(args, PrivateKey.from_seed(bytes.fromhex(text)), "imported")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    store = _store(args)
+    keys = store.list()
+    problems = store.problems()
+    for p in problems:
+        print(f"interlock: warning: {p}", file=sys.stderr)
+    lines = [f"{k.name:<24} {k.address}" for k in keys] or [f"no keys in {store.dir}"]
+    emit(args, {"keys": [_info_json(k) for k in keys], "dir": str(store.dir)}, lines)
+    return 1 if problems else 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    info = _store(args).show(args.name)
+    emit(
+        args,
+        _info_json(info),
+        [
+            f"name        {info.name}",
+            f"address     {info.address}",
+            f"public key  {info.public_key.hex()}",
+        ],
+    )
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.name.startswith(DEVNET_PREFIX):
+        raise CommandError("devnet keys derive from the seed; there is nothing to delete")
+    info = store.show(args.name) if store.path(args.name).exists() else None
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CommandError("deleting a key is for good: pass --yes (nothing deleted)")
+        what = f"{args.name} ({info.address})" if info else args.name
+        answer = input(f"delete key {what} for good? type its name to confirm: ")
+        if answer.strip() != args.name:
+            raise CommandError("not confirmed; nothing deleted")
+    store.delete(args.name)
+    print(f"deleted key {args.name}")
+    return 0

@@ -1,0 +1,20 @@
+"""The user's commands (keys, queries, transfers, manual swaps), each group in its own
+module; ``interlock.cli`` registers them all through :func:`register_user_commands`.
+
+Each command sets ``run``: a function of the parsed arguments returning the exit status.
+It raises an :class:`~chains.errors.InterlockError` for anything the user can fix, which
+``interlock.cli.main`` prints as one line (exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from interlock import cmd_keys
+
+__all__ = ["register_user_commands"]
+
+
+def register_user_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    cmd_keys.register(sub)
