@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chains.bank import get_balance
 from chains.devnet import build_devnet
@@ -509,3 +511,83 @@ def test_snapshot_that_is_not_one_is_refused(value: object) -> None:
         Watchtower.from_json(value)
     assert isinstance(info.value, InterlockError)
     assert "\n" not in str(info.value)
+
+
+# --- random traffic against the chains' own state ----------------------------------------------
+
+_PEOPLE = ("alice", "bob", "carol", "dave")
+_OP = st.one_of(
+    st.tuples(
+        st.just("lock"),
+        st.integers(0, 1),  # chain
+        st.integers(0, 3),  # sender
+        st.integers(0, 3),  # receiver
+        st.integers(0, 4),  # secret (shared across chains and senders)
+        st.integers(2, 12),  # blocks to expiry
+    ),
+    st.tuples(st.just("reveal"), st.integers(0, 1), st.integers(0, 40)),  # a party claims
+    st.tuples(st.just("advance"), st.integers(0, 1), st.integers(1, 6)),
+    st.tuples(st.just("act"), st.just(0)),  # the relayer submits what the tower says
+    st.tuples(st.just("restart"), st.just(0)),  # snapshot, reload
+)
+
+
+def _expected(w: World, margin: int) -> set[tuple[str, str, str]]:
+    """What anyone could submit now, judged from the chains' state alone."""
+    records = [
+        {**r, "chain_id": sim.chain_id}
+        for sim in (w.A, w.B)
+        for r in sim.query("locks", {"limit": 1000})
+    ]
+    revealed = {r["hashlock"] for r in records if r["status"] == "claimed"}
+    heights = w.heights()
+    out = set()
+    for r in records:
+        if r["status"] != "locked":
+            continue
+        h = heights[r["chain_id"]]
+        if r["hashlock"] in revealed and h + margin < r["timelock"]:
+            out.add((r["chain_id"], "claim", r["lock_id"]))
+        elif h >= r["timelock"]:
+            out.add((r["chain_id"], "refund", r["lock_id"]))
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=st.lists(_OP, max_size=30), margin=st.integers(1, 3))
+def test_random_traffic_actions_are_exactly_what_the_chains_allow(
+    ops: list[tuple[Any, ...]], margin: int
+) -> None:
+    w = World(claim_margin=margin)
+    sims = (w.A, w.B)
+    locks: list[tuple[Sim, LockTerms, bytes]] = []
+    used: set[tuple[str, str, bytes]] = set()
+    for op in ops:
+        if op[0] == "lock":
+            _, c, s, r, k, dt = op
+            sim, secret = sims[c], secret_of(100 + k)
+            hashlock = hashlib.sha256(secret).digest()
+            if (sim.chain_id, _PEOPLE[s], hashlock) in used:
+                continue  # the contract refuses a sender's hashlock twice
+            used.add((sim.chain_id, _PEOPLE[s], hashlock))
+            terms = w.lock(sim, _PEOPLE[s], _PEOPLE[r], sim.height + dt, hashlock)
+            locks.append((sim, terms, secret))
+        elif op[0] == "reveal" and locks:
+            sim, terms, secret = locks[op[2] % len(locks)]
+            w.claim(sim, terms, secret)  # may fail (closed, expired): then nothing is revealed
+        elif op[0] == "advance":
+            w.advance(sims[op[1]], sims[op[1]].height + op[2])
+        elif op[0] == "act":  # all of a chain's actions in its next block
+            for sim in sims:
+                key = w.relayer[sim.chain_id]
+                nonce = sim.chain.next_nonce(key.address)
+                todo = [a for a in w.actions() if a.chain_id == sim.chain_id]
+                block = sim.produce([a.build_tx(key, nonce + i) for i, a in enumerate(todo)])
+                assert all(r.ok for r in block.receipts)  # sound: the chain accepts them all
+                assert len(block.receipts) == len(todo)
+            w.sync()
+        elif op[0] == "restart":
+            w.tower = Watchtower.from_json(json.loads(json.dumps(w.tower.to_json())))
+        got = {(a.chain_id, a.method, a.lock_id) for a in w.actions()}
+        assert got == _expected(w, margin)  # and complete
+        assert len(got) == len(w.actions())  # one action per lock
