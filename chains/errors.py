@@ -24,6 +24,8 @@ or an RPC server can show ``str(err)`` to a user without a traceback.
     │   ├── DuplicateSigner
     │   ├── UnknownSigner
     │   └── InvalidCommit
+    ├── LightClientError               (also) the header-update planner's refusals:
+    │   └── LightPlanError                 InvalidPlan, UnexpectedBlock, PlanNotFinished
     ├── StoreError                     the block store is unusable or inconsistent
     └── ConfigError
 """
@@ -277,3 +279,27 @@ class InvalidProof(LightClientError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"invalid proof: {reason}")
+
+
+class LightPlanError(LightClientError):
+    """The header-update planner (``chains.lcplan``) cannot go on; it plans nothing more."""
+
+
+class InvalidPlan(LightPlanError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"cannot plan header updates: {reason}")
+
+
+class UnexpectedBlock(LightPlanError):
+    def __init__(self, expected: int | None, got: int) -> None:
+        self.expected, self.got = expected, got
+        want = "no block" if expected is None else f"the block at height {expected}"
+        super().__init__(f"the planner needs {want}, was given height {got}")
+
+
+class PlanNotFinished(LightPlanError):
+    def __init__(self, needed: int | None) -> None:
+        self.needed = needed
+        why = "it failed" if needed is None else f"it still needs height {needed}"
+        super().__init__(f"no header updates yet: {why}")
