@@ -166,12 +166,21 @@ class Watchtower:
         self._claimable: set[_Key] = set()  # open locks whose secret is known
         self._needed: dict[bytes, _Secret] = {}  # hashlock -> secret some open lock needs
         self._spare: OrderedDict[bytes, _Secret] = OrderedDict()  # the others, oldest first
+        self._revision = 0
 
     # --- reading ----------------------------------------------------------------------
     @property
     def open_locks(self) -> int:
         """How many open locks are tracked."""
         return len(self._open)
+
+    @property
+    def revision(self) -> int:
+        """Changes whenever a lock or a secret is added or forgotten, and only then (not
+        when heights merely advance). A caller persisting snapshots may skip one while the
+        revision is unchanged: replaying the blocks since the stored one changes nothing
+        but the heights and counts."""
+        return self._revision
 
     @property
     def secrets_held(self) -> int:
@@ -292,14 +301,18 @@ class Watchtower:
         )
 
     # --- bookkeeping ------------------------------------------------------------------
-    def _add(self, key: _Key, terms: LockTerms, height: int) -> bool:
+    def _add(self, key: _Key, terms: LockTerms, height: int, *, insort: bool = True) -> bool:
         if key in self._open:
             return False
         if len(self._open) >= self.max_open:
             self._evict()
+        self._revision += 1
         self._open[key] = _Open(terms, key[1], height)
         self._by_hash.setdefault(terms.hashlock, set()).add(key)
-        bisect.insort(self._expiry[key[0]], (terms.timelock, key[1]))
+        if insort:
+            bisect.insort(self._expiry[key[0]], (terms.timelock, key[1]))
+        else:  # the caller sorts once at the end (loading a snapshot)
+            self._expiry[key[0]].append((terms.timelock, key[1]))
         if terms.hashlock not in self._needed:
             spare = self._spare.pop(terms.hashlock, None)
             if spare is None:
@@ -312,6 +325,7 @@ class Watchtower:
         lock = self._open.pop(key, None)
         if lock is None:
             return False
+        self._revision += 1
         self._claimable.discard(key)
         expiry = self._expiry[key[0]]
         del expiry[bisect.bisect_left(expiry, (lock.terms.timelock, key[1]))]
@@ -339,6 +353,7 @@ class Watchtower:
         if hashlock in self._needed or hashlock in self._spare:
             return
         self.counts["secrets"] += 1
+        self._revision += 1
         waiting = self._by_hash.get(hashlock)
         if waiting:
             self._needed[hashlock] = secret
@@ -408,9 +423,8 @@ class Watchtower:
             tower._seen[chain_id] = _snapshot_int(height, f"seen.{chain_id}", 0, MAX_INT)
         for i, row in enumerate(_rows(d["locks"], "locks", 8, tower.max_open)):
             what = f"locks[{i}]"
-            fields = ("chain_id", "sender", "receiver", "denom", "amount", "hashlock", "timelock")
             try:
-                terms = LockTerms.from_json(dict(zip(fields, row, strict=False)), what)
+                terms = LockTerms.from_json(dict(zip(_LOCK_FIELDS, row, strict=False)), what)
             except EncodingError as exc:
                 raise InvalidSnapshot(exc.what, exc.reason) from None
             if not _is_watched(terms.chain_id, watched):
@@ -419,7 +433,9 @@ class Watchtower:
             if key in tower._open:
                 raise InvalidSnapshot(what, "a duplicate lock")
             opened = _snapshot_int(row[7], f"{what}.opened", 0, seen.get(terms.chain_id, -1))
-            tower._add(key, terms, opened)
+            tower._add(key, terms, opened, insort=False)
+        for expiry in watched.values():
+            expiry.sort()
         limit = len(tower._by_hash) + tower.max_spare_secrets
         for i, row in enumerate(_rows(d["secrets"], "secrets", 4, limit)):
             what = f"secrets[{i}]"
@@ -445,6 +461,7 @@ class Watchtower:
             if name not in tower.counts:
                 raise InvalidSnapshot("counts", f"unknown count {name!r}")
             tower.counts[name] = _snapshot_int(n, f"counts.{name}", 0, MAX_INT)
+        tower._revision = 0
         return tower
 
 
@@ -538,6 +555,7 @@ def _check_heights(value: object) -> dict[str, int]:
     return out
 
 
+_LOCK_FIELDS = ("chain_id", "sender", "receiver", "denom", "amount", "hashlock", "timelock")
 _SNAPSHOT_KEYS = frozenset(
     {
         "version",

@@ -259,6 +259,18 @@ def test_settled_forgets_the_lock() -> None:
     assert w.tower.counts["closed"] == 1
 
 
+def test_revision_changes_with_locks_and_secrets_only() -> None:
+    w = World()
+    r0 = w.tower.revision
+    w.advance(w.A, 5)  # empty blocks: nothing to persist
+    assert w.tower.revision == r0
+    _, on_b = swap_locked(w)
+    r1 = w.tower.revision
+    assert r1 > r0
+    w.claim(w.B, on_b)  # a lock closes, a secret is learnt
+    assert w.tower.revision > r1
+
+
 # --- untrusted events ----------------------------------------------------------------------
 
 
