@@ -170,11 +170,16 @@ async def run_chains(
     stop: asyncio.Event,
     blocks: int = 0,
     on_ready: Callable[[Sequence[Node], Sequence[RpcServer]], None] | None = None,
+    bus: Bus | None = None,
+    print_heads: bool = True,
 ) -> None:
     """Run ``chains`` (nodes, RPC servers, publishers) until ``stop`` is set or every
     chain reached height ``blocks``; then shut down in order, each step bounded:
     RPC (no new work; in-flight requests finish), nodes halt (their subscriptions end, so
-    watchers and publishers drain and finish), stores close, buses close."""
+    watchers and publishers drain and finish), stores close, buses close.
+
+    ``bus``: publish to this (open) bus instead of opening one from ``bus_url`` (the demo
+    shares one in-memory bus between its chains and its relayer)."""
     _check_bus_url(bus_url, "bus url")
     memory = parse_bus_url(bus_url) is None
     nodes: list[Node] = []
@@ -188,7 +193,9 @@ async def run_chains(
             # MQTT: one connection per chain, each with its retained status and last will;
             # memory: one shared in-process bus
             buses: list[Bus] = []
-            if memory:
+            if bus is not None:
+                buses = [bus] * len(nodes)
+            elif memory:
                 shared: Bus = await stack.enter_async_context(open_bus(bus_url))
                 buses = [shared] * len(nodes)
             else:
@@ -219,7 +226,8 @@ async def run_chains(
                         node.unsubscribe(sub)
                         sub = node.subscribe()
                         continue
-                    _print_head(block)
+                    if print_heads:
+                        _print_head(block)
                     if blocks and block.height >= blocks and node.chain_id not in reached:
                         reached.add(node.chain_id)
                         if len(reached) == len(nodes):
@@ -241,11 +249,11 @@ async def run_chains(
 
             async with asyncio.TaskGroup() as tg:
                 workers: list[asyncio.Task[None]] = []
-                for cs, node, bus in zip(chains, nodes, buses, strict=True):
+                for cs, node, out in zip(chains, nodes, buses, strict=True):
                     workers.append(tg.create_task(watch(node), name=f"watch:{node.chain_id}"))
                     # the cursor lets a restart publish what was committed while none ran
                     cursor = cs.store_path(data_dir).with_suffix(".published")
-                    publisher = Publisher(node, bus, cursor=cursor)
+                    publisher = Publisher(node, out, cursor=cursor)
                     workers.append(
                         tg.create_task(publisher.run(), name=f"publisher:{node.chain_id}")
                     )

@@ -25,15 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from chains.crypto import PrivateKey
-from chains.encoding import JSONValue
-from chains.errors import ConfigError, InterlockError
-from chains.handle import ChainHandle
-from chains.lightclient import HeaderUpdate
+from chains.errors import ConfigError
 from chains.service.bus import parse_bus_url
 from chains.service.rpc_client import HttpChain
-from chains.types import Tx
 from interlock.keys import load_key
 from relayer.config import RelayerSettings, load_errors, load_relayer_config
+from relayer.connect import connect
 from relayer.daemon import Daemon
 
 __all__ = ["add_parsers", "run"]
@@ -117,55 +114,6 @@ def run_validate(args: argparse.Namespace) -> int:
     return 2
 
 
-async def _send(
-    chain: ChainHandle, key: PrivateKey, module: str, method: str, args: dict[str, JSONValue]
-) -> str:
-    nonce = await chain.pending_nonce(key.address)
-    receipt = await chain.submit(Tx.create(key, chain.chain_id, nonce, module, method, args))
-    if not receipt.ok:
-        raise InterlockError(
-            f"{chain.chain_id}: {module}.{method} failed: {receipt.code}: {receipt.error}"
-        )
-    return str(receipt.events[0].attributes.get("client_id", "")) if receipt.events else ""
-
-
-async def _connect_one(
-    src: HttpChain, dst: HttpChain, relayer: PrivateKey, authority: PrivateKey
-) -> str:
-    try:
-        path = await dst.query("bridge", "path", {"remote_chain": src.chain_id})
-    except InterlockError:
-        path = None
-    if isinstance(path, dict):
-        return f"{dst.chain_id}: path from {src.chain_id} exists (client {path.get('client_id')})"
-    height = await src.latest_height()
-    block, vals = await src.get_block(height), await src.get_validators(height)
-    if block is None or vals is None:
-        raise InterlockError(f"{src.chain_id} has no block at {height}")
-    update = HeaderUpdate(block.header, block.commit, vals, height, None)
-    client_id = await _send(
-        dst,
-        relayer,
-        "lightclient",
-        "create_client",
-        {
-            "update": update.to_json(),
-            "trusting_period": TRUSTING_PERIOD_MS,
-            "max_clock_drift": MAX_CLOCK_DRIFT_MS,
-        },
-    )
-    await _send(
-        dst,
-        authority,
-        "bridge",
-        "register_path",
-        {"remote_chain": src.chain_id, "client_id": client_id},
-    )
-    return (
-        f"{dst.chain_id}: client {client_id} of {src.chain_id} at height {height}; path registered"
-    )
-
-
 async def run_path_create(args: argparse.Namespace) -> None:
     settings = load_relayer_config(args.config)
     for end in (args.src, args.dst):
@@ -190,7 +138,7 @@ async def run_path_create(args: argparse.Namespace) -> None:
                 authority = PrivateKey.derive(seed, b, "gov")
             else:
                 authority = load_key(args.authority, seed=seed)
-            print(await _connect_one(handles[a], handles[b], keys[b], authority), flush=True)
+            print(await connect(handles[a], handles[b], keys[b], authority), flush=True)
     finally:
         for h in handles.values():
             await h.close()

@@ -43,6 +43,7 @@ from bridge.relay import (
 from chains.encoding import JSONValue
 from chains.errors import ConsensusStateNotFound, InterlockError
 from chains.handle import ChainHandle
+from chains.lcplan import LightBlock, UpdatePlanner
 from chains.lightclient import HeaderUpdate
 from chains.service.subscriber import VerifiedBlock
 from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
@@ -154,6 +155,8 @@ class TransferWorker:
         self.status = WorkStatus(self.name)
         self.client_id = ""
         self.trusting_period_ms = 0
+        self.max_clock_drift_ms = 0
+        self.trust_level = (1, 3)
         self._kept: list[Packet] = self._load_kept()
         self._first_seen: dict[tuple[str, int], float] = {}
         self._vals: dict[int, ValidatorSet] = {}
@@ -198,6 +201,11 @@ class TransferWorker:
         self.client_id = str(_field(path, "client_id", str))
         client = await self._client()
         self.trusting_period_ms = int(_field(client, "trusting_period", int))
+        self.max_clock_drift_ms = int(_field(client, "max_clock_drift", int))
+        level = _field(client, "trust_level", list)
+        if len(level) != 2 or not all(isinstance(x, int) for x in level):
+            raise InterlockError("malformed answer: trust_level")
+        self.trust_level = (int(level[0]), int(level[1]))
         got = str(_field(client, "chain_id", str))
         if got != self.src.chain_id:
             raise PathNotReady(
@@ -321,13 +329,13 @@ class TransferWorker:
                 if cons is not None:
                     if str(_field(cons, "header_hash", str)) != header.hash.hex():
                         await self._misbehaviour(h, header, cons)
-                        calls.append(await self._fill_in(h, header))
+                        calls.extend(await self._fill_in(h, header))
                     continue
-                calls.append(await self._fill_in(h, header))
+                calls.extend(await self._fill_in(h, header))
                 continue
             if trusted_header is None:
                 trusted_header = await self._header(trusted)
-            calls.append(await self._update(header, trusted, trusted_header))
+            calls.extend(await self._update(header, trusted, trusted_header))
             trusted, trusted_header = h, header
         return calls
 
@@ -337,25 +345,52 @@ class TransferWorker:
             raise InterlockError(f"{self.src.chain_id} has no header at {height}")
         return header
 
-    async def _update(self, header: Header, trusted: int, trusted_header: Header) -> Call:
+    async def _update(self, header: Header, trusted: int, trusted_header: Header) -> list[Call]:
+        """update_client calls taking the client from ``trusted`` to ``header``: one
+        update when the trusted next set signed it (the usual case: a set that did not
+        change), else the planner's skipping and bisecting steps (``chains.lcplan``)."""
         vals = await self._validators(header.height)
+        if header.height == trusted + 1 or vals.hash == trusted_header.next_validators_hash:
+            commit = await self._commit(header)
+            tv = None if header.height == trusted + 1 else vals
+            return [self._call(HeaderUpdate(header, commit, vals, trusted, tv))]
+        planner = UpdatePlanner(
+            await self._light_block(trusted_header),
+            header.height,
+            trust_level=self.trust_level,
+            now=int(time.time() * 1000),
+            trusting_period=self.trusting_period_ms,
+            max_clock_drift=self.max_clock_drift_ms,
+            trusted_hash=trusted_header.hash,
+        )
+        while (h := planner.next_height()) is not None:
+            at = header if h == header.height else await self._header(h)
+            planner.provide(await self._light_block(at))
+        return [self._call(u) for u in planner.updates()]
+
+    def _call(self, update: HeaderUpdate) -> Call:
+        args: dict[str, JSONValue] = {"client_id": self.client_id, "update": update.to_json()}
+        return Call("lightclient", "update_client", args)
+
+    async def _commit(self, header: Header) -> Commit:
         commit = self._commits.get(header.height)
         if commit is None:
             got = await self.src.get_block(header.height)
             if got is None or got.header.hash != header.hash:
                 raise InterlockError(f"{self.src.chain_id} has no block {header.height} to prove")
             commit = got.commit
-        trusted_vals: ValidatorSet | None = None
-        if header.height != trusted + 1:
-            if vals.hash == trusted_header.next_validators_hash:
-                trusted_vals = vals
-            else:
-                trusted_vals = await self._validators(trusted + 1)
-        update = HeaderUpdate(header, commit, vals, trusted, trusted_vals)
-        args: dict[str, JSONValue] = {"client_id": self.client_id, "update": update.to_json()}
-        return Call("lightclient", "update_client", args)
+        return commit
 
-    async def _fill_in(self, height: int, header: Header) -> Call:
+    async def _light_block(self, header: Header) -> LightBlock:
+        vals = await self._validators(header.height)
+        nxt = (
+            vals
+            if vals.hash == header.next_validators_hash
+            else await self._validators(header.height + 1)
+        )
+        return LightBlock(header, await self._commit(header), vals, nxt)
+
+    async def _fill_in(self, height: int, header: Header) -> list[Call]:
         """A header below the client's latest: trusted from the nearest stored one below."""
         for t in range(height - 1, max(0, height - FILL_PROBE), -1):
             if await self._consensus(t) is not None:

@@ -1,0 +1,71 @@
+"""Connecting two chains for the bridge: a light client of each on the other, and a path.
+
+Hermes's ``create client`` plus the governance step this project's bridge needs: on the
+destination, a light client of the source created (by anyone: the relayer's key) from the
+source's latest signed header, then a bridge path naming that client, registered by the
+destination's governance key. Idempotent: a destination that has a path from the source
+already is left as it is. The daemon reads clients and paths back from the chains.
+"""
+
+from __future__ import annotations
+
+from chains.crypto import PrivateKey
+from chains.encoding import JSONValue
+from chains.errors import InterlockError
+from chains.handle import ChainHandle
+from chains.lightclient import HeaderUpdate
+from chains.types import Tx
+
+__all__ = ["MAX_CLOCK_DRIFT_MS", "TRUSTING_PERIOD_MS", "connect"]
+
+TRUSTING_PERIOD_MS = 14 * 24 * 3600 * 1000
+MAX_CLOCK_DRIFT_MS = 10_000
+
+
+async def _send(
+    chain: ChainHandle, key: PrivateKey, module: str, method: str, args: dict[str, JSONValue]
+) -> str:
+    nonce = await chain.pending_nonce(key.address)
+    receipt = await chain.submit(Tx.create(key, chain.chain_id, nonce, module, method, args))
+    if not receipt.ok:
+        raise InterlockError(
+            f"{chain.chain_id}: {module}.{method} failed: {receipt.code}: {receipt.error}"
+        )
+    return str(receipt.events[0].attributes.get("client_id", "")) if receipt.events else ""
+
+
+async def connect(
+    src: ChainHandle, dst: ChainHandle, relayer: PrivateKey, authority: PrivateKey
+) -> str:
+    try:
+        path = await dst.query("bridge", "path", {"remote_chain": src.chain_id})
+    except InterlockError:
+        path = None
+    if isinstance(path, dict):
+        return f"{dst.chain_id}: path from {src.chain_id} exists (client {path.get('client_id')})"
+    height = await src.latest_height()
+    block, vals = await src.get_block(height), await src.get_validators(height)
+    if block is None or vals is None:
+        raise InterlockError(f"{src.chain_id} has no block at {height}")
+    update = HeaderUpdate(block.header, block.commit, vals, height, None)
+    client_id = await _send(
+        dst,
+        relayer,
+        "lightclient",
+        "create_client",
+        {
+            "update": update.to_json(),
+            "trusting_period": TRUSTING_PERIOD_MS,
+            "max_clock_drift": MAX_CLOCK_DRIFT_MS,
+        },
+    )
+    await _send(
+        dst,
+        authority,
+        "bridge",
+        "register_path",
+        {"remote_chain": src.chain_id, "client_id": client_id},
+    )
+    return (
+        f"{dst.chain_id}: client {client_id} of {src.chain_id} at height {height}; path registered"
+    )
