@@ -188,14 +188,19 @@ async def test_two_relayers_never_deliver_twice(own_mosquitto: Mosquitto, tmp_pa
             assert await balance(b, BOB.address, "chain-a/usd") == 40
         escrowed, wrapped = await escrow_matches(net)
         assert escrowed == wrapped == 40
-        relayed = 0
-        for port in (p1, p2):
-            _, body = await http_json(f"http://127.0.0.1:{port}/status")
-            assert isinstance(body, dict)
-            relayed += sum(
-                w["relayed"] for w in body["work"] if w["name"].startswith("transfer:chain-a")
-            )
-        assert relayed == 20  # each packet landed once, whichever relayer carried it
+
+        async def relayed_once() -> bool:
+            relayed = 0
+            for port in (p1, p2):
+                _, body = await http_json(f"http://127.0.0.1:{port}/status")
+                assert isinstance(body, dict)
+                work = body["work"]
+                relayed += sum(
+                    w["relayed"] for w in work if w["name"] == "transfer:chain-a->chain-b"
+                )
+            return relayed == 20  # each packet landed once, whichever relayer carried it
+
+        await eventually(relayed_once, "the relayers' counts adding up to 20")
 
 
 async def test_sigterm_while_busy_exits_zero_and_resumes(
