@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interlock import cmd_keys
+from interlock import cmd_keys, cmd_netting
 
 __all__ = ["register_user_commands"]
 
 
 def register_user_commands(sub: argparse._SubParsersAction[Any]) -> None:
     cmd_keys.register(sub)
+    cmd_netting.register(sub)

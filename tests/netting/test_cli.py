@@ -1,0 +1,143 @@
+"""``interlock netting``: a demo in process, and three banks as three processes over MQTT."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from chains.crypto import PrivateKey
+from interlock.cli import main
+from netting.plan import plan_settlement
+from netting.protocol import compute_plain_netting
+
+
+def test_demo_prints_positions_gross_net_and_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["netting", "demo", "--banks", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert sum(out["positions"]) == 0
+    assert out["net"] == sum(p for p in out["positions"] if p > 0)
+    assert out["gross"] >= out["net"]
+    assert [list(t) for t in out["plan"]] == [
+        [t.payer, t.payee, t.amount] for t in plan_settlement(out["positions"])
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["netting", "demo", "--banks", "2"],
+        [
+            "netting",
+            "run",
+            "--bus-url",
+            "memory://",
+            "--round-id",
+            "r",
+            "--start",
+            "0",
+            "--parties",
+            "zz,yy,xx",
+            "--key",
+            "devnet:a",
+            "--owes",
+            "0,1,2",
+        ],
+        [
+            "netting",
+            "run",
+            "--bus-url",
+            "memory://",
+            "--round-id",
+            "r",
+            "--start",
+            "0",
+            "--parties",
+            ",".join(["00" * 32] * 3),
+            "--key",
+            "devnet:a",
+            "--owes",
+            "0,1,2",
+        ],
+        [
+            "netting",
+            "run",
+            "--bus-url",
+            "memory://",
+            "--round-id",
+            "r",
+            "--start",
+            "0",
+            "--parties",
+            ",".join(PrivateKey.derive("x", str(i)).public_key.hex() for i in range(3)),
+            "--key",
+            "devnet:a",
+            "--owes",
+            "0,1,x",
+        ],
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("interlock: error:")
+    assert len(err.splitlines()) == 1
+
+
+def test_three_banks_as_three_processes_over_mosquitto(mqtt_url: str) -> None:
+    book = [[0, 70, 20], [50, 0, 40], [10, 30, 0]]
+    seed = "cli-netting"
+    parties = ",".join(PrivateKey.derive(seed, f"bank{i}").public_key.hex() for i in range(3))
+    round_id = f"cli-{uuid.uuid4().hex[:8]}"
+    start = time.time() + 8  # every process imports and subscribes before it
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "interlock.cli",
+                "netting",
+                "run",
+                "--bus-url",
+                mqtt_url,
+                "--round-id",
+                round_id,
+                "--start",
+                str(start),
+                "--phase-s",
+                "10",
+                "--parties",
+                parties,
+                "--key",
+                f"devnet:bank{i}",
+                "--seed",
+                seed,
+                "--owes",
+                ",".join(map(str, book[i])),
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        for i in range(3)
+    ]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=90)
+        assert p.returncode == 0, err
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    for i, o in enumerate(outs):
+        assert o["me"] == i
+        assert tuple(o["positions"]) == compute_plain_netting(book)
+        assert o["gross"] == 220
+        assert o["net"] == 30
+        assert o["plan"] == [[0, 2, 20], [0, 1, 10]]
