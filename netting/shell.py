@@ -5,8 +5,10 @@ the round's topics (``interlock/v1/netting/{round_id}/#``, see :mod:`netting.wir
 feeds it decoded messages and the wall clock (deadlines are absolute Unix times every
 bank shares), and publishes what it returns.
 
-Every party must be subscribed before the round's ``start`` (messages are not retained):
-:func:`run_party` subscribes first, then waits for ``start``.
+Messages are published **retained**, so a bank whose process subscribes late (after
+``start``, before the deadlines) still receives what the others sent; each bank clears its
+own retained messages when its round ends. A round id is therefore used for one round
+only: a retained message of an earlier round under the same id would verify again.
 
 :func:`run_netting` adds the documented exclusion rule: when a round fails naming parties
 that missed the share deadline or were caught dealing inconsistent shares, the others
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from chains.crypto import PrivateKey
-from chains.service.bus import Bus
+from chains.service.bus import Bus, BusError
 from netting.errors import MessageRefused, RoundFailed
 from netting.protocol import Envelope, NettingResult, Party, Phase, RoundSpec, default_threshold
 from netting.wire import decode_envelope, encode_envelope, round_filter, topic_for
@@ -53,9 +55,16 @@ class RoundReport:
     """Indices, in the first round's party list, of the parties of ``spec``."""
 
 
-async def _publish(bus: Bus, envs: Sequence[Envelope]) -> None:
+async def _publish(bus: Bus, envs: Sequence[Envelope], sent: list[str]) -> None:
     for env in envs:
-        await bus.publish(topic_for(env.round_id, env.phase, env.sender), encode_envelope(env))
+        topic = topic_for(env.round_id, env.phase, env.sender)
+        await bus.publish(topic, encode_envelope(env), retain=True)
+        sent.append(topic)
+
+
+async def _clear(bus: Bus, topics: Sequence[str]) -> None:
+    for topic in topics:  # an empty retained payload deletes the retained message
+        await bus.publish(topic, b"", retain=True)
 
 
 async def run_party(
@@ -72,22 +81,25 @@ async def run_party(
     """
     party = Party(spec, key, obligations)
     refused: Counter[str] = Counter()
+    sent: list[str] = []
     async with bus.subscribe(round_filter(spec.round_id)) as sub:
         it = aiter(sub)
         wait = spec.start - clock()
         if wait > 0:
             await asyncio.sleep(wait)
-        await _publish(bus, party.start(clock()))
+        await _publish(bus, party.start(clock()), sent)
         while not party.finished:
             deadline = party.next_deadline()
             timeout = 0.0 if deadline is None else max(0.0, deadline - clock())
             try:
                 msg = await asyncio.wait_for(anext(it), timeout + 0.001)
             except TimeoutError:
-                await _publish(bus, party.tick(clock()))
+                await _publish(bus, party.tick(clock()), sent)
                 continue
             except StopAsyncIteration:
                 break
+            if not msg.payload:
+                continue  # a retained message being cleared
             try:
                 env = decode_envelope(msg.topic, msg.payload, spec)
                 if env.sender == party.me and env.round_id == spec.round_id:
@@ -97,9 +109,9 @@ async def run_party(
                 refused[exc.reason] += 1
                 log.debug("refused: %s", exc)
                 continue
-            await _publish(bus, out)
-        with contextlib.suppress(Exception):
-            await _publish(bus, party.tick(clock()))
+            await _publish(bus, out, sent)
+    with contextlib.suppress(BusError):  # the bus closed under us: nothing to clear
+        await _clear(bus, sent)
     return RoundReport(party.result, party.failure, dict(refused), spec, tuple(range(spec.n)))
 
 

@@ -3,7 +3,7 @@
 
 Topics (``{round_id}``: ``[a-z0-9][a-z0-9._-]{0,63}``; ``{party}``: the sender's index)::
 
-    interlock/v1/netting/{round_id}/{phase}/{party}   QoS 1, not retained
+    interlock/v1/netting/{round_id}/{phase}/{party}   QoS 1, retained (cleared at the end)
     phase ∈ share | complain | answer | sum
 
 A payload is one JSON object, exactly the signed value of

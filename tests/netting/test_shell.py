@@ -88,7 +88,7 @@ async def test_round_over_mosquitto_reveals_no_input_on_the_wire(mqtt_url: str) 
         observer = asyncio.create_task(record(buses[n], wire, ready))
         await ready.wait()
         reports = await run_all(buses[:n], spec, book, range(n))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         observer.cancel()
     finally:
         for b in buses:
@@ -97,8 +97,11 @@ async def test_round_over_mosquitto_reveals_no_input_on_the_wire(mqtt_url: str) 
     assert all(
         r.result is not None and r.result.positions == compute_plain_netting(book) for r in reports
     )
-    # 4 shares, 4 (empty) complaints, 4 sums; every one decodes and names its round
+    # 4 shares, 4 (empty) complaints, 4 sums, each retained; then each bank clears its own
+    cleared = [m for m in wire if not m.payload]
+    wire = [m for m in wire if m.payload]
     assert len(wire) == 3 * n
+    assert sorted(m.topic for m in cleared) == sorted(m.topic for m in wire)
     for msg in wire:
         assert decode_envelope(msg.topic, msg.payload, spec).round_id == spec.round_id
         assert len(msg.payload) <= max_payload(spec)
@@ -133,6 +136,29 @@ async def test_dropout_after_sharing_completes_over_mosquitto(mqtt_url: str) -> 
         assert isinstance(rep, RoundReport)
         assert rep.failure is None, rep.failure
         assert rep.result is not None
+        assert rep.result.positions == compute_plain_netting(book)
+
+
+async def test_a_bank_that_subscribes_after_the_start_catches_up_from_retained() -> None:
+    n = 3
+    book = random_book(random.Random(15), n)
+    spec = new_spec(n, phase_s=5.0, lead=0.1)
+    keys = bank_keys(n)
+    async with MemoryBus() as bus:
+
+        async def late() -> RoundReport:
+            await asyncio.sleep(max(0.0, spec.start - time.time()) + 0.5)
+            return await run_party(bus, spec, keys[2], book[2])
+
+        async with asyncio.timeout(30):
+            reports = await asyncio.gather(
+                *(run_party(bus, spec, keys[i], book[i]) for i in range(2)), late()
+            )
+        # every bank cleared what it had retained
+        async with bus.subscribe(f"{TOPIC_PREFIX}/#") as sub:
+            assert sub.qsize() == 0
+    for rep in reports:
+        assert rep.result is not None, rep.failure
         assert rep.result.positions == compute_plain_netting(book)
 
 
