@@ -28,58 +28,24 @@ def test_demo_prints_positions_gross_net_and_plan(capsys: pytest.CaptureFixture[
     ]
 
 
+def run_argv(parties: str, owes: str = "0,1,2") -> list[str]:
+    return [
+        *("netting", "run", "--bus-url", "memory://", "--round-id", "r", "--start", "0"),
+        *("--parties", parties, "--key", "devnet:a", "--owes", owes),
+    ]
+
+
+GOOD_PARTIES = ",".join(PrivateKey.derive("x", str(i)).public_key.hex() for i in range(3))
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["netting", "demo", "--banks", "2"],
-        [
-            "netting",
-            "run",
-            "--bus-url",
-            "memory://",
-            "--round-id",
-            "r",
-            "--start",
-            "0",
-            "--parties",
-            "zz,yy,xx",
-            "--key",
-            "devnet:a",
-            "--owes",
-            "0,1,2",
-        ],
-        [
-            "netting",
-            "run",
-            "--bus-url",
-            "memory://",
-            "--round-id",
-            "r",
-            "--start",
-            "0",
-            "--parties",
-            ",".join(["00" * 32] * 3),
-            "--key",
-            "devnet:a",
-            "--owes",
-            "0,1,2",
-        ],
-        [
-            "netting",
-            "run",
-            "--bus-url",
-            "memory://",
-            "--round-id",
-            "r",
-            "--start",
-            "0",
-            "--parties",
-            ",".join(PrivateKey.derive("x", str(i)).public_key.hex() for i in range(3)),
-            "--key",
-            "devnet:a",
-            "--owes",
-            "0,1,x",
-        ],
+        run_argv("zz,yy,xx"),  # not hex
+        run_argv(",".join(["00" * 32] * 3)),  # one key three times
+        run_argv(GOOD_PARTIES, owes="0,1,x"),
+        run_argv(GOOD_PARTIES, owes="0,-1,2"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(
