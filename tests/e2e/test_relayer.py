@@ -275,3 +275,88 @@ async def test_second_daemon_on_one_data_dir_is_refused(
         assert "another interlock process" in r.stderr
         assert "Traceback" not in r.stderr
         assert relayer.alive()
+
+
+async def test_swap_participant_offline_is_finished_by_the_daemon(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Alice locks usd on A for Bob; Bob locks eur on B for Alice, then goes offline. Alice claims on B, revealing the secret; the daemon reads it from B's
+    claim event and claims Alice's lock on A for Bob. A lock nobody claims is refunded by
+    the daemon at its timelock."""
+    import hashlib
+    import os
+
+    with network(own_mosquitto, tmp_path) as net:
+        relayer = net.relayer()
+        await wait_ready(relayer)
+        secret = os.urandom(32)
+        hashlock = hashlib.sha256(secret).hexdigest()
+        async with chain(net, A) as a, chain(net, B) as b:
+            bob_before = await balance(a, BOB.address, "usd")
+            ha, hb = await a.latest_height(), await b.latest_height()
+            r = await send(
+                a,
+                ALICE,
+                "htlc",
+                "lock",
+                {
+                    "receiver": BOB.address,
+                    "denom": "usd",
+                    "amount": 100,
+                    "hashlock": hashlock,
+                    "timelock": ha + 600,
+                },
+            )
+            assert r.ok, r.error
+            lock_a = str(r.events[-1].attributes["lock_id"])
+            r = await send(
+                b,
+                BOB,
+                "htlc",
+                "lock",
+                {
+                    "receiver": ALICE.address,
+                    "denom": "eur",
+                    "amount": 92,
+                    "hashlock": hashlock,
+                    "timelock": hb + 300,
+                },
+            )
+            assert r.ok, r.error
+            lock_b = str(r.events[-1].attributes["lock_id"])
+            # Bob is offline from here on. Alice claims on B (the reveal):
+            r = await send(b, ALICE, "htlc", "claim", {"lock_id": lock_b, "preimage": secret.hex()})
+            assert r.ok, r.error
+
+            async def claimed_for_bob() -> bool:
+                got = await a.query("htlc", "lock", {"lock_id": lock_a})
+                return isinstance(got, dict) and got["status"] == "claimed"
+
+            await eventually(claimed_for_bob, "the daemon's claim on chain-a")
+            assert await balance(a, BOB.address, "usd") == bob_before + 100
+            # an abandoned lock: refunded to its sender at the timelock, by the daemon
+            carol = key("carol")
+            before = await balance(a, carol.address, "usd")
+            h = await a.latest_height()
+            r = await send(
+                a,
+                carol,
+                "htlc",
+                "lock",
+                {
+                    "receiver": BOB.address,
+                    "denom": "usd",
+                    "amount": 5,
+                    "hashlock": hashlib.sha256(b"x" * 32).hexdigest(),
+                    "timelock": h + 10,
+                },
+            )
+            assert r.ok, r.error
+            lock_c = str(r.events[-1].attributes["lock_id"])
+
+            async def refunded() -> bool:
+                got = await a.query("htlc", "lock", {"lock_id": lock_c})
+                return isinstance(got, dict) and got["status"] == "refunded"
+
+            await eventually(refunded, "the daemon's refund at the timelock")
+            assert await balance(a, carol.address, "usd") == before
