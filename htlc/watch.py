@@ -168,6 +168,20 @@ class Watchtower:
         self._spare: OrderedDict[bytes, _Secret] = OrderedDict()  # the others, oldest first
         self._revision = 0
 
+    def configure(
+        self, *, finality: Mapping[str, int] | None = None, claim_margin: int | None = None
+    ) -> None:
+        """Change the timing settings, e.g. after :meth:`from_json` when the operator's
+        config changed since the snapshot (a chain missing from ``finality`` gets 0).
+        Raises :class:`WatchError` and changes nothing if either does not validate."""
+        new_finality = (
+            self.finality if finality is None else _check_finality(finality, self.chain_ids)
+        )
+        margin = self.claim_margin
+        if claim_margin is not None:
+            margin = _check_int(claim_margin, "claim_margin", 1, _MAX_FINALITY)
+        self.finality, self.claim_margin = new_finality, margin
+
     # --- reading ----------------------------------------------------------------------
     @property
     def open_locks(self) -> int:

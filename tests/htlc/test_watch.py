@@ -467,6 +467,18 @@ def test_snapshot_round_trip() -> None:
     assert not restored.is_open(claim.chain_id, claim.lock_id)
 
 
+def test_configure_changes_timing_after_a_restart() -> None:
+    w = World()
+    on_a = w.lock(w.A, "alice", "bob", w.A.height + 5)
+    tower = Watchtower.from_json(w.tower.to_json())
+    with pytest.raises(WatchError):
+        tower.configure(finality={"chain-a": 1}, claim_margin=0)
+    assert (tower.finality, tower.claim_margin) == ({"chain-a": 0, "chain-b": 0}, 1)
+    tower.configure(finality={"chain-a": 3})
+    assert tower.actions({w.A.chain_id: on_a.timelock + 2}) == []
+    assert len(tower.actions({w.A.chain_id: on_a.timelock + 3})) == 1
+
+
 def _mutations() -> list[tuple[str, Callable[[dict[str, Any]], object]]]:
     def put(key: str, value: object) -> Callable[[dict[str, Any]], object]:
         return lambda s: s.__setitem__(key, value)
