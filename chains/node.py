@@ -302,6 +302,14 @@ class Node:
 
     # --- reads ----------------------------------------------------------------------
     @property
+    def failure(self) -> InterlockError | None:
+        """Why block production stopped (fail-stop), or ``None`` while it has not failed.
+
+        A failed node answers nothing new: health checks must report it, and its process
+        should exit non-zero so that a supervisor restarts it on the same store."""
+        return self._failure
+
+    @property
     def chain_id(self) -> str:
         return self.chain.chain_id
 

@@ -30,7 +30,15 @@ from typing import NoReturn
 
 from chains.errors import ConfigError, InterlockError
 from chains.node import Node, SQLiteBlockStore, SubscriptionLagged
-from chains.service.bus import BadBusUrl, Bus, open_bus, parse_bus_url
+from chains.service.bus import (
+    BadBusUrl,
+    Bus,
+    open_bus,
+    parse_bus_url,
+    redact_url,
+    validate_bus_url,
+)
+from chains.service.datadir import DataDirLock
 from chains.service.publisher import Publisher, status_will
 from chains.service.rpc import RpcServer
 from chains.types import Block
@@ -157,7 +165,7 @@ def _open_node(cs: ChainSettings, data_dir: Path) -> Node:
 
 def _check_bus_url(url: str, what: str) -> None:
     try:
-        parse_bus_url(url)
+        validate_bus_url(url)  # with its TLS files: a missing CA would retry forever
     except BadBusUrl as exc:
         raise ConfigError(f"{what}: {exc}") from None
 
@@ -184,7 +192,10 @@ async def run_chains(
     memory = parse_bus_url(bus_url) is None
     nodes: list[Node] = []
     servers: list[RpcServer] = []
+    locks = contextlib.ExitStack()  # one process per chain store; released last
     try:
+        for cs in chains:
+            locks.enter_context(DataDirLock(cs.store_path(data_dir).parent, f"{cs.chain_id}.lock"))
         async with contextlib.AsyncExitStack() as stack:
             for cs in chains:
                 nodes.append(_open_node(cs, data_dir))
@@ -220,6 +231,11 @@ async def run_chains(
                     try:
                         block = await sub.__anext__()
                     except StopAsyncIteration:
+                        if node.failure is not None:  # fail-stop: stop all, exit non-zero
+                            log.error(
+                                "%s stopped producing blocks: %s", node.chain_id, node.failure
+                            )
+                            stop.set()
                         return
                     except SubscriptionLagged:  # a slow console is no reason to stop
                         log.warning("%s: head printer fell behind; skipping ahead", node.chain_id)
@@ -260,11 +276,24 @@ async def run_chains(
                 tg.create_task(shutdown(workers), name="shutdown")
             for node in nodes:
                 await node.stop()  # closes the store, after the publishers are done with it
+        failed = [n.chain_id for n in nodes if n.failure is not None]
+        if failed:
+            raise ChainFailed(failed)
     finally:
         for srv in servers:
             await srv.stop()
         for node in nodes:
             await node.stop()
+        locks.close()
+
+
+class ChainFailed(InterlockError):
+    """A node stopped producing blocks (fail-stop): the process exits 1, so a supervisor
+    restarts it; the restart resumes at the last persisted block."""
+
+    def __init__(self, chain_ids: Sequence[str]) -> None:
+        self.chain_ids = tuple(chain_ids)
+        super().__init__(f"{', '.join(chain_ids)} stopped producing blocks (see the log)")
 
 
 def _install_signals(stop: asyncio.Event) -> None:
@@ -278,7 +307,9 @@ def _print_ready(nodes: Sequence[Node], servers: Sequence[RpcServer], bus_url: s
     rpc = {s.node.chain_id: s.url for s in servers}
     for n in nodes:
         where = rpc.get(n.chain_id, "off")
-        print(f"{n.chain_id}: height {n.height}; rpc {where}; bus {bus_url}", flush=True)
+        print(
+            f"{n.chain_id}: height {n.height}; rpc {where}; bus {redact_url(bus_url)}", flush=True
+        )
 
 
 async def run_devnet(args: argparse.Namespace) -> None:
@@ -362,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_chain_start(args))
         elif (code := cmd_relayer.run(args)) is not None:
             return code
+    except ChainFailed as exc:
+        print(f"interlock: error: {exc}", file=sys.stderr)
+        return 1
     except InterlockError as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
         return 2

@@ -65,6 +65,7 @@ __all__ = [
     "redact_url",
     "split_shared",
     "topic_matches",
+    "validate_bus_url",
     "validate_filter",
     "validate_topic",
 ]
@@ -888,6 +889,25 @@ def parse_bus_url(url: str) -> MqttOptions | None:
     )
 
 
+def validate_bus_url(url: str) -> MqttOptions | None:
+    """:func:`parse_bus_url`, and the TLS files it names exist and are readable.
+
+    An ``mqtts`` URL whose ``ca=`` file is missing would otherwise be accepted, and the
+    bus would retry the TLS handshake forever: refuse it at start, in one line.
+    """
+    opts = parse_bus_url(url)
+    if opts is None:
+        return None
+    for key, path in (("ca", opts.ca_file), ("cert", opts.cert_file), ("key", opts.key_file)):
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise BadBusUrl(redact_url(url), f"{key} file {path!r} does not exist")
+        if not os.access(path, os.R_OK):
+            raise BadBusUrl(redact_url(url), f"{key} file {path!r} is not readable")
+    return opts
+
+
 def open_bus(
     url: str,
     *,
@@ -895,12 +915,12 @@ def open_bus(
     client_id: str | None = None,
     backoff: Backoff | None = None,
 ) -> MemoryBus | MqttBus:
-    """A bus from a URL (see :func:`parse_bus_url`); use it as ``async with``.
+    """A bus from a URL (see :func:`validate_bus_url`); use it as ``async with``.
 
     ``will`` sets the retained status topic of an MQTT bus (ignored in memory, where
     nothing outlives the process).
     """
-    opts = parse_bus_url(url)
+    opts = validate_bus_url(url)
     if opts is None:
         return MemoryBus()
     changes: dict[str, Any] = {"will": will}

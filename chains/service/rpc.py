@@ -8,7 +8,8 @@ before anything else looks at them. A refused request changes nothing.
 =======  ==================================  ===================================================
 method   path                                answer
 =======  ==================================  ===================================================
-GET      /healthz                            ``{"ok": true, "chain_id", "height"}`` (503 stopping)
+GET      /healthz                            ``{"ok": true, "chain_id", "height"}`` (503 stopping
+                                             or stopped producing blocks)
 GET      /status                             chain id, height, latest hash/time, genesis hash,
                                              validators hash, mempool size
 POST     /tx[?wait=false]                    body: a signed tx object. ``{"tx_hash", "receipt"}``
@@ -86,6 +87,7 @@ from chains.errors import (
     WrongChain,
 )
 from chains.node import Node
+from chains.service.httpserver import HardenedRunner, ServerLimits, ServerStats
 from chains.service.sigworker import die_with, first_bad, ready
 from chains.types import MAX_TX_BYTES, Block, Tx
 
@@ -113,6 +115,12 @@ class RpcLimits:
     hold a handler and its connection forever)."""
     verify_processes: int = field(default_factory=lambda: 1 if (os.cpu_count() or 1) > 1 else 0)
     """Worker processes that check batch signatures off the event loop (0: inline)."""
+    header_timeout: float = 10.0
+    """How long a request's line and headers may take to arrive before the connection is
+    closed (slowloris; see :mod:`chains.service.httpserver`)."""
+    max_connections: int = 1024
+    """Open connections at most, further capped by the descriptor limit; more are closed
+    at once."""
 
 
 class ApiError(Exception):
@@ -384,8 +392,17 @@ class _Handlers:
         _parse(NoParams, request.query, "query")
 
     def _unavailable(self) -> None:
+        if self.node.failure is not None:  # its text is for the node's log, not for callers
+            raise ApiError(503, "unavailable", "node stopped producing blocks")
         if self.stopping[0]:
             raise ApiError(503, "unavailable", "node is shutting down")
+
+    def _store_error(self) -> ApiError:
+        """A StoreError from the node: it stopped (a fail-stop or a shutdown). Its text may
+        carry internals (SQLite's), so the answer says only which."""
+        if self.node.failure is not None:
+            return ApiError(503, "unavailable", "node stopped producing blocks")
+        return ApiError(503, "unavailable", "node is shutting down")
 
     async def _await_receipt(
         self, fut: asyncio.Future[Any], tx_hash: bytes, deadline: float | None = None
@@ -412,8 +429,8 @@ class _Handlers:
             return fut
         except TxError as exc:
             raise tx_error(exc) from None
-        except StoreError as exc:  # stopping
-            raise ApiError(503, "unavailable", str(exc)) from None
+        except StoreError:  # stopping
+            raise self._store_error() from None
 
     # -- health
     async def healthz(self, request: web.Request) -> web.Response:
@@ -452,8 +469,8 @@ class _Handlers:
             receipt = await self._await_receipt(fut, tx.hash)
         except TxError as exc:  # dropped at execution (e.g. a nonce raced)
             raise tx_error(exc) from None
-        except StoreError as exc:
-            raise ApiError(503, "unavailable", str(exc)) from None
+        except StoreError:
+            raise self._store_error() from None
         return _ok({"tx_hash": tx.hash.hex(), "receipt": receipt.to_json()})
 
     async def submit_batch(self, request: web.Request) -> web.Response:
@@ -496,8 +513,8 @@ class _Handlers:
                     results[i]["receipt"] = receipt.to_json()
                 except TxError as exc:
                     results[i]["error"] = tx_error(exc).body()["error"]
-                except StoreError as exc:
-                    results[i]["error"] = {"code": "unavailable", "message": str(exc)}
+                except StoreError:
+                    results[i]["error"] = self._store_error().body()["error"]
                 except ApiError as err:
                     results[i]["error"] = err.body()["error"]
         return _ok({"results": results})
@@ -679,7 +696,9 @@ class RpcServer:
     """``async with RpcServer(node, host, port)``: serve ``node``'s RPC until exit.
 
     ``port=0`` binds a free port (see :attr:`port`). Exit stops listening, lets in-flight
-    requests finish for at most ``shutdown_timeout`` seconds, then closes.
+    requests finish for at most ``shutdown_timeout`` seconds, then closes. Connections are
+    guarded by :class:`~chains.service.httpserver.HardenedRunner` (header deadline,
+    connection cap, protocol errors as JSON); :attr:`stats` counts what it refused.
     """
 
     def __init__(
@@ -694,11 +713,20 @@ class RpcServer:
         self.node = node
         self.host = host
         self.app = make_app(node, limits)
-        self._runner = web.AppRunner(
-            self.app, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False
+        limits = limits or RpcLimits()
+        self._runner = HardenedRunner(
+            self.app,
+            limits=ServerLimits(limits.header_timeout, limits.max_connections),
+            access_log=None,
+            shutdown_timeout=shutdown_timeout,
+            handle_signals=False,
         )
         self._requested_port = port
         self.port = port
+
+    @property
+    def stats(self) -> ServerStats:
+        return self._runner.stats
 
     @property
     def url(self) -> str:

@@ -387,3 +387,23 @@ async def test_devnet_on_mqtt_publishes_every_chain(tmp_path: Path, mqtt_url: st
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_a_second_process_on_the_same_data_dir_exits_with_one_line(
+    tmp_path: Path, processes: list[ChainProcess]
+) -> None:
+    """Issue 9: the second started and served RPC, then one failed at its next block
+    (``UNIQUE constraint failed``). Now the second refuses at start; the first goes on."""
+    first = ChainProcess(CONFIGS / "chain-a.toml", tmp_path / "a", "memory://").start()
+    processes.append(first)
+    async with HttpChain("chain-a", [first.url], retry=RETRY) as chain:
+        h = await wait_healthy(chain, first, 2)
+        second = ChainProcess(CONFIGS / "chain-a.toml", tmp_path / "a", "memory://")
+        second.runs = first.runs  # its own stdout/stderr files
+        processes.append(second.start())
+        assert second.proc is not None
+        assert second.proc.wait(DEADLINE) == 2
+        err = second.stderr().strip()
+        assert len(err.splitlines()) == 1, err
+        assert "another interlock process" in err
+        await wait_healthy(chain, first, h + 3)  # the first never noticed

@@ -329,3 +329,18 @@ async def test_a_subscription_queue_is_bounded_in_bytes_too() -> None:
         assert sub.queued_bytes == 0
         await bus.publish("a/b", b"x" * 10_000)  # room again once read
         assert len(await drain(sub)) == 1
+
+
+def test_open_bus_refuses_tls_files_that_do_not_exist(tmp_path: object) -> None:
+    from pathlib import Path
+
+    missing = Path(str(tmp_path)) / "ca.pem"
+    url = f"mqtts://u:secret@127.0.0.1?ca={missing}"
+    with pytest.raises(BadBusUrl) as info:
+        open_bus(url)
+    assert "ca file" in str(info.value)
+    assert "secret" not in str(info.value)
+    missing.write_text("x")
+    assert open_bus(url) is not None  # exists: the handshake will judge its contents
+    with pytest.raises(BadBusUrl, match="cert file"):
+        open_bus(f"mqtts://127.0.0.1?ca={missing}&cert={missing}.nope")
