@@ -5,7 +5,11 @@
   list); prints the net positions, gross versus net volume and the settlement plan.
 * ``interlock netting demo``: ``--banks`` banks with a random book, all in this process,
   over the bus given (``memory://`` by default, or a real broker): the same round, to see
-  it work.
+  it work. With ``--settle`` the plan is then paid on two in-process chains (the bridge's
+  :class:`~bridge.localnet.LocalNet`): even banks hold ``usd`` on chain-a, odd ones the
+  bridged ``chain-a/usd`` on chain-b, and each leg is a bank transfer, a lock → mint or a
+  burn → release (:func:`netting.plan.route_settlement`); every bank's holdings must then
+  have moved by exactly its net position.
 """
 
 from __future__ import annotations
@@ -17,17 +21,23 @@ import random
 import time
 from typing import Any
 
+from bridge.localnet import LocalNet
+from chains.bank import get_balance
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError
 from chains.service.bus import open_bus
 from interlock.keys import load_key
-from netting.plan import plan_settlement
+from netting.errors import SettlementFailed
+from netting.plan import Leg, LegKind, plan_settlement, route_settlement
 from netting.protocol import NettingResult, RoundSpec, default_threshold
 from netting.shell import RoundReport, run_netting
 
 __all__ = ["register"]
 
 DEMO_SEED = "interlock-netting-demo"
+ASSET_CHAIN, OTHER_CHAIN = "chain-a", "chain-b"
+FUNDING = 10**10
+"""What each chain-b bank bridges over before settling (more than any demo position)."""
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -54,6 +64,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     d.add_argument("--bus-url", default="memory://", help="memory:// (default) or mqtt://...")
     d.add_argument("--seed", type=int, default=1, help="seed of the random book")
     d.add_argument("--phase-s", type=float, default=10.0, help="seconds per phase (10)")
+    d.add_argument(
+        "--settle", action="store_true", help="then pay the plan on two in-process chains"
+    )
     d.add_argument("--json", action="store_true", help="one JSON object")
     d.set_defaults(run=run_demo)
 
@@ -72,11 +85,11 @@ def _keys(text: str) -> tuple[bytes, ...]:
         raise ConfigError("--parties: comma-separated hex public keys expected") from None
 
 
-def _show(result: NettingResult, as_json: bool) -> None:
+def _show(result: NettingResult, as_json: bool, legs: tuple[Leg, ...] = ()) -> None:
     plan = plan_settlement(result.positions)
     reduction = 1 - result.net / result.gross if result.gross else 0.0
     if as_json:
-        out = {
+        out: dict[str, object] = {
             "round_id": result.round_id,
             "me": result.me,
             "positions": list(result.positions),
@@ -85,12 +98,25 @@ def _show(result: NettingResult, as_json: bool) -> None:
             "volume_reduction": round(reduction, 4),
             "plan": [[t.payer, t.payee, t.amount] for t in plan],
         }
+        if legs:
+            out["legs"] = [[str(leg.kind), leg.chain, leg.to_chain] for leg in legs]
+            out["settled"] = True
         print(json.dumps(out))
         return
     print(f"round {result.round_id}: net positions {list(result.positions)}")
     print(f"gross {result.gross}, net {result.net} ({reduction:.1%} less to settle)")
     for t in plan:
         print(f"  bank {t.payer} pays bank {t.payee} {t.amount}")
+    for leg in legs:
+        t = leg.transfer
+        how = {
+            LegKind.TRANSFER: f"bank transfer on {leg.chain}",
+            LegKind.LOCK: f"lock on {leg.chain}, minted on {leg.to_chain}",
+            LegKind.BURN: f"burn on {leg.chain}, released on {leg.to_chain}",
+        }[leg.kind]
+        print(f"  settled: bank {t.payer} -> bank {t.payee} {t.amount}: {how}")
+    if legs:
+        print("every bank's holdings moved by exactly its net position")
 
 
 def _check(report: RoundReport) -> NettingResult:
@@ -142,5 +168,62 @@ def run_demo(args: argparse.Namespace) -> int:
             )
 
     results = [_check(r) for r in asyncio.run(go())]
-    _show(results[0], args.json)
+    legs = settle_in_process(results[0].positions) if args.settle else ()
+    _show(results[0], args.json, legs)
     return 0
+
+
+def settle_in_process(positions: tuple[int, ...]) -> tuple[Leg, ...]:
+    """Pay the plan for ``positions`` on two in-process chains (see the module docstring);
+    raises :class:`SettlementFailed` if a leg is refused or a balance moved otherwise."""
+    n = len(positions)
+    names = [f"bank-{i}" for i in range(n)]
+    homes = [ASSET_CHAIN if i % 2 == 0 else OTHER_CHAIN for i in range(n)]
+    net = LocalNet((ASSET_CHAIN, OTHER_CHAIN), accounts=(*names, "relayer"), seed=DEMO_SEED)
+    net.connect(ASSET_CHAIN, OTHER_CHAIN)
+    usd = net[ASSET_CHAIN].spec.denom
+    denoms = {ASSET_CHAIN: usd, OTHER_CHAIN: f"{ASSET_CHAIN}/{usd}"}
+
+    def call(
+        label: str, chain: str, name: str, module: str, method: str, a: dict[str, Any]
+    ) -> None:
+        r = net.call(chain, net.key(chain, name), module, method, a)
+        if not r.ok:
+            raise SettlementFailed(label, f"{r.code}: {r.error}")
+
+    def holding(i: int) -> int:
+        home = homes[i]
+        return get_balance(net[home].chain.state, net.key(home, names[i]).address, denoms[home])
+
+    for i in range(n):  # chain-b banks first bridge their usd over
+        if homes[i] == OTHER_CHAIN:
+            to = net.key(OTHER_CHAIN, names[i]).address
+            lock = {"denom": usd, "amount": FUNDING, "dest_chain": OTHER_CHAIN, "recipient": to}
+            call(f"funding of bank {i}", ASSET_CHAIN, names[i], "bridge", "lock", lock)
+    net.settle(ASSET_CHAIN, OTHER_CHAIN)
+    before = [holding(i) for i in range(n)]
+    legs = route_settlement(plan_settlement(positions), homes, ASSET_CHAIN)
+    for leg in legs:
+        t = leg.transfer
+        payee = net.key(leg.to_chain, names[t.payee]).address
+        label = f"{leg.kind}:{t.payer}->{t.payee}"
+        if leg.kind is LegKind.TRANSFER:
+            args = {"to": payee, "denom": denoms[leg.chain], "amount": t.amount}
+            call(label, leg.chain, names[t.payer], "bank", "transfer", args)
+        elif leg.kind is LegKind.LOCK:
+            args = {
+                "denom": usd,
+                "amount": t.amount,
+                "dest_chain": leg.to_chain,
+                "recipient": payee,
+            }
+            call(label, leg.chain, names[t.payer], "bridge", "lock", args)
+        else:
+            args = {"denom": denoms[leg.chain], "amount": t.amount, "recipient": payee}
+            call(label, leg.chain, names[t.payer], "bridge", "burn", args)
+    net.settle(ASSET_CHAIN, OTHER_CHAIN)
+    for i in range(n):
+        moved = holding(i) - before[i]
+        if moved != positions[i]:
+            raise SettlementFailed(f"bank {i}", f"holdings moved by {moved}, not {positions[i]}")
+    return legs

@@ -9,8 +9,9 @@ Every error keeps the offending values as attributes and renders as one line.
         ├── BadPoint                 bytes that are not a usable group element
         ├── MessageRefused           a bus message was refused (nothing changed)
         │                            ``reason`` says why: malformed, forged, replay, late, ...
-        └── RoundFailed              the round ended without a result; ``excluded`` and
-                                     ``cheaters`` name the parties to rerun without
+        ├── RoundFailed              the round ended without a result; ``excluded`` and
+        │                            ``cheaters`` name the parties to rerun without
+        └── SettlementFailed         a settlement leg was refused on its chain
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "MessageRefused",
     "NettingError",
     "RoundFailed",
+    "SettlementFailed",
 ]
 
 
@@ -74,3 +76,9 @@ class RoundFailed(NettingError):
         if cheaters:
             names += f"; cheaters {list(cheaters)}"
         super().__init__(f"netting round failed: {reason}{names}")
+
+
+class SettlementFailed(NettingError):
+    def __init__(self, leg: str, reason: str) -> None:
+        self.leg, self.reason = leg, reason
+        super().__init__(f"settlement leg {leg} failed: {reason}")

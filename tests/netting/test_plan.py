@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netting.errors import BadObligations
-from netting.plan import Transfer, plan_settlement
+from netting.plan import Leg, LegKind, Transfer, plan_settlement, route_settlement
 from netting.protocol import compute_plain_netting
 
 
@@ -46,3 +46,18 @@ def test_plan_is_deterministic_and_settles_a_simple_chain() -> None:
 def test_plan_refuses_unbalanced_or_non_integer_positions(bad: list[int]) -> None:
     with pytest.raises(BadObligations):
         plan_settlement(bad)
+
+
+def test_route_picks_transfer_lock_or_burn_by_where_each_bank_holds_the_asset() -> None:
+    plan = (Transfer(0, 1, 5), Transfer(0, 2, 3), Transfer(2, 1, 1), Transfer(2, 3, 2))
+    homes = ["chain-a", "chain-a", "chain-b", "chain-b"]
+    assert route_settlement(plan, homes, "chain-a") == (
+        Leg(LegKind.TRANSFER, "chain-a", "chain-a", plan[0]),
+        Leg(LegKind.LOCK, "chain-a", "chain-b", plan[1]),
+        Leg(LegKind.BURN, "chain-b", "chain-a", plan[2]),
+        Leg(LegKind.TRANSFER, "chain-b", "chain-b", plan[3]),
+    )
+    with pytest.raises(BadObligations):
+        route_settlement((Transfer(0, 1, 1),), ["chain-b", "chain-c"], "chain-a")
+    with pytest.raises(BadObligations):
+        route_settlement((Transfer(0, 4, 1),), homes, "chain-a")
