@@ -144,7 +144,10 @@ class LastWill:
     """A retained status topic: ``online`` on each connect, ``offline`` when gone.
 
     The broker publishes ``offline`` for us if the connection dies (the MQTT will);
-    a clean close publishes it explicitly, since a will only fires on an unclean end.
+    a clean close publishes it explicitly, since a will only fires on an unclean end,
+    unless the owner of the topic published a status of its own since the last connect
+    (a publisher's ``offline`` with its last height must stay: a reader tells a clean
+    stop from a crash by it).
     """
 
     topic: str
@@ -529,6 +532,7 @@ class MqttBus:
         self._by_id: dict[int, str] = {}
         self._id_seq = itertools.count(1)
         self._rr: dict[str, int] = {}
+        self._status_owned = False  # a retained status was published on the will topic
 
     # --- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -560,7 +564,7 @@ class MqttBus:
         if self._closing:
             return
         client, will = self._client, self.options.will
-        if client is not None and will is not None:
+        if client is not None and will is not None and not self._status_owned:
             # Never cancel a publish (MEASURED: it can hang on 3.11), which wait_for would
             # do on timeout: wait for it, bounded, and leave it to end by its own timeout.
             offline = asyncio.ensure_future(
@@ -657,6 +661,7 @@ class MqttBus:
         will = self.options.will
         if will is not None:
             await client.publish(will.topic, will.online, qos=1, retain=True)
+            self._status_owned = False  # the marker replaced the owner's last status
         for f in list(self._filters):
             try:
                 await self._mqtt_subscribe(client, f)
@@ -783,6 +788,9 @@ class MqttBus:
                     exc = task.exception()
                     if exc is None:
                         self.published += 1
+                        will = self.options.will
+                        if retain and will is not None and topic == will.topic:
+                            self._status_owned = True
                         return
                     if not isinstance(exc, aiomqtt.MqttError):
                         raise exc

@@ -133,3 +133,40 @@ async def test_broker_restart_publisher_reconnects_and_subscriber_fills_the_gap(
     assert pub_bus.connects >= 2
     assert sub_bus.connects >= 2
     assert pub.catch_ups >= 1  # it re-read the heights it missed from the store
+
+
+async def test_a_clean_stop_leaves_offline_with_the_last_height(
+    mqtt_url: str, tmp_path: Path
+) -> None:
+    """Issue 9: after a clean stop the publisher's ``offline`` with its last height was
+    replaced by the bus's will-shaped ``offline`` with nulls, so a reader could not tell
+    a clean stop from a crash and lost the height. A clean stop must not fire the will."""
+    from chains.service.wire import ChainStatus, decode, status_topic
+
+    dc = devnet_chain(f"clean-{tmp_path.name[-12:]}")
+    node = open_node(dc, tmp_path, interval=0.02)
+    async with MqttBus(opts(mqtt_url, will=status_will(dc.chain_id))) as pub_bus:
+        await pub_bus.wait_connected(10)
+        async with node, Publisher(node, pub_bus) as pub:
+            await node.wait_for_height(3)
+            await pub.wait_published(3)
+        last = pub.published_height
+    assert last >= 3
+    seen: list[ChainStatus] = []
+    async with MqttBus(opts(mqtt_url)) as reader:
+        await reader.wait_connected(10)
+        async with reader.subscribe(status_topic(dc.chain_id)) as sub:
+            # the retained status, then anything the broker sends after it (a will would
+            # come at once: the connection is already closed)
+            m = await asyncio.wait_for(sub.__anext__(), 10)
+            status = decode(m.topic, m.payload)
+            assert isinstance(status, ChainStatus)
+            seen.append(status)
+            await asyncio.sleep(0.5)
+            while sub.qsize():
+                nxt = await sub.__anext__()
+                later = decode(nxt.topic, nxt.payload)
+                assert isinstance(later, ChainStatus)
+                seen.append(later)
+    assert [(s.state, s.height) for s in seen] == [("offline", last)]
+    assert seen[0].time is not None

@@ -25,9 +25,11 @@ import pytest
 from nacl.exceptions import BadSignatureError
 
 from chains.devnet import build_devnet
-from chains.service.bus import MqttBus, parse_bus_url
+from chains.encoding import canonical
+from chains.service.bus import DEFAULT_MAX_PACKET, MqttBus, parse_bus_url
 from chains.service.publisher import Publisher
 from chains.service.retry import Backoff
+from chains.types import Tx
 from tests.conftest import ROOT, devnet_chain, open_node, transfer
 
 DOC = ROOT / "docs" / "wire.md"
@@ -78,6 +80,51 @@ def test_the_worked_example_checks_out_by_the_doc() -> None:
     assert header["validators_hash"] == genesis_set.hex()
     leaf1 = ns["sha256"](b"\x00" + ns["canonical"](events[1]["event"]))
     assert events[0]["proof"] == [leaf1.hex()]
+
+
+def test_the_worked_example_states_its_genesis_and_transactions_exactly() -> None:
+    """Issue 9: no documented configuration reproduced the example's prev_hash, and the
+    transactions, tx_hash, tx_root and the genesis hash were not defined anywhere."""
+    ns = checker()
+    text = DOC.read_text()
+    header = ns["check_header"](doc_example("header"))
+    genesis = doc_example("genesis")
+    assert ns["genesis_hash"](genesis).hex() == header["prev_hash"]
+    assert f"Its hash is `{header['prev_hash']}`" in text
+    [dc] = build_devnet(["chain-a"], genesis_time=1_790_000_000_000)
+    assert genesis == dc.genesis.to_json()  # the Python the doc names makes exactly it
+    genesis_set = ns["merkle_root"]([ns["canonical"](v) for v in genesis["validators"]])
+    assert genesis_set.hex() == header["validators_hash"]
+    txs = ns["check_txs"](doc_example("txs"), header)
+    for tx in txs:
+        assert ns["tx_hash"](tx) in text
+        assert Tx.from_json(tx).hash.hex() == ns["tx_hash"](tx)
+    alice = ns["address"](txs[0]["sender"])
+    assert alice == dc.accounts["alice"].address
+    assert f"`{alice}` (alice)" in text
+
+
+def test_the_doc_code_agrees_with_the_chain_on_transactions_and_escaping() -> None:
+    ns = checker()
+    [dc] = build_devnet(["chain-a"])
+    tricky = {"note": 'a "quoted" \\ back\\slash / and ~'}
+    assert ns["canonical"](tricky) == canonical(tricky)
+    assert b'\\"quoted\\"' in canonical(tricky)
+    tx = Tx.create(dc.accounts["alice"], "chain-a", 7, "bank", "memo", tricky)
+    assert ns["check_tx"](tx.to_json()) == tx.hash.hex()
+    forged = {**tx.to_json(), "nonce": 8}
+    with pytest.raises(BadSignatureError):
+        ns["check_tx"](forged)
+    with pytest.raises(ns["Rejected"]):
+        ns["check_tx"]({**tx.to_json(), "fee": 1})
+
+
+def test_the_max_packet_size_is_one_number() -> None:
+    """Issue 9: the prose said 4 MiB + 65 KiB, the mosquitto_sub example one byte less."""
+    text = DOC.read_text()
+    assert f"**{DEFAULT_MAX_PACKET:,}**" in text
+    assert f"maximum-packet-size {DEFAULT_MAX_PACKET}`" in text
+    assert "65 KiB" not in text
 
 
 def test_the_doc_code_rejects_tampering() -> None:
@@ -210,6 +257,7 @@ async def test_payloads_from_a_real_broker_check_out_by_the_doc(
                 top = node.height + 1
                 await node.wait_for_height(top)
                 await pub.wait_published(top)
+                txs = {h: b.to_json()["txs"] for h in range(1, top + 1) if (b := node.get_block(h))}
             msgs: list[tuple[str, dict[str, Any]]] = []
             need = {("headers", h) for h in range(1, top + 1)} | {
                 ("events", h) for h in range(1, top + 1)
@@ -247,6 +295,9 @@ async def test_payloads_from_a_real_broker_check_out_by_the_doc(
             for item in ns["check_events"](msg, headers[msg["height"]]):
                 events[(msg["height"], item["index"])] = item["event"]
     assert len(events) == 10
+    assert sorted(txs) == sorted(headers)
+    for h, header in headers.items():  # the transactions, from the chain, by the doc
+        ns["check_txs"](txs[h], header)
     assert {e["type"] for e in events.values()} == {"bank.transfer"}
     statuses = [m for t, m in msgs if t.endswith("/status")]
     assert statuses
