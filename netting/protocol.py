@@ -33,7 +33,9 @@ dropout: it only counts against the ``t+1``.
 **What is refused** (:class:`~netting.errors.MessageRefused`, nothing changes): another
 round's id, an unknown sender, a message after its phase's deadline, a second message
 from one sender in one phase (a replay or a duplicate), a bad signature, a malformed
-body. Every check that costs nothing runs before the signature check.
+body. Every check that costs nothing runs before the signature check. A second message
+that is *different* and validly signed is no replay but **equivocation**: the round fails
+naming the sender (parties that took different versions could not agree on a result).
 """
 
 from __future__ import annotations
@@ -322,6 +324,15 @@ class Party:
             self.validate_envelope(env, now)
         except MessageRefused as exc:
             self.refused[exc.reason] += 1
+            if exc.reason == "duplicate" and not self.finished and self._is_equivocation(env):
+                # Two different messages, both signed by the sender, for one phase: the
+                # parties may have taken different ones, so no result can be trusted.
+                return self._fail(
+                    RoundFailed(
+                        "a party signed two different messages for one phase",
+                        cheaters=(env.sender,),
+                    )
+                )
             raise
         self.inbox[env.phase][env.sender] = env
         return self._advance(now)
@@ -365,6 +376,17 @@ class Party:
         self._validate_shape(env)
         if not verify(spec.parties[env.sender], env.signing_bytes(), env.signature):
             raise MessageRefused("forged", f"{env.phase} from {env.sender}")
+
+    def _is_equivocation(self, env: Envelope) -> bool:
+        """Is ``env`` a second, different, validly signed message of its sender and phase?"""
+        stored = self.inbox[env.phase][env.sender]
+        if env.signing_bytes() == stored.signing_bytes():
+            return False  # a replay of the same message
+        try:
+            self._validate_shape(env)
+        except MessageRefused:
+            return False
+        return verify(self.spec.parties[env.sender], env.signing_bytes(), env.signature)
 
     def _validate_shape(self, env: Envelope) -> None:
         spec, n = self.spec, self.spec.n

@@ -169,3 +169,28 @@ def test_bad_specs_and_inputs_are_refused() -> None:
     _, parties = make_round([[0, 1, 2], [0, 0, 1], [3, 0, 0]], t=1)
     with pytest.raises(RoundFailed):
         parties[0].start(25.0)
+
+
+def test_two_different_signed_shares_from_one_party_name_it() -> None:
+    book = random_book(random.Random(8), 3)
+    _, parties = make_round(book, t=1)
+    _, again = make_round(book, t=1)  # the same bank, dealing a second time
+    first = parties[0].start(1.0)[0]
+    second = again[0].start(1.0)[0]
+    receiver = parties[1]
+    receiver.start(1.0)
+    receiver.receive(first, 1.0)
+    with pytest.raises(MessageRefused):
+        receiver.receive(first, 1.0)  # a replay: refused, nothing else
+    assert receiver.state is State.SHARING
+    assert receiver.receive(second, 1.0) == []
+    assert receiver.state is State.FAILED
+    assert receiver.failure is not None
+    assert receiver.failure.cheaters == (0,)
+    # a different but unsigned copy is only a forgery, not evidence
+    other = parties[2]
+    other.start(1.0)
+    other.receive(first, 1.0)
+    with pytest.raises(MessageRefused):
+        other.receive(dataclasses.replace(second, signature=first.signature), 1.0)
+    assert other.state is State.SHARING
