@@ -20,18 +20,18 @@ the rest only looks things up.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from chains.crypto import PrivateKey
-from chains.errors import ConfigError, InterlockError
+from chains.errors import ConfigError
 from chains.module import MAX_AMOUNT
 from chains.service.configfile import read_toml
 from chains.service.retry import Backoff
@@ -231,16 +231,18 @@ class Chains:
 
     async def get(self, chain_id: str) -> HttpChain:
         """A handle on ``chain_id`` (raises UnknownChain / ChainUnreachable)."""
+        await self._probe()  # an explicit --rpc wins over a config file's endpoint
         if chain_id in self._open:
             return self._open[chain_id]
         src = self.sources.get(chain_id)
         if src is None:
-            await self._probe()
-            if chain_id in self._open:
-                return self._open[chain_id]
             raise UnknownChain(chain_id, self.known())
         h = HttpChain(chain_id, src.urls, retry=CLI_RETRY, timeout=5.0)
-        await reachable(h)
+        try:
+            await reachable(h)
+        except BaseException:
+            await h.close()
+            raise
         self._open[chain_id] = h
         return h
 
@@ -308,10 +310,19 @@ def emit(args: argparse.Namespace, obj: Mapping[str, Any], lines: Sequence[str])
             print(line, flush=True)
 
 
-def fail(message: str) -> int:
-    print(f"interlock: error: {message}", file=sys.stderr)
-    return 2
+def run_async(
+    command: Callable[[argparse.Namespace], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """A command's ``run``: the coroutine in its own event loop; a chain that stops
+    answering midway is one line like one that never answered."""
 
+    def run(args: argparse.Namespace) -> int:
+        async def guarded() -> int:
+            try:
+                return await command(args)
+            except RpcUnavailable as exc:
+                raise ChainUnreachable(exc.endpoint, exc.message) from None
 
-def is_interlock_error(exc: BaseException) -> bool:
-    return isinstance(exc, InterlockError)
+        return asyncio.run(guarded())
+
+    return run

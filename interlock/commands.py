@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interlock import cmd_keys, cmd_netting
+from interlock import cmd_keys, cmd_netting, cmd_query, cmd_transfer
 
 __all__ = ["register_user_commands"]
 
@@ -19,3 +19,5 @@ __all__ = ["register_user_commands"]
 def register_user_commands(sub: argparse._SubParsersAction[Any]) -> None:
     cmd_keys.register(sub)
     cmd_netting.register(sub)
+    cmd_query.register(sub)
+    cmd_transfer.register(sub)

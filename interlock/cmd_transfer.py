@@ -1,0 +1,463 @@
+"""``interlock transfer`` and ``interlock burn``: move a token between chains over the
+bridge, and follow it; ``transfer status ID`` and ``transfer list`` read the chains.
+
+A transfer is named ``SRC:DST:NONCE`` (the source chain, the destination, the path's
+nonce on the source), e.g. ``chain-a:chain-b:7``. Nothing here relays: the relayer daemon
+carries headers and proofs; ``--wait`` only watches both chains over RPC:
+
+    locked at h (source)  ->  header relayed (destination's client of the source >= h)
+    ->  minted / released at h' (destination)        exit 0
+    or  expired on the destination -> refunded on the source        exit 3
+    or  still in flight when --wait-timeout passes                   exit 4
+
+``transfer`` sends ``lock``: the bridge escrows a native token, or burns a wrapped one
+whose origin is the destination (it goes home). ``burn`` sends ``burn``, which only
+ever sends a wrapped token home (its destination is the denom's origin).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import enum
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.errors import UnknownPath
+from bridge.transfer import compute_returning_denom
+from chains.service.rpc_client import HttpChain
+from interlock.cmd_common import (
+    Chains,
+    add_chain_args,
+    add_output_args,
+    emit,
+    parse_amount,
+    parse_duration,
+    run_async,
+    submit,
+)
+from interlock.cmd_query import resolve_address
+from interlock.errors import CommandError, NotFound
+
+__all__ = [
+    "EXIT_DELIVERED",
+    "EXIT_REFUNDED",
+    "EXIT_WAIT_TIMEOUT",
+    "Progress",
+    "TransferId",
+    "compute_progress",
+    "register",
+]
+
+EXIT_DELIVERED = 0
+EXIT_REFUNDED = 3
+EXIT_WAIT_TIMEOUT = 4
+KEY_ENV = "INTERLOCK_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class TransferId:
+    """``SRC:DST:NONCE``."""
+
+    src: str
+    """Source chain."""
+    dst: str
+    """Destination chain."""
+    nonce: int
+    """The path's nonce on the source, from 1."""
+
+    def __str__(self) -> str:
+        return f"{self.src}:{self.dst}:{self.nonce}"
+
+    @classmethod
+    def parse(cls, text: str) -> TransferId:
+        m = re.fullmatch(
+            r"([A-Za-z][A-Za-z0-9._-]{0,63}):([A-Za-z][A-Za-z0-9._-]{0,63}):"
+            r"([1-9][0-9]{0,17})",
+            text,
+        )
+        if m is None or m.group(1) == m.group(2):
+            raise CommandError(
+                f"bad transfer id {text[:80]!r}: expected SRC:DST:NONCE, e.g. chain-a:chain-b:7"
+            )
+        return cls(m.group(1), m.group(2), int(m.group(3)))
+
+
+class Progress(enum.Enum):
+    """Where a transfer is, as both chains tell it."""
+
+    LOCKED = "locked"
+    """Committed on the source; the destination has not seen its header yet."""
+    RELAYED = "header relayed"
+    """The destination's light client holds the source's header at the lock height."""
+    QUEUED = "queued"
+    """Accepted on the destination, waiting out the bridge's delay for large amounts."""
+    DELIVERED = "delivered"
+    """Minted or released on the destination. Final."""
+    EXPIRED = "expired"
+    """Past its timeout on the destination; the refund on the source is still to come."""
+    REFUNDED = "refunded"
+    """Refunded on the source. Final."""
+
+
+def compute_progress(
+    sent: Mapping[str, Any], received: object, client_height: int, lock_height: int
+) -> Progress:
+    """The transfer's progress from the source's ``bridge/sent`` record, the
+    destination's ``bridge/received`` answer and its client's height of the source."""
+    if sent.get("status") == "refunded":
+        return Progress.REFUNDED
+    if received == "delivered":
+        return Progress.DELIVERED
+    if received == "expired":
+        return Progress.EXPIRED
+    if received == "queued":
+        return Progress.QUEUED
+    if client_height >= lock_height > 0:
+        return Progress.RELAYED
+    return Progress.LOCKED
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    t = sub.add_parser(
+        "transfer",
+        help="move a token to another chain (lock; a wrapped token "
+        "going home is burned); status and list",
+    )
+    t.add_argument("amount", metavar="AMOUNT|status|list", help="e.g. 100usd, or a subcommand")
+    t.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    t.add_argument("--from", dest="src", default=None, metavar="CHAIN", help="source chain")
+    t.add_argument("--to", dest="dst", default=None, metavar="CHAIN", help="destination chain")
+    _send_args(t)
+    t.add_argument("--account", default=None, help="transfer list: only this sender/recipient")
+    t.add_argument("--limit", type=int, default=20, help="transfer list: at most N per path")
+    add_chain_args(t)
+    add_output_args(t)
+    t.set_defaults(run=run_async(transfer))
+
+    b = sub.add_parser("burn", help="send a wrapped token home to its origin chain")
+    b.add_argument("amount", metavar="AMOUNT", help="e.g. 40chain-a/usd")
+    b.add_argument("--from", dest="src", required=True, metavar="CHAIN", help="where it is now")
+    _send_args(b)
+    add_chain_args(b)
+    add_output_args(b)
+    b.set_defaults(run=run_async(burn), dst=None)
+
+
+def _send_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipient", default=None, help="address, key, or devnet:NAME")
+    p.add_argument("--key", default=None, help=f"the sender's key (default ${KEY_ENV})")
+    p.add_argument(
+        "--timeout",
+        default=None,
+        help="deliverable for this long, e.g. 60s, 10m (converted to destination heights)",
+    )
+    p.add_argument("--wait", action="store_true", help="follow it to the mint or the refund")
+    p.add_argument("--wait-timeout", default="10m", help="give up waiting after (default 10m)")
+
+
+async def transfer(args: argparse.Namespace) -> int:
+    if args.amount == "status":
+        return await transfer_status(args)
+    if args.amount == "list":
+        return await transfer_list(args)
+    if args.rest:
+        raise CommandError(f"unexpected {' '.join(args.rest)[:80]!r}")
+    if args.src is None or args.dst is None:
+        raise CommandError("a transfer needs --from CHAIN and --to CHAIN")
+    if args.src == args.dst:
+        raise CommandError("--from and --to are the same chain")
+    return await _send(args, "lock")
+
+
+async def burn(args: argparse.Namespace) -> int:
+    _, denom = parse_amount(args.amount)
+    origin = denom.split("/", 1)[0] if "/" in denom else None
+    if origin is None or compute_returning_denom(origin, denom) is None:
+        raise CommandError(f"{denom!r} is not a wrapped denom (ORIGIN/DENOM): nothing to burn")
+    args.dst = origin
+    return await _send(args, "burn")
+
+
+async def _blocks_for(chain: HttpChain, seconds: float) -> tuple[int, float]:
+    """The destination's latest height and the number of its blocks in ``seconds``,
+    from the block interval its recent headers show (never fewer than 2 blocks)."""
+    latest = await chain.latest_height()
+    back = min(10, latest - 1)
+    interval = 1.0
+    if back >= 1:
+        new, old = await chain.get_header(latest), await chain.get_header(latest - back)
+        if new is not None and old is not None and new.time > old.time:
+            interval = (new.time - old.time) / 1000 / back
+    return latest, max(2, math.ceil(seconds / interval))
+
+
+async def _send(args: argparse.Namespace, method: str) -> int:
+    amount, denom = parse_amount(args.amount)
+    if args.recipient is None:
+        raise CommandError("--recipient is required (an address, a key, or devnet:NAME)")
+    key_ref = args.key or os.environ.get(KEY_ENV)
+    if not key_ref:
+        raise CommandError(f"--key is required (or set {KEY_ENV})")
+    timeout_s = parse_duration(args.timeout) if args.timeout is not None else None
+    wait_s = parse_duration(args.wait_timeout)
+    async with Chains.from_args(args) as chains:
+        recipient = resolve_address(chains, args.recipient)
+        src = await chains.get(args.src)
+        dst = await chains.get(args.dst)
+        key = chains.key(key_ref)  # after every cheap check: the passphrase comes last
+        # refuse what the source would refuse, before anything is signed
+        path = await _path(src, dst.chain_id)
+        if path.get("paused"):
+            raise CommandError(f"the bridge path {src.chain_id} -> {dst.chain_id} is paused")
+        have = await src.query("bank", "balance", {"address": key.address, "denom": denom})
+        if not isinstance(have, int) or have < amount:
+            raise CommandError(
+                f"{key.address} has {have} {denom} on {src.chain_id}, "
+                f"less than {amount}; nothing submitted"
+            )
+        call: dict[str, Any] = {"denom": denom, "amount": amount, "recipient": recipient}
+        if method == "lock":
+            call["dest_chain"] = dst.chain_id
+        if timeout_s is not None:
+            latest, blocks = await _blocks_for(dst, timeout_s)
+            call["timeout_height"] = latest + blocks
+        receipt = await submit(src, key, "bridge", method, call)
+        sent = next(e for e in receipt.events if e.type in ("bridge.locked", "bridge.burned"))
+        tid = TransferId(src.chain_id, dst.chain_id, int(str(sent.attributes["nonce"])))
+        verb = "locked" if sent.type == "bridge.locked" else "burned"
+        timeout_height = sent.attributes["timeout_height"]
+        emit_line = (
+            f"{verb} {amount} {denom} on {src.chain_id} at height {receipt.height}: "
+            f"transfer {tid}, deliverable until {dst.chain_id} height "
+            f"{timeout_height}"
+        )
+        if not args.wait:
+            emit(
+                args,
+                {
+                    "id": str(tid),
+                    "height": receipt.height,
+                    "tx_hash": receipt.tx_hash.hex(),
+                    "status": verb,
+                    "timeout_height": timeout_height,
+                },
+                [emit_line],
+            )
+            return 0
+        if not args.json:
+            print(emit_line, flush=True)
+        return await _follow(args, src, dst, tid, receipt.height, wait_s)
+
+
+async def _path(src: HttpChain, remote: str) -> Mapping[str, Any]:
+    try:
+        got = await src.query("bridge", "path", {"remote_chain": remote})
+    except UnknownPath:
+        raise CommandError(
+            f"no bridge path {src.chain_id} -> {remote} (see 'interlock path create')"
+        ) from None
+    if not isinstance(got, Mapping):
+        raise NotFound(f"bridge path {src.chain_id} -> {remote}")
+    return got
+
+
+async def _read(src: HttpChain, dst: HttpChain, tid: TransferId) -> tuple[Mapping[str, Any], Any]:
+    sent = await src.query("bridge", "sent", {"remote_chain": tid.dst, "nonce": tid.nonce})
+    if not isinstance(sent, Mapping):
+        raise NotFound(f"transfer {tid} (no such nonce on {tid.src})")
+    got = await dst.query("bridge", "received", {"remote_chain": tid.src, "nonce": tid.nonce})
+    return sent, got
+
+
+async def _client_of_src(dst: HttpChain, src_id: str) -> tuple[str, int]:
+    path = await _path(dst, src_id)
+    client_id = str(path["client_id"])
+    got = await dst.query("lightclient", "client", {"client_id": client_id})
+    height = got.get("latest_height", 0) if isinstance(got, Mapping) else 0
+    return client_id, int(height) if isinstance(height, int) else 0
+
+
+async def _find_event(
+    chain: HttpChain, frm: int, to: int, kind: str, key: str, tid: TransferId, remote: str
+) -> int | None:
+    """The height in ``[frm, to]`` of the event ``kind`` for this transfer."""
+    for h in range(max(1, frm), to + 1):
+        block = await chain.get_block(h)
+        if block is None:
+            continue
+        for e in block.events:
+            a = e.attributes
+            if e.type == kind and a.get(key) == remote and a.get("nonce") == tid.nonce:
+                return h
+    return None
+
+
+async def _follow(
+    args: argparse.Namespace,
+    src: HttpChain,
+    dst: HttpChain,
+    tid: TransferId,
+    lock_height: int,
+    wait_s: float,
+) -> int:
+    """Watch both chains until the transfer is final or ``wait_s`` passes."""
+    deadline = time.monotonic() + wait_s
+    seen: Progress | None = Progress.LOCKED
+    dst_from = await dst.latest_height()
+    src_from = lock_height
+    events: list[dict[str, Any]] = [
+        {"status": "locked", "chain": src.chain_id, "height": lock_height}
+    ]
+    while True:
+        sent, received = await _read(src, dst, tid)
+        _, client_height = await _client_of_src(dst, src.chain_id)
+        now = compute_progress(sent, received, client_height, lock_height)
+        if now != seen:
+            line, record = await _describe(now, src, dst, tid, client_height, dst_from, src_from)
+            events.append(record)
+            if not args.json:
+                print(line, flush=True)
+            seen = now
+        if now in (Progress.DELIVERED, Progress.REFUNDED):
+            code = EXIT_DELIVERED if now is Progress.DELIVERED else EXIT_REFUNDED
+            break
+        if time.monotonic() > deadline:
+            if not args.json:
+                print(
+                    f"still {now.value} after {wait_s:.0f}s; stopped waiting "
+                    f"(see 'interlock transfer status {tid}')",
+                    flush=True,
+                )
+            code = EXIT_WAIT_TIMEOUT
+            break
+        await asyncio.sleep(0.5)
+    if args.json:
+        emit(args, {"id": str(tid), "status": seen.value if seen else "?", "events": events}, [])
+    return code
+
+
+async def _describe(
+    now: Progress,
+    src: HttpChain,
+    dst: HttpChain,
+    tid: TransferId,
+    client_height: int,
+    dst_from: int,
+    src_from: int,
+) -> tuple[str, dict[str, Any]]:
+    if now is Progress.RELAYED:
+        return (
+            f"header relayed: {dst.chain_id}'s client of {src.chain_id} is at height "
+            f"{client_height}",
+            {"status": now.value, "client_height": client_height},
+        )
+    if now in (Progress.DELIVERED, Progress.QUEUED, Progress.EXPIRED):
+        kind = {
+            "delivered": ("bridge.minted", "bridge.released"),
+            "queued": ("bridge.queued",),
+            "expired": ("bridge.expired",),
+        }[now.value]
+        to = await dst.latest_height()
+        height = None
+        for k in kind:
+            height = height or await _find_event(
+                dst, dst_from, to, k, "src_chain", tid, src.chain_id
+            )
+        where = f" at height {height}" if height else ""
+        word = {
+            "delivered": "delivered (minted or released)",
+            "queued": "queued on the destination (large amount: the bridge's delay)",
+            "expired": "expired on the destination; the refund comes next",
+        }[now.value]
+        return f"{word} on {dst.chain_id}{where}", {
+            "status": now.value,
+            "chain": dst.chain_id,
+            "height": height,
+        }
+    if now is Progress.REFUNDED:
+        to = await src.latest_height()
+        height = await _find_event(
+            src, src_from, to, "bridge.refunded", "dst_chain", tid, dst.chain_id
+        )
+        where = f" at height {height}" if height else ""
+        return (
+            f"expired and refunded on {src.chain_id}{where}",
+            {"status": now.value, "chain": src.chain_id, "height": height},
+        )
+    return now.value, {"status": now.value}
+
+
+async def transfer_status(args: argparse.Namespace) -> int:
+    if len(args.rest) != 1:
+        raise CommandError("usage: interlock transfer status SRC:DST:NONCE")
+    tid = TransferId.parse(args.rest[0])
+    async with Chains.from_args(args) as chains:
+        src = await chains.get(tid.src)
+        dst = await chains.get(tid.dst)
+        sent, received = await _read(src, dst, tid)
+        _, client_height = await _client_of_src(dst, tid.src)
+    packet = sent.get("packet", {})
+    lock_height = 0  # unknown from state alone: "relayed" needs the client past the lock
+    now = compute_progress(sent, received, client_height, lock_height)
+    lines = [
+        f"transfer {tid}: {now.value}",
+        f"  {packet.get('amount')} {packet.get('denom')} from {packet.get('sender')} "
+        f"to {packet.get('recipient')}",
+        f"  {sent.get('kind')} on {tid.src}; deliverable until {tid.dst} height "
+        f"{packet.get('timeout_height')}; {tid.dst}'s client of {tid.src} at {client_height}",
+    ]
+    emit(
+        args, {"id": str(tid), "status": now.value, "sent": dict(sent), "received": received}, lines
+    )
+    return 0
+
+
+async def transfer_list(args: argparse.Namespace) -> int:
+    if args.rest:
+        raise CommandError("usage: interlock transfer list [--from CHAIN] [--account A]")
+    if not 1 <= args.limit <= 1000:
+        raise CommandError("--limit: expected 1..1000")
+    rows: list[dict[str, Any]] = []
+    async with Chains.from_args(args) as chains:
+        account = resolve_address(chains, args.account) if args.account else None
+        await chains._probe()
+        sources = [args.src] if args.src else list(chains.known())
+        for sid in sources:
+            src = await chains.get(sid)
+            paths = await src.query("bridge", "paths", {})
+            for p in paths if isinstance(paths, list) else []:
+                remote = str(p.get("remote_chain")) if isinstance(p, Mapping) else ""
+                if not remote or (args.dst and remote != args.dst):
+                    continue
+                nxt = await src.query("bridge", "next_nonce", {"remote_chain": remote})
+                last = int(nxt) - 1 if isinstance(nxt, int) else 0
+                for nonce in range(last, max(0, last - args.limit), -1):
+                    sent = await src.query(
+                        "bridge", "sent", {"remote_chain": remote, "nonce": nonce}
+                    )
+                    if not isinstance(sent, Mapping):
+                        continue
+                    pk = sent.get("packet", {})
+                    if account and account not in (pk.get("sender"), pk.get("recipient")):
+                        continue
+                    rows.append(
+                        {
+                            "id": f"{sid}:{remote}:{nonce}",
+                            "status": sent.get("status"),
+                            "kind": sent.get("kind"),
+                            **pk,
+                        }
+                    )
+    lines = [
+        f"{r['id']:<28} {r['amount']:>14} {r['denom']:<16} {r['kind']:<6} "
+        f"{r['status']:<9} to {r['recipient']}"
+        for r in rows
+    ] or ["no transfers"]
+    emit(args, {"transfers": rows}, lines)
+    return 0
