@@ -7,7 +7,10 @@ the target costs one, if enough of the trusted validators still sign there. When
 not (the set churned), the planner bisects as tendermint-rs's ``verify_to_target`` does:
 try the target; on "not enough trust" try the midpoint between the trusted height and the
 height that failed; on success make it the trusted block and try the target again.
-Adjacent heights never lack trust (the sequential rule), so the search ends.
+Adjacent heights never lack trust (the sequential rule), so the search ends. One change
+from tendermint-rs: after a success it retries the blocks it already fetched above the
+new trusted height, highest first, before fetching a new midpoint; they are the likeliest
+to verify now and cost no fetch.
 
 The planner does no I/O: the caller asks :meth:`UpdatePlanner.next_height`, fetches that
 :class:`LightBlock` (from any endpoint, trusted or not) and hands it to
@@ -214,8 +217,10 @@ class UpdatePlanner:
             num, den = self._client.trust_level
             power = sum(tv.by_key.get(k, 0) for k in {s.validator for s in commit.signatures})
             if power * den <= tv.total_power * num:
-                # not enough trust, whatever the signatures: bisect, check nothing
-                self._next = (trusted.height + block.height) // 2
+                # not enough trust, whatever the signatures: check nothing; try the
+                # highest block already fetched below it (free), else fetch the midpoint
+                lower = [x for x in self._blocks if trusted.height < x < block.height]
+                self._next = max(lower) if lower else (trusted.height + block.height) // 2
                 return
             checks += sum(1 for s in commit.signatures if s.validator in tv.by_key)
         validate_header_update(self._client, ConsensusState.of(trusted.header), update, self.now)
