@@ -519,4 +519,13 @@ class LightClientModule:
             return get_client_state(state, cid).to_json()
         if path == "consensus_state":
             return get_consensus_state(state, cid, arg_int(args, "height", 1)).to_json()
+        if path == "consensus_below":
+            # the nearest stored height below: what a relayer fills a height in from
+            get_client_state(state, cid)
+            prefix = _cons_prefix(cid)
+            key = _cons_key(cid, arg_int(args, "height", 1))
+            below = next(state.items(prefix, stop=key, reverse=True), None)
+            if below is None:
+                return None
+            return {"height": int(below[0][len(prefix) :]), **dict(below[1])}
         raise InvalidArgument("path", f"lightclient has no query {path!r}")

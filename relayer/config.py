@@ -84,6 +84,7 @@ class RelayerSection(_Model):
     bus_url: BusUrl = "memory://"
     share_group: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
     batch_blocks: int = Field(default=64, ge=1, le=4096)
+    takeover_delay: float = Field(default=2.0, gt=0, le=3600)
 
 
 class ApiSection(_Model):
@@ -172,6 +173,8 @@ class RelayerSettings:
     """MQTT 5 shared-subscription group, or ``""``."""
     batch_blocks: int
     """Most source blocks one delivery batch covers."""
+    takeover_delay: float
+    """Seconds a member of a share group waits before acting on a height another owns."""
     api_host: str
     """HTTP API address."""
     api_port: int
@@ -232,6 +235,7 @@ def parse_relayer_config(
         bus_url=m.relayer.bus_url,
         share_group=m.relayer.share_group,
         batch_blocks=m.relayer.batch_blocks,
+        takeover_delay=m.relayer.takeover_delay,
         api_host=m.api.host,
         api_port=m.api.port,
         chains={

@@ -20,6 +20,7 @@ next start), cursors are already persisted per batch, and ``run`` returns.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -31,10 +32,16 @@ from typing import Any, Protocol
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError, InterlockError
 from chains.handle import ChainHandle
-from chains.service.bus import Bus, open_bus
+from chains.service.bus import Bus, BusSubscription, open_bus
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain
-from chains.service.subscriber import ChainSubscriber, TrustedState, trusted_state_from_handle
+from chains.service.subscriber import (
+    ChainSubscriber,
+    TrustedState,
+    VerifiedBlock,
+    trusted_state_from_handle,
+)
+from chains.service.wire import WireError, chain_filter, open_envelope
 from relayer.config import RelayerSettings
 from relayer.metrics import Metrics
 from relayer.store import DataDirLock, RelayerStore
@@ -78,6 +85,55 @@ class _Running:
     worker: Worker
     busy_since: float | None = None
     waiting_since: float | None = None
+
+
+def shared_headers(group: str, chain_id: str) -> str:
+    """The MQTT 5 shared subscription that splits a chain's heights among a group."""
+    return f"$share/{group}/{chain_filter(chain_id).removesuffix('+')}headers"
+
+
+class Ownership:
+    """Which source heights this member of a share group was handed by the broker.
+
+    Every member follows and verifies every block (the verifying subscriber); the shared
+    subscription on the headers topic hands each height to one member, which acts on it
+    at once. The others act on it only after ``takeover_delay``, when a pending check at
+    the destination usually finds it delivered (one query, no transaction), and deliver
+    it themselves if its owner died. Ownership is an optimisation, never trust: a forged
+    header on the shared topic can only make a member act early, and the destination
+    refuses anything delivered twice."""
+
+    def __init__(self, sub: BusSubscription, limit: int = 65_536) -> None:
+        self.sub = sub
+        self.limit = limit
+        self._heights: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+
+    def owns(self, height: int) -> bool:
+        return height in self._heights
+
+    async def __aenter__(self) -> Ownership:
+        await self.sub.start()
+        self._task = asyncio.create_task(self._run(), name="relayer:ownership")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.sub.aclose(), 5)
+
+    async def _run(self) -> None:
+        async for msg in self.sub:
+            try:
+                env = open_envelope(msg.topic, msg.payload)
+            except WireError:
+                continue  # a stranger's garbage: the verifying subscriber counts it
+            if env.kind == "headers" and env.height is not None:
+                self._heights[env.height] = None
+                while len(self._heights) > self.limit:
+                    self._heights.popitem(last=False)
 
 
 async def genesis_trust(handle: ChainHandle) -> TrustedState:
@@ -253,21 +309,49 @@ class Daemon:
             r.busy_since = time.time() if busy else None
 
     def _follow_transfers(self, w: TransferWorker, bus: Bus) -> Callable[[], Awaitable[None]]:
+        group = self.settings.share_group
+        delay = self.settings.takeover_delay
+
         async def follow() -> None:
             trusted = await trust_at(w.src, w.cursor)
-            async with ChainSubscriber(
-                bus, w.src, trusted=trusted, idle_timeout=self.idle_timeout
-            ) as sub:
+            sub = ChainSubscriber(bus, w.src, trusted=trusted, idle_timeout=self.idle_timeout)
+            async with sub, contextlib.AsyncExitStack() as stack:
+                owner: Ownership | None = None
+                if group:
+                    owner = Ownership(bus.subscribe(shared_headers(group, w.src.chain_id)))
+                    await stack.enter_async_context(owner)
                 w.status.state = "running"
                 self.running[w.name].waiting_since = None
                 seen_rejected = 0
+                deferred: list[tuple[float, VerifiedBlock]] = []
                 while not self._stop.is_set():
-                    first = await anext(sub)
-                    batch = [first, *sub.take_ready()]
-                    for i in range(0, len(batch), self.settings.batch_blocks):
+                    batch: list[VerifiedBlock] = []
+                    try:
+                        # with deferred blocks pending, wake up to take them over in time
+                        async with asyncio.timeout(delay / 4 if deferred else None):
+                            batch.append(await anext(sub))
+                    except TimeoutError:
+                        pass
+                    batch.extend(sub.take_ready())
+                    if owner is None:
+                        ready = batch
+                    else:
+                        now = time.monotonic()
+                        deferred.extend((now, b) for b in batch)
+                        ready = sorted(
+                            (b for t, b in deferred if owner.owns(b.height) or now - t >= delay),
+                            key=lambda b: b.height,
+                        )
+                        taken = {b.height for b in ready}
+                        deferred = [(t, b) for t, b in deferred if b.height not in taken]
+                    upto = min(b.height for _, b in deferred) - 1 if deferred else None
+                    n = self.settings.batch_blocks
+                    for i in range(0, len(ready), n):
                         self._busy(w.name, True)
                         try:
-                            await w.process(batch[i : i + self.settings.batch_blocks])
+                            chunk = ready[i : i + n]
+                            end = chunk[-1].height if upto is None else min(upto, chunk[-1].height)
+                            await w.process(chunk, upto=end)
                         finally:
                             self._busy(w.name, False)
                         if self._stop.is_set():

@@ -57,8 +57,6 @@ log = logging.getLogger("interlock.relayer")
 
 MAX_KEPT = 10_000
 """Most refused packets kept for retry per worker (oldest dropped, with a log line)."""
-FILL_PROBE = 64
-"""How far below a height the worker looks for a stored header to fill in from."""
 REFRESH_FRACTION = (2, 3)
 """Refresh the client once its latest header is this far into the trusting period."""
 
@@ -245,8 +243,10 @@ class TransferWorker:
         return vals
 
     # --- one batch ----------------------------------------------------------------------
-    async def process(self, blocks: Sequence[VerifiedBlock]) -> None:
-        """Relay everything the batch (consecutive heights after the cursor) holds."""
+    async def process(self, blocks: Sequence[VerifiedBlock], *, upto: int | None = None) -> None:
+        """Relay everything the batch holds (heights in order, after the cursor); then
+        the cursor moves to ``upto`` (default: the last block's height). A daemon in a
+        share group passes a lower ``upto`` while heights below wait for their owner."""
         if not blocks:
             return
         by_height = {b.header.height: b for b in blocks}
@@ -284,7 +284,7 @@ class TransferWorker:
         delivered_ok = self._account(results[len(updates) :], deliveries, todo)
         self._kept = [p for p in todo if (p.action, p.nonce) not in delivered_ok][-MAX_KEPT:]
         self._after_batch(todo, delivered_ok, tip.height, latest, headers)
-        self._save(tip.height)
+        self._save(tip.height if upto is None else upto)
 
     def _wanted(self, p: Packet) -> bool:
         if not self.denoms or p.action == "refund":
@@ -391,14 +391,18 @@ class TransferWorker:
         return LightBlock(header, await self._commit(header), vals, nxt)
 
     async def _fill_in(self, height: int, header: Header) -> list[Call]:
-        """A header below the client's latest: trusted from the nearest stored one below."""
-        for t in range(height - 1, max(0, height - FILL_PROBE), -1):
-            if await self._consensus(t) is not None:
-                return await self._update(header, t, await self._header(t))
-        raise InterlockError(
-            f"{self.dst.chain_id}'s client {self.client_id} stores no header within "
-            f"{FILL_PROBE} heights below {height} to verify it from"
+        """A header below the client's latest: trusted from the nearest stored one below
+        (the on-chain client also checks it against the nearest one above)."""
+        below = await self.dst.query(
+            "lightclient", "consensus_below", {"client_id": self.client_id, "height": height}
         )
+        if below is None:
+            raise InterlockError(
+                f"{self.dst.chain_id}'s client {self.client_id} stores no header below "
+                f"{height} to verify it from"
+            )
+        t = int(_field(below, "height", int))
+        return await self._update(header, t, await self._header(t))
 
     async def _misbehaviour(self, height: int, header: Header, cons: Mapping[str, Any]) -> None:
         msg = (

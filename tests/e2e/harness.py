@@ -110,11 +110,16 @@ class RelayerProcess:
 
 
 def relayer_toml(
-    urls: dict[str, list[str]], bus_url: str, *, share_group: str = "", kinds: str = ""
+    urls: dict[str, list[str]],
+    bus_url: str,
+    *,
+    share_group: str = "",
+    kinds: str = "",
+    key: str = "devnet:relayer",
 ) -> str:
     relay = kinds or '["transfers", "swaps"]'
     chains = "".join(
-        f'\n[[chains]]\nid = "{cid}"\nrpc = {rpc!r}\nkey = "devnet:relayer"\nblock_interval = 0.2\n'
+        f'\n[[chains]]\nid = "{cid}"\nrpc = {rpc!r}\nkey = "{key}"\nblock_interval = 0.2\n'
         for cid, rpc in urls.items()
     ).replace("'", '"')
     return (

@@ -236,14 +236,16 @@ async def test_forged_bus_messages_are_dropped(own_mosquitto: Mosquitto, tmp_pat
         async with chain(net, A) as a, chain(net, B) as b:
             n = await lock(a, ALICE, B, BOB.address, 9, "usd")
             await eventually(lambda: received(b, A, n), "mint despite forged messages")
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as resp:
-            text = await resp.text()
-        line = next(
-            ln
-            for ln in text.splitlines()
-            if ln.startswith('interlock_bus_rejected_total{work="transfer:chain-a->chain-b"}')
-        )
-        assert float(line.split()[-1]) >= 1
+
+        async def counted() -> bool:
+            url = f"http://127.0.0.1:{port}/metrics"
+            async with aiohttp.ClientSession() as s, s.get(url) as resp:
+                text = await resp.text()
+            name = 'interlock_bus_rejected_total{work="transfer:chain-a->chain-b"}'
+            line = next(ln for ln in text.splitlines() if ln.startswith(name))
+            return float(line.split()[-1]) >= 1
+
+        await eventually(counted, "the forged messages counted as rejected")
 
 
 async def test_endpoint_of_another_chain_is_refused(
@@ -280,9 +282,10 @@ async def test_second_daemon_on_one_data_dir_is_refused(
 async def test_swap_participant_offline_is_finished_by_the_daemon(
     own_mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    """Alice locks usd on A for Bob; Bob locks eur on B for Alice, then goes offline. Alice claims on B, revealing the secret; the daemon reads it from B's
-    claim event and claims Alice's lock on A for Bob. A lock nobody claims is refunded by
-    the daemon at its timelock."""
+    """Alice locks usd on A for Bob; Bob locks eur on B for Alice, then goes offline.
+    Alice claims on B, revealing the secret; the daemon reads it from B's claim event and
+    claims Alice's lock on A for Bob. A lock nobody claims is refunded by the daemon at
+    its timelock."""
     import hashlib
     import os
 
@@ -360,3 +363,52 @@ async def test_swap_participant_offline_is_finished_by_the_daemon(
 
             await eventually(refunded, "the daemon's refund at the timelock")
             assert await balance(a, carol.address, "usd") == before
+
+
+async def test_two_relayers_in_a_share_group_split_the_work(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Scale-out: two daemons with one MQTT 5 shared-subscription group split a path's
+    heights; both carry some, nothing lands twice, and neither wastes many transactions."""
+    from tests.e2e.harness import relayer_toml
+
+    with network(own_mosquitto, tmp_path) as net:
+        urls = {cid: [p.url] for cid, p in net.chains.items()}
+        configs = []
+        for name in ("r1", "r2"):  # each operator signs with a key of its own
+            path = tmp_path / f"{name}.toml"
+            key = f"devnet:relayer-{name}"
+            path.write_text(relayer_toml(urls, own_mosquitto.url, share_group="relayers", key=key))
+            configs.append(path)
+        r1, r2 = net.relayer("r1", configs[0]), net.relayer("r2", configs[1])
+        p1, p2 = await wait_ready(r1), await wait_ready(r2)
+        async with chain(net, A) as a, chain(net, B) as b:
+            nonces = []
+            for _ in range(12):
+                nonces.append(await lock(a, ALICE, B, BOB.address, 2, "usd"))
+                await asyncio.sleep(0.25)  # spread over blocks, so heights have owners
+            for n in nonces:
+                await eventually(lambda n=n: received(b, A, n), f"mint of nonce {n}")
+            assert await balance(b, BOB.address, "chain-a/usd") == 24
+        counts: dict[int, int] = {}
+
+        async def settled() -> bool:
+            for port in (p1, p2):
+                _, body = await http_json(f"http://127.0.0.1:{port}/status")
+                assert isinstance(body, dict)
+                counts[port] = sum(
+                    w["relayed"] for w in body["work"] if w["name"] == "transfer:chain-a->chain-b"
+                )
+            return sum(counts.values()) == 12
+
+        await eventually(settled, "the two counts adding up to 12")
+        assert counts[p1] > 0, counts
+        assert counts[p2] > 0, counts
+        wasted = 0.0
+        for port in (p1, p2):
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+                for ln in (await r.text()).splitlines():
+                    if ln.startswith("interlock_tx_failures_total{") and 'chain="chain-b"' in ln:
+                        wasted += float(ln.split()[-1])
+        print(f"share group: relayed {counts}, refused transactions on chain-b: {wasted:.0f}")
+        assert wasted <= 3

@@ -18,6 +18,7 @@ from interlock.config import (
     parse_chain_config,
     parse_devnet_config,
 )
+from relayer.config import load_relayer_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = sorted(CONFIGS.glob("*.toml"))
@@ -32,7 +33,10 @@ def test_there_are_shipped_configs() -> None:
 def test_every_shipped_config_loads(path: Path) -> None:
     with path.open("rb") as f:
         raw = tomllib.load(f)
-    if "chains" in raw:
+    if "paths" in raw:
+        settings = load_relayer_config(path)
+        assert settings.api_host == "127.0.0.1"
+    elif "chains" in raw:
         devnet = load_devnet_config(path)
         assert len(devnet.chains) >= 2
         assert all(c.rpc is None or c.rpc.host == "127.0.0.1" for c in devnet.chains)
@@ -41,7 +45,8 @@ def test_every_shipped_config_loads(path: Path) -> None:
         assert cfg.chain.rpc is not None
         assert cfg.chain.rpc.host == "127.0.0.1"
         assert cfg.chain.chain_id in path.name
-    # other kinds of file (a relayer's, say) are loaded by their own module's tests
+    else:
+        raise AssertionError(f"{path.name}: not a chain, devnet or relayer file")
 
 
 def test_chain_files_and_devnet_files_define_the_same_chains() -> None:
