@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -285,6 +286,26 @@ async def submit(
     if not receipt.ok:
         raise TxRefused(chain.chain_id, receipt)
     return receipt
+
+
+async def block_interval(chain: HttpChain) -> tuple[int, float]:
+    """The chain's latest height and its seconds per block, as its last ten headers show
+    (1 s when it has too few blocks to tell)."""
+    latest = await chain.latest_height()
+    back = min(10, latest - 1)
+    interval = 1.0
+    if back >= 1:
+        new, old = await chain.get_header(latest), await chain.get_header(latest - back)
+        if new is not None and old is not None and new.time > old.time:
+            interval = (new.time - old.time) / 1000 / back
+    return latest, interval
+
+
+async def blocks_for(chain: HttpChain, seconds: float) -> tuple[int, int]:
+    """The chain's latest height and the number of its blocks in ``seconds`` (at least 2:
+    one to include a transaction, one to act on it)."""
+    latest, interval = await block_interval(chain)
+    return latest, max(2, math.ceil(seconds / interval))
 
 
 class TxRefused(CommandError):

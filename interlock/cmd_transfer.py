@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import enum
-import math
 import os
 import re
 import time
@@ -35,6 +34,7 @@ from interlock.cmd_common import (
     Chains,
     add_chain_args,
     add_output_args,
+    blocks_for,
     emit,
     parse_amount,
     parse_duration,
@@ -184,19 +184,6 @@ async def burn(args: argparse.Namespace) -> int:
     return await _send(args, "burn")
 
 
-async def _blocks_for(chain: HttpChain, seconds: float) -> tuple[int, float]:
-    """The destination's latest height and the number of its blocks in ``seconds``,
-    from the block interval its recent headers show (never fewer than 2 blocks)."""
-    latest = await chain.latest_height()
-    back = min(10, latest - 1)
-    interval = 1.0
-    if back >= 1:
-        new, old = await chain.get_header(latest), await chain.get_header(latest - back)
-        if new is not None and old is not None and new.time > old.time:
-            interval = (new.time - old.time) / 1000 / back
-    return latest, max(2, math.ceil(seconds / interval))
-
-
 async def _send(args: argparse.Namespace, method: str) -> int:
     amount, denom = parse_amount(args.amount)
     if args.recipient is None:
@@ -225,7 +212,7 @@ async def _send(args: argparse.Namespace, method: str) -> int:
         if method == "lock":
             call["dest_chain"] = dst.chain_id
         if timeout_s is not None:
-            latest, blocks = await _blocks_for(dst, timeout_s)
+            latest, blocks = await blocks_for(dst, timeout_s)
             call["timeout_height"] = latest + blocks
         receipt = await submit(src, key, "bridge", method, call)
         sent = next(e for e in receipt.events if e.type in ("bridge.locked", "bridge.burned"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interlock import cmd_keys, cmd_netting, cmd_query, cmd_transfer
+from interlock import cmd_keys, cmd_netting, cmd_query, cmd_swap, cmd_transfer
 
 __all__ = ["register_user_commands"]
 
@@ -21,3 +21,4 @@ def register_user_commands(sub: argparse._SubParsersAction[Any]) -> None:
     cmd_netting.register(sub)
     cmd_query.register(sub)
     cmd_transfer.register(sub)
+    cmd_swap.register(sub)
