@@ -13,6 +13,7 @@ or an RPC server can show ``str(err)`` to a user without a traceback.
     │   │   ├── BadNonce
     │   │   ├── DuplicateTx
     │   │   └── MempoolFull
+    │   │       └── SenderQueueFull
     │   └── TxFailed                   executed and failed: only the nonce advances
     │       ├── UnknownModule / UnknownMethod
     │       ├── InvalidArgument
@@ -115,6 +116,20 @@ class MempoolFull(TxRejected):
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         super().__init__(f"mempool is full ({capacity} transactions); retry later")
+
+
+class SenderQueueFull(MempoolFull):
+    """One sender already queues its share of the mempool (the admission policy): full
+    for that sender, so retry later as for a full mempool."""
+
+    code = "sender_queue_full"
+
+    def __init__(self, sender: str, limit: int) -> None:
+        self.sender = sender
+        self.capacity = limit
+        TxRejected.__init__(
+            self, f"sender {sender} already queues {limit} transactions; retry later"
+        )
 
 
 class TxFailed(TxError):

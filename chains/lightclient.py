@@ -27,6 +27,11 @@ check above, freezes the client; a frozen client refuses updates and proofs for 
 
 Submitting the same header twice is a no-op, so several relayers may race.
 
+Bounded state: anyone may create a client of a chain whose validators they control and
+feed it signed headers, so a client keeps at most ``MAX_CONSENSUS_STATES`` consensus
+states: storing one more deletes the lowest (never the latest). A relayer that still
+needs a pruned height submits its header again as a fill-in.
+
 Pruning: each stored update deletes the consensus states whose time is at least the
 trusting period before ``now`` (they can no longer serve as trusted states), oldest first,
 but never the latest one. A proof against a pruned height fails with
@@ -40,6 +45,7 @@ State keys::
     lightclient/next_id                      -> int
     lightclient/client/<id>                  -> client state object
     lightclient/cons/<id>/<height:020d>      -> consensus state object
+    lightclient/count/<id>                   -> how many consensus states are stored
 
 The zero-padded heights sort as numbers, so a header's stored neighbours are found by an
 ordered read of the state (``State.items`` with a range, O(log n)) and pruning walks the
@@ -95,6 +101,7 @@ __all__ = [
 ]
 
 DEFAULT_TRUST_LEVEL = (1, 3)
+MAX_CONSENSUS_STATES = 8_192
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +247,17 @@ def _cons_prefix(client_id: str) -> str:
     return f"lightclient/cons/{client_id}/"
 
 
+def _count_key(client_id: str) -> str:
+    return f"lightclient/count/{client_id}"
+
+
+def _get_count(state: State, client_id: str) -> int:
+    n = state.get(_count_key(client_id))
+    if n is None:  # a client stored before the count existed: one scan, then kept
+        return sum(1 for _ in state.items(_cons_prefix(client_id)))
+    return int(n)
+
+
 def _legacy_heights_key(client_id: str) -> str:
     return f"lightclient/heights/{client_id}"
 
@@ -347,6 +365,7 @@ def process_create_client(
     client = ClientState(h.chain_id, (num, den), trusting_period, max_clock_drift, h.height, 0)
     state.set(_client_key(client_id), client.to_json())
     state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
+    state.set(_count_key(client_id), 1)
     return client_id
 
 
@@ -369,6 +388,7 @@ def process_update_client(state: State, client_id: str, update: HeaderUpdate, no
     if (below is not None and below.time >= h.time) or (above is not None and h.time >= above.time):
         _freeze(state, client_id, client, h.height)
         return "frozen"
+    stored = _get_count(state, client_id) + 1
     state.set(_cons_key(client_id, h.height), ConsensusState.of(h).to_json())
     if h.height > client.latest_height:
         client = ClientState(
@@ -380,7 +400,9 @@ def process_update_client(state: State, client_id: str, update: HeaderUpdate, no
             0,
         )
         state.set(_client_key(client_id), client.to_json())
-    _prune_expired(state, client_id, client, now)
+    stored -= _prune_expired(state, client_id, client, now)
+    stored -= _prune_lowest(state, client_id, client, stored - MAX_CONSENSUS_STATES)
+    state.set(_count_key(client_id), stored)
     state.delete(_legacy_heights_key(client_id))
     return "stored"
 
@@ -392,6 +414,18 @@ def _prune_expired(state: State, client_id: str, client: ClientState, now: int) 
     n = 0
     for key, raw in state.items(_cons_prefix(client_id), stop=latest):
         if raw["time"] + client.trusting_period > now:
+            break
+        state.delete(key)
+        n += 1
+    return n
+
+
+def _prune_lowest(state: State, client_id: str, client: ClientState, excess: int) -> int:
+    """Delete the ``excess`` lowest consensus states, never the latest; returns how many."""
+    n = 0
+    latest = _cons_key(client_id, client.latest_height)
+    for key, _ in state.items(_cons_prefix(client_id), stop=latest):
+        if n >= excess:
             break
         state.delete(key)
         n += 1

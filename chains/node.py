@@ -337,6 +337,10 @@ class Node:
                 raise StoreError(f"node stopped producing blocks: {self._failure}")
             raise StoreError("node is shutting down")
         self.mempool.add(tx, signature_checked=signature_checked)
+        for evicted, exc in self.mempool.take_evicted():  # the admission policy made room
+            waiter = self._waiters.pop(evicted.hash, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
         fut: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._waiters[tx.hash] = fut
         return fut

@@ -494,6 +494,27 @@ def test_pruning_never_removes_the_latest_state(b: Driver) -> None:
             get_consensus_state(state, cid, gone)
 
 
+def test_a_client_keeps_at_most_max_consensus_states_dropping_the_lowest(
+    b: Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone can feed a client of a chain they sign for: its stored states are bounded."""
+    import chains.lightclient
+
+    monkeypatch.setattr(chains.lightclient, "MAX_CONSENSUS_STATES", 3)
+    state, cid = _client(b, 1)
+    for height in (2, 3, 4, 5):
+        assert process_update_client(state, cid, b.update(height, height - 1), _now(b, 5)) == (
+            "stored"
+        )
+    assert get_consensus_heights(state, cid) == [3, 4, 5]
+    # a fill-in below the latest also counts, and the latest is never the one dropped
+    state2, cid2 = _client(b, 1)
+    process_update_client(state2, cid2, b.update(5, 1), _now(b, 5))
+    process_update_client(state2, cid2, b.update(2, 1), _now(b, 5))
+    process_update_client(state2, cid2, b.update(3, 2), _now(b, 5))
+    assert get_consensus_heights(state2, cid2) == [2, 3, 5]
+
+
 def test_client_stored_with_the_old_heights_list_drops_it_and_keeps_working(b: Driver) -> None:
     state, cid = _client(b, 1)
     process_update_client(state, cid, b.update(5, 1), _now(b, 5))
@@ -522,7 +543,11 @@ def test_an_update_writes_the_same_few_keys_however_many_heights_are_stored(
     state.take_changes()
     assert process_update_client(state, cid, b.update(5, 1), _now(b, 5)) == "stored"
     written = state.take_changes()
-    assert set(written) == {f"lightclient/cons/{cid}/{5:020d}", f"lightclient/client/{cid}"}
+    assert set(written) == {
+        f"lightclient/cons/{cid}/{5:020d}",
+        f"lightclient/client/{cid}",
+        f"lightclient/count/{cid}",
+    }
     assert all(len(repr(v)) < 1_000 for v in written.values())
     assert len(get_consensus_heights(state, cid)) == 5_002
 

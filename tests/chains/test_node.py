@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chains.bank import get_balance
+from chains.crypto import PrivateKey
 from chains.devnet import DevnetChain, base_modules
 from chains.errors import (
     BadNonce,
@@ -101,14 +102,17 @@ async def test_mempool_refuses_with_typed_errors_and_keeps_nothing() -> None:
         node.submit_nowait(good)
     node.submit_nowait(_pay(dc, "alice", "bob", 5, 1))  # queued nonces count
     node.submit_nowait(_pay(dc, "carol", "bob", 5, 0))
+    # a stranger (no funds) may not evict anyone from a full pool
+    stranger = PrivateKey.derive("test", "stranger")
+    pay_bob = transfer(stranger, dc.chain_id, 0, dc.accounts["bob"].address, 5, dc.denom)
     with pytest.raises(MempoolFull):
-        node.submit_nowait(_pay(dc, "dave", "bob", 5, 0))
+        node.submit_nowait(pay_bob)
     assert len(node.mempool) == 3
-    # what was refused left no trace: dave's nonce 0 is still free once there is room
+    # what was refused left no trace: the stranger's nonce 0 is still free once there is room
     node.produce_block()
     assert fut.done()
     assert fut.result().ok
-    node.submit_nowait(_pay(dc, "dave", "bob", 5, 0))
+    node.submit_nowait(pay_bob)
     with pytest.raises(BadNonce):
         node.submit_nowait(good)  # replay of a committed tx
     node.produce_block()
