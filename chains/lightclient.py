@@ -445,12 +445,25 @@ def _freeze(state: State, client_id: str, client: ClientState, height: int) -> N
 
 
 def process_misbehaviour(
-    state: State, client_id: str, first: HeaderUpdate, second: HeaderUpdate, now: int
+    state: State, client_id: str, first: HeaderUpdate | None, second: HeaderUpdate, now: int
 ) -> None:
-    """Freeze the client on two valid commits for one height with different headers."""
+    """Freeze the client on two valid commits for one height with different headers.
+
+    ``first=None`` takes the header the client already stored at that height as the
+    first half: the evidence is then one update, not two, so the misbehaviour of a set
+    whose single update fits in a transaction can always be proven (two full updates
+    exceed the 64 KiB limit from about 60 validators)."""
     client = get_client_state(state, client_id)
     if client.frozen_height:
         raise ClientFrozen(client_id, client.frozen_height)
+    if first is None:
+        stored = get_consensus_state(state, client_id, second.header.height)
+        if stored.header_hash == second.header.hash:
+            raise InvalidArgument("misbehaviour", "the header is the one stored")
+        trusted = get_consensus_state(state, client_id, second.trusted_height)
+        validate_header_update(client, trusted, second, now)
+        _freeze(state, client_id, client, second.header.height)
+        return
     if first.header.height != second.header.height:
         raise InvalidArgument("misbehaviour", "headers are at different heights")
     if first.header.hash == second.header.hash:
@@ -492,8 +505,9 @@ def decode_proof(value: object, what: str = "proof") -> list[bytes]:
 
 
 class LightClientModule:
-    """Calls: ``create_client``, ``update_client``, ``submit_misbehaviour``. Anyone may
-    call them: every header is verified, so relayers need no permission."""
+    """Calls: ``create_client``, ``update_client``, ``submit_misbehaviour`` (``first``
+    may be null: the stored header at ``second``'s height). Anyone may call them: every
+    header is verified, so relayers need no permission."""
 
     name = "lightclient"
 
@@ -533,10 +547,11 @@ class LightClientModule:
                 )
             elif method == "submit_misbehaviour":
                 cid = arg_str(args, "client_id", 64)
-                first = HeaderUpdate.from_json(args.get("first"))
+                raw_first = args.get("first")  # null: the header stored at that height
+                first = None if raw_first is None else HeaderUpdate.from_json(raw_first)
                 second = HeaderUpdate.from_json(args.get("second"))
                 process_misbehaviour(ctx.state, cid, first, second, now)
-                ctx.emit("client_frozen", {"client_id": cid, "height": first.header.height})
+                ctx.emit("client_frozen", {"client_id": cid, "height": second.header.height})
             else:
                 raise UnknownMethod(self.name, method)
         except (KeyError, TypeError) as exc:

@@ -46,7 +46,7 @@ from chains.lightclient import (
 )
 from chains.merkle import verify_inclusion
 from chains.state import State
-from chains.types import ZERO_HASH, Commit, Event
+from chains.types import MAX_TX_BYTES, ZERO_HASH, Commit, Event
 from tests.chains.helpers import Driver, devnet, forged_update, transfer
 
 TP = 100_000  # trusting period, ms
@@ -727,3 +727,41 @@ def test_prove_events_verify_against_the_header(with_events: tuple[Driver, int])
         assert verify_inclusion(p.event.leaf(), p.index, h.event_count, p.proof, h.event_root)
     with pytest.raises(IndexError):
         block.prove_events([3])
+
+
+def test_misbehaviour_of_a_120_validator_set_is_proven_within_the_tx_limit() -> None:
+    """Two full updates of a large set exceed 64 KiB (from ~60 validators); with the
+    stored header as the first half the evidence is one update and fits."""
+    b = Driver(devnet("chain-a", "chain-b", validators=120)[1])
+    b.produce()
+    b.produce()
+    a = Driver(devnet("chain-a", "chain-b")[0])
+    create = {"update": b.update(1, 1).to_json(), "trusting_period": TP, "max_clock_drift": DRIFT}
+    (r,) = a.produce(
+        [a.tx("alice", "lightclient", "create_client", create)], time=_at(a, b, 2)
+    ).block.receipts
+    cid = r.events[0].attributes["client_id"]
+    honest = dataclasses.replace(b.update(2, 1), trusted_validators=None)
+    args = {"client_id": cid, "update": honest.to_json()}
+    (r,) = a.produce([a.tx("bob", "lightclient", "update_client", args)]).block.receipts
+    assert r.events[0].attributes["outcome"] == "stored"
+    fork = forged_update(honest, b.dc.validator_keys, state_root=bytes([5]) * 32)
+    both = {"client_id": cid, "first": honest.to_json(), "second": fork.to_json()}
+    assert len(a.tx("dave", "lightclient", "submit_misbehaviour", both).wire) > MAX_TX_BYTES
+    one = {"client_id": cid, "first": None, "second": fork.to_json()}
+    tx = a.tx("dave", "lightclient", "submit_misbehaviour", one)
+    assert len(tx.wire) <= MAX_TX_BYTES
+    (r,) = a.produce([tx]).block.receipts
+    assert r.ok, r.error
+    assert get_client_state(a.chain.state, cid).frozen_height == 2
+
+
+def test_misbehaviour_against_the_stored_header_refuses_that_header_itself(b: Driver) -> None:
+    state, cid = _client(b, 1)
+    u = b.update(2, 1)
+    process_update_client(state, cid, u, _now(b, 2))
+    with pytest.raises(InvalidArgument):
+        process_misbehaviour(state, cid, None, u, _now(b, 2))
+    with pytest.raises(ConsensusStateNotFound):  # nothing stored at 3 to conflict with
+        process_misbehaviour(state, cid, None, b.update(3, 2), _now(b, 3))
+    assert get_client_state(state, cid).frozen_height == 0
