@@ -7,6 +7,10 @@ state behind it grows.
   does) with N other keys in state; it should not grow with N.
 * ``lc_update_us``: one light-client update (sequential, 4 validators: the commit check
   dominates) with N consensus states already stored; it should not grow with N.
+* ``loop_hold_ms``: the longest the event loop waited for its turn while the node
+  produced (and persisted, in SQLite) one block of 5,000 transfers, in one piece
+  (``whole``: ``Node.produce_block``) and in chunks (``yielding``: what the node's loop
+  runs), measured by a task that wakes as often as it can; wall clock, best of three.
 
 Each figure is the best of a few repetitions in process CPU time (the machine is shared).
 The last line of output is one JSON object.
@@ -15,8 +19,10 @@ The last line of output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chains.bank import get_balances
 from chains.devnet import build_devnet
 from chains.lightclient import HeaderUpdate, process_create_client, process_update_client
+from chains.node import Node, SQLiteBlockStore
 from chains.state import State
+from chains.types import Tx
 
 
 def _best(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
@@ -78,6 +86,64 @@ def lc_update_us(n: int) -> float:
     return _best(one, 7) * 1e6
 
 
+def loop_hold_ms(yielding: bool, block_txs: int = 5000) -> float:
+    names = [f"user{i}" for i in range(50)]
+    (dc,) = build_devnet(("chain-a",), accounts=names)
+    per = block_txs // len(names)
+    txs = [
+        Tx.create(
+            dc.accounts[n],
+            dc.chain_id,
+            k,
+            "bank",
+            "transfer",
+            {"to": dc.accounts["user0"].address, "denom": dc.denom, "amount": 1},
+        )
+        for k in range(per)
+        for n in names
+    ]
+
+    async def one(d: str) -> float:
+        store = SQLiteBlockStore(Path(d) / "chain.sqlite")
+        node = Node.open(dc.genesis, _modules, dc.validator_keys, store, block_interval=3600)
+        for tx in txs:
+            node.submit_nowait(tx)
+        gaps: list[float] = []
+        done = False
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        if yielding:
+            await node.produce_block_yielding()
+        else:
+            node.produce_block()
+        await asyncio.sleep(0)
+        done = True
+        await task
+        await node.stop()
+        return max(gaps) * 1e3
+
+    best = float("inf")
+    for _ in range(3):
+        with tempfile.TemporaryDirectory(prefix="interlock-bench-") as d:
+            best = min(best, asyncio.run(one(d)))
+    return best
+
+
+def _modules():  # type: ignore[no-untyped-def]
+    from chains.devnet import base_modules
+
+    return base_modules()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10000,100000,300000")
@@ -87,6 +153,9 @@ def main() -> None:
     print("accounts read (us):", out["accounts_read_us"])
     out["lc_update_us"] = [round(lc_update_us(n), 1) for n in sizes]
     print("light-client update (us):", out["lc_update_us"])
+    whole, yielding = loop_hold_ms(False), loop_hold_ms(True)
+    out["loop_hold_ms"] = {"whole": round(whole, 1), "yielding": round(yielding, 1)}
+    print("event loop held by a 5,000-tx block (ms):", out["loop_hold_ms"])
     print(json.dumps(out))
 
 

@@ -40,7 +40,7 @@ from chains.types import Block, Commit, CommitSig, Event, Header, Receipt, Tx, V
 from chains.types import vote_sign_bytes as _vote_sign_bytes
 from chains.validators import VALIDATORS_KEY, get_validator_set
 
-__all__ = ["BlockResult", "Chain", "Genesis", "is_signature_valid"]
+__all__ = ["BlockBuilder", "BlockResult", "Chain", "Genesis", "is_signature_valid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,7 @@ class Chain:
         return self.genesis.time if self.last_header is None else self.last_header.time
 
     def next_nonce(self, addr: str) -> int:
-        n: int = self.state.get(_nonce_key(addr), 0)
+        n: int = self.state.committed().get(_nonce_key(addr), 0)
         return n
 
     def query(self, module: str, path: str, args: Mapping[str, Any]) -> JSONValue:
@@ -176,7 +176,7 @@ class Chain:
         m = self.modules.get(module)
         if m is None:
             raise UnknownModule(module)
-        return m.query(self.state, path, args)
+        return m.query(self.read_state(), path, args)
 
     # --- validation -----------------------------------------------------------------
     def check_tx(
@@ -208,78 +208,20 @@ class Chain:
         ``verify_signatures=False`` is for a caller that already ran ``check_tx`` (the
         mempool); nonces and chain ids are always re-checked.
         """
-        vals = self.validators
-        keys = [k for k in signers if k.public_key in vals.by_key]
-        power = sum(vals.by_key[k.public_key] for k in keys)
-        if power * 3 <= vals.total_power * 2:  # check before any state changes
-            raise InsufficientVotingPower(power, vals.total_power, "more than 2/3")
-        height = self.height + 1
-        time = max(time, self.last_time + 1)
-        block = BlockInfo(self.chain_id, height, time, self.genesis.authority)
-        state = self.state
+        builder = self.start_block(time, signers)
+        builder.execute(txs, verify_signatures=verify_signatures)
+        return builder.finish()
 
-        included: list[Tx] = []
-        receipts: list[Receipt] = []
-        events: list[Event] = []
-        dropped: list[tuple[Tx, InterlockError]] = []
-        chain_id, get = self.chain_id, state.get
-        for tx in txs:  # hot loop: the nonce lookup is next_nonce() inlined
-            nonce_key = f"auth/nonce/{tx.sender_address}"
-            nonce: int = get(nonce_key, 0)
-            try:
-                if tx.chain_id != chain_id:
-                    raise WrongChain(chain_id, tx.chain_id)
-                if tx.nonce != nonce:
-                    raise BadNonce(tx.sender_address, nonce, tx.nonce)
-                if verify_signatures and not verify(tx.sender, tx.sign_bytes(), tx.signature):
-                    raise InvalidSignature()
-            except InterlockError as exc:
-                dropped.append((tx, exc))
-                continue
-            receipts.append(self._execute(block, tx, len(included), len(events), events))
-            state.set(nonce_key, nonce + 1)
-            included.append(tx)
+    def start_block(self, time: int, signers: Sequence[PrivateKey]) -> BlockBuilder:
+        """Begin the next block, to be executed in pieces (``execute``, then ``finish``)
+        with other work in between: until it is finished, :meth:`query`,
+        :meth:`next_nonce` and :meth:`read_state` answer as of the last block."""
+        return BlockBuilder(self, time, signers)
 
-        for name, m in self.modules.items():
-            for ev in m.end_block(block, state):
-                if ev.module != name:
-                    raise RuntimeError(f"module {name!r} emitted foreign event {ev.type!r}")
-                events.append(ev)
-
-        next_vals = get_validator_set(state)
-        header = Header(
-            chain_id=self.chain_id,
-            height=height,
-            time=time,
-            prev_hash=self.genesis_hash if self.last_header is None else self.last_header.hash,
-            tx_root=merkle_root_of_hashes([hash_leaf(tx.wire) for tx in included]),
-            tx_count=len(included),
-            event_root=merkle_root_of_hashes([hash_leaf(e.leaf()) for e in events]),
-            event_count=len(events),
-            state_root=state.root(),
-            validators_hash=vals.hash,
-            next_validators_hash=next_vals.hash,
-            proposer=vals.proposer(height).public_key,
-        )
-        block_hash = header.hash
-        msg = _vote_sign_bytes(self.chain_id, height, block_hash)
-        sigs = tuple(
-            sorted((CommitSig(k.public_key, k.sign(msg)) for k in keys), key=lambda s: s.validator)
-        )
-        self.last_header = header
-        self.last_validators = vals
-        self.validators = next_vals
-        return BlockResult(
-            Block(
-                header,
-                Commit(height, block_hash, sigs),
-                tuple(included),
-                tuple(receipts),
-                tuple(events),
-            ),
-            vals,
-            tuple(dropped),
-        )
+    def read_state(self) -> State:
+        """The state as of the last complete block (a read-only view while one is being
+        built): what every read from outside the chain must use."""
+        return self.state.committed()
 
     def _execute(
         self, block: BlockInfo, tx: Tx, index: int, first_event: int, events: list[Event]
@@ -306,3 +248,121 @@ class Chain:
         self.state.commit()
         events.extend(ctx.events)
         return Receipt(tx.hash, block.height, index, True, "ok", "", first_event, tuple(ctx.events))
+
+
+class BlockBuilder:
+    """One block of a chain, executed in pieces. ``Chain.produce_block`` is
+    ``start_block`` + one ``execute`` + ``finish``; the node calls ``execute`` per chunk
+    of transactions and yields to its event loop in between."""
+
+    def __init__(self, chain: Chain, time: int, signers: Sequence[PrivateKey]) -> None:
+        vals = chain.validators
+        keys = [k for k in signers if k.public_key in vals.by_key]
+        power = sum(vals.by_key[k.public_key] for k in keys)
+        if power * 3 <= vals.total_power * 2:  # check before any state changes
+            raise InsufficientVotingPower(power, vals.total_power, "more than 2/3")
+        self.chain = chain
+        self._keys = keys
+        self._vals = vals
+        height = chain.height + 1
+        self.block = BlockInfo(
+            chain.chain_id, height, max(time, chain.last_time + 1), chain.genesis.authority
+        )
+        self._included: list[Tx] = []
+        self._receipts: list[Receipt] = []
+        self._events: list[Event] = []
+        self._dropped: list[tuple[Tx, InterlockError]] = []
+        self._next_vals = vals
+        chain.state.begin_block()
+
+    def apply(self, result: BlockResult) -> None:
+        """Advance the chain to the sealed block: reads see it from now on."""
+        chain = self.chain
+        chain.state.end_block()
+        chain.last_header = result.block.header
+        chain.last_validators = self._vals
+        chain.validators = self._next_vals
+
+    def execute(self, txs: Iterable[Tx], *, verify_signatures: bool = True) -> None:
+        """Execute ``txs`` in order into the block (refused ones are dropped, not
+        included)."""
+        chain = self.chain
+        state, block = chain.state, self.block
+        included, receipts, events, dropped = (
+            self._included,
+            self._receipts,
+            self._events,
+            self._dropped,
+        )
+        chain_id, get = chain.chain_id, state.get
+        for tx in txs:  # hot loop: the nonce lookup is next_nonce() inlined
+            nonce_key = f"auth/nonce/{tx.sender_address}"
+            nonce: int = get(nonce_key, 0)
+            try:
+                if tx.chain_id != chain_id:
+                    raise WrongChain(chain_id, tx.chain_id)
+                if tx.nonce != nonce:
+                    raise BadNonce(tx.sender_address, nonce, tx.nonce)
+                if verify_signatures and not verify(tx.sender, tx.sign_bytes(), tx.signature):
+                    raise InvalidSignature()
+            except InterlockError as exc:
+                dropped.append((tx, exc))
+                continue
+            receipts.append(chain._execute(block, tx, len(included), len(events), events))
+            state.set(nonce_key, nonce + 1)
+            included.append(tx)
+
+    def finish(self) -> BlockResult:
+        """:meth:`seal`, then :meth:`apply`: the block is the chain's latest."""
+        result = self.seal()
+        self.apply(result)
+        return result
+
+    def seal(self) -> BlockResult:
+        """Run every module's end-block, build the header and sign the commit; the chain
+        does not advance yet (its reads still answer as of the previous block), so the
+        caller may persist the block first."""
+        chain, block, events = self.chain, self.block, self._events
+        state, vals, height = chain.state, self._vals, block.height
+        for name, m in chain.modules.items():
+            for ev in m.end_block(block, state):
+                if ev.module != name:
+                    raise RuntimeError(f"module {name!r} emitted foreign event {ev.type!r}")
+                events.append(ev)
+
+        next_vals = get_validator_set(state)
+        included = self._included
+        header = Header(
+            chain_id=chain.chain_id,
+            height=height,
+            time=block.time,
+            prev_hash=chain.genesis_hash if chain.last_header is None else chain.last_header.hash,
+            tx_root=merkle_root_of_hashes([hash_leaf(tx.wire) for tx in included]),
+            tx_count=len(included),
+            event_root=merkle_root_of_hashes([hash_leaf(e.leaf()) for e in events]),
+            event_count=len(events),
+            state_root=state.root(),
+            validators_hash=vals.hash,
+            next_validators_hash=next_vals.hash,
+            proposer=vals.proposer(height).public_key,
+        )
+        block_hash = header.hash
+        msg = _vote_sign_bytes(chain.chain_id, height, block_hash)
+        sigs = tuple(
+            sorted(
+                (CommitSig(k.public_key, k.sign(msg)) for k in self._keys),
+                key=lambda s: s.validator,
+            )
+        )
+        self._next_vals = next_vals
+        return BlockResult(
+            Block(
+                header,
+                Commit(height, block_hash, sigs),
+                tuple(included),
+                tuple(self._receipts),
+                tuple(events),
+            ),
+            vals,
+            tuple(self._dropped),
+        )

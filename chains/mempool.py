@@ -42,7 +42,7 @@ __all__ = ["Mempool", "is_funded"]
 
 def is_funded(chain: Chain, address: str) -> bool:
     """Whether ``address`` holds a balance of any denom: one ordered read of the state."""
-    return next(chain.state.items(f"bank/bal/{address}/"), None) is not None
+    return next(chain.read_state().items(f"bank/bal/{address}/"), None) is not None
 
 
 class Mempool:

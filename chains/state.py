@@ -22,6 +22,11 @@ genesis, its hash and every config stay valid.
 
 Transactions are atomic through a journal: ``begin`` / ``commit`` / ``rollback``.
 
+A block may be built in pieces, with other work (RPC reads) in between: between
+``begin_block`` and ``end_block`` the state records the value every written key had
+before the block, and :meth:`State.committed` is a read-only view of the state as of the
+last block, so a read never sees a half-built block.
+
 Reads by prefix or key range cost what they return: the keys are also kept in order in
 :class:`SortedKeys` (chunks of a few hundred keys under a bisected index of their last
 keys), so ``items(prefix)`` bisects to the first match and stops at the first miss instead
@@ -31,6 +36,7 @@ dropped when it is deleted; writes to an existing key (the common case) do not t
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping
 from hashlib import sha256
@@ -41,7 +47,7 @@ import orjson
 from chains.encoding import canonical
 from chains.merkle import hash_leaf, hash_node
 
-__all__ = ["BUCKET_BITS", "SortedKeys", "State"]
+__all__ = ["BUCKET_BITS", "CommittedView", "SortedKeys", "State"]
 
 BUCKET_BITS = 16
 _NBUCKETS = 1 << BUCKET_BITS
@@ -177,6 +183,16 @@ class SortedKeys:
         return len(chunks) - 1, (len(chunks[-1]) if chunks else 0)
 
 
+def _bounds(prefix: str, start: str, stop: str | None) -> tuple[str, str | None]:
+    """The key range ``[lo, hi)`` holding exactly the keys with ``prefix`` in
+    ``[start, stop)`` (``hi`` None: unbounded)."""
+    lo = max(start, prefix)
+    hi = _prefix_end(prefix) if prefix else None
+    if stop is not None and (hi is None or stop < hi):
+        hi = stop
+    return lo, hi
+
+
 def _prefix_end(prefix: str) -> str | None:
     """The least string above every string that starts with ``prefix`` (None: none is)."""
     while prefix:
@@ -190,7 +206,17 @@ def _prefix_end(prefix: str) -> str | None:
 class State:
     """The one mutable store of a chain's state."""
 
-    __slots__ = ("_buckets", "_changed", "_data", "_dirty", "_journal", "_keys", "_nodes")
+    __slots__ = (
+        "_buckets",
+        "_changed",
+        "_data",
+        "_dirty",
+        "_gone",
+        "_journal",
+        "_keys",
+        "_nodes",
+        "_undo",
+    )
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         self._data: dict[str, Any] = dict(items or {})
@@ -203,6 +229,10 @@ class State:
         self._journal: list[tuple[str, Any]] | None = None
         self._changed: set[str] = set()
         self._dirty.update(self._data)
+        # while a block is built: each written key's value before the block (_MISSING if
+        # it had none), and the keys it had before and has no more
+        self._undo: dict[str, Any] | None = None
+        self._gone: set[str] = set()
 
     # --- reads ---------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -226,10 +256,7 @@ class State:
         order (descending if ``reverse``). Costs O(log n) plus what it yields; the keys
         are read lazily, and writes while iterating are allowed (the scan resumes after
         the last key it yielded)."""
-        lo = max(start, prefix)
-        hi = _prefix_end(prefix) if prefix else None
-        if stop is not None and (hi is None or stop < hi):
-            hi = stop
+        lo, hi = _bounds(prefix, start, stop)
         scan = self._keys.range_reversed if reverse else self._keys.range
         data = self._data
         for k in scan(lo, hi, prefix):
@@ -243,6 +270,11 @@ class State:
             self._journal.append((key, old))
         if old is _MISSING:
             self._keys.add(key)
+        undo = self._undo
+        if undo is not None:
+            if key not in undo:
+                undo[key] = old
+            self._gone.discard(key)
         data[key] = value
         self._dirty.add(key)
         self._changed.add(key)
@@ -253,10 +285,33 @@ class State:
             return
         if self._journal is not None:
             self._journal.append((key, data[key]))
+        undo = self._undo
+        if undo is not None:
+            if key not in undo:
+                undo[key] = data[key]
+            if undo[key] is not _MISSING:
+                self._gone.add(key)
         del data[key]
         self._keys.discard(key)
         self._dirty.add(key)
         self._changed.add(key)
+
+    # --- blocks built in pieces ------------------------------------------------------
+    def begin_block(self) -> None:
+        """Start recording pre-block values, so :meth:`committed` can serve reads."""
+        if self._undo is not None:
+            raise RuntimeError("a block is already being built")
+        self._undo = {}
+
+    def end_block(self) -> None:
+        """The block is complete: reads of :meth:`committed` see it from now on."""
+        self._undo = None
+        self._gone = set()
+
+    def committed(self) -> State:
+        """The state as of the last complete block: a read-only view while a block is
+        being built, else the state itself."""
+        return self if self._undo is None else CommittedView(self)
 
     # --- transactions ----------------------------------------------------------------
     def begin(self) -> None:
@@ -338,3 +393,61 @@ class State:
         """Keys written since the last call, with their value (``None`` = deleted)."""
         changed, self._changed = self._changed, set()
         return {k: self._data.get(k) for k in changed}
+
+
+class CommittedView(State):
+    """Read-only: the state as it was before the block being built. Reads cost what they
+    cost on the state, plus a merge with the keys the block deleted (rare)."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: State) -> None:  # no super().__init__: it holds no data
+        self._live = live
+
+    def _old(self, key: str) -> Any:
+        undo = self._live._undo
+        if undo is not None and key in undo:
+            return undo[key]
+        return self._live._data.get(key, _MISSING)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self._old(key)
+        return default if v is _MISSING else v
+
+    def __contains__(self, key: str) -> bool:
+        return self._old(key) is not _MISSING
+
+    def __len__(self) -> int:
+        raise TypeError("a committed view has no cheap length")
+
+    def items(
+        self,
+        prefix: str = "",
+        *,
+        start: str = "",
+        stop: str | None = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[str, Any]]:
+        live = self._live
+        undo = live._undo or {}
+        lo, hi = _bounds(prefix, start, stop)
+        gone = sorted(
+            (k for k in live._gone if lo <= k and (hi is None or k < hi)), reverse=reverse
+        )
+
+        def current() -> Iterator[tuple[str, Any]]:
+            for k, v in live.items(prefix, start=start, stop=stop, reverse=reverse):
+                if k in undo:
+                    v = undo[k]
+                    if v is _MISSING:
+                        continue  # created by the block being built
+                yield k, v
+
+        deleted = ((k, undo[k]) for k in gone)
+        yield from heapq.merge(current(), deleted, key=lambda kv: kv[0], reverse=reverse)
+
+    def _read_only(self, *_: Any, **__: Any) -> Any:
+        raise RuntimeError("the committed view of a state is read-only")
+
+    set = delete = begin = commit = rollback = root = take_changes = _read_only
+    begin_block = end_block = validate_pending = _read_only

@@ -28,6 +28,16 @@ def _apply(state: State, ops: list[tuple[bool, str, Any]]) -> None:
             state.delete(key)
 
 
+def _apply_tx(state: State, ops: list[tuple[bool, str, Any]], keep: bool) -> None:
+    """``ops`` as one transaction, committed if ``keep`` else rolled back."""
+    state.begin()
+    _apply(state, ops)
+    if keep:
+        state.commit()
+    else:
+        state.rollback()
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(OPS, min_size=1, max_size=4))
 def test_incremental_root_equals_a_fresh_build(batches: list[list[tuple[bool, str, Any]]]) -> None:
@@ -143,12 +153,7 @@ def test_root_matches_the_definition_after_writes_rollbacks_and_roots(
 ) -> None:
     state = State()
     for ops, keep in steps:
-        state.begin()
-        _apply(state, ops)
-        if keep:
-            state.commit()
-        else:
-            state.rollback()
+        _apply_tx(state, ops, keep)
         state.root()
     assert state.root() == _spec_root(dict(state.items()))
 
@@ -183,12 +188,7 @@ def test_items_by_prefix_and_range_equal_filter_and_sort(
 ) -> None:
     state = State()
     for ops in batches:
-        state.begin()
-        _apply(state, ops)
-        if len(ops) % 2:
-            state.rollback()
-        else:
-            state.commit()
+        _apply_tx(state, ops, keep=len(ops) % 2 == 0)
     data = dict(state.items())
     want = sorted(
         k for k in data if k.startswith(prefix) and k >= start and (stop is None or k < stop)
@@ -262,3 +262,41 @@ def test_items_survive_writes_and_deletes_while_iterating() -> None:
     assert len(got) == 3000
     assert got == sorted(got, reverse=True)
     assert list(state.items()) == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS, st.lists(st.tuples(OPS, st.booleans()), max_size=4), PREFIXES, KEYS)
+def test_the_committed_view_reads_as_before_the_block_however_it_was_written(
+    before: list[tuple[bool, str, Any]],
+    txs: list[tuple[list[tuple[bool, str, Any]], bool]],
+    prefix: str,
+    start: str,
+) -> None:
+    state = State()
+    _apply(state, before)
+    snapshot = State(dict(state.items()))
+    state.begin_block()
+    for ops, keep in txs:  # transactions of the block being built, some rolled back
+        _apply_tx(state, ops, keep)
+        view = state.committed()
+        for reverse in (False, True):
+            got = list(view.items(prefix, start=start, reverse=reverse))
+            assert got == list(snapshot.items(prefix, start=start, reverse=reverse))
+        for _, key, _ in ops:
+            assert view.get(key, "none") == snapshot.get(key, "none")
+            assert (key in view) == (key in snapshot)
+    after = dict(state.items())
+    state.end_block()
+    assert state.committed() is state
+    assert dict(state.committed().items()) == after
+
+
+def test_the_committed_view_is_read_only() -> None:
+    state = State({"a": 1})
+    state.begin_block()
+    view = state.committed()
+    with pytest.raises(RuntimeError):
+        view.set("a", 2)
+    with pytest.raises(RuntimeError):
+        state.begin_block()
+    state.end_block()
