@@ -42,7 +42,7 @@ from chains.service.datadir import DataDirLock
 from chains.service.publisher import Publisher, status_will
 from chains.service.rpc import RpcServer
 from chains.types import Block
-from interlock import cmd_relayer
+from interlock import cmd_relayer, demo
 from interlock.commands import register_user_commands
 from interlock.config import (
     DEFAULT_SEED,
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", type=_positive_float, default=None, help="override interval")
     s.add_argument("--blocks", type=_non_negative_int, default=0, help="stop after N (0: run)")
     cmd_relayer.add_parsers(sub)
+    demo.add_parser(sub)
     register_user_commands(sub)
     return p
 
@@ -393,6 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_chain_start(args))
         elif (code := cmd_relayer.run(args)) is not None:
             return code
+        elif args.command == "demo":
+            return asyncio.run(demo.run_demo(args))
     except ChainFailed as exc:
         print(f"interlock: error: {exc}", file=sys.stderr)
         return 1

@@ -19,13 +19,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from htlc.watch import Action, Watchtower
-
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
 from chains.service.bus import Bus
 from chains.service.subscriber import ChainSubscriber, VerifiedBlock
 from chains.types import Receipt
+from htlc.watch import Action, Watchtower
 from relayer.metrics import Metrics
 from relayer.store import RelayerStore
 from relayer.submitter import Call, Submitter
@@ -67,7 +66,10 @@ class SwapWorker:
                 log.warning("%s: stored watchtower unreadable (%s); rescanning", self.name, exc)
                 for cid in self.chains:
                     self.store.set_cursor(self._cursor_name(cid), 0)
+        if tower is not None:
+            tower.configure(finality=finality)  # the config may have changed since
         self.tower = tower or Watchtower(self.chains, finality=finality)
+        self._saved_revision = -1
         self.heights: dict[str, int] = {}
         self._failures: dict[str, int] = {}
 
@@ -156,6 +158,18 @@ class SwapWorker:
             self._failures.pop(a.lock_id, None)
             return
         why = f"{r.code}: {r.error}" if isinstance(r, Receipt) else str(r)
+        if isinstance(r, Receipt) and r.code == "LockClosed":
+            # a party that was online finished it first: the race a watchtower expects
+            log.info(
+                "%s: %s %s on %s: done by someone else",
+                self.name,
+                a.method,
+                a.lock_id[:16],
+                a.chain_id,
+            )
+            with contextlib.suppress(Exception):
+                self.tower.settled(a.chain_id, a.lock_id)
+            return
         self._failures[a.lock_id] = self._failures.get(a.lock_id, 0) + 1
         self.status.last_error = f"{a.method} {a.lock_id[:16]} on {a.chain_id}: {why}"
         log.warning("%s: %s", self.name, self.status.last_error)
