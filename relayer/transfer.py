@@ -269,7 +269,18 @@ class TransferWorker:
         latest = int(_field(client, "latest_height", int))
         frozen = int(_field(client, "frozen_height", int))
         if frozen:
-            self.status.misbehaviour = f"client {self.client_id} frozen at height {frozen}"
+            # nothing can be proven through a frozen client: keep the packets (governance
+            # must replace the client) and follow on, without sending what cannot pass
+            if not self.status.misbehaviour:
+                self.status.misbehaviour = f"client {self.client_id} frozen at height {frozen}"
+                log.error(
+                    "%s: %s; not relaying until it is replaced", self.name, self.status.misbehaviour
+                )
+            self.status.state = "frozen"
+            self._kept = todo[-MAX_KEPT:]
+            self._after_batch(todo, set(), blocks[-1].header.height, latest, {})
+            self._save(blocks[-1].header.height if upto is None else upto)
+            return
         calls: list[Call] = []
         needed = heights_needed(todo)
         tip = blocks[-1].header

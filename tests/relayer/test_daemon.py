@@ -156,3 +156,54 @@ async def test_relays_across_a_complete_validator_set_change(world: World) -> No
     finally:
         daemon.stop()
         await asyncio.wait_for(run, 30)
+
+
+async def test_a_conflicting_header_freezes_the_client_and_is_reported(world: World) -> None:
+    """Chain-a's validators (keys a test holds: a devnet) sign a second header for a height
+    that has a transfer; someone gives it to chain-b's client first. The daemon, comparing
+    with chain-a's own header, submits the real one: two valid commits for one height
+    freeze the client, and the daemon says so."""
+    import dataclasses
+    import os
+
+    from chains.consensus import sign_commit
+    from chains.lightclient import HeaderUpdate
+
+    w = world
+    alice, bob = PrivateKey.derive(SEED, "alice"), PrivateKey.derive(SEED, "bob")
+    lock = {"denom": "usd", "amount": 10, "dest_chain": B, "recipient": bob.address}
+    r = await w.send(A, alice, "bridge", "lock", lock)
+    real = w.nodes[A].get_block(r.height)
+    assert real is not None
+    forged = dataclasses.replace(real.header, state_root=os.urandom(32))
+    commit = sign_commit(forged, w.specs[A].validator_keys)
+    path = await w.handles[B].query("bridge", "path", {"remote_chain": A})
+    client_id = path["client_id"]  # type: ignore[index]
+    client = await w.handles[B].query("lightclient", "client", {"client_id": client_id})
+    trusted = int(client["latest_height"])  # type: ignore[index]
+    vals = w.nodes[A].get_validators(r.height)
+    assert vals is not None
+    update = HeaderUpdate(forged, commit, vals, trusted, vals)
+    args = {"client_id": client_id, "update": update.to_json()}
+    await w.send(B, PrivateKey.derive(SEED, "carol"), "lightclient", "update_client", args)
+
+    keys = {cid: w.relayer for cid in (A, B)}
+    daemon = Daemon(w.settings, keys, handles=w.handles, bus=w.bus, idle_timeout=0.2)
+    run = asyncio.create_task(daemon.run())
+    try:
+
+        async def frozen() -> bool:
+            got = await w.handles[B].query("lightclient", "client", {"client_id": client_id})
+            return bool(got["frozen_height"])  # type: ignore[index]
+
+        await eventually(frozen, "the client frozen by the real header")
+        work = {s["name"]: s for s in daemon.status()["work"]}
+        assert "MISBEHAVIOUR" in work["transfer:chain-a->chain-b"]["misbehaviour"]
+        seen = daemon.metrics.registry.get_sample_value(
+            "interlock_misbehaviour_total", {"work": "transfer:chain-a->chain-b"}
+        )
+        assert seen == 1
+        assert not await w.received(int(r.events[-1].attributes["nonce"]))  # nothing minted
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(run, 30)
