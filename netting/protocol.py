@@ -530,8 +530,9 @@ class Party:
         if len(self._shares) == n:
             # Fast path: one check of the summed shares against the summed commitments.
             try:
-                agg = compute_aggregate([self._commitments[i] for i in range(n)])
-                if is_valid_share(agg, x, self._sum_shares(range(n))):
+                # kept for the sum phase: summing the commitments is most of a bank's CPU
+                self._aggregate = compute_aggregate([self._commitments[i] for i in range(n)])
+                if is_valid_share(self._aggregate, x, self._sum_shares(range(n))):
                     return ()
             except BadPoint:
                 pass
@@ -601,7 +602,8 @@ class Party:
 
     def _enter_summing(self) -> list[Envelope]:
         spec = self.spec
-        self._aggregate = compute_aggregate([self._commitments[i] for i in range(spec.n)])
+        if not self._aggregate:  # commitments do not change after the share phase
+            self._aggregate = compute_aggregate([self._commitments[i] for i in range(spec.n)])
         mine = self._sum_shares(range(spec.n))
         self._sums[self.me] = mine
         boxes = tuple(
