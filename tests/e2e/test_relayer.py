@@ -412,3 +412,21 @@ async def test_two_relayers_in_a_share_group_split_the_work(
                         wasted += float(ln.split()[-1])
         print(f"share group: relayed {counts}, refused transactions on chain-b: {wasted:.0f}")
         assert wasted <= 3
+
+
+async def test_a_dead_endpoint_fails_over_to_the_next(
+    own_mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+    from tests.e2e.harness import relayer_toml
+
+    with network(own_mosquitto, tmp_path) as net:
+        dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        urls = {cid: [dead, p.url] for cid, p in net.chains.items()}
+        config = tmp_path / "failover.toml"
+        config.write_text(relayer_toml(urls, own_mosquitto.url))
+        relayer = net.relayer("failover", config)
+        await wait_ready(relayer)
+        async with chain(net, A) as a, chain(net, B) as b:
+            n = await lock(a, ALICE, B, BOB.address, 4, "usd")
+            await eventually(lambda: received(b, A, n), "mint through the second endpoint")
