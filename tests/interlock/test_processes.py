@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from chains.devnet import build_devnet
@@ -54,6 +56,8 @@ class ChainProcess:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.nofile: int | None = None
+        """A lower descriptor limit for the process (RLIMIT_NOFILE), if set."""
 
     @property
     def url(self) -> str:
@@ -81,7 +85,15 @@ class ChainProcess:
             "--interval",
             str(self.interval),
         ]
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        limit = self.nofile
+
+        def lower_limit() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        self.proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, cwd=ROOT, preexec_fn=lower_limit if limit else None
+        )
         out.close()
         err.close()
         return self
@@ -407,3 +419,46 @@ async def test_a_second_process_on_the_same_data_dir_exits_with_one_line(
         assert len(err.splitlines()) == 1, err
         assert "another interlock process" in err
         await wait_healthy(chain, first, h + 3)  # the first never noticed
+
+
+async def test_a_slowloris_flood_does_not_take_a_chain_process_down(
+    tmp_path: Path, processes: list[ChainProcess]
+) -> None:
+    """Issue 9: 300 trickling connections against a 256-descriptor limit made 6 of 6
+    health checks time out and the accept loop log 120k+ tracebacks in 30 s. Now the
+    connection cap fits the limit, the header deadline frees the slots, and nothing is
+    logged per refused connection."""
+    proc = ChainProcess(CONFIGS / "chain-a.toml", tmp_path / "a", "memory://")
+    proc.nofile = 256
+    processes.append(proc.start())
+    async with HttpChain("chain-a", [proc.url], retry=RETRY) as chain:
+        h = await wait_healthy(chain, proc, 1)
+        stalled: list[asyncio.StreamWriter] = []
+        for _ in range(300):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", proc.port)
+            except OSError:
+                continue
+            w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            stalled.append(w)
+        healthy = False
+        async with aiohttp.ClientSession() as http:
+            for _ in range(int(DEADLINE / 0.2)):  # bounded poll: within the header deadline
+                try:
+                    async with http.get(
+                        proc.url + "/healthz", timeout=aiohttp.ClientTimeout(5)
+                    ) as r:
+                        if r.status == 200:
+                            healthy = True
+                            break
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                await asyncio.sleep(0.2)
+        for w in stalled:
+            w.close()
+        assert healthy, proc.stderr()
+        await wait_healthy(chain, proc, h + 2)  # and it kept producing blocks
+    assert proc.terminate() == 0, proc.stderr()
+    log = (proc.data_dir / f"stderr.{proc.runs}").read_text()
+    assert "Traceback" not in log
+    assert len(log) < 20_000
