@@ -231,9 +231,11 @@ class RateLimited(BridgeError):
 
 
 class QueueFull(BridgeError):
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        super().__init__(f"the large-transfer queue is full ({capacity}); retry later")
+    def __init__(self, remote_chain: str, capacity: int) -> None:
+        self.remote_chain, self.capacity = remote_chain, capacity
+        super().__init__(
+            f"the large-transfer queue of path {remote_chain} is full ({capacity}); retry later"
+        )
 
 
 class NotQueued(BridgeError):

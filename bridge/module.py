@@ -52,7 +52,7 @@ State keys::
     bridge/recv/<remote>/<nonce>         -> queued | delivered | expired
     bridge/delayed/<remote>/<nonce>      -> the packet of a queued transfer (for cancel)
     bridge/wrapped/<denom>               -> {"path", "base"}: this bridge minted ``denom``
-    bridge/flow/<remote>/<denom>         -> [window, amount out in that window]
+    bridge/flow/<remote>/<denom>         -> {"size", "buckets": [[index, amount out], ...]}
     bridge/queue                         -> large transfers waiting, oldest first
 
 Escrow of the path to R is the module account ``module_address("bridge", "escrow", R)``:
@@ -125,6 +125,7 @@ from chains.module import (
     arg_denom,
     arg_int,
     arg_str,
+    is_module_name,
 )
 from chains.state import State
 from chains.types import Event, EventProof
@@ -133,6 +134,7 @@ __all__ = ["BridgeModule", "PathConfig", "escrow_address", "get_path"]
 
 DEFAULT_MAX_BUNDLES = 512
 DEFAULT_QUEUE_CAPACITY = 256
+"""Large transfers that may wait in the delay queue, per path."""
 DEFAULT_TIMEOUT = 10_000
 """Heights past the destination's last known height, when a sender gives no timeout."""
 MAX_PENDING_QUERY = 4096
@@ -202,6 +204,15 @@ def _arg_limits(args: Mapping[str, Any], base: Limits) -> Limits:
         # a queued amount above the cap could never execute: refuse the config instead
         raise InvalidArgument("delay_threshold", "must not exceed cap")
     return limits
+
+
+def _move(state: State, recv_key: str, target: Status) -> None:
+    """Move a received transfer's record to ``target`` through the one transition table
+    (:func:`bridge.transfer.next_status`); no record yet means the packet was only sent.
+    Every status write of a received transfer goes through here."""
+    current = state.get(recv_key)
+    status = Status.SENT if current is None else Status(current)
+    state.set(recv_key, next_status(status, target).value)
 
 
 def _arg_chain_id(args: Mapping[str, Any], name: str) -> str:
@@ -308,8 +319,8 @@ class BridgeModule:
         client_id = arg_str(args, "client_id", 64)
         self._check_client(ctx.state, client_id, remote)
         module = args.get("remote_module", "bridge")
-        if not is_chain_id(module):
-            raise InvalidArgument("remote_module", "expected a module name")
+        if not is_module_name(module):
+            raise InvalidArgument("remote_module", "expected a module name: [a-z][a-z0-9_]*")
         path = PathConfig(remote, client_id, module, _arg_limits(args, DEFAULT_LIMITS), False)
         ctx.state.set(f"bridge/path/{remote}", path.to_json())
         ctx.emit("path_registered", path.to_json())
@@ -323,8 +334,8 @@ class BridgeModule:
             path = replace(path, client_id=client_id)
         if "remote_module" in args:
             module = args["remote_module"]
-            if not is_chain_id(module):
-                raise InvalidArgument("remote_module", "expected a module name")
+            if not is_module_name(module):
+                raise InvalidArgument("remote_module", "expected a module name: [a-z][a-z0-9_]*")
             path = replace(path, remote_module=module)
         path = replace(path, limits=_arg_limits(args, path.limits))
         ctx.state.set(f"bridge/path/{path.remote_chain}", path.to_json())
@@ -385,7 +396,7 @@ class BridgeModule:
         keep = [item for item in queue if (item[1], item[2]) != (remote, nonce)]
         if status != Status.QUEUED.value or packet is None or len(keep) != len(queue) - 1:
             raise NotQueued(remote, nonce, status)
-        state.set(recv_key, next_status(Status.QUEUED, Status.EXPIRED).value)
+        _move(state, recv_key, Status.EXPIRED)
         state.delete(packet_key)
         if keep:
             state.set("bridge/queue", keep)
@@ -520,7 +531,7 @@ class BridgeModule:
         if status is not None:
             raise AlreadyProcessed(remote, packet.nonce, status)
         if block.height >= packet.timeout_height:
-            state.set(recv_key, Status.EXPIRED.value)
+            _move(state, recv_key, Status.EXPIRED)
             ctx.emit("expired", packet.to_json())
             return
         amount = packet.amount
@@ -550,9 +561,10 @@ class BridgeModule:
             if amount > limits.cap:
                 raise RateLimited(remote, denom, 0, amount, limits.cap)
             queue: list[Any] = list(state.get("bridge/queue", ()))
-            if len(queue) >= self.queue_capacity:
-                raise QueueFull(self.queue_capacity)
-            state.set(recv_key, Status.QUEUED.value)
+            # per path: a path that fills its share cannot starve the others
+            if sum(1 for item in queue if item[1] == remote) >= self.queue_capacity:
+                raise QueueFull(remote, self.queue_capacity)
+            _move(state, recv_key, Status.QUEUED)
             # kept so that governance can turn it into a provable expiry (cancel_queued)
             state.set(f"bridge/delayed/{remote}/{packet.nonce}", packet.to_json())
             ready = block.height + limits.delay
@@ -573,8 +585,8 @@ class BridgeModule:
         flow = compute_flow(
             state.get(flow_key), block.height, limits, amount, remote_chain=remote, denom=denom
         )
-        state.set(recv_key, Status.DELIVERED.value)  # before any balance moves
-        state.set(flow_key, list(flow))
+        _move(state, recv_key, Status.DELIVERED)  # before any balance moves
+        state.set(flow_key, flow)
         self._pay(state, remote, action, packet.recipient, denom, amount)
         ctx.emit(
             "minted" if action == "mint" else "released",
@@ -619,8 +631,10 @@ class BridgeModule:
             remote_chain=remote,
             denom=denom,
         )
-        state.set(sent_key, {**sent, "status": Status.REFUNDED.value})  # before funds move
-        state.set(flow_key, list(flow))
+        # the remote proved the expiry: sent -> expired -> refunded, before funds move
+        expired = next_status(Status(sent["status"]), Status.EXPIRED)
+        state.set(sent_key, {**sent, "status": next_status(expired, Status.REFUNDED).value})
+        state.set(flow_key, flow)
         if sent["kind"] == "escrow":
             escrow = self._escrow(remote)
             have = get_balance(state, escrow, denom)
@@ -672,9 +686,9 @@ class BridgeModule:
             elif get_supply(state, denom) + amount > MAX_AMOUNT:
                 keep.append(item)
                 continue
-            state.set(f"bridge/recv/{remote}/{nonce}", Status.DELIVERED.value)
+            _move(state, f"bridge/recv/{remote}/{nonce}", Status.DELIVERED)
             state.delete(f"bridge/delayed/{remote}/{nonce}")
-            state.set(flow_key, list(flow))
+            state.set(flow_key, flow)
             self._pay(state, remote, action, recipient, denom, amount)
             events.append(
                 Event(

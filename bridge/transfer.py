@@ -24,18 +24,21 @@ frozen client); it then ends as a timeout does. ``DELIVERED`` and ``REFUNDED`` a
 and exclusive.
 
 **Outflow limits**: funds leaving a bridge (mint, release, refund) are capped per
-(path, local denom) per fixed window of ``window`` heights. Fixed windows are cheap and
-exact per window; a burst across a boundary may move up to twice the cap in ``window``
-consecutive heights, which is why large transfers also wait in a delay queue. A refund
-larger than the current cap (governance lowered it after the lock) passes alone in an
-otherwise empty window (:func:`compute_refund_flow`), else it could never pass.
+(path, local denom) over any ``window`` consecutive heights: a sliding window, so no
+burst across a boundary moves more than the cap (fixed windows let up to twice the cap
+through in ``window`` heights). The record keeps the outflow in ``FLOW_BUCKETS`` buckets
+of ``ceil(window / FLOW_BUCKETS)`` heights and counts every bucket that overlaps the last
+``window`` heights, so it is bounded in size and errs on the strict side by at most one
+bucket of history. A refund larger than the current cap (governance lowered it after the
+lock) passes alone in an otherwise empty window (:func:`compute_refund_flow`), else it
+could never pass.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, TypeGuard
@@ -46,6 +49,7 @@ from chains.module import MAX_AMOUNT, is_address, is_denom
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "FLOW_BUCKETS",
     "MAX_DENOM",
     "PACKET_KEYS",
     "Limits",
@@ -227,34 +231,69 @@ class Limits:
 DEFAULT_LIMITS = Limits(cap=MAX_AMOUNT, window=100, delay_threshold=0, delay=0)
 
 
+FLOW_BUCKETS = 16
+
+
+def _window_outflow(
+    record: Mapping[str, Any] | Sequence[int] | None, height: int, limits: Limits
+) -> tuple[int, list[list[int]]]:
+    """(bucket size, buckets ``[index, amount]`` that overlap the ``window`` heights
+    ending at ``height``), from a stored record. A record kept under another window
+    length is re-bucketed by each bucket's last height (counted as late as it could be:
+    strict). A ``[window, used]`` pair is the fixed-window record of earlier versions."""
+    size = -(-limits.window // FLOW_BUCKETS)
+    first = max(0, height - limits.window + 1) // size
+    if record is None:
+        return size, []
+    if isinstance(record, Mapping):
+        old_size, old = int(record["size"]), record["buckets"]
+    else:
+        old_size, old = limits.window, [list(record)]
+    merged: dict[int, int] = {}
+    for index, amount in old:
+        b = ((index + 1) * old_size - 1) // size
+        if b >= first:
+            merged[b] = merged.get(b, 0) + amount
+    return size, [[b, merged[b]] for b in sorted(merged)]
+
+
+def _with_outflow(size: int, buckets: list[list[int]], height: int, amount: int) -> JSONValue:
+    b = height // size
+    if buckets and buckets[-1][0] == b:
+        buckets[-1][1] += amount
+    else:
+        buckets.append([b, amount])
+    return {"size": size, "buckets": buckets}
+
+
 def compute_flow(
-    record: tuple[int, int] | None,
+    record: Mapping[str, Any] | Sequence[int] | None,
     height: int,
     limits: Limits,
     amount: int,
     *,
     remote_chain: str = "",
     denom: str = "",
-) -> tuple[int, int]:
-    """The (window, used) record after ``amount`` leaves at ``height``; raises
-    :class:`RateLimited` if that would exceed the cap."""
-    window = height // limits.window
-    used = record[1] if record is not None and record[0] == window else 0
+) -> JSONValue:
+    """The outflow record after ``amount`` leaves at ``height``; raises
+    :class:`RateLimited` if the last ``window`` heights would then exceed the cap."""
+    size, buckets = _window_outflow(record, height, limits)
+    used = sum(a for _, a in buckets)
     if used + amount > limits.cap:
         raise RateLimited(remote_chain, denom, used, amount, limits.cap)
-    return window, used + amount
+    return _with_outflow(size, buckets, height, amount)
 
 
 def compute_refund_flow(
-    record: tuple[int, int] | None,
+    record: Mapping[str, Any] | Sequence[int] | None,
     height: int,
     limits: Limits,
     amount: int,
     *,
     remote_chain: str = "",
     denom: str = "",
-) -> tuple[int, int]:
-    """The (window, used) record after a refund of ``amount`` at ``height``.
+) -> JSONValue:
+    """The outflow record after a refund of ``amount`` at ``height``.
 
     As :func:`compute_flow`, except that a refund larger than the cap passes when it is
     the window's only outflow, and then fills the window. ``lock`` refuses amounts above
@@ -264,10 +303,9 @@ def compute_refund_flow(
     and one such refund, which was within the cap when it was locked. To stop refunds
     altogether governance pauses the path.
     """
-    window = height // limits.window
-    used = record[1] if record is not None and record[0] == window else 0
-    if amount > limits.cap and used == 0:
-        return window, amount
+    size, buckets = _window_outflow(record, height, limits)
+    if amount > limits.cap and not buckets:
+        return _with_outflow(size, buckets, height, amount)
     return compute_flow(record, height, limits, amount, remote_chain=remote_chain, denom=denom)
 
 

@@ -138,6 +138,16 @@ def arg_address(args: Mapping[str, Any], name: str) -> str:
     return v
 
 
+_MODULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def is_module_name(v: object) -> TypeGuard[str]:
+    """A lowercase letter, then up to 31 of ``[a-z0-9_]``: no ``.``, since an event's
+    type is ``<module>.<name>`` and a dotted module name could match another module's
+    events (module ``x.y`` would accept ``x``'s event ``y.locked``)."""
+    return isinstance(v, str) and _MODULE_NAME.fullmatch(v) is not None
+
+
 _DENOM = re.compile(r"[A-Za-z][A-Za-z0-9/:._-]{1,127}")
 
 

@@ -123,50 +123,88 @@ def test_a_transfer_ends_delivered_xor_refunded(path: list[Status], ok: bool) ->
             walk()
 
 
-def test_flow_resets_each_window_and_caps_within_one() -> None:
+def _used(rec: object, height: int, limits: Limits) -> int:
+    """What the record says left in the ``window`` heights ending at ``height``."""
+    try:
+        compute_flow(rec, height, limits, limits.cap + 1)  # type: ignore[arg-type]
+    except RateLimited as err:
+        return err.used
+    raise AssertionError("a flow above the cap passed")
+
+
+def test_flow_caps_any_window_of_consecutive_heights() -> None:
     limits = Limits(cap=100, window=10, delay_threshold=0, delay=0)
     rec = compute_flow(None, 5, limits, 60)
-    assert rec == (0, 60)
     rec = compute_flow(rec, 9, limits, 40)
-    assert rec == (0, 100)
+    assert _used(rec, 9, limits) == 100
     with pytest.raises(RateLimited) as err:
         compute_flow(rec, 9, limits, 1, remote_chain="chain-a", denom="usd")
     assert (err.value.used, err.value.amount, err.value.cap) == (100, 1, 100)
-    assert compute_flow(rec, 10, limits, 100) == (1, 100)
+    # a fixed window reset at height 10 and let another 100 through at once (2x the cap
+    # in 6 heights); the sliding window waits until the outflow at 5 is 10 heights old
+    with pytest.raises(RateLimited):
+        compute_flow(rec, 10, limits, 100)
+    assert _used(rec, 14, limits) == 100
+    assert _used(rec, 15, limits) == 40
+    rec = compute_flow(rec, 15, limits, 60)
+    assert _used(rec, 19, limits) == 60
+    assert _used(rec, 25, limits) == 0
+
+
+def test_a_fixed_window_record_of_earlier_versions_is_read_strictly() -> None:
+    limits = Limits(cap=100, window=10, delay_threshold=0, delay=0)
+    assert _used([0, 70], 9, limits) == 70  # window 0 = heights 0..9
+    assert _used([0, 70], 18, limits) == 70
+    assert _used([0, 70], 19, limits) == 0
+
+
+def test_a_changed_window_rebuckets_the_record_strictly() -> None:
+    rec = compute_flow(None, 40, Limits(100, 64, 0, 0), 50)  # buckets of 4 heights
+    assert _used(rec, 44, Limits(100, 5, 0, 0)) == 50  # its bucket ends at 43
+    assert _used(rec, 48, Limits(100, 5, 0, 0)) == 0
 
 
 def test_a_refund_above_a_lowered_cap_passes_alone_in_its_window() -> None:
     """The cap was lowered to 100 after a lock of 150: the refund passes only as the
     window's first outflow, and then fills the window."""
     limits = Limits(cap=100, window=10, delay_threshold=0, delay=0)
-    assert compute_refund_flow(None, 5, limits, 150) == (0, 150)
-    assert compute_refund_flow((0, 150), 12, limits, 150) == (1, 150)  # a new window
+    rec = compute_refund_flow(None, 5, limits, 150)
+    assert _used(rec, 5, limits) == 150
+    assert _used(compute_refund_flow(rec, 15, limits, 150), 15, limits) == 150  # a new window
     with pytest.raises(RateLimited) as err:
-        compute_refund_flow((0, 150), 9, limits, 1, remote_chain="chain-a", denom="usd")
+        compute_refund_flow(rec, 9, limits, 1, remote_chain="chain-a", denom="usd")
     assert (err.value.used, err.value.amount, err.value.cap) == (150, 1, 100)
+    one = compute_flow(None, 9, limits, 1)
     with pytest.raises(RateLimited) as err:
-        compute_refund_flow((0, 1), 9, limits, 150)  # not alone: waits for the next window
+        compute_refund_flow(one, 9, limits, 150)  # not alone: waits for an empty window
     assert (err.value.used, err.value.amount) == (1, 150)
     # within the cap, a refund is an ordinary outflow
-    assert compute_refund_flow((0, 60), 9, limits, 40) == (0, 100)
+    sixty = compute_flow(None, 9, limits, 60)
+    assert _used(compute_refund_flow(sixty, 9, limits, 40), 9, limits) == 100
     with pytest.raises(RateLimited):
-        compute_refund_flow((0, 60), 9, limits, 41)
+        compute_refund_flow(sixty, 9, limits, 41)
 
 
-@given(st.lists(st.tuples(st.integers(1, 60), st.integers(1, 50)), max_size=40))
-def test_flow_never_exceeds_the_cap_in_any_window(steps: list[tuple[int, int]]) -> None:
-    limits = Limits(cap=120, window=7, delay_threshold=0, delay=0)
+@given(
+    st.lists(st.tuples(st.integers(0, 60), st.integers(1, 50)), max_size=40),
+    st.integers(1, 40),
+)
+def test_flow_never_exceeds_the_cap_in_any_window(
+    steps: list[tuple[int, int]], window: int
+) -> None:
+    limits = Limits(cap=120, window=window, delay_threshold=0, delay=0)
     rec = None
     height = 0
-    per_window: dict[int, int] = {}
+    out: list[tuple[int, int]] = []
     for dh, amount in steps:
         height += dh % 5
         try:
-            rec = compute_flow(rec, height, limits, amount)
+            rec = compute_flow(rec, height, limits, amount)  # type: ignore[arg-type]
         except RateLimited:
             continue
-        per_window[height // 7] = per_window.get(height // 7, 0) + amount
-    assert all(v <= 120 for v in per_window.values())
+        out.append((height, amount))
+    for end in range(height + 1):
+        assert sum(a for h, a in out if end - window < h <= end) <= 120
 
 
 def test_delay_threshold() -> None:
