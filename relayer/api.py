@@ -21,6 +21,8 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from chains.service.httpserver import HardenedRunner, ServerLimits
+
 if TYPE_CHECKING:
     from relayer.daemon import Daemon
 
@@ -70,8 +72,10 @@ def build_app(daemon: Daemon) -> web.Application:
 async def serve(daemon: Daemon) -> AsyncIterator[int]:
     """Run the API; yields the bound port."""
     s = daemon.settings
-    runner = web.AppRunner(
+    # slow and greedy clients and bad HTTP are handled as on a chain's RPC server
+    runner = HardenedRunner(
         build_app(daemon),
+        limits=ServerLimits(max_connections=256),
         access_log=None,
         handler_cancellation=True,
         max_line_size=MAX_LINE,

@@ -3,76 +3,23 @@
 A worker's cursor is the last source height whose work is done (delivered, or provably
 not needed); it is written only after the destination committed, so a restart, even
 after ``kill -9``, redoes at most the last batch, and the destination refuses what it
-already has. One process per data dir: :class:`DataDirLock` takes an exclusive
-``flock`` that the kernel releases when the process dies, so a crashed daemon never
-leaves a stale lock behind.
+already has. One process per data dir: :class:`~chains.service.datadir.DataDirLock`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import sqlite3
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import orjson
 
 from chains.encoding import JSONValue
-from chains.errors import ConfigError, StoreError
+from chains.errors import StoreError
+from chains.service.datadir import DataDirLock, DataDirLocked
 
 __all__ = ["DataDirLock", "DataDirLocked", "RelayerStore"]
 
-
-class DataDirLocked(ConfigError):
-    """Another process holds the data dir."""
-
-    code = "data_dir_locked"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        super().__init__(f"{path}: another interlock process is using this data dir")
-
-
-class DataDirLock:
-    """An exclusive lock on a data dir for the life of this object (``with`` block)."""
-
-    def __init__(self, data_dir: Path, name: str = "interlock.lock") -> None:
-        self.path = data_dir / name
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DataDirLocked(self.path.parent) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> Self:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
+# one lock helper for every process that owns a data dir (a chain node, this daemon)
 
 
 class RelayerStore:

@@ -207,3 +207,45 @@ async def test_a_conflicting_header_freezes_the_client_and_is_reported(world: Wo
     finally:
         daemon.stop()
         await asyncio.wait_for(run, 30)
+
+
+async def test_the_api_answers_json_and_refuses_bad_http(world: World) -> None:
+    import aiohttp
+
+    w = world
+    keys = {cid: w.relayer for cid in (A, B)}
+    daemon = Daemon(w.settings, keys, handles=w.handles, bus=w.bus, idle_timeout=0.2)
+    run = asyncio.create_task(daemon.run())
+    try:
+        await eventually(lambda: _true(daemon.api_port is not None), "the API")
+        base = f"http://127.0.0.1:{daemon.api_port}"
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/healthz") as r:
+                assert r.status == 200
+                assert (await r.json())["ok"] is True
+            async with s.get(f"{base}/status") as r:
+                body = await r.json()
+                assert {x["name"] for x in body["work"]} == {
+                    "transfer:chain-a->chain-b",
+                    "transfer:chain-b->chain-a",
+                }
+            async with s.get(f"{base}/nope") as r:
+                assert r.status == 404
+                assert (await r.json())["error"]["code"] == "not_found"
+            async with s.post(f"{base}/status") as r:
+                assert r.status == 405
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.api_port)
+        writer.write(b"GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), 10)
+        writer.close()
+        assert answer.split(b" ", 2)[1] == b"400"
+        assert b'"code":"bad_request"' in answer
+        assert b"-5" not in answer.split(b"\r\n\r\n", 1)[1]  # never echoes the input
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(run, 30)
+
+
+async def _true(value: bool) -> bool:
+    return value
