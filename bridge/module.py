@@ -11,7 +11,9 @@ Calls (``args`` are hostile; every refusal is a typed :mod:`bridge.errors` error
 kernel light-client error, and rolls the whole call back):
 
 * governance only (``BlockInfo.authority``): ``register_path``, ``update_path``,
-  ``set_limits``, ``pause``, ``unpause``, ``cancel_queued(remote_chain, nonce)``. No
+  ``set_limits``, ``pause``, ``unpause``, ``cancel_queued(remote_chain, nonce)``,
+  ``drop_queued(remote_chain, nonce)``, ``resend(remote_chain, nonce)`` (the event of
+  a transfer still in flight, again, for a replacement client to prove). No
   cross-chain message can reach them: a proven packet is only ever read as a transfer.
 * anyone: ``lock(denom, amount, dest_chain, recipient[, timeout_height])``,
   ``burn(denom, amount, recipient[, timeout_height])``, and the relayer's
@@ -404,6 +406,56 @@ class BridgeModule:
             state.delete("bridge/queue")
         ctx.emit("expired", packet)  # the packet as the timeout path emits it
 
+    def drop_queued(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        """Forget a queued transfer as if it had never been received (governance).
+
+        For a packet proven under a client that then froze: it may be forged, and if a
+        real transfer has the same nonce, cancelling it (an expiry of the *forged*
+        packet) would strand the real one: not deliverable (nonce used), not refundable
+        (the expiry does not match what the source sent). Dropping frees the nonce: the
+        real packet is delivered later under a replacement client (the source may
+        ``resend`` its event). Safe because a queued transfer has moved no funds here.
+        """
+        ctx.require_authority("drop a queued bridge transfer")
+        state = ctx.state
+        remote = get_path(state, _arg_chain_id(args, "remote_chain")).remote_chain
+        nonce = arg_int(args, "nonce", 1, MAX_AMOUNT)
+        recv_key = f"bridge/recv/{remote}/{nonce}"
+        status = state.get(recv_key)
+        queue: list[Any] = list(state.get("bridge/queue", ()))
+        keep = [item for item in queue if (item[1], item[2]) != (remote, nonce)]
+        if status != Status.QUEUED.value or len(keep) != len(queue) - 1:
+            raise NotQueued(remote, nonce, status)
+        next_status(Status.QUEUED, Status.SENT)  # back to only sent: no record here
+        state.delete(recv_key)
+        state.delete(f"bridge/delayed/{remote}/{nonce}")
+        if keep:
+            state.set("bridge/queue", keep)
+        else:
+            state.delete("bridge/queue")
+        ctx.emit("dropped", {"src_chain": remote, "nonce": nonce})
+
+    def resend(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        """Emit again the event of a transfer sent to ``remote_chain`` and not refunded
+        (governance). An event is provable only at its own height, so a destination whose
+        light client was replaced by one trusting a later header could never verify the
+        original: without this, such a transfer could be neither delivered nor refunded.
+        The packet is the recorded one, byte for byte; the destination consumes each
+        (path, nonce) once, so a resent packet is delivered at most once. Governance
+        only: the two copies of one packet in a relayer's batch make that batch fail
+        (all or nothing), so anyone resending could grief relayers."""
+        ctx.require_authority("resend a bridge packet")
+        state = ctx.state
+        path = get_path(state, _arg_chain_id(args, "remote_chain"))
+        self._check_open(state, path)
+        nonce = arg_int(args, "nonce", 1, MAX_AMOUNT)
+        sent = state.get(f"bridge/sent/{path.remote_chain}/{nonce}")
+        if sent is None:
+            raise UnknownTransfer(path.remote_chain, nonce)
+        if sent["status"] != Status.SENT.value:
+            raise AlreadyProcessed(path.remote_chain, nonce, sent["status"])
+        ctx.emit("locked" if sent["kind"] == "escrow" else "burned", sent["packet"])
+
     @staticmethod
     def _check_open(state: State, path: PathConfig) -> None:
         if state.get("bridge/paused"):
@@ -780,6 +832,8 @@ class BridgeModule:
         "pause": pause,
         "unpause": unpause,
         "cancel_queued": cancel_queued,
+        "drop_queued": drop_queued,
+        "resend": resend,
         "lock": lock,
         "burn": burn,
         "mint": mint,

@@ -20,8 +20,10 @@ and the origin releases the original from escrow, so a round trip never wraps tw
 or ``SENT → EXPIRED → REFUNDED`` (the destination passed the timeout before delivery and
 recorded the expiry; the source proves it and refunds). ``QUEUED → EXPIRED`` is
 governance cancelling a queued transfer that can no longer execute (a lowered cap, a
-frozen client); it then ends as a timeout does. ``DELIVERED`` and ``REFUNDED`` are final
-and exclusive.
+frozen client); it then ends as a timeout does. ``QUEUED → SENT`` is governance dropping
+a queued packet proven under a client that then froze (it may be forged): the
+destination forgets it, so the real transfer with that nonce can still be delivered.
+``DELIVERED`` and ``REFUNDED`` are final and exclusive.
 
 **Outflow limits**: funds leaving a bridge (mint, release, refund) are capped per
 (path, local denom) over any ``window`` consecutive heights: a sliding window, so no
@@ -182,7 +184,9 @@ class Status(enum.Enum):
 
 _TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.SENT: frozenset({Status.QUEUED, Status.DELIVERED, Status.EXPIRED}),
-    Status.QUEUED: frozenset({Status.DELIVERED, Status.EXPIRED}),  # expired: governance
+    # expired: governance cancels; sent: governance drops a maybe forged packet (a frozen
+    # client proved it), so the real one with that nonce can still arrive
+    Status.QUEUED: frozenset({Status.DELIVERED, Status.EXPIRED, Status.SENT}),
     Status.EXPIRED: frozenset({Status.REFUNDED}),
     Status.DELIVERED: frozenset(),
     Status.REFUNDED: frozenset(),

@@ -105,6 +105,9 @@ def test_returning_denom_needs_our_prefix() -> None:
         ([Status.QUEUED, Status.EXPIRED, Status.REFUNDED], True),  # governance cancel
         ([Status.QUEUED, Status.EXPIRED, Status.DELIVERED], False),
         ([Status.QUEUED, Status.DELIVERED, Status.EXPIRED], False),
+        ([Status.QUEUED, Status.SENT, Status.DELIVERED], True),  # governance drop, then real
+        ([Status.DELIVERED, Status.SENT], False),
+        ([Status.EXPIRED, Status.SENT], False),
         ([Status.REFUNDED], False),
         ([Status.EXPIRED, Status.REFUNDED, Status.REFUNDED], False),
     ],
