@@ -59,6 +59,8 @@ MAX_KEPT = 10_000
 """Most refused packets kept for retry per worker (oldest dropped, with a log line)."""
 REFRESH_FRACTION = (2, 3)
 """Refresh the client once its latest header is this far into the trusting period."""
+RETRY_KEPT_AFTER = 5.0
+"""Seconds before packets the destination refused are sent again."""
 
 
 class PathNotReady(InterlockError):
@@ -158,6 +160,7 @@ class TransferWorker:
         self._kept: list[Packet] = self._load_kept()
         self._first_seen: dict[tuple[str, int], float] = {}
         self._vals: dict[int, ValidatorSet] = {}
+        self._retry_at = 0.0
         self._commits: dict[int, Commit] = {}
 
     # --- cursor and kept packets ------------------------------------------------------
@@ -254,14 +257,16 @@ class TransferWorker:
         self._commits = {b.header.height: b.commit for b in blocks}
         for b in blocks:
             self._vals[b.header.height] = b.validators
-        packets = list(self._kept)
+        now = time.time()
+        # packets the destination refused are retried with the next batch after a pause
+        retrying = now >= self._retry_at
+        packets = list(self._kept) if retrying else []
         for b in blocks:
             packets.extend(
                 p
                 for p in select_packets(_as_block(b), self.src.chain_id, self.dst.chain_id)
                 if self._wanted(p)
             )
-        now = time.time()
         for p in packets:
             self._first_seen.setdefault((p.action, p.nonce), now)
         todo = await self._undelivered(packets)
@@ -277,7 +282,7 @@ class TransferWorker:
                     "%s: %s; not relaying until it is replaced", self.name, self.status.misbehaviour
                 )
             self.status.state = "frozen"
-            self._kept = todo[-MAX_KEPT:]
+            self._kept = [*([] if retrying else self._kept), *todo][-MAX_KEPT:]
             self._after_batch(todo, set(), blocks[-1].header.height, latest, {})
             self._save(blocks[-1].header.height if upto is None else upto)
             return
@@ -293,7 +298,13 @@ class TransferWorker:
         results = await self.submitter.submit(calls) if calls else []
         self.metrics.headers.labels(self.name).inc(len(updates))
         delivered_ok = self._account(results[len(updates) :], deliveries, todo)
-        self._kept = [p for p in todo if (p.action, p.nonce) not in delivered_ok][-MAX_KEPT:]
+        # a packet without a valid nonce was refused for good: it is not kept
+        failed = [p for p in todo if p.nonce and (p.action, p.nonce) not in delivered_ok]
+        if failed:
+            self._retry_at = time.time() + RETRY_KEPT_AFTER
+        if not retrying:
+            failed = [*self._kept, *failed]  # not retried this batch: still kept
+        self._kept = failed[-MAX_KEPT:]
         self._after_batch(todo, delivered_ok, tip.height, latest, headers)
         self._save(tip.height if upto is None else upto)
 
