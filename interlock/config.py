@@ -56,6 +56,7 @@ from chains.service.rpc import RpcLimits
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 from htlc.module import HTLCModule
+from zk.confidential import ConfidentialModule
 
 __all__ = [
     "DEFAULT_MODULES",
@@ -78,10 +79,12 @@ MODULES: Mapping[str, Callable[[], Module]] = {
     "lightclient": LightClientModule,
     "htlc": HTLCModule,
     "bridge": BridgeModule,
+    "confidential": ConfidentialModule,
 }
 """Every module a chain can be built from, by name (the composition: ``chains`` never
 imports ``htlc`` or ``bridge``; this layer does)."""
-DEFAULT_MODULES = tuple(MODULES)
+# confidential balances are opt-in: a chain lists "confidential" in its modules to run them
+DEFAULT_MODULES = ("bank", "validators", "lightclient", "htlc", "bridge")
 _RPC_DEFAULTS = RpcLimits()
 
 
