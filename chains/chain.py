@@ -35,6 +35,9 @@ from chains.errors import (
 )
 from chains.merkle import hash_leaf, merkle_root_of_hashes
 from chains.module import BlockInfo, Module, TxContext
+from chains.pow import PowParams, TipInfo, compute_next_anchor, compute_next_target, mine
+from chains.pow import target_bytes as _target_bytes
+from chains.pow import target_int as _target_int
 from chains.state import State
 from chains.types import Block, Commit, CommitSig, Event, Header, Receipt, Tx, ValidatorSet
 from chains.types import vote_sign_bytes as _vote_sign_bytes
@@ -57,15 +60,21 @@ class Genesis:
     """The governance address."""
     app_state: Mapping[str, Mapping[str, Any]]
     """Per module genesis, keyed by module name."""
+    consensus: PowParams | None = None
+    """The engine's parameters; None is BFT (and is not encoded: a BFT genesis and its
+    hash are what they were before engines could be chosen)."""
 
     def to_json(self) -> dict[str, JSONValue]:
-        return {
+        d: dict[str, JSONValue] = {
             "chain_id": self.chain_id,
             "time": self.time,
             "validators": self.validators.to_json(),
             "authority": self.authority,
             "app_state": {k: dict(v) for k, v in self.app_state.items()},
         }
+        if self.consensus is not None:
+            d["consensus"] = self.consensus.to_json()
+        return d
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Genesis:
@@ -76,6 +85,7 @@ class Genesis:
                 ValidatorSet.from_json(d["validators"]),
                 d["authority"],
                 d["app_state"],
+                None if d.get("consensus") is None else PowParams.from_json(d["consensus"]),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed genesis: {exc}") from None
@@ -105,6 +115,11 @@ def is_signature_valid(tx: Tx) -> bool:
 
 def _nonce_key(addr: str) -> str:
     return f"auth/nonce/{addr}"
+
+
+# A PoW chain's anchor_time of its last block (see chains.pow): in the state, so that it
+# is committed by the state root and survives a restart with the rest of the state.
+POW_ANCHOR_KEY = "consensus/anchor_time"
 
 
 class Chain:
@@ -259,7 +274,12 @@ class BlockBuilder:
         vals = chain.validators
         keys = [k for k in signers if k.public_key in vals.by_key]
         power = sum(vals.by_key[k.public_key] for k in keys)
-        if power * 3 <= vals.total_power * 2:  # check before any state changes
+        self._pow = chain.genesis.consensus
+        if self._pow is not None:  # a PoW block is sealed by work: the first key mines
+            if not signers:
+                raise ConfigError(f"{chain.chain_id}: a proof-of-work node needs a miner key")
+            keys = [signers[0]]
+        elif power * 3 <= vals.total_power * 2:  # check before any state changes
             raise InsufficientVotingPower(power, vals.total_power, "more than 2/3")
         self.chain = chain
         self._keys = keys
@@ -318,6 +338,33 @@ class BlockBuilder:
         self.apply(result)
         return result
 
+    def _pow_parent(self, params: PowParams) -> TipInfo:
+        chain = self.chain
+        last = chain.last_header
+        return TipInfo(
+            chain.height,
+            chain.last_time,
+            params.initial_target if last is None else _target_int(last.target),
+            chain.state.get(POW_ANCHOR_KEY, chain.genesis.time),
+        )
+
+    def _seal_pow(self, header: Header, next_vals: ValidatorSet) -> BlockResult:
+        sealed = mine(header)
+        if sealed is None:  # unreachable: mine() without a bound searches 2**63 nonces
+            raise ConfigError(f"{self.chain.chain_id}: no nonce meets the target")
+        self._next_vals = next_vals
+        return BlockResult(
+            Block(
+                sealed,
+                Commit(sealed.height, sealed.hash, ()),
+                tuple(self._included),
+                tuple(self._receipts),
+                tuple(self._events),
+            ),
+            self._vals,
+            tuple(self._dropped),
+        )
+
     def seal(self) -> BlockResult:
         """Run every module's end-block, build the header and sign the commit; the chain
         does not advance yet (its reads still answer as of the previous block), so the
@@ -332,6 +379,11 @@ class BlockBuilder:
 
         next_vals = get_validator_set(state)
         included = self._included
+        target = b""
+        if self._pow is not None:
+            parent = self._pow_parent(self._pow)
+            target = _target_bytes(compute_next_target(self._pow, parent))
+            state.set(POW_ANCHOR_KEY, compute_next_anchor(self._pow, parent))
         header = Header(
             chain_id=chain.chain_id,
             height=height,
@@ -344,8 +396,11 @@ class BlockBuilder:
             state_root=state.root(),
             validators_hash=vals.hash,
             next_validators_hash=next_vals.hash,
-            proposer=vals.proposer(height).public_key,
+            proposer=vals.proposer(height).public_key if not target else self._keys[0].public_key,
+            target=target,
         )
+        if self._pow is not None:
+            return self._seal_pow(header, next_vals)
         block_hash = header.hash
         msg = _vote_sign_bytes(chain.chain_id, height, block_hash)
         sigs = tuple(

@@ -15,6 +15,7 @@ from chains.chain import Chain, Genesis
 from chains.crypto import PrivateKey
 from chains.lightclient import LightClientModule
 from chains.module import Module
+from chains.pow import PowParams
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 
@@ -67,11 +68,13 @@ def build_devnet(
     balance: int = DEFAULT_BALANCE,
     genesis_time: int = 0,
     extra_app_state: Mapping[str, Mapping[str, object]] | None = None,
+    consensus: Mapping[str, PowParams] | None = None,
 ) -> list[DevnetChain]:
     """Deterministic definitions of independent chains.
 
     Every account holds ``balance`` of its chain's native denom (``denoms[chain_id]``, or
     usd, eur, gbp, ... by position). ``extra_app_state`` adds module genesis (htlc, bridge).
+    ``consensus`` names the chains that are not BFT, with their engine's parameters.
     """
     if len(set(chain_ids)) != len(chain_ids):
         raise ValueError("chain ids must be unique")
@@ -92,6 +95,7 @@ def build_devnet(
             validators=ValidatorSet.of([(k.public_key, 10) for k in vkeys]),
             authority=accts["gov"].address,
             app_state=app_state,
+            consensus=(consensus or {}).get(cid),
         )
         out.append(DevnetChain(genesis, vkeys, accts, denom))
     return out

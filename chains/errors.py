@@ -24,11 +24,17 @@ or an RPC server can show ``str(err)`` to a user without a traceback.
     │   ├── InsufficientVotingPower
     │   ├── DuplicateSigner
     │   ├── UnknownSigner
-    │   └── InvalidCommit
+    │   ├── InvalidCommit
+    │   └── InvalidSeal                a PoW/PoS seal that does not meet its rule
     ├── LightClientError               (also) the header-update planner's refusals:
-    │   └── LightPlanError                 InvalidPlan, UnexpectedBlock, PlanNotFinished
+    │   ├── LightPlanError                 InvalidPlan, UnexpectedBlock, PlanNotFinished
+    │   ├── HeaderRejected                 (BFT rules above; PoW rules:) InsufficientWork,
+    │   │                                  WrongTarget, TimeOutOfWindow, UnknownParent,
+    │   │                                  ForkBelowFinality
+    │   └── NotFinal                       a PoW/PoS height not yet the finality depth deep
     ├── StoreError                     the block store is unusable or inconsistent
     └── ConfigError
+        └── InvalidConsensusParams     a chain's engine parameters do not validate
 """
 
 from __future__ import annotations
@@ -318,3 +324,58 @@ class PlanNotFinished(LightPlanError):
         self.needed = needed
         why = "it failed" if needed is None else f"it still needs height {needed}"
         super().__init__(f"no header updates yet: {why}")
+
+
+# --- proof of work / proof of stake ---------------------------------------------------
+
+
+class InvalidConsensusParams(ConfigError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid consensus parameters: {reason}")
+
+
+class InvalidSeal(ConsensusError):
+    def __init__(self, height: int, reason: str) -> None:
+        self.height, self.reason = height, reason
+        super().__init__(f"header {height}: invalid seal: {reason}")
+
+
+class InsufficientWork(HeaderRejected):
+    def __init__(self, height: int, pow_hash: str) -> None:
+        self.height, self.pow_hash = height, pow_hash
+        super().__init__(f"header {height}: proof-of-work hash {pow_hash} is not below its target")
+
+
+class WrongTarget(HeaderRejected):
+    def __init__(self, height: int, expected: str, got: str) -> None:
+        self.height, self.expected, self.got = height, expected, got
+        super().__init__(f"header {height}: target {got} is not the retarget rule's {expected}")
+
+
+class TimeOutOfWindow(HeaderRejected):
+    def __init__(self, height: int, time: int, low: int, high: int) -> None:
+        self.height, self.time, self.low, self.high = height, time, low, high
+        super().__init__(f"header {height}: time {time} is outside the window ({low}, {high}]")
+
+
+class UnknownParent(HeaderRejected):
+    def __init__(self, height: int, prev_hash: str) -> None:
+        self.height, self.prev_hash = height, prev_hash
+        super().__init__(f"header {height}: parent {prev_hash} is not a stored or given header")
+
+
+class ForkBelowFinality(HeaderRejected):
+    def __init__(self, fork_height: int, final_height: int) -> None:
+        self.fork_height, self.final_height = fork_height, final_height
+        super().__init__(
+            f"branch forks at height {fork_height}, below the final height {final_height}"
+        )
+
+
+class NotFinal(LightClientError):
+    def __init__(self, client_id: str, height: int, final_height: int) -> None:
+        self.client_id, self.height, self.final_height = client_id, height, final_height
+        super().__init__(
+            f"light client {client_id!r}: height {height} is not final (final up to {final_height})"
+        )

@@ -72,6 +72,7 @@ from chains.errors import (
     EncodingError,
     HeaderFromFuture,
     InvalidArgument,
+    InvalidConsensusParams,
     InvalidProof,
     InvalidRoot,
     NonIncreasingHeight,
@@ -82,6 +83,15 @@ from chains.errors import (
 )
 from chains.merkle import verify_inclusion
 from chains.module import BlockInfo, TxContext, arg_int, arg_str
+from chains.pow import PowParams
+from chains.powclient import (
+    get_final_record,
+    get_pow_client,
+    is_pow_client,
+    process_create_pow_client,
+    process_update_pow_client,
+    verify_pow_event,
+)
 from chains.state import State
 from chains.types import ZERO_HASH, Commit, Event, Header, ValidatorSet
 
@@ -281,7 +291,19 @@ def _get_neighbours(
     )
 
 
+# A PoW client (``chains.powclient``) answers these two reads too, so the bridge and the
+# relayer use it through the same interface: its latest height is its final height, its
+# consensus states exist only at final heights of its best chain, and it never expires
+# (work, not a trusting period, is what it trusts).
+_POW_NEVER_EXPIRES = 2**62
+
+
 def get_client_state(state: State, client_id: str) -> ClientState:
+    if is_pow_client(client_id):
+        pc = get_pow_client(state, client_id)
+        return ClientState(
+            pc.chain_id, DEFAULT_TRUST_LEVEL, _POW_NEVER_EXPIRES, 0, pc.final_height, 0
+        )
     raw = state.get(_client_key(client_id))
     if raw is None:
         raise ClientNotFound(client_id)
@@ -289,6 +311,9 @@ def get_client_state(state: State, client_id: str) -> ClientState:
 
 
 def get_consensus_state(state: State, client_id: str, height: int) -> ConsensusState:
+    if is_pow_client(client_id):
+        r = get_final_record(state, client_id, height)
+        return ConsensusState(r.time, r.hash, r.event_root, r.event_count, r.state_root, ZERO_HASH)
     raw = state.get(_cons_key(client_id, height))
     if raw is None:
         raise ConsensusStateNotFound(client_id, height)
@@ -485,6 +510,9 @@ def verify_event(
 ) -> None:
     """Check that ``event`` is event number ``index`` of the tracked chain's block at
     ``height``, against the stored consensus state. Raises, never returns False."""
+    if is_pow_client(client_id):
+        verify_pow_event(state, client_id, height, event, index, proof)
+        return
     client = get_client_state(state, client_id)
     _check_active(client_id, client, state, now)
     cs = get_consensus_state(state, client_id, height)
@@ -545,6 +573,36 @@ class LightClientModule:
                     "client_updated" if outcome != "frozen" else "client_frozen",
                     {"client_id": cid, "height": update.header.height, "outcome": outcome},
                 )
+            elif method == "create_pow_client":
+                checkpoint = Header.from_json(args.get("checkpoint"))
+                h_cp = checkpoint.height
+                cid = process_create_pow_client(
+                    ctx.state,
+                    PowParams.from_json(args.get("params")),
+                    checkpoint,
+                    arg_int(args, "anchor_time", 0),
+                )
+                ctx.emit(
+                    "client_created",
+                    {"client_id": cid, "chain_id": checkpoint.chain_id, "height": h_cp},
+                )
+            elif method == "update_pow_client":
+                cid = arg_str(args, "client_id", 64)
+                raw = args.get("headers")
+                if not isinstance(raw, list):
+                    raise InvalidArgument("headers", "expected a list of headers")
+                headers = [Header.from_json(h) for h in raw]
+                outcome = process_update_pow_client(ctx.state, cid, headers, now)
+                tip = headers[-1] if headers else None
+                ctx.emit(
+                    "client_updated",
+                    {
+                        "client_id": cid,
+                        "height": 0 if tip is None else tip.height,
+                        "outcome": outcome,
+                        "final_height": get_pow_client(ctx.state, cid).final_height,
+                    },
+                )
             elif method == "submit_misbehaviour":
                 cid = arg_str(args, "client_id", 64)
                 raw_first = args.get("first")  # null: the header stored at that height
@@ -558,6 +616,8 @@ class LightClientModule:
             raise InvalidArgument(method, f"malformed arguments ({exc})") from None
         except EncodingError as exc:
             raise InvalidArgument(exc.what, exc.reason) from None
+        except InvalidConsensusParams as exc:
+            raise InvalidArgument("params", exc.reason) from None
 
     def end_block(self, block: BlockInfo, state: State) -> list[Event]:
         return []
@@ -565,6 +625,9 @@ class LightClientModule:
     def query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
         cid = arg_str(args, "client_id", 64)
         if path == "client":
+            if is_pow_client(cid):  # the common view, plus best and final heights and work
+                common = get_client_state(state, cid).to_json()
+                return {**common, **get_pow_client(state, cid).to_json()}
             return get_client_state(state, cid).to_json()
         if path == "consensus_state":
             return get_consensus_state(state, cid, arg_int(args, "height", 1)).to_json()

@@ -315,6 +315,7 @@ _HEADER_KEYS = frozenset(
         "proposer",
     }
 )
+_POW_HEADER_KEYS = _HEADER_KEYS | {"target", "nonce"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +345,22 @@ class Header:
     next_validators_hash: bytes
     """Hash of the validator set that signs the next header."""
     proposer: bytes
-    """Public key of the proposer of this block."""
+    """Public key of the proposer of this block (a PoW chain: the miner's)."""
+    target: bytes = b""
+    """PoW only: the 32-byte big-endian target the seal meets; empty, and then not
+    encoded, on a BFT chain (whose headers and hashes are thus unchanged)."""
+    nonce: int | None = None
+    """PoW only: the seal (see ``chains.pow``); None, and then not encoded, otherwise."""
 
     def to_json(self) -> dict[str, JSONValue]:
+        d = self._bft_json()
+        if self.target:
+            d["target"] = self.target.hex()
+        if self.nonce is not None:
+            d["nonce"] = self.nonce
+        return d
+
+    def _bft_json(self) -> dict[str, JSONValue]:
         return {
             "chain_id": self.chain_id,
             "height": self.height,
@@ -370,7 +384,8 @@ class Header:
     @classmethod
     def from_json(cls, d: object) -> Header:
         o = _obj(d, "header")
-        _exact_keys(o, _HEADER_KEYS, "header")
+        pow_seal = "nonce" in o or "target" in o
+        _exact_keys(o, _POW_HEADER_KEYS if pow_seal else _HEADER_KEYS, "header")
         return cls(
             chain_id=_str(o, "chain_id", "header", 64),
             height=_int(o, "height", "header", 1),
@@ -384,6 +399,8 @@ class Header:
             validators_hash=_hex(o, "validators_hash", "header", HASH),
             next_validators_hash=_hex(o, "next_validators_hash", "header", HASH),
             proposer=_hex(o, "proposer", "header", 32),
+            target=_hex(o, "target", "header", HASH) if pow_seal else b"",
+            nonce=_int(o, "nonce", "header") if pow_seal else None,
         )
 
 
