@@ -31,7 +31,8 @@ or an RPC server can show ``str(err)`` to a user without a traceback.
     │   ├── HeaderRejected                 (BFT rules above; PoW rules:) InsufficientWork,
     │   │                                  WrongTarget, TimeOutOfWindow, UnknownParent,
     │   │                                  ForkBelowFinality
-    │   └── NotFinal                       a PoW/PoS height not yet the finality depth deep
+    │   └── ConsensusStateNotFound
+    │       └── NotFinal                   a PoW/PoS height not yet the finality depth deep
     ├── StoreError                     the block store is unusable or inconsistent
     └── ConfigError
         └── InvalidConsensusParams     a chain's engine parameters do not validate
@@ -373,9 +374,13 @@ class ForkBelowFinality(HeaderRejected):
         )
 
 
-class NotFinal(LightClientError):
+class NotFinal(ConsensusStateNotFound):
+    """A height a PoW/PoS client knows but does not yet hold final. A consensus state
+    not found, to every reader: a relayer or the bridge treats it as not there yet."""
+
     def __init__(self, client_id: str, height: int, final_height: int) -> None:
         self.client_id, self.height, self.final_height = client_id, height, final_height
-        super().__init__(
-            f"light client {client_id!r}: height {height} is not final (final up to {final_height})"
+        LightClientError.__init__(
+            self,
+            f"light client {client_id!r}: height {height} is not final (final to {final_height})",
         )

@@ -85,6 +85,7 @@ from chains.merkle import verify_inclusion
 from chains.module import BlockInfo, TxContext, arg_int, arg_str
 from chains.pow import PowParams
 from chains.powclient import (
+    get_best_hash,
     get_final_record,
     get_pow_client,
     is_pow_client,
@@ -112,6 +113,7 @@ __all__ = [
 
 DEFAULT_TRUST_LEVEL = (1, 3)
 MAX_CONSENSUS_STATES = 8_192
+MAX_POW_BEST_QUERY = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,6 +633,17 @@ class LightClientModule:
             return get_client_state(state, cid).to_json()
         if path == "consensus_state":
             return get_consensus_state(state, cid, arg_int(args, "height", 1)).to_json()
+        if path == "pow_best":
+            # a PoW client's best chain, heights to hashes: what chains.powplan needs
+            pc = get_pow_client(state, cid)
+            lo = arg_int(args, "from", 0)
+            hi = min(arg_int(args, "to", 0), pc.best_height, lo + MAX_POW_BEST_QUERY - 1)
+            out: dict[str, JSONValue] = {}
+            for height in range(max(lo, pc.checkpoint_height), hi + 1):
+                got = get_best_hash(state, cid, height)
+                if got is not None:
+                    out[str(height)] = got.hex()
+            return out
         if path == "consensus_below":
             # the nearest stored height below: what a relayer fills a height in from
             get_client_state(state, cid)
