@@ -40,7 +40,7 @@ from chains.service.rpc_client import HttpChain, RpcUnavailable
 from chains.types import Receipt, Tx
 from interlock.config import DEFAULT_SEED, load_chain_config, load_devnet_config
 from interlock.errors import BadAmount, ChainUnreachable, CommandError, UnknownChain
-from interlock.keys import interlock_home, load_key
+from interlock.keys import DEVNET_PREFIX, Keystore, interlock_home, load_key
 
 __all__ = [
     "Chains",
@@ -212,7 +212,7 @@ class Chains:
         for h in self._open.values():
             await h.close()
 
-    async def _probe(self) -> None:
+    async def probe(self) -> None:
         """Learn the chain id of each bare ``--rpc`` URL."""
         if self._probed:
             return
@@ -232,7 +232,7 @@ class Chains:
 
     async def get(self, chain_id: str) -> HttpChain:
         """A handle on ``chain_id`` (raises UnknownChain / ChainUnreachable)."""
-        await self._probe()  # an explicit --rpc wins over a config file's endpoint
+        await self.probe()  # an explicit --rpc wins over a config file's endpoint
         if chain_id in self._open:
             return self._open[chain_id]
         src = self.sources.get(chain_id)
@@ -249,7 +249,7 @@ class Chains:
 
     async def only(self) -> HttpChain:
         """The one chain named, for commands that need no ``--chain``."""
-        await self._probe()
+        await self.probe()
         ids = self.known()
         if len(ids) != 1:
             if not ids:
@@ -262,6 +262,14 @@ class Chains:
 
     def key(self, ref: str) -> PrivateKey:
         return load_key(ref, seed=self.seed, home=self.home)
+
+    def address(self, account: str) -> str:
+        """An address as given, or the address of a key (no passphrase needed)."""
+        if re.fullmatch(r"[0-9a-fA-F]{40}", account):
+            return account.lower()
+        if account.startswith(DEVNET_PREFIX):
+            return self.key(account).address
+        return Keystore(self.home).show(account).address
 
 
 async def reachable(h: HttpChain) -> int:

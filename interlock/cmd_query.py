@@ -9,13 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from chains.errors import InterlockError
-from chains.module import is_address
 from chains.service.rpc_client import HttpChain, RpcError, RpcUnavailable
 from interlock.cmd_common import Chains, add_chain_args, add_output_args, emit, run_async
 from interlock.errors import CommandError, NotFound
-from interlock.keys import DEVNET_PREFIX, Keystore
 
-__all__ = ["register", "resolve_address"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -48,20 +46,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--remote", default=None, help="the counterparty chain id")
 
 
-def resolve_address(chains: Chains, account: str) -> str:
-    """An address as given, or the address of a key (no passphrase needed)."""
-    if is_address(account):
-        return account
-    if re.fullmatch(r"[0-9a-fA-F]{40}", account):
-        return account.lower()
-    if account.startswith(DEVNET_PREFIX):
-        return chains.key(account).address
-    return Keystore(chains.home).show(account).address
-
-
 async def query_balance(args: argparse.Namespace) -> int:
     async with Chains.from_args(args) as chains:
-        address = resolve_address(chains, args.account)
+        address = chains.address(args.account)
         chain = await chains.pick(args.chain)
         got = await chain.query("bank", "balances", {"address": address})
     balances = {str(k): v for k, v in got.items()} if isinstance(got, Mapping) else {}
@@ -83,7 +70,7 @@ def _hash(text: str) -> bytes:
 async def _all(chains: Chains, chain_id: str | None) -> list[HttpChain]:
     if chain_id is not None:
         return [await chains.get(chain_id)]
-    await chains._probe()
+    await chains.probe()
     if not chains.known():
         raise CommandError("no chain to ask: give --rpc URL or --config FILE")
     return [await chains.get(c) for c in chains.known()]

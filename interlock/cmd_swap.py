@@ -48,7 +48,6 @@ from interlock.cmd_common import (
     parse_duration,
     run_async,
 )
-from interlock.cmd_query import resolve_address
 from interlock.errors import CommandError, NotFound
 
 __all__ = ["register"]
@@ -155,7 +154,7 @@ async def _timelock(chain: HttpChain, locktime: str) -> int:
 async def initiate(args: argparse.Namespace) -> int:
     amount, denom = parse_amount(args.amount)
     async with Chains.from_args(args) as chains:
-        receiver = resolve_address(chains, args.participant)
+        receiver = chains.address(args.participant)
         chain = await chains.pick(args.chain)
         timelock = await _timelock(chain, args.locktime)
         key = chains.key(args.key)
@@ -187,7 +186,7 @@ async def participate(args: argparse.Namespace) -> int:
     amount, denom = parse_amount(args.amount)
     hashlock = _hex32(args.hashlock, "hashlock")
     async with Chains.from_args(args) as chains:
-        receiver = resolve_address(chains, args.initiator)
+        receiver = chains.address(args.initiator)
         chain = await chains.pick(args.chain)
         timelock = await _timelock(chain, args.locktime)
         key = chains.key(args.key)
@@ -312,9 +311,9 @@ async def audit(args: argparse.Namespace) -> int:
             amount, denom = parse_amount(args.amount)
             expected = _replace(expected, amount=amount, denom=denom)
         if args.sender is not None:
-            expected = _replace(expected, sender=resolve_address(chains, args.sender))
+            expected = _replace(expected, sender=chains.address(args.sender))
         if args.receiver is not None:
-            expected = _replace(expected, receiver=resolve_address(chains, args.receiver))
+            expected = _replace(expected, receiver=chains.address(args.receiver))
         if args.hashlock is not None:
             expected = _replace(expected, hashlock=_hex32(args.hashlock, "hashlock"))
     if not args.json:

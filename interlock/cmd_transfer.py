@@ -41,7 +41,6 @@ from interlock.cmd_common import (
     run_async,
     submit,
 )
-from interlock.cmd_query import resolve_address
 from interlock.errors import CommandError, NotFound
 
 __all__ = [
@@ -194,7 +193,7 @@ async def _send(args: argparse.Namespace, method: str) -> int:
     timeout_s = parse_duration(args.timeout) if args.timeout is not None else None
     wait_s = parse_duration(args.wait_timeout)
     async with Chains.from_args(args) as chains:
-        recipient = resolve_address(chains, args.recipient)
+        recipient = chains.address(args.recipient)
         src = await chains.get(args.src)
         dst = await chains.get(args.dst)
         key = chains.key(key_ref)  # after every cheap check: the passphrase comes last
@@ -412,8 +411,8 @@ async def transfer_list(args: argparse.Namespace) -> int:
         raise CommandError("--limit: expected 1..1000")
     rows: list[dict[str, Any]] = []
     async with Chains.from_args(args) as chains:
-        account = resolve_address(chains, args.account) if args.account else None
-        await chains._probe()
+        account = chains.address(args.account) if args.account else None
+        await chains.probe()
         sources = [args.src] if args.src else list(chains.known())
         for sid in sources:
             src = await chains.get(sid)
