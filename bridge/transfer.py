@@ -39,15 +39,14 @@ could never pass.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
-from typing import Any, TypeGuard
+from typing import Any
 
 from bridge.errors import MalformedPacket, RateLimited
 from chains.encoding import JSONValue, canonical
-from chains.module import MAX_AMOUNT, is_address, is_denom
+from chains.module import MAX_AMOUNT, is_address, is_chain_id, is_denom
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -71,13 +70,6 @@ MAX_CHAIN_ID = 64
 PACKET_KEYS = frozenset(
     {"src_chain", "dst_chain", "nonce", "sender", "recipient", "denom", "amount", "timeout_height"}
 )
-_CHAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")  # MAX_CHAIN_ID
-
-
-def is_chain_id(v: object) -> TypeGuard[str]:
-    """A chain id a path may name: a letter, then ``[A-Za-z0-9._-]``; never a ``/``, so a
-    wrapped denom's first segment is always exactly one chain id."""
-    return isinstance(v, str) and _CHAIN_ID.fullmatch(v) is not None
 
 
 def _is_int(v: object, lo: int, hi: int) -> bool:

@@ -34,7 +34,7 @@ from chains.errors import (
     WrongChain,
 )
 from chains.merkle import hash_leaf, merkle_root_of_hashes
-from chains.module import BlockInfo, Module, TxContext
+from chains.module import BlockInfo, Module, TxContext, is_chain_id
 from chains.pow import PowParams, TipInfo, compute_next_anchor, compute_next_target, mine
 from chains.pow import target_bytes as _target_bytes
 from chains.pow import target_int as _target_int
@@ -126,6 +126,11 @@ class Chain:
     """One ledger. Not thread-safe; the node serializes access."""
 
     def __init__(self, genesis: Genesis, modules: Sequence[Module]) -> None:
+        if not is_chain_id(genesis.chain_id):
+            raise ConfigError(
+                f"genesis chain id {genesis.chain_id!r} is not a letter then up to 63 of "
+                "[A-Za-z0-9._-]"
+            )
         self.genesis = genesis
         self.chain_id = genesis.chain_id
         self.modules: dict[str, Module] = {}

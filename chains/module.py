@@ -138,6 +138,17 @@ def arg_address(args: Mapping[str, Any], name: str) -> str:
     return v
 
 
+CHAIN_ID_PATTERN = r"[A-Za-z][A-Za-z0-9._-]{0,63}"
+"""The one chain-id grammar (genesis, config files, the wire, bridge paths): a letter,
+then up to 63 of ``[A-Za-z0-9._-]``. Never a ``/``, so a wrapped denom's first segment is
+exactly one chain id; a letter first, so that segment is a valid denom's start."""
+_CHAIN_ID = re.compile(CHAIN_ID_PATTERN)
+
+
+def is_chain_id(v: object) -> TypeGuard[str]:
+    return isinstance(v, str) and _CHAIN_ID.fullmatch(v) is not None
+
+
 _MODULE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 

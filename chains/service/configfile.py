@@ -19,7 +19,7 @@ from pydantic import AfterValidator, Field, ValidationError
 
 from chains.encoding import MAX_INT
 from chains.errors import ConfigError
-from chains.module import is_denom
+from chains.module import CHAIN_ID_PATTERN, is_denom
 
 __all__ = [
     "AccountName",
@@ -76,7 +76,9 @@ def _bus_url(v: str) -> str:
     return v
 
 
-ChainId = Annotated[str, _matching(r"[A-Za-z0-9_-]{1,64}", "a chain id: 1..64 of [A-Za-z0-9_-]")]
+ChainId = Annotated[
+    str, _matching(CHAIN_ID_PATTERN, "a chain id: a letter then up to 63 of [A-Za-z0-9._-]")
+]
 AccountName = Annotated[
     str, _matching(r"[a-z][a-z0-9_-]{0,31}", "an account name: a-z then up to 31 of [a-z0-9_-]")
 ]

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from chains.encoding import JSONValue, canonical, check_value
 from chains.errors import EncodingError, InterlockError
+from chains.module import CHAIN_ID_PATTERN
 from chains.types import (
     Block,
     Commit,
@@ -96,7 +97,7 @@ EVENTS_CHUNK_BYTES = 1024 * 1024
 MAX_EVENTS_PER_MESSAGE = 65_536
 MAX_VALIDATORS = 256
 
-CHAIN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+CHAIN_ID_RE = re.compile(f"^{CHAIN_ID_PATTERN}$")  # the one grammar (chains.module)
 KINDS = ("headers", "events", "status")
 
 
@@ -154,7 +155,7 @@ class BadEventProof(WireError):
 
 def _check_chain_id(chain_id: str) -> str:
     if not CHAIN_ID_RE.match(chain_id):
-        raise WrongChain("a chain id of [A-Za-z0-9_.-]{1,64}", chain_id)
+        raise WrongChain("a chain id: a letter then up to 63 of [A-Za-z0-9._-]", chain_id)
     return chain_id
 
 
@@ -198,7 +199,7 @@ def parse_topic(topic: str) -> tuple[str, str]:
 
 Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Sig = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
-ChainId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+ChainId = Annotated[str, StringConstraints(pattern=f"^{CHAIN_ID_PATTERN}$")]
 Height = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Version = Annotated[int, Field(ge=WIRE_VERSION, le=WIRE_VERSION)]  # strict: not true, not 1.0
 Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
