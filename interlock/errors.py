@@ -123,3 +123,64 @@ class NotFound(CommandError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"not found: {what}")
+
+
+# --- swap offers (interlock.offers) ----------------------------------------------------
+#
+#   InterlockError
+#   └── OfferError                a swap offer message refused; nothing recorded
+#       ├── OversizedMessage      longer than the limit (refused before parsing)
+#       ├── MalformedMessage      not the documented shape or a field's format
+#       ├── ExpiredMessage        past its expiry
+#       ├── OfferMismatch         names another offer or acceptance than this one
+#       ├── ForgedMessage         the signature does not verify
+#       ├── OfferTaken            the offer already has an answered acceptance (a replay)
+#       └── UnsafeAnswer          the maker's timelocks leave the taker too little time
+
+
+class OfferError(InterlockError):
+    """A swap offer, acceptance or answer was refused; nothing was recorded."""
+
+
+class OversizedMessage(OfferError):
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(f"message of {size} bytes refused: the limit is {limit}")
+
+
+class MalformedMessage(OfferError):
+    def __init__(self, what: str, reason: str) -> None:
+        self.what, self.reason = what, reason
+        super().__init__(f"malformed {what}: {reason}")
+
+
+class ExpiredMessage(OfferError):
+    def __init__(self, what: str, expires_ms: int, now_ms: int) -> None:
+        self.what, self.expires_ms, self.now_ms = what, expires_ms, now_ms
+        super().__init__(f"{what} expired {(now_ms - expires_ms) / 1000:.0f} s ago")
+
+
+class OfferMismatch(OfferError):
+    def __init__(self, what: str, reason: str) -> None:
+        self.what, self.reason = what, reason
+        super().__init__(f"{what} refused: {reason}")
+
+
+class ForgedMessage(OfferError):
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what} refused: the signature does not verify")
+
+
+class OfferTaken(OfferError):
+    def __init__(self, offer_id: str, accept_id: str) -> None:
+        self.offer_id, self.accept_id = offer_id, accept_id
+        super().__init__(
+            f"offer {offer_id[:16]}... is already taken (acceptance {accept_id[:16]}...)"
+        )
+
+
+class UnsafeAnswer(OfferError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"answer refused: {reason}")
