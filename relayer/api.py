@@ -6,6 +6,9 @@ GET    ``/healthz`` ``{"ok": true}``, or 503 with the problems (a worker stuck i
 GET    ``/status``  per worker: source and client heights, trusting period left, backlog,
                     oldest pending age, packets relayed, last error, misbehaviour seen
 GET    ``/metrics`` Prometheus text format
+GET    ``/``        the console (static files from :mod:`relayer.console`, under a strict
+                    content-security policy; see :mod:`relayer.console.serve`)
+GET    ``/events``  the console's server-sent events: a snapshot, then what changed
 =====  ===========  ==========================================================================
 
 Read-only: nothing here changes the daemon. Errors are ``{"error": {"code", "message"}}``.
@@ -22,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from chains.service.httpserver import HardenedRunner, ServerLimits
+from relayer.console.serve import add_console
 
 if TYPE_CHECKING:
     from relayer.daemon import Daemon
@@ -65,6 +69,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
+    add_console(app, daemon)
     return app
 
 

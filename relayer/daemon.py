@@ -43,6 +43,7 @@ from chains.service.subscriber import (
 )
 from chains.service.wire import WireError, chain_filter, open_envelope
 from relayer.config import RelayerSettings
+from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.store import DataDirLock, RelayerStore
 from relayer.submitter import Submitter
@@ -173,6 +174,8 @@ class Daemon:
         self.settings = settings
         self.keys = keys
         self.metrics = Metrics()
+        self.feed = Feed()
+        """What the workers saw happen, for the console (bounded, in memory)."""
         self.idle_timeout = idle_timeout
         self.stop_timeout = stop_timeout
         self.handles: dict[str, ChainHandle] = dict(handles or {})
@@ -273,6 +276,7 @@ class Daemon:
                     store,
                     self.metrics,
                     denoms=p.denoms,
+                    feed=self.feed,
                 )
                 out.append((w, self._follow_transfers(w, bus)))
         out.extend(self._swap_workers(bus, store, submitters))
@@ -297,6 +301,7 @@ class Daemon:
                 store,
                 self.metrics,
                 finality=finality,
+                feed=self.feed,
             )
             out.append(
                 (w, functools.partial(w.follow, bus, self._stop, self.idle_timeout, self._busy))

@@ -25,6 +25,7 @@ from chains.service.bus import Bus
 from chains.service.subscriber import ChainSubscriber, VerifiedBlock
 from chains.types import Receipt
 from htlc.watch import Action, Watchtower
+from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.store import RelayerStore
 from relayer.submitter import Call, Submitter
@@ -49,12 +50,14 @@ class SwapWorker:
         metrics: Metrics,
         *,
         finality: Mapping[str, int],
+        feed: Feed | None = None,
     ) -> None:
         self.chains = sorted(handles)
         self.handles = handles
         self.submitters = submitters
         self.store = store
         self.metrics = metrics
+        self.feed = feed or Feed()
         self.name = "swap:" + "<->".join(self.chains)
         self.status = WorkStatus(self.name)
         raw = store.snapshot(self.name)
@@ -127,6 +130,7 @@ class SwapWorker:
     async def process(self, cid: str, blocks: list[VerifiedBlock]) -> None:
         for b in blocks:
             self.tower.observe(cid, b.height, b.events)
+            self.feed.record_htlc(cid, b.header, b.events, time.time())
         self.heights[cid] = blocks[-1].height
         actions = [
             a

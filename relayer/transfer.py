@@ -47,6 +47,7 @@ from chains.lcplan import LightBlock, UpdatePlanner
 from chains.lightclient import HeaderUpdate
 from chains.service.subscriber import VerifiedBlock
 from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
+from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.store import RelayerStore
 from relayer.submitter import Call, Submitter
@@ -145,6 +146,7 @@ class TransferWorker:
         metrics: Metrics,
         *,
         denoms: frozenset[str] = frozenset(),
+        feed: Feed | None = None,
     ) -> None:
         self.src, self.dst = src, dst
         self.name = f"transfer:{src.chain_id}->{dst.chain_id}"
@@ -152,6 +154,7 @@ class TransferWorker:
         self.store = store
         self.metrics = metrics
         self.denoms = denoms
+        self.feed = feed or Feed()
         self.status = WorkStatus(self.name)
         self.client_id = ""
         self.trusting_period_ms = 0
@@ -270,6 +273,7 @@ class TransferWorker:
         for p in packets:
             self._first_seen.setdefault((p.action, p.nonce), now)
         todo = await self._undelivered(packets)
+        self.feed.record_packets(self.name, packets, now=now, headers=headers, todo=todo)
         client = await self._client()
         latest = int(_field(client, "latest_height", int))
         frozen = int(_field(client, "frozen_height", int))
@@ -295,9 +299,19 @@ class TransferWorker:
         calls.extend(updates)
         deliveries = pack_deliveries(todo)
         calls.extend(Call("bridge", method, {"bundles": bundles}) for method, bundles in deliveries)
+        if updates:
+            self.feed.record_packets(self.name, todo, now=now, headers=headers, relaying=needed)
         results = await self.submitter.submit(calls) if calls else []
         self.metrics.headers.labels(self.name).inc(len(updates))
         delivered_ok = self._account(results[len(updates) :], deliveries, todo)
+        self.feed.record_packets(
+            self.name,
+            todo,
+            now=time.time(),
+            headers=headers,
+            delivered=delivered_ok,
+            error=self.status.last_error,
+        )
         # a packet without a valid nonce was refused for good: it is not kept
         failed = [p for p in todo if p.nonce and (p.action, p.nonce) not in delivered_ok]
         if failed:
