@@ -154,6 +154,39 @@ async def trust_at(handle: ChainHandle, height: int) -> TrustedState:
     )
 
 
+async def _read_ahead(sub: ChainSubscriber, out: asyncio.Queue[VerifiedBlock]) -> None:
+    async for block in sub:
+        await out.put(block)
+
+
+async def _cancel(task: asyncio.Task[None], bound: float) -> None:
+    task.cancel()
+    await asyncio.wait([task], timeout=bound)
+
+
+async def _next_batch(
+    ahead: asyncio.Queue[VerifiedBlock], reader: asyncio.Task[None]
+) -> list[VerifiedBlock]:
+    """Every block read ahead, waiting for the first; the reader's end (the subscription
+    ended, or failed) is raised here, as ``anext(sub)`` raised it."""
+    if ahead.empty():
+        getter = asyncio.ensure_future(ahead.get())
+        try:
+            await asyncio.wait([getter, reader], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if not getter.done() or getter.cancelled():
+            reader.result()  # its exception, if it failed
+            raise StopAsyncIteration
+        batch = [getter.result()]
+    else:
+        batch = [ahead.get_nowait()]
+    while not ahead.empty():
+        batch.append(ahead.get_nowait())
+    return batch
+
+
 class Daemon:
     """One relayer process. ``handles`` and ``bus`` are injected for in-process use (the
     demo and tests); otherwise they are opened from the settings."""
@@ -328,16 +361,23 @@ class Daemon:
                 w.status.state = "running"
                 self.running[w.name].waiting_since = None
                 seen_rejected = 0
+                # The subscriber reads and verifies in a task of its own, so blocks that
+                # arrive while a batch waits for the destination's commit make up the next
+                # batch (read only between batches, each batch held one block and the lag
+                # grew by a commit wait per block). Past batch_blocks the reader waits and
+                # the bus holds the rest.
+                ahead: asyncio.Queue[VerifiedBlock] = asyncio.Queue(self.settings.batch_blocks)
+                reader = asyncio.create_task(_read_ahead(sub, ahead), name=f"{w.name}:read")
+                stack.push_async_callback(_cancel, reader, self.stop_timeout)
                 deferred: list[tuple[float, VerifiedBlock]] = []
                 while not self._stop.is_set():
                     batch: list[VerifiedBlock] = []
                     try:
                         # with deferred blocks pending, wake up to take them over in time
                         async with asyncio.timeout(delay / 4 if deferred else None):
-                            batch.append(await anext(sub))
+                            batch = await _next_batch(ahead, reader)
                     except TimeoutError:
                         pass
-                    batch.extend(sub.take_ready())
                     if owner is None:
                         ready = batch
                     else:
