@@ -36,6 +36,7 @@ from chains.service.rpc_client import HttpChain
 from chains.types import Receipt, Tx
 from htlc import swap as verbs
 from htlc.types import Lock, LockStatus, LockTerms
+from interlock import cmd_offers
 from interlock.cmd_common import (
     Chains,
     TxRefused,
@@ -96,6 +97,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     a.add_argument("--receiver", default=None, help="expected receiver")
     a.add_argument("--hashlock", default=None, help="expected hashlock")
     a.add_argument("--min-time", default=None, help="at least this long left, e.g. 30m")
+
+    cmd_offers.register(ss)
 
 
 def _hex32(text: str, what: str) -> bytes:

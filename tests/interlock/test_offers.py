@@ -310,3 +310,50 @@ def test_every_refusal_is_one_line() -> None:
             parse_offer(bad, now_ms=NOW)
         assert "\n" not in str(info.value)
         assert len(str(info.value)) < 200
+
+
+# --- the commands refuse hostile input in one line, before touching bus or chains ----------
+
+DEAD = "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["offer", "--give", "100usd", "--take", "92eur@chain-b", "--key", "devnet:a"],
+         "bad leg"),
+        (["offer", "--give", "1.5usd@chain-a", "--take", "92eur@chain-b", "--key", "devnet:a"],
+         "whole units"),
+        (["offer", "--give", "1usd@chain-a", "--take", "2eur@chain-a", "--key", "devnet:a"],
+         "different chains"),
+        (["offer", "--give", "1usd@chain-a", "--take", "2eur@chain-b", "--key", "devnet:a"],
+         "no bus"),
+        (["offer", "--give", "1usd@chain-a", "--take", "2eur@chain-b", "--key", "devnet:a",
+          "--bus-url", "memory://"], "reaches no one"),
+        (["offer", "--give", "1usd@chain-a", "--take", "2eur@chain-b", "--key", "devnet:a",
+          "--expires", "forever", "--bus-url", "mqtt://127.0.0.1:9"], "bad duration"),
+        (["accept", "xyz", "--key", "devnet:b", "--bus-url", "mqtt://127.0.0.1:9"],
+         "bad offer id"),
+        (["status", "ab" * 4], "not found"),
+        (["offers", "--bus-url", "ftp://x"], "bad bus URL"),
+    ],
+)  # fmt: skip
+def test_commands_refuse_hostile_input_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    from interlock.cli import main
+
+    monkeypatch.setenv("INTERLOCK_HOME", str(tmp_path))
+    monkeypatch.delenv("INTERLOCK_BUS_URL", raising=False)
+    monkeypatch.delenv("INTERLOCK_RPC", raising=False)
+    code = main(["swap", *argv])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert message in err
+    assert not (tmp_path / "swaps").exists()  # nothing recorded

@@ -1,0 +1,476 @@
+"""``interlock swap offer|offers|accept|status|list``: agree on a swap over the bus with
+someone you do not trust, then run your side of it to the end.
+
+The messages and their checks are :mod:`interlock.offers` (pure); this is the shell: the
+bus, the chains' RPC, the clock, and the swap driver. The maker is the swap's initiator
+(it makes the secret and locks first, on the chain it gives from); the taker is the
+participant. Each swap lives in its own SQLite store,
+``$INTERLOCK_HOME/swaps/<offer id>.sqlite``, written before every transaction, so
+``swap status ID --wait`` after a crash resumes it exactly (a store per swap: two
+drivers sharing a store would move each other's chain cursors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from chains.crypto import PrivateKey
+from chains.service.bus import Bus, BusMessage, open_bus
+from chains.service.rpc_client import HttpChain
+from htlc.driver import Party, SwapDriver
+from htlc.swap import ChainParams, Role, Safety, Swap, SwapState
+from interlock.cmd_common import (
+    Chains,
+    add_chain_args,
+    add_output_args,
+    block_interval,
+    emit,
+    parse_amount,
+    parse_duration,
+    run_async,
+)
+from interlock.errors import CommandError, NotFound, OfferError
+from interlock.keys import interlock_home
+from interlock.offers import (
+    ACCEPTS_TOPIC,
+    ANSWERS_TOPIC,
+    OFFERS_FILTER,
+    OFFERS_TOPIC,
+    Leg,
+    Offer,
+    OfferBook,
+    compute_terms,
+    encode,
+    make_acceptance,
+    make_answer,
+    make_offer,
+    parse_acceptance,
+    parse_answer,
+    parse_offer,
+    validate_answer_terms,
+)
+from interlock.swap_store import SQLiteSwapStore
+
+__all__ = ["register"]
+
+BUS_ENV = "INTERLOCK_BUS_URL"
+INTERVAL_SLACK_PERMILLE = 500
+"""Measured block intervals vary: the safety rules assume each may be 50 % off."""
+
+
+def register(ss: argparse._SubParsersAction[Any]) -> None:
+    """Add the offer verbs to the ``swap`` group's subparsers."""
+
+    def verb(name: str, help: str, run: Any, chains: bool = True) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = ss.add_parser(name, help=help)
+        if chains:
+            add_chain_args(p)
+        else:
+            p.add_argument("--home", type=Path, default=None, help="default $INTERLOCK_HOME")
+        add_output_args(p)
+        p.set_defaults(run=run_async(run))
+        return p
+
+    def bus(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bus-url", default=None, help=f"mqtt://HOST:PORT (or ${BUS_ENV})")
+
+    o = verb("offer", "publish a signed swap offer; --wait: answer a taker and swap", offer)
+    o.add_argument("--give", required=True, help="what you lock, e.g. 100usd@chain-a")
+    o.add_argument("--take", required=True, help="what you want, e.g. 92eur@chain-b")
+    o.add_argument("--key", required=True, help="your key: a keystore name or devnet:NAME")
+    o.add_argument("--expires", default="10m", help="offer valid this long (default 10m)")
+    o.add_argument("--wait", action="store_true", help="answer the first taker, swap to the end")
+    bus(o)
+
+    ls = verb("offers", "list open offers whose signatures verify", offers, chains=False)
+    ls.add_argument("--listen", default="1s", help="how long to collect offers (default 1s)")
+    bus(ls)
+
+    a = verb("accept", "accept an offer; --wait: run your side of the swap to the end", accept)
+    a.add_argument("offer_id", help="the offer id (64 hex digits) from 'swap offers'")
+    a.add_argument("--key", required=True, help="your key: a keystore name or devnet:NAME")
+    a.add_argument("--answer-timeout", default="60s", help="wait this long for the maker")
+    a.add_argument("--max-lock", default="1h", help="refuse to lock your funds longer")
+    a.add_argument("--wait", action="store_true", help="run your side of the swap to the end")
+    bus(a)
+
+    st = verb("status", "show one swap of yours (--wait: resume it to the end)", status)
+    st.add_argument("swap_id", help="a swap id or offer id, or a unique prefix")
+    st.add_argument("--wait", action="store_true", help="resume its driver to the end")
+    st.add_argument("--key", default=None, help="with --wait: the key the swap signs with")
+
+    verb("list", "list your swaps", _list, chains=False)
+
+
+# --- shell helpers ------------------------------------------------------------------------
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    if not args.json:
+        print(line, flush=True)
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _bus_url(args: argparse.Namespace) -> str:
+    url = args.bus_url or os.environ.get(BUS_ENV)
+    if not url:
+        raise CommandError(f"no bus: give --bus-url mqtt://HOST:PORT or set ${BUS_ENV}")
+    if url.startswith("memory:"):
+        raise CommandError("the in-memory bus reaches no one else: give an mqtt:// URL")
+    return url
+
+
+def _leg_arg(text: str) -> tuple[int, str, str]:
+    amount_text, at, chain_id = text.rpartition("@")
+    if not at or not chain_id:
+        raise CommandError(f"bad leg {text[:80]!r}: expected AMOUNTDENOM@CHAIN, e.g. 100usd@a")
+    amount, denom = parse_amount(amount_text)
+    return amount, denom, chain_id
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return Path(args.home) if args.home is not None else interlock_home()
+
+
+def _store_path(args: argparse.Namespace, offer_id: str) -> Path:
+    return _home(args) / "swaps" / f"{offer_id}.sqlite"
+
+
+async def _safety(a: HttpChain, b: HttpChain) -> Safety:
+    params = []
+    for chain in (a, b):
+        _, interval = await block_interval(chain)
+        ms = max(1, round(interval * 1000))
+        params.append(
+            ChainParams(chain.chain_id, ms, interval_slack_permille=INTERVAL_SLACK_PERMILLE)
+        )
+    return Safety(params[0], params[1])
+
+
+async def _check_funds(chain: HttpChain, who: str, denom: str, amount: int) -> None:
+    have = await chain.query("bank", "balance", {"address": who, "denom": denom})
+    if not isinstance(have, int) or have < amount:
+        raise CommandError(
+            f"{who} has {have} {denom} on {chain.chain_id}, less than {amount}; nothing published"
+        )
+
+
+@asynccontextmanager
+async def _messages(bus: Bus, topic: str) -> AsyncIterator[asyncio.Queue[BusMessage]]:
+    """The messages of ``topic`` in a queue fed by an owned task (subscribed on entry)."""
+    queue: asyncio.Queue[BusMessage] = asyncio.Queue(1000)
+    sub = bus.subscribe(topic)
+    await sub.start()
+
+    async def pump() -> None:
+        async for msg in sub:
+            if queue.full():
+                continue  # a flood of junk: drop it, a real message is re-sent or retained
+            queue.put_nowait(msg)
+
+    task = asyncio.create_task(pump(), name=f"offers:{topic}")
+    try:
+        yield queue
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sub.aclose()
+
+
+async def _next(queue: asyncio.Queue[BusMessage], deadline: float) -> BusMessage | None:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    try:
+        return await asyncio.wait_for(queue.get(), left)
+    except TimeoutError:
+        return None
+
+
+async def _drive(
+    args: argparse.Namespace,
+    driver: SwapDriver,
+    swap_id: str,
+    interval: float,
+) -> int:
+    """Run the driver until the swap ends; print each state it reaches."""
+    seen: SwapState | None = None
+
+    async def idle() -> None:
+        nonlocal seen
+        swap = driver.swaps.get(swap_id)
+        if swap is not None and swap.state is not seen:
+            seen = swap.state
+            _say(args, f"  swap {swap_id[:16]}...: {swap.state.value} ({swap.note})")
+        await asyncio.sleep(interval)
+
+    try:
+        await driver.run(idle)
+        await driver.drain()
+    finally:
+        await driver.aclose()
+    final = driver.store.get(swap_id)
+    assert final is not None  # opened above: the store has it
+    return _report(args, final)
+
+
+def _report(args: argparse.Namespace, swap: Swap) -> int:
+    t = swap.terms
+    obj = {
+        "swap_id": swap.swap_id, "role": swap.role.value, "state": swap.state.value,
+        "note": swap.note, "terms": t.to_json(),
+    }  # fmt: skip
+    lines = [
+        f"swap {swap.swap_id} ({swap.role.value}): {swap.state.value} - {swap.note}",
+        f"  {t.a.chain_id}: {t.a.amount} {t.a.denom} {t.a.sender} -> {t.a.receiver}, "
+        f"timelock {t.a.timelock}",
+        f"  {t.b.chain_id}: {t.b.amount} {t.b.denom} {t.b.sender} -> {t.b.receiver}, "
+        f"timelock {t.b.timelock}",
+    ]
+    emit(args, obj, lines)
+    return 0 if swap.state is SwapState.REDEEMED or not swap.is_terminal else 1
+
+
+# --- the commands -----------------------------------------------------------------------
+
+
+async def offer(args: argparse.Namespace) -> int:
+    give_amount, give_denom, give_chain = _leg_arg(args.give)
+    take_amount, take_denom, take_chain = _leg_arg(args.take)
+    if give_chain == take_chain:
+        raise CommandError("--give and --take must be on different chains")
+    lifetime_ms = int(parse_duration(args.expires) * 1000)
+    url = _bus_url(args)
+    async with Chains.from_args(args) as chains:
+        a, b = await chains.get(give_chain), await chains.get(take_chain)
+        key = chains.key(args.key)
+        await _check_funds(a, key.address, give_denom, give_amount)
+        made = make_offer(
+            key,
+            Leg(give_chain, give_denom, give_amount, key.address),
+            Leg(take_chain, take_denom, take_amount, key.address),
+            expires_ms=_now_ms() + lifetime_ms,
+        )
+        oid = made.offer_id.hex()
+        async with (
+            open_bus(url) as bus,
+            _messages(bus, ACCEPTS_TOPIC.format(offer_id=oid)) as accepts,
+        ):
+            await bus.publish(OFFERS_TOPIC.format(offer_id=oid), encode(made), retain=True)
+            _say(args, f"offer {oid}")
+            _say(args, f"  give {give_amount} {give_denom} on {give_chain}, "
+                 f"take {take_amount} {take_denom} on {take_chain}")  # fmt: skip
+            if not args.wait:
+                emit(args, {"offer_id": oid, "offer": made.to_json()}, [])
+                return 0
+            _say(args, "  waiting for a taker...")
+            return await _make(args, bus, accepts, made, key, a, b)
+
+
+async def _make(
+    args: argparse.Namespace,
+    bus: Bus,
+    accepts: asyncio.Queue[BusMessage],
+    made: Offer,
+    key: PrivateKey,
+    a: HttpChain,
+    b: HttpChain,
+) -> int:
+    oid = made.offer_id.hex()
+    book = OfferBook()
+    deadline = time.monotonic() + (made.expires_ms - _now_ms()) / 1000
+    while True:
+        msg = await _next(accepts, deadline)
+        if msg is None:
+            await bus.publish(OFFERS_TOPIC.format(offer_id=oid), b"", retain=True)
+            raise CommandError(f"offer {oid[:16]}... expired untaken (withdrawn)")
+        try:
+            acc = parse_acceptance(msg.payload, made, now_ms=_now_ms())
+            book.record(acc)
+        except OfferError as exc:  # strangers publish here too: refuse and go on
+            _warn(f"refused an acceptance: {exc}")
+            continue
+        break
+    safety = await _safety(a, b)
+    secret = os.urandom(32)
+    answer, terms = make_answer(
+        key, made, acc, hashlock=hashlib.sha256(secret).digest(), safety=safety,
+        height_a=await a.latest_height(), height_b=await b.latest_height(),
+    )  # fmt: skip
+    store = SQLiteSwapStore(_store_path(args, oid))
+    try:
+        driver = SwapDriver(Party(key, key), a, b, store, safety)
+        # persisted (with the secret) before anyone hears of the hashlock
+        await driver.open(terms, Role.INITIATOR, secret)
+        await bus.publish(ANSWERS_TOPIC.format(offer_id=oid), encode(answer), retain=True)
+        await bus.publish(OFFERS_TOPIC.format(offer_id=oid), b"", retain=True)  # taken
+        _say(args, f"  accepted by {acc.address_b}; swap {terms.swap_id}")
+        _say(args, f"  timelocks {terms.a.chain_id} {terms.a.timelock}, "
+             f"{terms.b.chain_id} {terms.b.timelock}")  # fmt: skip
+        return await _drive(args, driver, terms.swap_id, safety.a.block_interval_ms / 2000)
+    finally:
+        store.close()
+
+
+async def offers(args: argparse.Namespace) -> int:
+    url = _bus_url(args)
+    listen = parse_duration(args.listen)
+    found: dict[str, Offer] = {}
+    refused = 0
+    async with open_bus(url) as bus, _messages(bus, OFFERS_FILTER) as queue:
+        deadline = time.monotonic() + listen
+        while (msg := await _next(queue, deadline)) is not None:
+            if not msg.payload:
+                continue  # a withdrawn offer
+            try:
+                got = parse_offer(msg.payload, now_ms=_now_ms(), offer_id=msg.topic.split("/")[-1])
+            except OfferError:
+                refused += 1  # never shown
+                continue
+            found[got.offer_id.hex()] = got
+    rows = sorted(found.values(), key=lambda o: o.expires_ms)
+    lines = [
+        f"{o.offer_id.hex()}  give {o.give.amount}{o.give.denom}@{o.give.chain_id}  "
+        f"take {o.take.amount}{o.take.denom}@{o.take.chain_id}  maker {o.give.address}  "
+        f"expires in {max(0, o.expires_ms - _now_ms()) // 1000}s"
+        for o in rows
+    ] or ["no open offers"]
+    if refused:
+        lines.append(f"({refused} refused: forged, expired or malformed)")
+    emit(args, {"offers": [o.to_json() | {"offer_id": o.offer_id.hex()} for o in rows],
+                "refused": refused}, lines)  # fmt: skip
+    return 0
+
+
+async def accept(args: argparse.Namespace) -> int:
+    oid = args.offer_id.strip().lower()
+    if len(oid) != 64 or any(c not in "0123456789abcdef" for c in oid):
+        raise CommandError(f"bad offer id {oid[:80]!r}: expected 64 hex digits")
+    timeout = parse_duration(args.answer_timeout)
+    max_lock_ms = int(parse_duration(args.max_lock) * 1000)
+    url = _bus_url(args)
+    async with Chains.from_args(args) as chains, open_bus(url) as bus:
+        key = chains.key(args.key)
+        async with _messages(bus, OFFERS_TOPIC.format(offer_id=oid)) as q:
+            the_offer: Offer | None = None
+            deadline = time.monotonic() + 5.0
+            while the_offer is None and (msg := await _next(q, deadline)) is not None:
+                try:
+                    the_offer = parse_offer(msg.payload, now_ms=_now_ms(), offer_id=oid)
+                except OfferError as exc:
+                    _warn(f"refused: {exc}")
+        if the_offer is None:
+            raise NotFound(f"open offer {oid[:16]}... on the bus")
+        a = await chains.get(the_offer.give.chain_id)
+        b = await chains.get(the_offer.take.chain_id)
+        await _check_funds(b, key.address, the_offer.take.denom, the_offer.take.amount)
+        acc = make_acceptance(
+            key, the_offer, address_a=key.address, expires_ms=_now_ms() + int(timeout * 1000)
+        )
+        async with _messages(bus, ANSWERS_TOPIC.format(offer_id=oid)) as answers:
+            await bus.publish(ACCEPTS_TOPIC.format(offer_id=oid), encode(acc))
+            _say(args, f"accepted offer {oid[:16]}...; waiting for the maker's answer")
+            deadline = time.monotonic() + timeout
+            while True:
+                msg = await _next(answers, deadline)
+                if msg is None:
+                    raise CommandError(f"no answer from the maker within {timeout:g} s")
+                try:
+                    ans = parse_answer(msg.payload, the_offer, acc)
+                except OfferError as exc:
+                    if msg.payload and not msg.retain:
+                        _warn(f"refused an answer: {exc}")
+                    continue  # an answer to an earlier taker, retained: not ours
+                break
+        terms = compute_terms(the_offer, acc, ans)
+        safety = await _safety(a, b)
+        validate_answer_terms(
+            terms, safety, height_a=await a.latest_height(), height_b=await b.latest_height(),
+            max_lock_ms=max_lock_ms,
+        )  # fmt: skip
+        store = SQLiteSwapStore(_store_path(args, oid))
+        try:
+            driver = SwapDriver(Party(key, key), a, b, store, safety)
+            await driver.open(terms, Role.PARTICIPANT)
+            _say(args, f"  swap {terms.swap_id}; timelocks {terms.a.chain_id} "
+                 f"{terms.a.timelock}, {terms.b.chain_id} {terms.b.timelock}")  # fmt: skip
+            if not args.wait:
+                return _report(args, driver.swaps[terms.swap_id])
+            return await _drive(args, driver, terms.swap_id, safety.b.block_interval_ms / 2000)
+        finally:
+            store.close()
+
+
+def _stores(args: argparse.Namespace) -> list[Path]:
+    d = _home(args) / "swaps"
+    return sorted(d.glob("*.sqlite")) if d.is_dir() else []
+
+
+def _all_swaps(args: argparse.Namespace) -> list[tuple[Path, Swap]]:
+    out = []
+    for path in _stores(args):
+        store = SQLiteSwapStore(path)
+        try:
+            out += [(path, s) for s in store.all()]
+        finally:
+            store.close()
+    return out
+
+
+def list_swaps(args: argparse.Namespace) -> int:
+    swaps = _all_swaps(args)
+    lines = [
+        f"{s.swap_id}  {s.role.value:<11} {s.state.value:<14} "
+        f"{s.terms.a.amount}{s.terms.a.denom}@{s.terms.a.chain_id} <-> "
+        f"{s.terms.b.amount}{s.terms.b.denom}@{s.terms.b.chain_id}  offer {p.stem[:16]}..."
+        for p, s in swaps
+    ] or ["no swaps"]
+    emit(args, {"swaps": [{"swap_id": s.swap_id, "offer_id": p.stem, "role": s.role.value,
+                           "state": s.state.value} for p, s in swaps]}, lines)  # fmt: skip
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    return list_swaps(args)
+
+
+async def status(args: argparse.Namespace) -> int:
+    want = args.swap_id.strip().lower()
+    hits = [(p, s) for p, s in _all_swaps(args) if s.swap_id.startswith(want)
+            or p.stem.startswith(want)]  # fmt: skip
+    if not hits or not want:
+        raise NotFound(f"swap {want[:64]!r} in {_home(args) / 'swaps'}")
+    if len(hits) > 1:
+        raise CommandError(f"{len(hits)} swaps start with {want!r}: give more digits")
+    path, swap = hits[0]
+    if not args.wait or swap.is_terminal:
+        return _report(args, swap)
+    async with Chains.from_args(args) as chains:
+        key = chains.key(args.key) if args.key else None
+        if key is None:
+            raise CommandError("--wait needs --key: the driver signs its transactions")
+        a, b = await chains.get(swap.terms.a.chain_id), await chains.get(swap.terms.b.chain_id)
+        safety = await _safety(a, b)
+        store = SQLiteSwapStore(path)
+        try:
+            driver = SwapDriver(Party(key, key), a, b, store, safety)
+            await driver.resume()
+            return await _drive(args, driver, swap.swap_id, safety.a.block_interval_ms / 2000)
+        finally:
+            store.close()
