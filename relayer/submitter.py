@@ -1,8 +1,9 @@
 """One submitter per chain: it owns the relayer's key and nonce sequence on that chain.
 
 Every worker that writes to a chain goes through its submitter, so nonces never race
-(as Hermes's chain runtime does). A batch of calls becomes one ``submit_batch`` of signed
-transactions with consecutive nonces, admitted in order and waited for until committed.
+(as Hermes's chain runtime does). A batch of calls becomes signed transactions with
+consecutive nonces, sent in ``submit_batch`` requests of at most :data:`REQUEST_TXS`,
+admitted in order and waited for until committed.
 A ``BadNonce`` (another process used the key, or a restart lost the count) makes the
 submitter read the chain's pending nonce again and re-sign what was refused, once.
 """
@@ -24,6 +25,12 @@ from relayer.metrics import Metrics
 __all__ = ["Call", "Submitter"]
 
 log = logging.getLogger("interlock.relayer.submitter")
+
+REQUEST_TXS = 96
+"""Most transactions per ``submit_batch`` request. Each is at most ``MAX_TX_BYTES``
+(64 KiB) and a chain's RPC refuses a body over 8 MiB (``RpcLimits.max_body_bytes``) with
+413 before reading it: a backlog of full transactions in one request was refused, and
+retried whole, forever. Requests go one after another, in nonce order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +102,9 @@ class Submitter:
                 for n, i in enumerate(todo)
             ]
             self.sent += len(txs)
-            got = await self.chain.submit_batch(txs, wait=True)
+            got: list[Receipt | bytes | InterlockError] = []
+            for k in range(0, len(txs), REQUEST_TXS):
+                got.extend(await self.chain.submit_batch(txs[k : k + REQUEST_TXS], wait=True))
             retry: list[int] = []
             admitted = 0
             for i, r in zip(todo, got, strict=True):
