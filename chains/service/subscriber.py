@@ -88,6 +88,8 @@ __all__ = [
 
 log = logging.getLogger("interlock.subscriber")
 
+FILL_WINDOW = 16
+"""Blocks a fill from the chain handle requests at once."""
 EARLY_HEIGHTS = 8
 """Events are held ahead of their header only this close to the verified head."""
 EARLY_MESSAGES = 64
@@ -328,6 +330,7 @@ class ChainSubscriber:
         self._sub: BusSubscription | None = None
         self._ended = False
         self._fill_cut = False  # a fill stopped at max_pending: go on once they are taken
+        self._fill_vals: ValidatorSet | None = None  # the set that signed the last filled block
 
     @property
     def height(self) -> int:
@@ -619,6 +622,7 @@ class ChainSubscriber:
         ``max_pending`` blocks are ready (a long history must not pile up in memory before
         the first block is taken; ``__anext__`` goes on once they are)."""
         self._fill_cut = False
+        fetched: dict[int, Block] = {}
         while (
             self.trusted is not None
             and self.trusted.height < upto
@@ -626,13 +630,25 @@ class ChainSubscriber:
         ):
             h = self.trusted.height + 1
             try:
-                block = await self.handle.get_block(h)
-                vals = await self.handle.get_validators(h)
+                if h not in fetched:
+                    # a catch-up reads FILL_WINDOW blocks at once: one round trip each in
+                    # turn made a fresh relayer crawl through a long history
+                    last = min(upto, h + FILL_WINDOW - 1)
+                    got = await asyncio.gather(
+                        *(self.handle.get_block(x) for x in range(h, last + 1))
+                    )
+                    fetched = {x: b for x, b in zip(range(h, last + 1), got, strict=True) if b}
+                block = fetched.pop(h, None)
+                vals = self._fill_vals
+                # the set rarely changes: ask for it only when the header names another
+                if block is None or vals is None or vals.hash != block.header.validators_hash:
+                    vals = await self.handle.get_validators(h)
             except Exception as exc:
                 self._fill_failed(h, exc)
                 return
             if block is None or vals is None:
                 return
+            self._fill_vals = vals
             sh = SignedHeader(block.header, block.commit, vals)
             try:
                 validate_next_header(self.trusted, sh)
