@@ -25,6 +25,7 @@ says so in the log, in ``/metrics`` and in ``/status``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -169,6 +170,7 @@ class TransferWorker:
         self._vals: dict[int, ValidatorSet] = {}
         self._retry_at = 0.0
         self._commits: dict[int, Commit] = {}
+        self._last_headers: dict[int, Header] = {}
 
     # --- cursor and kept packets ------------------------------------------------------
     @property
@@ -276,9 +278,15 @@ class TransferWorker:
             )
         for p in packets:
             self._first_seen.setdefault((p.action, p.nonce), now)
-        todo = await self._undelivered(packets)
+        # the client's state is read while the pending query runs: one round trip fewer
+        asked = asyncio.ensure_future(self._client())
+        try:
+            todo = await self._undelivered(packets)
+        except BaseException:
+            asked.cancel()
+            raise
         self.feed.record_packets(self.name, packets, now=now, headers=headers, todo=todo)
-        client = await self._client()
+        client = await asked
         latest = int(_field(client, "latest_height", int))
         frozen = int(_field(client, "frozen_height", int))
         if frozen:
@@ -299,7 +307,10 @@ class TransferWorker:
         tip = blocks[-1].header
         if not needed and await self._needs_refresh(latest, tip):
             needed = [tip.height]
-        updates = await self._header_updates(needed, latest, headers)
+        # the client's latest is usually the last batch's tip: its verified header saves
+        # an RPC to the source (the busiest process) per batch
+        updates = await self._header_updates(needed, latest, {**self._last_headers, **headers})
+        self._last_headers = headers
         calls.extend(updates)
         deliveries = pack_deliveries(todo)
         calls.extend(Call("bridge", method, {"bundles": bundles}) for method, bundles in deliveries)
