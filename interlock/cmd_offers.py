@@ -27,7 +27,7 @@ from chains.crypto import PrivateKey
 from chains.service.bus import Bus, BusMessage, open_bus
 from chains.service.rpc_client import HttpChain
 from htlc.driver import Party, SwapDriver
-from htlc.swap import ChainParams, Role, Safety, Swap, SwapState
+from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, Swap, SwapState
 from interlock.cmd_common import (
     Chains,
     add_chain_args,
@@ -152,7 +152,13 @@ def _store_path(args: argparse.Namespace, offer_id: str) -> Path:
     return _home(args) / "swaps" / f"{offer_id}.sqlite"
 
 
-async def _safety(a: HttpChain, b: HttpChain) -> Safety:
+MAKER_POLICY = SafetyPolicy(reaction_ms=10_000, min_delta_ms=60_000)
+"""The maker plans with twice the margins the taker checks against (the engine's default
+policy): the taker judges the answer later, from its own measure of the block intervals,
+and an answer planned at the bare minimum would be refused by a taker a few blocks on."""
+
+
+async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None) -> Safety:
     params = []
     for chain in (a, b):
         _, interval = await block_interval(chain)
@@ -160,7 +166,7 @@ async def _safety(a: HttpChain, b: HttpChain) -> Safety:
         params.append(
             ChainParams(chain.chain_id, ms, interval_slack_permille=INTERVAL_SLACK_PERMILLE)
         )
-    return Safety(params[0], params[1])
+    return Safety(params[0], params[1], policy or SafetyPolicy())
 
 
 async def _check_funds(chain: HttpChain, who: str, denom: str, amount: int) -> None:
@@ -307,7 +313,7 @@ async def _make(
             _warn(f"refused an acceptance: {exc}")
             continue
         break
-    safety = await _safety(a, b)
+    safety = await _safety(a, b, MAKER_POLICY)
     secret = os.urandom(32)
     answer, terms = make_answer(
         key, made, acc, hashlock=hashlib.sha256(secret).digest(), safety=safety,
@@ -369,7 +375,7 @@ async def accept(args: argparse.Namespace) -> int:
         key = chains.key(args.key)
         async with _messages(bus, OFFERS_TOPIC.format(offer_id=oid)) as q:
             the_offer: Offer | None = None
-            deadline = time.monotonic() + 5.0
+            deadline = time.monotonic() + 10.0
             while the_offer is None and (msg := await _next(q, deadline)) is not None:
                 try:
                     the_offer = parse_offer(msg.payload, now_ms=_now_ms(), offer_id=oid)
