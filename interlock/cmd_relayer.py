@@ -96,7 +96,7 @@ async def run_start(args: argparse.Namespace) -> None:
         names = ", ".join(d.running) or "none"
         print(
             f"relayer: api http://{settings.api_host}:{d.api_port}; data {settings.data_dir}; "
-            f"workers: {names}",
+            f"workers: {names}; console http://{settings.api_host}:{d.api_port}/",
             flush=True,
         )
 

@@ -411,7 +411,12 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
                 demo.say(f"connected: {line}")
             keys = {cid: relayer_key for cid in (US, EU)}
             daemon = Daemon(settings, keys, handles=demo.chains, bus=bus, idle_timeout=0.5)
-            relay = asyncio.create_task(daemon.run(), name="demo:relayer")
+            relay = asyncio.create_task(
+                daemon.run(
+                    ready=lambda d: demo.say(f"console http://{settings.api_host}:{d.api_port}/")
+                ),
+                name="demo:relayer",
+            )
             try:
                 demo.say(
                     "relayer daemon started: "

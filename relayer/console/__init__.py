@@ -1,0 +1,1 @@
+"""The relayer's web console: static files (``static/``) and their routes (:mod:`.serve`)."""
