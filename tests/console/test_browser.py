@@ -10,53 +10,21 @@ one). Set ``CONSOLE_SCREENSHOT=docs/console.png`` to keep the README's screensho
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from tests.conftest import Mosquitto
+from tests.console.conftest import SHOWN_WITHIN, watch_errors
 from tests.e2e.harness import A, B, chain, key, lock, network
 from tests.e2e.test_relayer import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SHOWN_WITHIN = 60_000
-"""ms for the page to show what the chains did (a bound, generous: no timing claim)."""
 UNREACHABLE_WITHIN = 20_000
 """ms for a stopped chain to show unreachable (probe every 1 s, 2 s timeout)."""
 ALICE, BOB = key("alice"), key("bob")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not shutil.which(CHROMIUM) and os.environ.get("CI") != "true":
-        pytest.skip("no /usr/bin/chromium (apt-get install chromium; .ci/run installs it)")
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
-def watch_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return errors
 
 
 async def test_console_shows_a_transfer_live_and_a_stopped_chain(
