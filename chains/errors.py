@@ -40,9 +40,30 @@ or an RPC server can show ``str(err)`` to a user without a traceback.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+
+def compute_code(class_name: str) -> str:
+    """The snake_case code of an error class name (``RateLimited`` -> ``rate_limited``,
+    ``HTLCError`` -> ``htlc_error``)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
+
 
 class InterlockError(Exception):
-    """Root of every error interlock raises on purpose."""
+    """Root of every error interlock raises on purpose.
+
+    Every class has its own stable ``code`` (snake_case), the name RPC answers and
+    clients use for it: set in the class body where it must not follow the class name,
+    else derived from the name when the class is defined, never inherited (a
+    ``RateLimited`` used to answer its base's ``bridge_error``). A test pins them all."""
+
+    code: str = "interlock_error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            cls.code = compute_code(cls.__name__)
 
 
 class EncodingError(InterlockError):

@@ -118,7 +118,8 @@ class SubscriptionRefused(BusError):
     supported: the filter receives nothing."""
 
     def __init__(self, topic_filter: str, code: int, reason: str) -> None:
-        self.topic_filter, self.code, self.reason = topic_filter, code, reason
+        # reason_code, not code: ``code`` is the error vocabulary's (subscription_refused)
+        self.topic_filter, self.reason_code, self.reason = topic_filter, code, reason
         super().__init__(
             f"broker refused subscription to {topic_filter!r:.80}: {reason} (0x{code:02X})"
         )

@@ -133,6 +133,8 @@ class UnsupportedVersion(WireError):
 
 
 class WrongChain(WireError):
+    code = "wire_wrong_chain"  # chains.errors.WrongChain (a transaction's) is wrong_chain
+
     def __init__(self, expected: str, got: str) -> None:
         self.expected, self.got = expected, got
         super().__init__(f"payload is for chain {got!r}, expected {expected!r}")

@@ -95,7 +95,7 @@ async def test_a_refused_subscription_raises_a_typed_error(acl_broker: AclBroker
         with pytest.raises(SubscriptionRefused) as info:
             await sub.__aenter__()
         assert info.value.topic_filter == "secret/#"
-        assert info.value.code == 0x87
+        assert info.value.reason_code == 0x87
         assert "secret/#" in str(info.value)
         assert "\n" not in str(info.value)
         with pytest.raises(StopAsyncIteration):  # ended, not silently dead
@@ -121,7 +121,7 @@ async def test_a_subscription_refused_on_resubscribe_ends_with_the_error(
             acl_broker.restart(allow_secret=False)
             with pytest.raises(SubscriptionRefused) as info:
                 await asyncio.wait_for(sub.__anext__(), 10)
-            assert info.value.code == 0x87
+            assert info.value.reason_code == 0x87
             assert bus.connects > connects
             assert any(
                 "secret/#" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records
