@@ -623,6 +623,7 @@ class ChainSubscriber:
         the first block is taken; ``__anext__`` goes on once they are)."""
         self._fill_cut = False
         fetched: dict[int, Block] = {}
+        window = 1  # widened once the chain served a block: a made-up height costs one read
         while (
             self.trusted is not None
             and self.trusted.height < upto
@@ -633,7 +634,7 @@ class ChainSubscriber:
                 if h not in fetched:
                     # a catch-up reads FILL_WINDOW blocks at once: one round trip each in
                     # turn made a fresh relayer crawl through a long history
-                    last = min(upto, h + FILL_WINDOW - 1)
+                    last = min(upto, h + window - 1)
                     got = await asyncio.gather(
                         *(self.handle.get_block(x) for x in range(h, last + 1))
                     )
@@ -649,6 +650,7 @@ class ChainSubscriber:
             if block is None or vals is None:
                 return
             self._fill_vals = vals
+            window = FILL_WINDOW
             sh = SignedHeader(block.header, block.commit, vals)
             try:
                 validate_next_header(self.trusted, sh)
