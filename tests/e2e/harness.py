@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from chains.crypto import PrivateKey
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain
 from chains.types import Receipt, Tx
-from tests.conftest import Mosquitto, free_port
+from tests.conftest import Mosquitto
 from tests.interlock.test_processes import ChainProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,29 +46,20 @@ def run_cli(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProces
     )
 
 
-class RelayerProcess:
-    """One ``interlock start`` subprocess with its own data dir."""
+class RelayerProcess(ChainProcess):
+    """One ``interlock start`` subprocess with its own data dir (the chain process's
+    lifecycle: start, kill9, terminate, cleanup, output files per run)."""
 
     def __init__(self, config: Path, data_dir: Path) -> None:
-        self.config = config
-        self.data_dir = data_dir
-        self.api_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.runs = 0
+        super().__init__(config, data_dir, bus_url="")
+        self.api_port = self.port
 
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def start(self) -> RelayerProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.runs += 1
-        out = (self.data_dir / f"stdout.{self.runs}").open("wb")
-        err = (self.data_dir / f"stderr.{self.runs}").open("wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "interlock.cli",
+    def argv(self) -> list[str]:
+        return [
             "start",
             "--config",
             str(self.config),
@@ -78,35 +68,12 @@ class RelayerProcess:
             "--api-port",
             str(self.api_port),
         ]
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
-        out.close()
-        err.close()
-        return self
 
     def output(self) -> str:
         return (self.data_dir / f"stdout.{self.runs}").read_text()
 
-    def stderr(self) -> str:
-        return (self.data_dir / f"stderr.{self.runs}").read_text()[-4000:]
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(DEADLINE)
-
-    def terminate(self, wait: float = DEADLINE) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(wait)
-
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def cleanup(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def relayer_toml(

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 import aiohttp
 import pytest
@@ -63,15 +64,9 @@ class ChainProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ChainProcess:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.runs += 1
-        out = (self.data_dir / f"stdout.{self.runs}").open("wb")
-        err = (self.data_dir / f"stderr.{self.runs}").open("wb")
-        cmd = [
-            sys.executable,
-            "-m",
-            "interlock.cli",
+    def argv(self) -> list[str]:
+        """The ``interlock`` command line this process runs."""
+        return [
             "chain",
             "start",
             "--config",
@@ -85,6 +80,13 @@ class ChainProcess:
             "--interval",
             str(self.interval),
         ]
+
+    def start(self) -> Self:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.runs += 1
+        out = (self.data_dir / f"stdout.{self.runs}").open("wb")
+        err = (self.data_dir / f"stderr.{self.runs}").open("wb")
+        cmd = [sys.executable, "-m", "interlock.cli", *self.argv()]
         limit = self.nofile
 
         def lower_limit() -> None:
@@ -106,10 +108,10 @@ class ChainProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(DEADLINE)
 
-    def terminate(self) -> int:
+    def terminate(self, wait: float = DEADLINE) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(DEADLINE)
+        return self.proc.wait(wait)
 
     def cleanup(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
