@@ -44,7 +44,7 @@ from bridge.relay import (
 from chains.encoding import JSONValue
 from chains.errors import ConsensusStateNotFound, InterlockError
 from chains.handle import ChainHandle
-from chains.lcplan import LightBlock, UpdatePlanner
+from chains.lcplan import LightBlock, UpdatePlanner, needs_refresh
 from chains.lightclient import HeaderUpdate
 from chains.service.subscriber import VerifiedBlock
 from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
@@ -63,8 +63,6 @@ PENDING_PER_QUERY = MAX_PENDING_QUERY // 2
 """Packets asked about per ``bridge/pending`` query: at most ~30 bytes of JSON each, so
 2,048 fit the RPC's 68 KiB query body (``RpcLimits.max_tx_bytes``); the module's own
 4,096 did not once nonces passed ~10,000 (413, and the batch retried forever)."""
-REFRESH_FRACTION = (2, 3)
-"""Refresh the client once its latest header is this far into the trusting period."""
 RETRY_KEPT_AFTER = 5.0
 """Seconds before packets the destination refused are sent again."""
 
@@ -360,11 +358,9 @@ class TransferWorker:
         cons = await self._consensus(latest)
         if cons is None:
             return True
-        age = time.time() * 1000 - int(_field(cons, "time", int))
-        left = self.trusting_period_ms - age
-        self.status.trusting_left_s = round(left / 1000, 1)
-        num, den = REFRESH_FRACTION
-        return age * den >= self.trusting_period_ms * num
+        held, now_ms = int(_field(cons, "time", int)), int(time.time() * 1000)
+        self.status.trusting_left_s = round((self.trusting_period_ms - (now_ms - held)) / 1000, 1)
+        return needs_refresh(held, now_ms, self.trusting_period_ms)
 
     async def _header_updates(
         self, heights: Sequence[int], latest: int, headers: Mapping[int, Header]
