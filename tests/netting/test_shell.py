@@ -165,13 +165,17 @@ async def test_a_bank_that_subscribes_after_the_start_catches_up_from_retained()
 async def test_hostile_messages_are_refused_and_the_round_completes() -> None:
     n = 3
     book = random_book(random.Random(13), n)
-    spec = new_spec(n, lead=0.5)
+    spec = new_spec(n, lead=1.0)
     old = new_spec(n)
     keys = bank_keys(n)
     async with MemoryBus() as bus:
 
         async def stranger() -> None:
-            await asyncio.sleep(max(0.0, spec.start - time.time()) + 0.01)
+            # After every party has subscribed and before the round starts, so that each
+            # party reads them before it can finish, however loaded the machine (a stranger
+            # that published after the start lost the race to a fast round under CI).
+            await asyncio.sleep(0.3)
+            assert time.time() < spec.start, "the parties' round started before the stranger"
             share = topic_for(spec.round_id, Phase.SHARE, 1)
             await bus.publish(share, b"\x00not json")
             await bus.publish(share, b"x" * (max_payload(spec) + 1))
