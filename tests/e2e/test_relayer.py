@@ -369,8 +369,13 @@ async def test_two_relayers_in_a_share_group_stay_correct(
     own_mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """Scale-out: two daemons in one MQTT 5 shared-subscription group on one path; every
-    transfer lands exactly once, and the split and the refused transactions are printed."""
-    from tests.e2e.harness import relayer_toml
+    transfer lands exactly once, and each member relays a share of them.
+
+    The broker hands each height's header to one member, in turn. Locks sent one after
+    the other at a fixed pace landed every other height (lock, wait for its commit,
+    sleep: two blocks each), so one member owned them all (12/0, which was taken for a
+    broken split): the locks here land on heights of both parities."""
+    from tests.e2e.harness import relayer_toml, send
 
     with network(own_mosquitto, tmp_path) as net:
         urls = {cid: [p.url] for cid, p in net.chains.items()}
@@ -383,13 +388,21 @@ async def test_two_relayers_in_a_share_group_stay_correct(
         r1, r2 = net.relayer("r1", configs[0]), net.relayer("r2", configs[1])
         p1, p2 = await wait_ready(r1), await wait_ready(r2)
         async with chain(net, A) as a, chain(net, B) as b:
-            nonces = []
-            for _ in range(12):
-                nonces.append(await lock(a, ALICE, B, BOB.address, 2, "usd"))
-                await asyncio.sleep(0.25)  # spread over blocks, so heights have owners
+            nonces: list[int] = []
+            parity = [0, 0]
+            pause = 0.0
+            while min(parity) < 5 and len(nonces) < 40:
+                await asyncio.sleep(pause)
+                args = {"denom": "usd", "amount": 2, "dest_chain": B, "recipient": BOB.address}
+                r = await send(a, ALICE, "bridge", "lock", args)
+                assert r.ok, r.error
+                nonces.append(int(r.events[-1].attributes["nonce"]))  # type: ignore[arg-type]
+                parity[r.height % 2] += 1
+                # land the next lock on the other parity when this one's is ahead
+                pause = 0.0 if parity[r.height % 2] <= parity[1 - r.height % 2] else 0.15
             for n in nonces:
                 await eventually(lambda n=n: received(b, A, n), f"mint of nonce {n}")
-            assert await balance(b, BOB.address, "chain-a/usd") == 24
+            assert await balance(b, BOB.address, "chain-a/usd") == 2 * len(nonces)
         counts: dict[int, int] = {}
 
         async def settled() -> bool:
@@ -399,19 +412,22 @@ async def test_two_relayers_in_a_share_group_stay_correct(
                 counts[port] = sum(
                     w["relayed"] for w in body["work"] if w["name"] == "transfer:chain-a->chain-b"
                 )
-            return sum(counts.values()) == 12
+            return sum(counts.values()) == len(nonces)
 
-        await eventually(settled, "the two counts adding up to 12")
+        await eventually(settled, f"the two counts adding up to {len(nonces)}")
         wasted = 0.0
         for port in (p1, p2):
             async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
                 for ln in (await r.text()).splitlines():
                     if ln.startswith("interlock_tx_failures_total{") and 'chain="chain-b"' in ln:
                         wasted += float(ln.split()[-1])
-        # The split itself is reported, not asserted: it was 6/6 with no refused transaction
-        # when this test was written and 0/12 on a later main (an open bug, see the README);
-        # what must hold either way is above: every transfer delivered exactly once.
-        print(f"share group: relayed {counts}, refused transactions on chain-b: {wasted:.0f}")
+        print(
+            f"share group: {len(nonces)} locks on heights {parity} (even, odd), "
+            f"relayed {counts}, refused transactions on chain-b: {wasted:.0f}"
+        )
+        # Each member acted on its own heights: at least a fifth of the transfers each
+        # (a takeover after a slow owner may move a few; correctness never rests on it).
+        assert min(counts.values()) >= len(nonces) // 5, counts
 
 
 async def test_a_dead_endpoint_fails_over_to_the_next(
