@@ -39,6 +39,7 @@ from chains.errors import ConsensusStateNotFound
 from chains.lightclient import HeaderUpdate
 from chains.module import Module
 from chains.types import Block, Receipt, Tx, ValidatorSet
+from zk.registry import ComplianceModule
 
 __all__ = ["LocalNet", "Packet", "Pending", "Side"]
 
@@ -76,7 +77,7 @@ Pending = Packet
 
 
 def _bridge_modules() -> Sequence[Module]:
-    return [*base_modules(), BridgeModule()]
+    return [*base_modules(), BridgeModule(), ComplianceModule()]
 
 
 class LocalNet:

@@ -66,6 +66,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from hashlib import sha256
 from typing import Any, ClassVar
 
 from bridge.errors import (
@@ -108,7 +109,7 @@ from bridge.transfer import (
 )
 from chains.bank import apply_burn, apply_mint, apply_transfer, get_balance, get_supply
 from chains.crypto import module_address
-from chains.encoding import JSONValue
+from chains.encoding import JSONValue, from_hex
 from chains.errors import (
     ClientExpired,
     ClientFrozen,
@@ -131,6 +132,8 @@ from chains.module import (
 )
 from chains.state import State
 from chains.types import Event, EventProof
+from zk.compliance import ComplianceRefused
+from zk.registry import process_transfer
 
 __all__ = ["BridgeModule", "PathConfig", "escrow_address", "get_path"]
 
@@ -215,6 +218,23 @@ def _move(state: State, recv_key: str, target: Status) -> None:
     current = state.get(recv_key)
     status = Status.SENT if current is None else Status(current)
     state.set(recv_key, next_status(status, target).value)
+
+
+MAX_TRAVEL_RULE = 2048
+"""Bytes of sealed travel-rule data a lock may carry (a string argument holds 4,096 hex
+digits)."""
+
+
+def _arg_travel_rule(args: Mapping[str, Any]) -> bytes | None:
+    v = args.get("travel_rule")
+    if v is None:
+        return None
+    if not isinstance(v, str) or not 0 < len(v) <= 2 * MAX_TRAVEL_RULE:
+        raise InvalidArgument("travel_rule", f"expected 1..{MAX_TRAVEL_RULE} bytes of hex")
+    try:
+        return from_hex(v, "travel_rule")
+    except EncodingError:
+        raise InvalidArgument("travel_rule", "expected lowercase hex") from None
 
 
 def _arg_chain_id(args: Mapping[str, Any], name: str) -> str:
@@ -512,11 +532,27 @@ class BridgeModule:
             wrapped = compute_wrapped_denom(own, denom)
             if len(wrapped) > MAX_DENOM:
                 raise DenomTooLong(wrapped, MAX_DENOM)
+        travel = _arg_travel_rule(args)
+        travel_hash = None if travel is None else sha256(travel).digest()
+        # this chain's own policy on the path: refused here, nothing is locked
+        process_transfer(
+            state,
+            ctx.block,
+            dest,
+            outgoing=True,
+            sender=ctx.sender,
+            recipient=recipient,
+            denom=denom,
+            amount=amount,
+            travel_rule_hash=travel_hash,
+        )
         # the nonce and the commitment are recorded before any balance moves
         seq_key = f"bridge/seq/{dest}"
         nonce: int = state.get(seq_key, 1)
         state.set(seq_key, nonce + 1)
-        packet = Packet(own, dest, nonce, ctx.sender, recipient, denom, amount, timeout)
+        packet = Packet(
+            own, dest, nonce, ctx.sender, recipient, denom, amount, timeout, travel_hash
+        )
         attrs = packet.to_json()
         state.set(f"bridge/sent/{dest}/{nonce}", {"packet": attrs, "kind": kind, "status": "sent"})
         if kind == "escrow":
@@ -534,6 +570,9 @@ class BridgeModule:
             if got != amount:
                 raise EscrowMismatch(denom, amount, got)
             ctx.emit("burned", attrs)
+        if travel is not None:
+            # for the destination's compliance officer: provable, and only they can read it
+            ctx.emit("travel_rule", {"dst_chain": dest, "nonce": nonce, "data": travel.hex()})
 
     # --- receiving --------------------------------------------------------------------
     def mint(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
@@ -608,6 +647,27 @@ class BridgeModule:
             have = get_balance(state, self._escrow(remote), denom)
             if have < amount:
                 raise EscrowShortfall(remote, denom, have, amount)
+        try:
+            process_transfer(
+                state,
+                block,
+                remote,
+                outgoing=False,
+                sender=packet.sender,
+                recipient=packet.recipient,
+                denom=denom,
+                amount=amount,
+                travel_rule_hash=packet.travel_rule,
+            )
+        except ComplianceRefused as exc:
+            # refused here for good: recorded as an expiry, which the source proves and
+            # refunds exactly as a timeout; the batch's other packets are still delivered
+            _move(state, recv_key, Status.EXPIRED)
+            refusal = {"src_chain": remote, "nonce": packet.nonce, "rule": exc.rule}
+            state.set(f"bridge/refused/{remote}/{packet.nonce}", {**refusal, "detail": exc.detail})
+            ctx.emit("refused", {**refusal, "detail": exc.detail})
+            ctx.emit("expired", packet.to_json())
+            return
         limits = get_limits(state, path, denom)
         if limits.is_delayed(amount):
             if amount > limits.cap:
@@ -784,6 +844,8 @@ class BridgeModule:
             return state.get(f"bridge/seq/{remote}", 1)
         if path == "limits":
             return get_limits(state, get_path(state, remote), arg_denom(args)).to_json()
+        if path == "refusal":
+            return state.get(f"bridge/refused/{remote}/{arg_int(args, 'nonce', 1)}")
         if path in ("sent", "received"):
             nonce = arg_int(args, "nonce", 1)
             key = "sent" if path == "sent" else "recv"

@@ -7,6 +7,8 @@ A **packet** is what a source bridge commits to in its ``bridge.locked`` or
     sender, recipient                addresses on the source / destination
     denom, amount                    the denom as named on the source; amount > 0
     timeout_height                   a destination height: deliverable while below it
+    travel_rule (optional)           SHA-256 of the travel-rule data sealed to the
+                                     destination's compliance key (:mod:`zk.registry`)
 
 **Denom tracing** (as ICS-20 does it): a denom that arrives over the path from chain S is
 minted as ``S/<denom as named on S>``. The name is one-to-one: one wrapped denom per
@@ -39,6 +41,7 @@ could never pass.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -72,6 +75,9 @@ PACKET_KEYS = frozenset(
 )
 
 
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_int(v: object, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
@@ -96,9 +102,13 @@ class Packet:
     """Amount, > 0."""
     timeout_height: int
     """Destination height from which the transfer can no longer be delivered."""
+    travel_rule: bytes | None = None
+    """SHA-256 of the travel-rule data (originator and beneficiary information sealed to
+    the destination's compliance key), when the sender attached some; absent from the
+    packet's JSON otherwise, so packets without it encode as they always did."""
 
     def to_json(self) -> dict[str, JSONValue]:
-        return {
+        out: dict[str, JSONValue] = {
             "src_chain": self.src_chain,
             "dst_chain": self.dst_chain,
             "nonce": self.nonce,
@@ -108,6 +118,9 @@ class Packet:
             "amount": self.amount,
             "timeout_height": self.timeout_height,
         }
+        if self.travel_rule is not None:
+            out["travel_rule"] = self.travel_rule.hex()
+        return out
 
     @property
     def hash(self) -> bytes:
@@ -117,10 +130,17 @@ class Packet:
     def from_attributes(cls, attrs: Mapping[str, Any]) -> Packet:
         """Parse a proven event's attributes. Untrusted even when proven: the remote
         bridge is trusted to follow the protocol, not to be free of bugs."""
-        if attrs.keys() != PACKET_KEYS:
-            extra = sorted(set(attrs) - PACKET_KEYS)
-            missing = sorted(PACKET_KEYS - set(attrs))
+        keys = attrs.keys() - {"travel_rule"}
+        if keys != PACKET_KEYS:
+            extra = sorted(keys - PACKET_KEYS)
+            missing = sorted(PACKET_KEYS - keys)
             raise MalformedPacket("*", f"unexpected keys {extra} / missing keys {missing}")
+        travel = attrs.get("travel_rule")
+        travel_rule = None
+        if travel is not None:
+            if not isinstance(travel, str) or not _HASH.fullmatch(travel):
+                raise MalformedPacket("travel_rule", "expected a SHA-256 as 64 lowercase hex")
+            travel_rule = bytes.fromhex(travel)
         src, dst = attrs["src_chain"], attrs["dst_chain"]
         if not is_chain_id(src):
             raise MalformedPacket("src_chain", "expected a chain id")
@@ -140,7 +160,7 @@ class Packet:
             raise MalformedPacket("recipient", "expected an address")
         if not is_denom(denom):
             raise MalformedPacket("denom", "expected a denom")
-        return cls(src, dst, nonce, sender, recipient, denom, amount, timeout)
+        return cls(src, dst, nonce, sender, recipient, denom, amount, timeout, travel_rule)
 
 
 # --- denom tracing --------------------------------------------------------------------

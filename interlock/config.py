@@ -57,6 +57,7 @@ from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 from htlc.module import HTLCModule
 from zk.confidential import ConfidentialModule
+from zk.registry import ComplianceModule
 
 __all__ = [
     "DEFAULT_MODULES",
@@ -80,11 +81,14 @@ MODULES: Mapping[str, Callable[[], Module]] = {
     "htlc": HTLCModule,
     "bridge": BridgeModule,
     "confidential": ConfidentialModule,
+    "compliance": ComplianceModule,
 }
 """Every module a chain can be built from, by name (the composition: ``chains`` never
 imports ``htlc`` or ``bridge``; this layer does)."""
-# confidential balances are opt-in: a chain lists "confidential" in its modules to run them
-DEFAULT_MODULES = ("bank", "validators", "lightclient", "htlc", "bridge")
+# confidential balances are opt-in: a chain lists "confidential" in its modules to run them.
+# compliance is in by default and inert until governance registers a policy or a denial:
+# the bridge consults it on every transfer
+DEFAULT_MODULES = ("bank", "validators", "lightclient", "htlc", "bridge", "compliance")
 _RPC_DEFAULTS = RpcLimits()
 
 

@@ -4,7 +4,8 @@ Three chains, A ↔ B ↔ C, so assets also travel two hops (``chain-b/chain-a/u
 The rules are what users, relayers, governance and time do, including the hostile or
 careless parts: relaying out of order, dropping packets, replaying, a relayer that
 forgot what it delivered, letting timeouts pass, pausing, governance cancelling a
-queued transfer.
+queued transfer, governance sanctioning a user (their locks refused at the source,
+transfers to them refused on arrival and refunded).
 
 I1 escrow on the source = wrapped supply on the destination + in flight (per path, denom)
 I2 each (path, nonce) is consumed at most once
@@ -101,7 +102,7 @@ class BridgeMachine(RuleBasedStateMachine):
             }
             txs.append(self.net.tx(src, self.net.key(src, user), "bridge", "lock", args))
         for r in self.net.produce(src, txs).receipts:
-            assert r.code in ("ok", "BridgePaused", "InsufficientFunds"), r.error
+            assert r.code in ("ok", "BridgePaused", "InsufficientFunds", "ComplianceRefused")
 
     @rule(chain=st.sampled_from([A, B, C]), user=st.sampled_from(USERS), data=st.data())
     def burn(self, chain: str, user: str, data: Any) -> None:
@@ -122,7 +123,15 @@ class BridgeMachine(RuleBasedStateMachine):
         r = self.net.call(chain, user, "bridge", "burn", args)
         # a burn above the origin's outflow cap is refused up front: its release could never pass
         over_cap = r.code == "RateLimited" and args["amount"] > CAP
-        assert r.code in ("ok", "BridgePaused") or over_cap, r.error
+        assert r.code in ("ok", "BridgePaused", "ComplianceRefused") or over_cap, r.error
+
+    @rule(chain=st.sampled_from([A, B, C]), user=st.sampled_from(USERS), denied=st.booleans())
+    def sanction(self, chain: str, user: str, denied: bool) -> None:
+        """Governance puts a user on, or takes them off, a chain's deny list: their locks
+        there are refused; transfers to them there are refused on arrival and refunded."""
+        args = {"address": self.net.key(chain, user).address}
+        r = self.net.call(chain, "gov", "compliance", "deny" if denied else "allow", args)
+        assert r.ok or (not denied and r.code == "InvalidArgument"), r.error
 
     @rule(pair=st.sampled_from(PAIRS), batch=st.booleans(), data=st.data())
     def relay(self, pair: tuple[str, str], batch: bool, data: Any) -> None:
@@ -227,7 +236,7 @@ class BridgeMachine(RuleBasedStateMachine):
             "recipient": self.net.key(dst, "bob").address,
         }
         r = self.net.call(src, "alice", "bridge", "lock", args)  # something to queue
-        assert r.code in ("ok", "BridgePaused", "InsufficientFunds"), r.error
+        assert r.code in ("ok", "BridgePaused", "InsufficientFunds", "ComplianceRefused"), r.error
         self._deliver(dst, self.net.collect(src, dst), batch=True)
         queue = self.net[dst].chain.query("bridge", "queue", {})
         assert isinstance(queue, list)

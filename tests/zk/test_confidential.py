@@ -91,7 +91,9 @@ def test_a_private_transfer_reveals_no_amount_and_the_auditor_reads_it(bank: Ban
     (ev,) = r.events
     assert ev.type == "confidential.transferred"
     assert "amount" not in ev.attributes
-    assert "250" not in str(ev.attributes)
+    # no field holds the amount (a substring test of the hex failed ~6% of runs: random
+    # ciphertext hex contains "250" that often)
+    assert all(v not in (250, "250") for v in ev.attributes.values())
     auditor_ct = Ciphertext.from_bytes(bytes.fromhex(str(ev.attributes["auditor_ct"])))
     assert decrypt(AUDITOR.secret, auditor_ct, bound=2**16) == 250
     assert decrypt(bank.keys["alice"].secret, bank.balance("alice"), bound=2**16) == 750
