@@ -22,6 +22,7 @@ from typing import Any
 
 from chains.crypto import PrivateKey, verify
 from chains.encoding import JSONValue, canonical
+from chains.engine import Engine, parse_engine
 from chains.errors import (
     BadNonce,
     ConfigError,
@@ -60,9 +61,9 @@ class Genesis:
     """The governance address."""
     app_state: Mapping[str, Mapping[str, Any]]
     """Per module genesis, keyed by module name."""
-    consensus: PowParams | None = None
-    """The engine's parameters; None is BFT (and is not encoded: a BFT genesis and its
-    hash are what they were before engines could be chosen)."""
+    consensus: Engine | None = None
+    """The engine's parameters (``chains.engine``); None is BFT (and is not encoded: a
+    BFT genesis and its hash are what they were before engines could be chosen)."""
 
     def to_json(self) -> dict[str, JSONValue]:
         d: dict[str, JSONValue] = {
@@ -85,7 +86,7 @@ class Genesis:
                 ValidatorSet.from_json(d["validators"]),
                 d["authority"],
                 d["app_state"],
-                None if d.get("consensus") is None else PowParams.from_json(d["consensus"]),
+                parse_engine(d.get("consensus")),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"malformed genesis: {exc}") from None
@@ -279,7 +280,8 @@ class BlockBuilder:
         vals = chain.validators
         keys = [k for k in signers if k.public_key in vals.by_key]
         power = sum(vals.by_key[k.public_key] for k in keys)
-        self._pow = chain.genesis.consensus
+        engine = chain.genesis.consensus
+        self._pow = engine if isinstance(engine, PowParams) else None
         if self._pow is not None:  # a PoW block is sealed by work: the first key mines
             if not signers:
                 raise ConfigError(f"{chain.chain_id}: a proof-of-work node needs a miner key")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from chains.encoding import JSONValue
+from chains.engine import ChainConsensus
 from chains.errors import InterlockError
 from chains.node import Node
 from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
@@ -26,6 +27,9 @@ class ChainHandle(Protocol):
     def chain_id(self) -> str: ...
 
     async def latest_height(self) -> int: ...
+
+    async def get_consensus(self) -> ChainConsensus:
+        """The chain's engine and genesis time (what checking its headers needs)."""
 
     async def get_block(self, height: int) -> Block | None: ...
 
@@ -67,6 +71,10 @@ class InProcessChain:
 
     async def latest_height(self) -> int:
         return self.node.height
+
+    async def get_consensus(self) -> ChainConsensus:
+        g = self.node.chain.genesis
+        return ChainConsensus(g.consensus, g.time)
 
     async def get_block(self, height: int) -> Block | None:
         return self.node.get_block(height)

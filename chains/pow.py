@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from hashlib import sha256
-from typing import Any
+from typing import Any, ClassVar
 
 from chains.encoding import JSONValue, canonical
 from chains.errors import (
@@ -62,6 +62,7 @@ __all__ = [
     "compute_next_target",
     "compute_retarget",
     "devnet_pow_params",
+    "get_anchor_height",
     "get_pow_data",
     "get_pow_hash",
     "get_work",
@@ -110,6 +111,8 @@ def _parse_int(d: Mapping[str, Any], key: str, lo: int, hi: int) -> int:
 class PowParams:
     """A proof-of-work chain's engine parameters (part of its genesis)."""
 
+    name: ClassVar[str] = "pow"
+    """The engine's name (``chains.engine``)."""
     initial_target: int
     """Target of the first window's blocks."""
     max_target: int
@@ -263,6 +266,12 @@ def compute_next_anchor(params: PowParams, parent: TipInfo) -> int:
     if parent.height % params.retarget_window == 0:
         return parent.time
     return parent.anchor_time
+
+
+def get_anchor_height(params: PowParams, height: int) -> int:
+    """The height whose time is the ``anchor_time`` of the block at ``height`` (>= 1):
+    the last window boundary below it (0: the genesis)."""
+    return (height - 1) // params.retarget_window * params.retarget_window
 
 
 def validate_pow_header(params: PowParams, parent: TipInfo, header: Header, now: int) -> None:

@@ -321,7 +321,7 @@ async def run_devnet(args: argparse.Namespace) -> None:
         cfg = load_devnet_config(args.config)
         chains = list(cfg.chains)
         if args.interval is not None:
-            chains = [dataclasses.replace(c, block_interval=args.interval) for c in chains]
+            chains = [c.with_interval(args.interval) for c in chains]
         data_dir = args.data_dir or cfg.data_dir
         bus_url = cfg.bus_url
     else:
@@ -353,7 +353,7 @@ async def run_chain_start(args: argparse.Namespace) -> None:
     if args.rpc_port is not None and chain.rpc is not None:
         chain = dataclasses.replace(chain, rpc=dataclasses.replace(chain.rpc, port=args.rpc_port))
     if args.interval is not None:
-        chain = dataclasses.replace(chain, block_interval=args.interval)
+        chain = chain.with_interval(args.interval)
     bus_url = cfg.bus_url
     if args.bus_url is not None:
         _check_bus_url(args.bus_url, "--bus-url")

@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,6 +38,7 @@ from chains.encoding import MAX_INT
 from chains.errors import ConfigError, InterlockError
 from chains.lightclient import LightClientModule
 from chains.module import Module
+from chains.pow import PowParams
 from chains.service.configfile import (
     AccountName,
     Address,
@@ -151,8 +152,22 @@ def _modules(names: list[str]) -> list[str]:
     return names
 
 
+class PowModel(_Model):
+    """``[pow]``: a proof-of-work chain's engine (``consensus = "pow"``); the retarget
+    rule aims at the chain's ``block_interval``."""
+
+    hashes_per_block: Annotated[int, Field(ge=1, le=2**48, strict=True)] = 4_096
+    """The easiest (and first) difficulty: expected hashes per block."""
+    finality_depth: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 6
+    retarget_window: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 16
+    max_adjust: Annotated[int, Field(ge=1, le=16, strict=True)] = 4
+    max_future_ms: Annotated[int, Field(ge=0, le=86_400_000, strict=True)] = 15_000
+
+
 class _ChainCommon(_Model):
     chain_id: ChainId
+    consensus: Literal["bft", "pow"] = "bft"
+    pow: PowModel | None = None
     modules: Annotated[list[str], AfterValidator(_modules)] = Field(
         default_factory=lambda: list(DEFAULT_MODULES)
     )
@@ -230,6 +245,17 @@ class ChainSettings:
     def chain_id(self) -> str:
         return self.genesis.chain_id
 
+    def with_interval(self, block_interval: float) -> ChainSettings:
+        """These settings at another block interval (``--interval``); a PoW chain's
+        retarget rule aims at it too, so its genesis changes with it."""
+        genesis, engine = self.genesis, self.genesis.consensus
+        if isinstance(engine, PowParams):
+            ms = max(1, round(block_interval * 1000))
+            genesis = dataclasses.replace(
+                genesis, consensus=dataclasses.replace(engine, block_interval_ms=ms)
+            )
+        return dataclasses.replace(self, genesis=genesis, block_interval=block_interval)
+
     def build_modules(self) -> list[Module]:
         """Fresh module instances for this chain (the node calls this on open)."""
         return [MODULES[name]() for name in self.modules]
@@ -269,6 +295,27 @@ class DevnetConfig:
 # --- conversion -------------------------------------------------------------------------
 
 
+def _engine(
+    m: _ChainCommon, block_interval: float, fail: Callable[[str, str], ConfigError]
+) -> PowParams | None:
+    """The chain's engine parameters from ``consensus`` and its table (None: BFT)."""
+    if m.consensus == "bft":
+        if m.pow is not None:
+            raise fail("pow", 'a [pow] table needs consensus = "pow"')
+        return None
+    p = m.pow or PowModel()
+    easiest = 2**256 // p.hashes_per_block - 1
+    return PowParams(
+        initial_target=easiest,
+        max_target=easiest,
+        block_interval_ms=max(1, round(block_interval * 1000)),
+        retarget_window=p.retarget_window,
+        max_adjust=p.max_adjust,
+        finality_depth=p.finality_depth,
+        max_future_ms=p.max_future_ms,
+    )
+
+
 def _chain_settings(
     source: Path | str,
     where: str,
@@ -282,6 +329,7 @@ def _chain_settings(
     def fail(key: str, reason: str) -> ConfigError:
         return ConfigError(f"{source}: {where}{key}: {reason}")
 
+    engine = _engine(m, block_interval, fail)
     g = m.genesis
     if len(set(g.accounts)) != len(g.accounts):
         dup = next(a for a in g.accounts if g.accounts.count(a) > 1)
@@ -298,6 +346,7 @@ def _chain_settings(
             denoms={m.chain_id: denom},
             balance=g.balance,
             genesis_time=g.time,
+            consensus=None if engine is None else {m.chain_id: engine},
         )[0]
     except (ValueError, InterlockError) as exc:
         raise fail("genesis", str(exc)) from None

@@ -35,12 +35,7 @@ from chains.handle import ChainHandle
 from chains.service.bus import Bus, BusSubscription, open_bus
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain
-from chains.service.subscriber import (
-    ChainSubscriber,
-    TrustedState,
-    VerifiedBlock,
-    trusted_state_from_handle,
-)
+from chains.service.subscriber import ChainSubscriber, VerifiedBlock, subscriber_at
 from chains.service.wire import WireError, chain_filter, open_envelope
 from relayer.config import RelayerSettings
 from relayer.feed import Feed
@@ -135,23 +130,6 @@ class Ownership:
                 self._heights[env.height] = None
                 while len(self._heights) > self.limit:
                     self._heights.popitem(last=False)
-
-
-async def genesis_trust(handle: ChainHandle) -> TrustedState:
-    """Trust before height 1: from the chain's own header 1 (its prev_hash is the genesis
-    hash, its validators the genesis set), read through the handle as any anchor is."""
-    header = await handle.get_header(1)
-    if header is None or header.chain_id != handle.chain_id:
-        raise InterlockError(f"{handle.chain_id} has no block 1 yet")
-    return TrustedState(
-        handle.chain_id, 0, header.prev_hash, header.time - 1, header.validators_hash
-    )
-
-
-async def trust_at(handle: ChainHandle, height: int) -> TrustedState:
-    return await (
-        genesis_trust(handle) if height <= 0 else trusted_state_from_handle(handle, height)
-    )
 
 
 async def _read_ahead(sub: ChainSubscriber, out: asyncio.Queue[VerifiedBlock]) -> None:
@@ -351,8 +329,7 @@ class Daemon:
         delay = self.settings.takeover_delay
 
         async def follow() -> None:
-            trusted = await trust_at(w.src, w.cursor)
-            sub = ChainSubscriber(bus, w.src, trusted=trusted, idle_timeout=self.idle_timeout)
+            sub = await subscriber_at(bus, w.src, w.cursor, idle_timeout=self.idle_timeout)
             async with sub, contextlib.AsyncExitStack() as stack:
                 owner: Ownership | None = None
                 if group:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
 from chains.service.bus import Bus
-from chains.service.subscriber import ChainSubscriber, VerifiedBlock
+from chains.service.subscriber import VerifiedBlock, subscriber_at
 from chains.types import Receipt
 from htlc.watch import Action, Watchtower
 from relayer.feed import Feed
@@ -91,16 +91,13 @@ class SwapWorker:
         idle_timeout: float,
         busy: Callable[[str, bool], None],
     ) -> None:
-        from relayer.daemon import trust_at
-
         queue: asyncio.Queue[tuple[str, list[VerifiedBlock]]] = asyncio.Queue(maxsize=8)
 
         async def feed(cid: str) -> None:
             handle = self.handles[cid]
-            trusted = await trust_at(handle, self.store.cursor(self._cursor_name(cid)) or 0)
-            async with ChainSubscriber(
-                bus, handle, trusted=trusted, idle_timeout=idle_timeout
-            ) as sub:
+            cursor = self.store.cursor(self._cursor_name(cid)) or 0
+            sub = await subscriber_at(bus, handle, cursor, idle_timeout=idle_timeout)
+            async with sub:
                 while True:
                     first = await anext(sub)
                     await queue.put((cid, [first, *sub.take_ready()]))

@@ -73,6 +73,7 @@ from pydantic import (
 
 from chains.chain import is_signature_valid
 from chains.encoding import MAX_INT, check_value
+from chains.engine import ChainConsensus
 from chains.errors import (
     ConfigError,
     DuplicateTx,
@@ -449,6 +450,7 @@ class _Handlers:
                 "latest_hash": None if last is None else last.hash.hex(),
                 "latest_time": chain.last_time,
                 "genesis_hash": chain.genesis_hash.hex(),
+                **ChainConsensus(chain.genesis.consensus, chain.genesis.time).to_json(),
                 "validators_hash": chain.validators.hash.hex(),
                 "mempool": len(self.node.mempool),
                 "block_interval": self.node.block_interval,

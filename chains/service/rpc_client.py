@@ -36,7 +36,14 @@ import aiohttp
 import orjson
 
 from chains.encoding import JSONValue
-from chains.errors import EncodingError, InterlockError, TxError, TxRejected
+from chains.engine import ChainConsensus
+from chains.errors import (
+    EncodingError,
+    InterlockError,
+    InvalidConsensusParams,
+    TxError,
+    TxRejected,
+)
 from chains.handle import ChainHandle
 from chains.service.retry import Backoff
 from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
@@ -291,6 +298,14 @@ class HttpChain:
         if not isinstance(h, int) or isinstance(h, bool) or h < 0:
             raise RpcError(self._chain_id, 200, "malformed_response", "status without a height")
         return h
+
+    async def get_consensus(self) -> ChainConsensus:
+        status = await self.status()
+        self._check_chain(status.get("chain_id", "?"), "the endpoint")
+        try:
+            return ChainConsensus.from_json(status)
+        except InvalidConsensusParams as exc:
+            raise RpcError(self._chain_id, 200, "malformed_response", str(exc)) from None
 
     async def _get_decoded(self, path: str, key: str, decode: Callable[[Any], _T]) -> _T | None:
         """GET ``path`` and decode its ``key``; None when the node answers 404."""

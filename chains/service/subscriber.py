@@ -49,13 +49,24 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Any, Protocol, Self
 
 from chains.chain import Genesis
 from chains.consensus import verify_commit
-from chains.errors import ConsensusError
+from chains.engine import ChainConsensus
+from chains.errors import ConsensusError, HeaderRejected, InvalidConsensusParams
 from chains.handle import ChainHandle
 from chains.merkle import merkle_root, verify_inclusion
+from chains.pow import (
+    PowParams,
+    TipInfo,
+    compute_next_anchor,
+    get_anchor_height,
+    is_work_valid,
+    target_bytes,
+    target_int,
+    validate_pow_header,
+)
 from chains.service.bus import Bus, BusMessage, BusSubscription
 from chains.service.wire import (
     BadEventProof,
@@ -73,12 +84,18 @@ from chains.service.wire import (
 from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
 
 __all__ = [
+    "BftRule",
     "ChainSubscriber",
+    "FollowRule",
+    "PowRule",
     "SubscriberStats",
     "TokenBucket",
     "TrustedState",
     "VerifiedBlock",
     "apply_header",
+    "get_follow_rule",
+    "subscriber_at",
+    "trust_at",
     "trusted_state_from_handle",
     "validate_block_events",
     "validate_event",
@@ -116,16 +133,43 @@ class TrustedState:
     """Its time, Unix ms: the next header's time must be later."""
     next_validators_hash: bytes
     """Hash of the set that must sign the next header."""
+    target: bytes = b""
+    """Proof of work: the header's target (empty for BFT)."""
+    anchor_time: int = 0
+    """Proof of work: the header's retarget anchor time (``chains.pow``)."""
 
     @classmethod
     def from_genesis(cls, genesis: Genesis) -> TrustedState:
-        return cls(genesis.chain_id, 0, genesis.hash, genesis.time, genesis.validators.hash)
+        engine = genesis.consensus
+        target = b""
+        if isinstance(engine, PowParams):
+            target = target_bytes(engine.initial_target)
+        return cls(
+            genesis.chain_id,
+            0,
+            genesis.hash,
+            genesis.time,
+            genesis.validators.hash,
+            target,
+            genesis.time,
+        )
 
     @classmethod
-    def after(cls, header: Header) -> TrustedState:
+    def after(cls, header: Header, anchor_time: int = 0) -> TrustedState:
         return cls(
-            header.chain_id, header.height, header.hash, header.time, header.next_validators_hash
+            header.chain_id,
+            header.height,
+            header.hash,
+            header.time,
+            header.next_validators_hash,
+            header.target,
+            anchor_time,
         )
+
+    @property
+    def tip(self) -> TipInfo:
+        """What the proof-of-work rules need of this header as a parent."""
+        return TipInfo(self.height, self.time, target_int(self.target), self.anchor_time)
 
 
 def validate_self_signed(sh: SignedHeader) -> None:
@@ -143,9 +187,7 @@ def validate_self_signed(sh: SignedHeader) -> None:
         raise UntrustedHeader(h.chain_id, h.height, str(exc)) from None
 
 
-def validate_next_header(trusted: TrustedState, sh: SignedHeader) -> None:
-    """Check that ``sh`` is the chain's header right after ``trusted``; changes nothing."""
-    h = sh.header
+def _validate_link(trusted: TrustedState, h: Header) -> None:
     if h.chain_id != trusted.chain_id:
         raise WrongChain(trusted.chain_id, h.chain_id)
     if h.height != trusted.height + 1:
@@ -154,6 +196,12 @@ def validate_next_header(trusted: TrustedState, sh: SignedHeader) -> None:
         raise UntrustedHeader(h.chain_id, h.height, "prev_hash does not link to trusted header")
     if h.time <= trusted.time:
         raise UntrustedHeader(h.chain_id, h.height, "time does not increase")
+
+
+def validate_next_header(trusted: TrustedState, sh: SignedHeader) -> None:
+    """Check that ``sh`` is the chain's header right after ``trusted``; changes nothing."""
+    h = sh.header
+    _validate_link(trusted, h)
     if h.validators_hash != trusted.next_validators_hash:
         raise UntrustedHeader(h.chain_id, h.height, "signed by another validator set")
     validate_self_signed(sh)
@@ -162,6 +210,123 @@ def validate_next_header(trusted: TrustedState, sh: SignedHeader) -> None:
 def apply_header(trusted: TrustedState, sh: SignedHeader) -> TrustedState:
     """The state after accepting ``sh`` (validate first); checks nothing."""
     return TrustedState.after(sh.header)
+
+
+# --- engines ------------------------------------------------------------------------
+# What differs between engines for a follower of the chain: how a header is checked
+# alone (before spending I/O on it) and after its parent, what is trusted after it, and
+# how many blocks must be on top before it is yielded. One rule object per engine.
+
+
+class FollowRule(Protocol):
+    """An engine's header rules, as the verifying subscriber applies them."""
+
+    @property
+    def final_depth(self) -> int:
+        """Blocks on top of a block before it is yielded (0: at once)."""
+
+    def validate_alone(self, sh: SignedHeader) -> None:
+        """Checks the header can pass by itself (cheap; before any I/O)."""
+
+    def validate_next(self, trusted: TrustedState, sh: SignedHeader, now_ms: int) -> None:
+        """Checks ``sh`` is the chain's header right after ``trusted``; changes nothing."""
+
+    def apply(self, trusted: TrustedState, sh: SignedHeader) -> TrustedState:
+        """The trusted state after ``sh``; checks nothing."""
+
+    def anchor_height(self, height: int) -> int | None:
+        """Another height whose header trusting ``height`` needs (None: none)."""
+
+    def trust(self, header: Header, anchor: Header | None) -> TrustedState:
+        """Trust ``header`` (read from the chain) given the header ``anchor_height``
+        names (None for the genesis)."""
+
+    def trust_genesis(self, first: Header) -> TrustedState:
+        """Trust before height 1, from the chain's own header 1 (its ``prev_hash`` is
+        the genesis hash)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BftRule:
+    """BFT proof of authority: >2/3 of the announced set signs; final when committed."""
+
+    final_depth: int = 0
+
+    def validate_alone(self, sh: SignedHeader) -> None:
+        validate_self_signed(sh)
+
+    def validate_next(self, trusted: TrustedState, sh: SignedHeader, now_ms: int) -> None:
+        validate_next_header(trusted, sh)
+
+    def apply(self, trusted: TrustedState, sh: SignedHeader) -> TrustedState:
+        return apply_header(trusted, sh)
+
+    def anchor_height(self, height: int) -> int | None:
+        return None
+
+    def trust(self, header: Header, anchor: Header | None) -> TrustedState:
+        return TrustedState.after(header)
+
+    def trust_genesis(self, first: Header) -> TrustedState:
+        # header 1 is signed by the genesis set; any time before it links
+        return TrustedState(
+            first.chain_id, 0, first.prev_hash, first.time - 1, first.validators_hash
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PowRule:
+    """Proof of work: the seal meets the target the retarget rule gives, the time is in
+    its window; a block is yielded once ``finality_depth`` blocks are on top of it."""
+
+    params: PowParams
+    """The chain's engine."""
+    genesis_time: int
+    """Its genesis time (the first window's anchor)."""
+
+    @property
+    def final_depth(self) -> int:
+        return self.params.finality_depth
+
+    def validate_alone(self, sh: SignedHeader) -> None:
+        h = sh.header
+        if not h.target or target_int(h.target) > self.params.max_target:
+            raise UntrustedHeader(h.chain_id, h.height, "target missing or above max_target")
+        if not is_work_valid(h):
+            raise UntrustedHeader(h.chain_id, h.height, "proof-of-work hash not below target")
+
+    def validate_next(self, trusted: TrustedState, sh: SignedHeader, now_ms: int) -> None:
+        h = sh.header
+        _validate_link(trusted, h)
+        try:
+            validate_pow_header(self.params, trusted.tip, h, now_ms)
+        except (ConsensusError, HeaderRejected) as exc:
+            raise UntrustedHeader(h.chain_id, h.height, str(exc)) from None
+
+    def apply(self, trusted: TrustedState, sh: SignedHeader) -> TrustedState:
+        return TrustedState.after(sh.header, compute_next_anchor(self.params, trusted.tip))
+
+    def anchor_height(self, height: int) -> int | None:
+        return get_anchor_height(self.params, height)
+
+    def trust(self, header: Header, anchor: Header | None) -> TrustedState:
+        return TrustedState.after(header, self.genesis_time if anchor is None else anchor.time)
+
+    def trust_genesis(self, first: Header) -> TrustedState:
+        # the first window's retarget counts from the genesis time
+        t, target = self.genesis_time, target_bytes(self.params.initial_target)
+        return TrustedState(first.chain_id, 0, first.prev_hash, t, first.validators_hash, target, t)
+
+
+def get_follow_rule(consensus: ChainConsensus | None) -> FollowRule:
+    """The rule for a chain's engine (None or no engine: BFT)."""
+    engine = None if consensus is None else consensus.engine
+    if engine is None:
+        return BftRule()
+    if isinstance(engine, PowParams):
+        assert consensus is not None
+        return PowRule(engine, consensus.genesis_time)
+    raise InvalidConsensusParams(f"no follow rule for engine {engine.name!r}")
 
 
 def validate_event(header: Header, proof: EventProof) -> None:
@@ -269,16 +434,53 @@ def _signed(env: Envelope) -> SignedHeader:
     return sh
 
 
-async def trusted_state_from_handle(handle: ChainHandle, height: int) -> TrustedState:
-    """Trust the chain's own header at ``height``, after checking that it is self-signed."""
+async def trust_header(handle: ChainHandle, rule: FollowRule, header: Header) -> TrustedState:
+    """Trust ``header`` (the chain's own, checked by the caller), reading what the
+    engine's rule needs besides (a PoW chain: its retarget window's first header)."""
+    at = rule.anchor_height(header.height)
+    anchor = None
+    if at:
+        anchor = await handle.get_header(at)
+        if anchor is None or anchor.chain_id != handle.chain_id:
+            raise UntrustedHeader(handle.chain_id, at, "the chain has no header at this height")
+    return rule.trust(header, anchor)
+
+
+async def trusted_state_from_handle(
+    handle: ChainHandle, height: int, rule: FollowRule | None = None
+) -> TrustedState:
+    """Trust the chain's own header at ``height``, after checking that it passes alone
+    (BFT: self-signed; PoW: its work)."""
+    rule = rule or BftRule()
     block, vals = await handle.get_block(height), await handle.get_validators(height)
     if block is None or vals is None:
         raise UntrustedHeader(handle.chain_id, height, "the chain has no block at this height")
     sh = SignedHeader(block.header, block.commit, vals)
     if block.header.chain_id != handle.chain_id:
         raise WrongChain(handle.chain_id, block.header.chain_id)
-    validate_self_signed(sh)
-    return TrustedState.after(block.header)
+    rule.validate_alone(sh)
+    return await trust_header(handle, rule, block.header)
+
+
+async def trust_at(handle: ChainHandle, height: int, rule: FollowRule) -> TrustedState:
+    """Trust the chain at ``height`` (0: its genesis), read through the handle (the RPC
+    is the chain; the bus is anyone)."""
+    if height > 0:
+        return await trusted_state_from_handle(handle, height, rule)
+    header = await handle.get_header(1)
+    if header is None or header.chain_id != handle.chain_id:
+        raise UntrustedHeader(handle.chain_id, 1, "the chain has no block 1 yet")
+    return rule.trust_genesis(header)
+
+
+async def subscriber_at(
+    bus: Bus, handle: ChainHandle, height: int, **options: Any
+) -> ChainSubscriber:
+    """A subscriber that yields the chain's blocks after ``height`` (a cursor; 0: from
+    the genesis), with the chain's engine read through the handle."""
+    consensus = await handle.get_consensus()
+    trusted = await trust_at(handle, height, get_follow_rule(consensus))
+    return ChainSubscriber(bus, handle, trusted=trusted, consensus=consensus, **options)
 
 
 class ChainSubscriber:
@@ -290,6 +492,8 @@ class ChainSubscriber:
     ``max_pending``: verified heights held back waiting for events before new headers
     from the bus are ignored (and later filled from the handle); also the most blocks one
     fill from the handle makes ready before they are taken.
+    ``consensus``: the chain's engine (``ChainHandle.get_consensus``; None: BFT): a PoW
+    chain's headers are checked by work, and a block is yielded only once final.
     ``unverified_per_s``, ``unverified_burst``: the budget for headers that cannot be
     checked against the trusted head (ahead of it, or before any trust); one that leads
     to progress costs nothing. ``clock``: seconds, for that budget (tests pass their own).
@@ -306,6 +510,8 @@ class ChainSubscriber:
         unverified_per_s: float = 2.0,
         unverified_burst: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        consensus: ChainConsensus | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
         self.handle = handle
@@ -313,6 +519,9 @@ class ChainSubscriber:
         if trusted is not None and trusted.chain_id != self.chain_id:
             raise WrongChain(self.chain_id, trusted.chain_id)
         self.trusted = trusted
+        self.rule = get_follow_rule(consensus)
+        """The engine's header rules (``consensus``: the chain's engine; None is BFT)."""
+        self._wall_clock = wall_clock
         self.idle_timeout = idle_timeout
         self.max_pending = max_pending
         self.stats = SubscriberStats()
@@ -336,6 +545,9 @@ class ChainSubscriber:
     def height(self) -> int:
         """The last height yielded."""
         return self._emitted
+
+    def _now_ms(self) -> int:
+        return int(self._wall_clock() * 1000)
 
     async def __aenter__(self) -> Self:
         self._sub = self.bus.subscribe(chain_filter(self.chain_id), qos=1)
@@ -427,7 +639,7 @@ class ChainSubscriber:
                 return  # held-back heights are stuck on the handle; the idle fill catches up
             if h == trusted.height + 1:
                 sh = _signed(env)
-                validate_next_header(trusted, sh)
+                self.rule.validate_next(trusted, sh, self._now_ms())
                 self._accept(sh)
                 return
         # Ahead of the trusted head, or no trust yet: the header cannot be checked against
@@ -443,11 +655,11 @@ class ChainSubscriber:
             if trusted is None:
                 await self._anchor(sh)
                 return
-            validate_self_signed(sh)  # not worth an RPC call unless it is at least that
+            self.rule.validate_alone(sh)  # not worth an RPC call unless it is at least that
             await self._fill_headers(h - 1)
             if self.trusted is None or self.trusted.height != h - 1:
                 return  # the handle is unreachable or behind; the idle fill will retry
-            validate_next_header(self.trusted, sh)
+            self.rule.validate_next(self.trusted, sh, self._now_ms())
             self._accept(sh)
         finally:
             if self.trusted is not None and self.trusted.height > before:
@@ -455,7 +667,7 @@ class ChainSubscriber:
 
     async def _anchor(self, sh: SignedHeader) -> None:
         """No trust yet: take the chain's own header at this height, if the bus agrees."""
-        validate_self_signed(sh)
+        self.rule.validate_alone(sh)
         try:
             block = await self.handle.get_block(sh.height)
             vals = await self.handle.get_validators(sh.height)
@@ -466,24 +678,29 @@ class ChainSubscriber:
             raise UntrustedHeader(self.chain_id, sh.height, "the chain has no such block")
         if block.header.hash != sh.header.hash:
             raise UntrustedHeader(self.chain_id, sh.height, "differs from the chain's header")
-        self._anchor_on(block, vals)
+        try:
+            await self._anchor_on(block, vals)
+        except Exception as exc:  # the handle is I/O: any failure means "not now"
+            if isinstance(exc, WireError):
+                raise
+            self._fill_failed(sh.height, exc)
 
-    def _anchor_on(self, block: Block, vals: ValidatorSet) -> None:
+    async def _anchor_on(self, block: Block, vals: ValidatorSet) -> None:
         """Start trusting at ``block`` (read from the handle); it is the first yielded."""
         own = SignedHeader(block.header, block.commit, vals)
         if block.header.chain_id != self.chain_id:
             raise WrongChain(self.chain_id, block.header.chain_id)
-        validate_self_signed(own)
+        self.rule.validate_alone(own)
         validate_block_events(block.header, block.events)
         h = block.height
-        self.trusted = TrustedState.after(block.header)
+        self.trusted = await trust_header(self.handle, self.rule, block.header)
         self._emitted = h - 1
         self._headers[h] = own
         self._got[h] = dict(enumerate(block.events))
 
     def _accept(self, sh: SignedHeader) -> None:
         assert self.trusted is not None
-        self.trusted = apply_header(self.trusted, sh)
+        self.trusted = self.rule.apply(self.trusted, sh)
         h = sh.height
         self._headers[h] = sh
         self._got.setdefault(h, {})
@@ -574,8 +791,8 @@ class ChainSubscriber:
         while self.trusted is not None:
             h = self._emitted + 1
             sh = self._headers.get(h)
-            if sh is None:
-                return
+            if sh is None or h > self.trusted.height - self.rule.final_depth:
+                return  # not there yet, or not final yet
             got = self._got[h]
             if len(got) != sh.header.event_count:
                 if self.trusted.height < h + 1:
@@ -653,7 +870,7 @@ class ChainSubscriber:
             window = FILL_WINDOW
             sh = SignedHeader(block.header, block.commit, vals)
             try:
-                validate_next_header(self.trusted, sh)
+                self.rule.validate_next(self.trusted, sh, self._now_ms())
                 validate_block_events(block.header, block.events)
             except WireError as exc:
                 log.error("%s: the chain handle served a bad block %d: %s", self.chain_id, h, exc)
@@ -677,14 +894,15 @@ class ChainSubscriber:
             self._fill_failed(self._emitted + 1, exc)
             return
         if self.trusted is None:
-            if latest < 1:
+            at = latest - self.rule.final_depth  # a final block: it is the first yielded
+            if at < 1:
                 return
             try:
-                block = await self.handle.get_block(latest)
-                vals = await self.handle.get_validators(latest)
+                block = await self.handle.get_block(at)
+                vals = await self.handle.get_validators(at)
                 if block is None or vals is None:
                     return
-                self._anchor_on(block, vals)
+                await self._anchor_on(block, vals)
             except Exception as exc:
                 self._fill_failed(latest, exc)
             await self._complete()

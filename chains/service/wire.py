@@ -224,6 +224,8 @@ class HeaderModel(_Model):
     validators_hash: Hash
     next_validators_hash: Hash
     proposer: Hash
+    target: Hash | None = None  # proof of work only (docs/wire.md): both or neither
+    nonce: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
 
 
 class CommitSigModel(_Model):
@@ -481,6 +483,8 @@ def _signed_header(topic_chain: str, p: HeaderPayload) -> SignedHeader:
     h, c = p.header, p.commit
     if h.chain_id != topic_chain:
         raise WrongChain(topic_chain, h.chain_id)
+    if (h.target is None) != (h.nonce is None):
+        raise MalformedPayload("header", "a proof-of-work header carries both target and nonce")
     # The shapes are validated above; build the core values without a second pass.
     header = Header(
         h.chain_id,
@@ -495,6 +499,8 @@ def _signed_header(topic_chain: str, p: HeaderPayload) -> SignedHeader:
         bytes.fromhex(h.validators_hash),
         bytes.fromhex(h.next_validators_hash),
         bytes.fromhex(h.proposer),
+        b"" if h.target is None else bytes.fromhex(h.target),
+        h.nonce,
     )
     commit = Commit(
         c.height,

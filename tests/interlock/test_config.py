@@ -11,6 +11,7 @@ import pytest
 
 from chains.devnet import build_devnet
 from chains.errors import ConfigError
+from chains.pow import PowParams, get_work
 from interlock.config import (
     DEFAULT_MODULES,
     load_chain_config,
@@ -137,6 +138,13 @@ BAD_CHAIN = [
     ("modules", ["bank", "bank"], "modules", "listed twice"),
     ("modules", ["bank", "bridge"], "modules", "needs the lightclient"),
     ("modules", "bank", "modules", "valid list"),
+    ("consensus", "pos", "consensus", "expected 'bft' or 'pow'"),
+    ("consensus", 1, "consensus", "expected 'bft' or 'pow'"),
+    ("pow", {"finality_depth": 3}, "pow", 'needs consensus = "pow"'),
+    ("pow.finality_depth", 0, "pow.finality_depth", "greater than or equal to 1"),
+    ("pow.hashes_per_block", 0, "pow.hashes_per_block", "greater than or equal to 1"),
+    ("pow.max_adjust", 17, "pow.max_adjust", "less than or equal to 16"),
+    ("pow.retarget", 5, "pow.retarget", "unknown key"),
 ]
 
 
@@ -172,6 +180,8 @@ DEVNET: dict[str, Any] = {
         (lambda d: d["chains"][1]["rpc"].update(port=1e3), "chains[1].rpc.port", "integer"),
         (lambda d: d.update(bus={"url": "memory://x"}), "bus.url", "no host"),
         (lambda d: d.update(block_interval=-1), "block_interval", "greater than 0"),
+        (lambda d: d["chains"][1].update(consensus="work"), "chains[1].consensus", "'pow'"),
+        (lambda d: d["chains"][1].update(pow={"x": 1}), "chains[1].pow.x", "unknown key"),
     ],
 )
 def test_bad_devnet_key_is_one_line_naming_file_and_key(mutate: Any, loc: str, expect: str) -> None:
@@ -219,3 +229,24 @@ def test_a_bad_bus_url_in_a_config_never_shows_its_password(url: str) -> None:
     assert msg.startswith("configs/x.toml: bus.url: "), msg
     assert "hunter2" not in msg, msg
     assert "\n" not in msg
+
+
+def test_a_pow_chain_config_names_its_engine_and_its_interval() -> None:
+    """``consensus = "pow"`` with its table: the genesis carries the engine's parameters
+    (the retarget rule aims at the chain's block interval, ``--interval`` included), the
+    same chain in a devnet file has the same genesis, and a BFT chain carries none."""
+    w = load_chain_config(CONFIGS / "chain-w.toml").chain
+    engine = w.genesis.consensus
+    assert isinstance(engine, PowParams)
+    assert (engine.finality_depth, engine.block_interval_ms) == (6, 1000)
+    assert get_work(engine.initial_target) == 4096  # hashes_per_block
+    fast = w.with_interval(0.25)
+    assert isinstance(fast.genesis.consensus, PowParams)
+    assert fast.genesis.consensus.block_interval_ms == 250
+    assert fast.genesis.hash != w.genesis.hash
+    devnet = {c.chain_id: c for c in load_devnet_config(CONFIGS / "devnet-pow.toml").chains}
+    assert devnet["chain-w"].genesis.hash == w.genesis.hash
+    assert devnet["chain-b"].genesis.consensus is None
+    assert load_chain_config(CONFIGS / "chain-a.toml").chain.with_interval(0.5).genesis.hash == (
+        load_chain_config(CONFIGS / "chain-a.toml").chain.genesis.hash
+    )

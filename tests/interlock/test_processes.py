@@ -23,11 +23,11 @@ from typing import Self
 import aiohttp
 import pytest
 
-from chains.devnet import build_devnet
+from chains.devnet import DevnetChain, build_devnet
 from chains.service.bus import open_bus
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain
-from chains.service.subscriber import ChainSubscriber, TrustedState
+from chains.service.subscriber import ChainSubscriber, TrustedState, subscriber_at
 from chains.service.wire import SignedHeader, all_chains_filter, decode
 from chains.types import Tx
 from interlock.config import load_chain_config
@@ -464,3 +464,39 @@ async def test_a_slowloris_flood_does_not_take_a_chain_process_down(
     log = (proc.data_dir / f"stderr.{proc.runs}").read_text()
     assert "Traceback" not in log
     assert len(log) < 20_000
+
+
+async def test_a_pow_chain_runs_as_a_process_and_its_blocks_verify_by_work(
+    tmp_path: Path, mqtt_url: str, processes: list[ChainProcess]
+) -> None:
+    """configs/chain-w.toml: the node mines, the publisher carries PoW headers, and a
+    verifying subscriber over the broker checks their work and yields a block only
+    once ``finality_depth`` blocks are on top of it."""
+    proc = ChainProcess(CONFIGS / "chain-w.toml", tmp_path / "w", mqtt_url).start()
+    cfg = load_chain_config(CONFIGS / "chain-w.toml").chain.with_interval(proc.interval)
+    assert cfg.genesis.consensus is not None
+    depth = cfg.genesis.consensus.finality_depth
+    processes.append(proc)
+    async with open_bus(mqtt_url) as bus, HttpChain("chain-w", [proc.url], retry=RETRY) as w:
+        await wait_healthy(w, proc, 1)
+        consensus = await w.get_consensus()
+        assert consensus.engine == cfg.genesis.consensus
+        dc = build_devnet(["chain-w"], seed="interlock-devnet", denoms={"chain-w": "gbp"})[0]
+        receipt = await w.submit(transfer_on(dc))
+        sub = await subscriber_at(bus, w, 0, idle_timeout=0.5)
+        async with sub, asyncio.timeout(DEADLINE):
+            async for vb in sub:
+                assert vb.header.nonce is not None
+                assert vb.commit.signatures == ()
+                assert await w.latest_height() >= vb.height + depth  # final when yielded
+                if vb.height == receipt.height:
+                    assert [e.type for e in vb.events] == ["bank.transfer"]
+                    break
+        assert sub.stats.rejected == {}
+    assert proc.terminate() == 0, proc.stderr()
+
+
+def transfer_on(dc: DevnetChain) -> Tx:
+    to = dc.accounts["bob"].address
+    args = {"to": to, "denom": dc.denom, "amount": 5}
+    return Tx.create(dc.accounts["alice"], dc.chain_id, 0, "bank", "transfer", args)
