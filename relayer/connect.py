@@ -2,7 +2,8 @@
 
 Hermes's ``create client`` plus the governance step this project's bridge needs: on the
 destination, a light client of the source created (by anyone: the relayer's key) from the
-source's latest signed header, then a bridge path naming that client, registered by the
+source's latest signed header (a proof-of-work source: a PoW client from its last final
+header), then a bridge path naming that client, registered by the
 destination's governance key. Idempotent: a destination that has a path from the source
 already is left as it is. The daemon reads clients and paths back from the chains.
 """
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 from chains.crypto import PrivateKey
 from chains.encoding import JSONValue
+from chains.engine import ChainConsensus
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
 from chains.lightclient import HeaderUpdate
+from chains.pow import PowParams, get_anchor_height
 from chains.types import Tx
 
 __all__ = ["MAX_CLOCK_DRIFT_MS", "TRUSTING_PERIOD_MS", "connect"]
@@ -34,6 +37,27 @@ async def _send(
     return str(receipt.events[0].attributes.get("client_id", "")) if receipt.events else ""
 
 
+async def _pow_client_args(
+    src: ChainHandle, params: PowParams, consensus: ChainConsensus
+) -> tuple[str, dict[str, JSONValue], int]:
+    """A PoW client starts from a checkpoint: the source's last final header (trusted as
+    a BFT client's first header is), with its retarget window's anchor time."""
+    height = await src.latest_height() - params.finality_depth
+    if height < 1:
+        raise InterlockError(f"{src.chain_id} has no final block yet (height {height})")
+    checkpoint = await src.get_header(height)
+    at = get_anchor_height(params, height)
+    anchor = await src.get_header(at) if at else None
+    if checkpoint is None or (at and anchor is None):
+        raise InterlockError(f"{src.chain_id} has no header at {height} or {at}")
+    args: dict[str, JSONValue] = {
+        "params": params.to_json(),
+        "checkpoint": checkpoint.to_json(),
+        "anchor_time": consensus.genesis_time if anchor is None else anchor.time,
+    }
+    return "create_pow_client", args, height
+
+
 async def connect(
     src: ChainHandle, dst: ChainHandle, relayer: PrivateKey, authority: PrivateKey
 ) -> str:
@@ -43,22 +67,24 @@ async def connect(
         path = None
     if isinstance(path, dict):
         return f"{dst.chain_id}: path from {src.chain_id} exists (client {path.get('client_id')})"
-    height = await src.latest_height()
-    block, vals = await src.get_block(height), await src.get_validators(height)
-    if block is None or vals is None:
-        raise InterlockError(f"{src.chain_id} has no block at {height}")
-    update = HeaderUpdate(block.header, block.commit, vals, height, None)
-    client_id = await _send(
-        dst,
-        relayer,
-        "lightclient",
-        "create_client",
-        {
-            "update": update.to_json(),
-            "trusting_period": TRUSTING_PERIOD_MS,
-            "max_clock_drift": MAX_CLOCK_DRIFT_MS,
-        },
-    )
+    consensus = await src.get_consensus()
+    if isinstance(consensus.engine, PowParams):
+        method, args, height = await _pow_client_args(src, consensus.engine, consensus)
+    else:
+        height = await src.latest_height()
+        block, vals = await src.get_block(height), await src.get_validators(height)
+        if block is None or vals is None:
+            raise InterlockError(f"{src.chain_id} has no block at {height}")
+        update = HeaderUpdate(block.header, block.commit, vals, height, None)
+        method, args = (
+            "create_client",
+            {
+                "update": update.to_json(),
+                "trusting_period": TRUSTING_PERIOD_MS,
+                "max_clock_drift": MAX_CLOCK_DRIFT_MS,
+            },
+        )
+    client_id = await _send(dst, relayer, "lightclient", method, args)
     await _send(
         dst,
         authority,

@@ -45,7 +45,9 @@ from chains.encoding import JSONValue
 from chains.errors import ConsensusStateNotFound, InterlockError
 from chains.handle import ChainHandle
 from chains.lcplan import LightBlock, UpdatePlanner, needs_refresh
-from chains.lightclient import HeaderUpdate
+from chains.lightclient import MAX_POW_BEST_QUERY, HeaderUpdate
+from chains.powclient import is_pow_client
+from chains.powplan import is_provable, plan_pow_headers
 from chains.service.subscriber import VerifiedBlock
 from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
 from relayer.feed import Feed
@@ -63,6 +65,8 @@ PENDING_PER_QUERY = MAX_PENDING_QUERY // 2
 """Packets asked about per ``bridge/pending`` query: at most ~30 bytes of JSON each, so
 2,048 fit the RPC's 68 KiB query body (``RpcLimits.max_tx_bytes``); the module's own
 4,096 did not once nonces passed ~10,000 (413, and the batch retried forever)."""
+POW_HEADERS_AT_ONCE = 64
+"""Source headers read at once when a PoW client needs many (a catch-up)."""
 RETRY_KEPT_AFTER = 5.0
 """Seconds before packets the destination refused are sent again."""
 
@@ -303,11 +307,20 @@ class TransferWorker:
         calls: list[Call] = []
         needed = heights_needed(todo)
         tip = blocks[-1].header
-        if not needed and await self._needs_refresh(latest, tip):
-            needed = [tip.height]
-        # the client's latest is usually the last batch's tip: its verified header saves
-        # an RPC to the source (the busiest process) per batch
-        updates = await self._header_updates(needed, latest, {**self._last_headers, **headers})
+        later: list[Packet] = []
+        if is_pow_client(self.client_id):
+            # a PoW client follows work: runs of headers up to the source's tip, and
+            # events are proven only at heights that are then final
+            updates, latest = await self._pow_updates(client, headers)
+            later = [p for p in todo if not is_provable(latest, p.proof.height)]
+            todo = [p for p in todo if is_provable(latest, p.proof.height)]
+            needed = [tip.height] if updates else []
+        else:
+            if not needed and await self._needs_refresh(latest, tip):
+                needed = [tip.height]
+            # the client's latest is usually the last batch's tip: its verified header
+            # saves an RPC to the source (the busiest process) per batch
+            updates = await self._header_updates(needed, latest, {**self._last_headers, **headers})
         self._last_headers = headers
         calls.extend(updates)
         deliveries = pack_deliveries(todo)
@@ -327,6 +340,7 @@ class TransferWorker:
         )
         # a packet without a valid nonce was refused for good: it is not kept
         failed = [p for p in todo if p.nonce and (p.action, p.nonce) not in delivered_ok]
+        failed.extend(later)
         if failed:
             self._retry_at = time.time() + RETRY_KEPT_AFTER
         if not retrying:
@@ -385,6 +399,40 @@ class TransferWorker:
             calls.extend(await self._update(header, trusted, trusted_header))
             trusted, trusted_header = h, header
         return calls
+
+    async def _pow_updates(
+        self, client: Any, verified: Mapping[int, Header]
+    ) -> tuple[list[Call], int]:
+        """``update_pow_client`` calls taking the destination's PoW client to the
+        source's tip (``chains.powplan``), and the client's final height after them."""
+        best = int(_field(client, "best_height", int))
+        final = int(_field(client, "final_height", int))
+        depth = int(_field(_field(client, "params", dict), "finality_depth", int))
+        top = await self.src.latest_height()
+        hashes: dict[int, bytes] = {}
+        for lo in range(final, best + 1, MAX_POW_BEST_QUERY):
+            args = {"client_id": self.client_id, "from": lo, "to": best}
+            got = await self.dst.query("lightclient", "pow_best", args)
+            if not isinstance(got, dict):
+                raise InterlockError("malformed answer: pow_best")
+            hashes.update({int(h): bytes.fromhex(str(v)) for h, v in got.items()})
+        source: dict[int, Header] = {}
+        wanted = [h for h in range(final, top + 1) if h not in verified]
+        for i in range(0, len(wanted), POW_HEADERS_AT_ONCE):
+            chunk = wanted[i : i + POW_HEADERS_AT_ONCE]
+            got = await asyncio.gather(*map(self._header, chunk))
+            source.update(zip(chunk, got, strict=True))
+        source.update((h, x) for h, x in verified.items() if h >= final)
+        runs = plan_pow_headers(best, final, hashes, source, top)
+        calls = [
+            Call(
+                "lightclient",
+                "update_pow_client",
+                {"client_id": self.client_id, "headers": [h.to_json() for h in run]},
+            )
+            for run in runs
+        ]
+        return calls, max(final, top - depth) if runs else final
 
     async def _header(self, height: int) -> Header:
         header = await self.src.get_header(height)

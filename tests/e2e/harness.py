@@ -83,17 +83,19 @@ def relayer_toml(
     share_group: str = "",
     kinds: str = "",
     key: str = "devnet:relayer",
+    pair: tuple[str, str] = (A, B),
 ) -> str:
     relay = kinds or '["transfers", "swaps"]'
     chains = "".join(
         f'\n[[chains]]\nid = "{cid}"\nrpc = {rpc!r}\nkey = "{key}"\nblock_interval = 0.2\n'
         for cid, rpc in urls.items()
     ).replace("'", '"')
+    src, dst = pair
     return (
         f'[relayer]\nbus_url = "{bus_url}"\nshare_group = "{share_group}"\n'
         f"[api]\nport = 0\n{chains}"
-        f'\n[[paths]]\nsrc = "{A}"\ndst = "{B}"\nrelay = {relay}\n'
-        f'\n[[paths]]\nsrc = "{B}"\ndst = "{A}"\nrelay = ["transfers"]\n'
+        f'\n[[paths]]\nsrc = "{src}"\ndst = "{dst}"\nrelay = {relay}\n'
+        f'\n[[paths]]\nsrc = "{dst}"\ndst = "{src}"\nrelay = ["transfers"]\n'
     )
 
 
@@ -106,17 +108,20 @@ class Net:
     chains: dict[str, ChainProcess] = field(default_factory=dict)
     relayers: list[RelayerProcess] = field(default_factory=list)
     config: Path | None = None
+    pair: tuple[str, str] = (A, B)
+    """The two chains (``configs/<id>.toml``), source first in ``path create``."""
 
     def start(self, interval: float = 0.2) -> Net:
-        for cid in (A, B):
+        src, dst = self.pair
+        for cid in (src, dst):
             p = ChainProcess(CONFIGS / f"{cid}.toml", self.tmp / cid, self.broker.url, interval)
             self.chains[cid] = p.start()
         self.config = self.tmp / "relayer.toml"
         urls = {cid: [p.url] for cid, p in self.chains.items()}
-        self.config.write_text(relayer_toml(urls, self.broker.url))
+        self.config.write_text(relayer_toml(urls, self.broker.url, pair=self.pair))
         deadline = time.monotonic() + DEADLINE
         while True:  # the chains need a moment to serve RPC and make block 1
-            r = run_cli("path", "create", "--config", str(self.config), "--src", A, "--dst", B)
+            r = run_cli("path", "create", "--config", str(self.config), "--src", src, "--dst", dst)
             if r.returncode == 0:
                 break
             if time.monotonic() > deadline:
@@ -138,8 +143,10 @@ class Net:
 
 
 @contextlib.contextmanager
-def network(broker: Mosquitto, tmp: Path, interval: float = 0.2) -> Iterator[Net]:
-    net = Net(broker, tmp)
+def network(
+    broker: Mosquitto, tmp: Path, interval: float = 0.2, pair: tuple[str, str] = (A, B)
+) -> Iterator[Net]:
+    net = Net(broker, tmp, pair=pair)
     try:
         yield net.start(interval)
     finally:
