@@ -17,6 +17,12 @@ the tests and the benchmark all call it):
 4. :func:`pack_deliveries`: the ``mint`` / ``release`` / ``refund`` calls, as many
    bundles per transaction as fit under the size limit.
 
+A packet the destination refuses by compliance policy is not a failed call: the
+destination records it as expired, and step 1 on the way back selects that
+``bridge.expired`` like a timeout's, so the refund needs nothing more.
+:func:`select_refusals` reads the refusals from a delivery's receipt, for the
+relayer's metrics and logs.
+
 Cost: proofs of one block come from one tree (``Block.prove_events``); sizes are
 measured on the canonical encoding the transaction will carry.
 """
@@ -30,7 +36,8 @@ from types import MappingProxyType
 from bridge.errors import BundleTooLarge, MalformedPendingAnswer, TooManyPackets
 from bridge.module import DEFAULT_MAX_BUNDLES, MAX_PENDING_QUERY
 from chains.encoding import JSONValue, canonical
-from chains.types import MAX_TX_BYTES, Block, EventProof
+from chains.types import MAX_TX_BYTES, Block, Event, EventProof
+from zk.compliance import RULES
 
 __all__ = [
     "ACTIONS",
@@ -38,11 +45,13 @@ __all__ = [
     "KINDS",
     "MAX_PENDING_QUERY",
     "Packet",
+    "Refusal",
     "drop_delivered",
     "heights_needed",
     "pack_deliveries",
     "pending_query",
     "select_packets",
+    "select_refusals",
 ]
 
 ACTIONS: Mapping[str, str] = MappingProxyType(
@@ -104,6 +113,43 @@ def select_packets(block: Block, src: str, dst: str, *, module: str = "bridge") 
         Packet(ACTIONS[p.event.type[len(prefix) :]], _nonce(p.event.attributes), p)
         for p in block.prove_events(wanted)
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A transfer the destination refused by compliance policy (``bridge.refused``)."""
+
+    src_chain: str
+    """The chain that sent it (and refunds it)."""
+    nonce: int
+    """Its nonce on the path; 0 if the event has none that is valid."""
+    rule: str
+    """The rule broken, one of :data:`zk.compliance.RULES`, or ``other`` for a name a
+    destination made up (the rule is a metrics label: its values must stay few)."""
+    detail: str
+    """The destination's one-line reason (untrusted text, at most 200 characters)."""
+
+
+def select_refusals(events: Sequence[Event], *, module: str = "bridge") -> list[Refusal]:
+    """The compliance refusals among ``events`` (a delivery's receipt, or a block of the
+    destination), in order. The destination's words are untrusted: they are shortened
+    and the rule is kept only if it names a known rule."""
+    out: list[Refusal] = []
+    for ev in events:
+        if ev.type != module + ".refused":
+            continue
+        a = ev.attributes
+        rule = a.get("rule")
+        detail = a.get("detail")
+        out.append(
+            Refusal(
+                str(a.get("src_chain"))[:64],
+                _nonce(a),
+                rule if isinstance(rule, str) and rule in RULES else "other",
+                detail[:200] if isinstance(detail, str) else "",
+            )
+        )
+    return out
 
 
 def pending_query(src: str, packets: Sequence[Packet]) -> dict[str, JSONValue]:

@@ -8,6 +8,8 @@ carries headers and proofs; ``--wait`` only watches both chains over RPC:
     locked at h (source)  ->  header relayed (destination's client of the source >= h)
     ->  minted / released at h' (destination)        exit 0
     or  expired on the destination -> refunded on the source        exit 3
+    or  refused by the destination's compliance policy (the rule named)
+        -> refunded on the source                                   exit 3
     or  still in flight when --wait-timeout passes                   exit 4
 
 ``transfer`` sends ``lock``: the bridge escrows a native token, or burns a wrapped one
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import UnknownPath
+from bridge.module import MAX_TRAVEL_RULE
 from bridge.transfer import compute_returning_denom
 from chains.service.rpc_client import HttpChain
 from interlock.cmd_common import (
@@ -42,6 +45,8 @@ from interlock.cmd_common import (
     submit,
 )
 from interlock.errors import CommandError, NotFound
+from zk.compliance import seal_travel_rule
+from zk.errors import ZkError
 
 __all__ = [
     "EXIT_DELIVERED",
@@ -100,21 +105,29 @@ class Progress(enum.Enum):
     """Minted or released on the destination. Final."""
     EXPIRED = "expired"
     """Past its timeout on the destination; the refund on the source is still to come."""
+    REFUSED = "refused"
+    """Refused by the destination's compliance policy (recorded there as an expiry); the
+    refund on the source is still to come."""
     REFUNDED = "refunded"
     """Refunded on the source. Final."""
 
 
 def compute_progress(
-    sent: Mapping[str, Any], received: object, client_height: int, lock_height: int
+    sent: Mapping[str, Any],
+    received: object,
+    client_height: int,
+    lock_height: int,
+    refusal: object = None,
 ) -> Progress:
     """The transfer's progress from the source's ``bridge/sent`` record, the
-    destination's ``bridge/received`` answer and its client's height of the source."""
+    destination's ``bridge/received`` and ``bridge/refusal`` answers and its client's
+    height of the source."""
     if sent.get("status") == "refunded":
         return Progress.REFUNDED
     if received == "delivered":
         return Progress.DELIVERED
     if received == "expired":
-        return Progress.EXPIRED
+        return Progress.REFUSED if isinstance(refusal, Mapping) else Progress.EXPIRED
     if received == "queued":
         return Progress.QUEUED
     if client_height >= lock_height > 0:
@@ -155,6 +168,13 @@ def _send_args(p: argparse.ArgumentParser) -> None:
         "--timeout",
         default=None,
         help="deliverable for this long, e.g. 60s, 10m (converted to destination heights)",
+    )
+    p.add_argument(
+        "--travel-rule",
+        default=None,
+        metavar="TEXT",
+        help="originator and beneficiary information, sealed to the destination's "
+        "compliance key (its hash travels in the packet)",
     )
     p.add_argument("--wait", action="store_true", help="follow it to the mint or the refund")
     p.add_argument("--wait-timeout", default="10m", help="give up waiting after (default 10m)")
@@ -213,6 +233,8 @@ async def _send(args: argparse.Namespace, method: str) -> int:
         if timeout_s is not None:
             latest, blocks = await blocks_for(dst, timeout_s)
             call["timeout_height"] = latest + blocks
+        if args.travel_rule is not None:
+            call["travel_rule"] = await _sealed_travel_rule(dst, args.travel_rule)
         receipt = await submit(src, key, "bridge", method, call)
         sent = next(e for e in receipt.events if e.type in ("bridge.locked", "bridge.burned"))
         tid = TransferId(src.chain_id, dst.chain_id, int(str(sent.attributes["nonce"])))
@@ -241,6 +263,20 @@ async def _send(args: argparse.Namespace, method: str) -> int:
         return await _follow(args, src, dst, tid, receipt.height, wait_s)
 
 
+async def _sealed_travel_rule(dst: HttpChain, text: str) -> str:
+    """``text`` sealed to ``dst``'s travel-rule key, as the ``lock`` argument."""
+    data = text.encode()
+    if not 0 < len(data) <= MAX_TRAVEL_RULE - 48:  # a sealed box adds 48 bytes
+        raise CommandError(f"--travel-rule: expected 1..{MAX_TRAVEL_RULE - 48} bytes of text")
+    key = await dst.query("compliance", "travel_key", {})
+    if not isinstance(key, str) or len(key) != 64:
+        raise CommandError(f"{dst.chain_id} has no travel-rule key: its governance sets one")
+    try:
+        return seal_travel_rule(data, bytes.fromhex(key)).hex()
+    except (ValueError, ZkError) as exc:
+        raise CommandError(f"{dst.chain_id}'s travel-rule key is unusable: {exc}") from None
+
+
 async def _path(src: HttpChain, remote: str) -> Mapping[str, Any]:
     try:
         got = await src.query("bridge", "path", {"remote_chain": remote})
@@ -253,12 +289,17 @@ async def _path(src: HttpChain, remote: str) -> Mapping[str, Any]:
     return got
 
 
-async def _read(src: HttpChain, dst: HttpChain, tid: TransferId) -> tuple[Mapping[str, Any], Any]:
+async def _read(
+    src: HttpChain, dst: HttpChain, tid: TransferId
+) -> tuple[Mapping[str, Any], Any, Any]:
+    """The source's record, the destination's status and its refusal (or None)."""
     sent = await src.query("bridge", "sent", {"remote_chain": tid.dst, "nonce": tid.nonce})
     if not isinstance(sent, Mapping):
         raise NotFound(f"transfer {tid} (no such nonce on {tid.src})")
-    got = await dst.query("bridge", "received", {"remote_chain": tid.src, "nonce": tid.nonce})
-    return sent, got
+    at = {"remote_chain": tid.src, "nonce": tid.nonce}
+    got = await dst.query("bridge", "received", at)
+    refusal = await dst.query("bridge", "refusal", at) if got == "expired" else None
+    return sent, got, refusal
 
 
 async def _client_of_src(dst: HttpChain, src_id: str) -> tuple[str, int]:
@@ -300,16 +341,23 @@ async def _follow(
     events: list[dict[str, Any]] = [
         {"status": "locked", "chain": src.chain_id, "height": lock_height}
     ]
+    refusal: Any = None
     while True:
-        sent, received = await _read(src, dst, tid)
+        sent, received, refusal = await _read(src, dst, tid)
         _, client_height = await _client_of_src(dst, src.chain_id)
-        now = compute_progress(sent, received, client_height, lock_height)
-        if now != seen:
-            line, record = await _describe(now, src, dst, tid, client_height, dst_from, src_from)
+        now = compute_progress(sent, received, client_height, lock_height, refusal)
+        steps = [now] if now != seen else []
+        refused_unseen = isinstance(refusal, Mapping) and seen is not Progress.REFUSED
+        if steps and now is Progress.REFUNDED and refused_unseen:
+            steps.insert(0, Progress.REFUSED)  # refused and refunded between two polls
+        for step in steps:
+            line, record = await _describe(
+                step, src, dst, tid, client_height, dst_from, src_from, refusal
+            )
             events.append(record)
             if not args.json:
                 print(line, flush=True)
-            seen = now
+            seen = step
         if now in (Progress.DELIVERED, Progress.REFUNDED):
             code = EXIT_DELIVERED if now is Progress.DELIVERED else EXIT_REFUNDED
             break
@@ -336,6 +384,7 @@ async def _describe(
     client_height: int,
     dst_from: int,
     src_from: int,
+    refusal: Any = None,
 ) -> tuple[str, dict[str, Any]]:
     if now is Progress.RELAYED:
         return (
@@ -343,6 +392,20 @@ async def _describe(
             f"{client_height}",
             {"status": now.value, "client_height": client_height},
         )
+    if now is Progress.REFUSED:
+        to = await dst.latest_height()
+        height = await _find_event(
+            dst, dst_from, to, "bridge.refused", "src_chain", tid, src.chain_id
+        )
+        rule, detail = _refusal(refusal)
+        where = f" at height {height}" if height else ""
+        return f"refused by {dst.chain_id}: {rule} ({detail}){where}; the refund comes next", {
+            "status": now.value,
+            "chain": dst.chain_id,
+            "height": height,
+            "rule": rule,
+            "detail": detail,
+        }
     if now in (Progress.DELIVERED, Progress.QUEUED, Progress.EXPIRED):
         kind = {
             "delivered": ("bridge.minted", "bridge.released"),
@@ -372,11 +435,24 @@ async def _describe(
             src, src_from, to, "bridge.refunded", "dst_chain", tid, dst.chain_id
         )
         where = f" at height {height}" if height else ""
+        why = "refused" if isinstance(refusal, Mapping) else "expired"
         return (
-            f"expired and refunded on {src.chain_id}{where}",
+            f"{why} and refunded on {src.chain_id}{where}",
             {"status": now.value, "chain": src.chain_id, "height": height},
         )
     return now.value, {"status": now.value}
+
+
+def _refusal(refusal: object) -> tuple[str, str]:
+    """The rule and detail of a destination's refusal record, as shown to a user: a
+    chain's words, so bounded and printable."""
+    if not isinstance(refusal, Mapping):
+        return "?", ""
+
+    def shown(v: object) -> str:
+        return "".join(c if c.isprintable() else "?" for c in str(v)[:200])
+
+    return shown(refusal.get("rule")), shown(refusal.get("detail"))
 
 
 async def transfer_status(args: argparse.Namespace) -> int:
@@ -386,20 +462,32 @@ async def transfer_status(args: argparse.Namespace) -> int:
     async with Chains.from_args(args) as chains:
         src = await chains.get(tid.src)
         dst = await chains.get(tid.dst)
-        sent, received = await _read(src, dst, tid)
+        sent, received, refusal = await _read(src, dst, tid)
         _, client_height = await _client_of_src(dst, tid.src)
     packet = sent.get("packet", {})
     lock_height = 0  # unknown from state alone: "relayed" needs the client past the lock
-    now = compute_progress(sent, received, client_height, lock_height)
+    now = compute_progress(sent, received, client_height, lock_height, refusal)
+    status = now.value
+    if isinstance(refusal, Mapping):
+        rule, detail = _refusal(refusal)
+        status += f" (refused by {tid.dst}: {rule}: {detail})"
     lines = [
-        f"transfer {tid}: {now.value}",
+        f"transfer {tid}: {status}",
         f"  {packet.get('amount')} {packet.get('denom')} from {packet.get('sender')} "
         f"to {packet.get('recipient')}",
         f"  {sent.get('kind')} on {tid.src}; deliverable until {tid.dst} height "
         f"{packet.get('timeout_height')}; {tid.dst}'s client of {tid.src} at {client_height}",
     ]
     emit(
-        args, {"id": str(tid), "status": now.value, "sent": dict(sent), "received": received}, lines
+        args,
+        {
+            "id": str(tid),
+            "status": now.value,
+            "sent": dict(sent),
+            "received": received,
+            "refusal": dict(refusal) if isinstance(refusal, Mapping) else None,
+        },
+        lines,
     )
     return 0
 

@@ -51,6 +51,12 @@ class Metrics:
             ["work"],
             registry=r,
         )
+        self.refusals = Counter(
+            "interlock_compliance_refusals",
+            "Transfers the destination refused by compliance rule (refunded at the source)",
+            ["work", "rule"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "interlock_backlog", "Packets seen and not yet delivered", ["work"], registry=r
         )

@@ -40,6 +40,7 @@ from bridge.relay import (
     pack_deliveries,
     pending_query,
     select_packets,
+    select_refusals,
 )
 from chains.encoding import JSONValue
 from chains.errors import ConsensusStateNotFound, InterlockError
@@ -525,6 +526,19 @@ class TransferWorker:
             if isinstance(result, Receipt) and result.ok:
                 done.update((p.action, p.nonce) for p in chunk)
                 self.metrics.packets.labels(self.name, method).inc(len(chunk))
+                for r in select_refusals(result.events):
+                    # delivered, and refused there: the refund comes back on the other path
+                    self.metrics.refusals.labels(self.name, r.rule).inc()
+                    log.info(
+                        "%s: transfer %s:%s:%d refused by %s: %s (%s); refund follows",
+                        self.name,
+                        self.src.chain_id,
+                        self.dst.chain_id,
+                        r.nonce,
+                        self.dst.chain_id,
+                        r.rule,
+                        r.detail,
+                    )
                 continue
             why = result.error if isinstance(result, Receipt) else str(result)
             code = result.code if isinstance(result, Receipt) else type(result).__name__

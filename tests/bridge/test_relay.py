@@ -18,10 +18,11 @@ from bridge.relay import (
     pack_deliveries,
     pending_query,
     select_packets,
+    select_refusals,
 )
 from chains.encoding import canonical
 from chains.errors import InvalidArgument
-from chains.types import Block
+from chains.types import Block, Event
 from tests.bridge.conftest import A, B, C, addr, make_net, rogue_modules
 
 
@@ -276,3 +277,19 @@ def test_packed_transactions_are_accepted_at_the_size_limit(net: LocalNet) -> No
     assert all(r.ok for r in receipts), [r.error for r in receipts if not r.ok]
     assert sum(len(r.events) for r in receipts) == 300
     assert ask(net, A, B, packets) == []
+
+
+def test_select_refusals_reads_a_receipt_and_distrusts_its_words() -> None:
+    events = [
+        Event("bridge.refused", {"src_chain": "chain-a", "nonce": 3, "rule": "sanctions"}),
+        Event("bridge.expired", {"src_chain": "chain-a", "nonce": 3}),
+        Event("bridge.minted", {"src_chain": "chain-a", "nonce": 4}),
+        # a destination inventing rule names would blow up the metrics' label set
+        Event("bridge.refused", {"src_chain": "chain-a", "nonce": 5, "rule": "x" * 999}),
+        Event("bridge.refused", {"nonce": True, "rule": ["kyc.level"], "detail": "d" * 999}),
+        Event("other.refused", {"src_chain": "chain-a", "nonce": 6, "rule": "aml.limit"}),
+    ]
+    got = select_refusals(events)
+    assert [(r.nonce, r.rule) for r in got] == [(3, "sanctions"), (5, "other"), (0, "other")]
+    assert got[0].src_chain == "chain-a"
+    assert len(got[2].detail) == 200

@@ -107,6 +107,13 @@ def test_compute_progress(sent: str, received: object, client: int, want: Progre
     assert compute_progress(_sent(sent), received, client, lock_height=5) is want
 
 
+def test_compute_progress_of_a_refusal() -> None:
+    refusal = {"src_chain": A, "nonce": 1, "rule": "sanctions", "detail": "denied"}
+    assert compute_progress(_sent(), "expired", 9, 5, refusal) is Progress.REFUSED
+    assert compute_progress(_sent("refunded"), "expired", 9, 5, refusal) is Progress.REFUNDED
+    assert compute_progress(_sent(), "expired", 9, 5, "junk") is Progress.EXPIRED
+
+
 # --- hostile input, no chain needed -----------------------------------------------------
 
 
