@@ -16,7 +16,7 @@ Transaction semantics (the contract every client relies on):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from hashlib import sha256
 from typing import Any
 
@@ -29,6 +29,7 @@ from chains.errors import (
     InsufficientVotingPower,
     InterlockError,
     InvalidArgument,
+    InvalidBlock,
     InvalidSignature,
     StoreError,
     UnknownModule,
@@ -36,7 +37,14 @@ from chains.errors import (
 )
 from chains.merkle import hash_leaf, merkle_root_of_hashes
 from chains.module import BlockInfo, Module, TxContext, is_chain_id
-from chains.pow import PowParams, TipInfo, compute_next_anchor, compute_next_target, mine
+from chains.pow import (
+    PowParams,
+    TipInfo,
+    compute_next_anchor,
+    compute_next_target,
+    is_work_valid,
+    mine,
+)
 from chains.pow import target_bytes as _target_bytes
 from chains.pow import target_int as _target_int
 from chains.state import State
@@ -239,6 +247,26 @@ class Chain:
         :meth:`next_nonce` and :meth:`read_state` answer as of the last block."""
         return BlockBuilder(self, time, signers)
 
+    def process_block(self, block: Block) -> BlockResult:
+        """Execute a block sealed elsewhere (a peer's, on a proof-of-work chain) and make
+        it the chain's latest: every transaction must pass and the header built from the
+        execution must be the block's own, seal and all. Raises :class:`InvalidBlock`;
+        refused, the chain is left mid-block: the caller discards it (the node runs this
+        on a copy restored from its store)."""
+        h = block.header
+        if h.height != self.height + 1 or h.time <= self.last_time:
+            raise InvalidBlock(h.height, "does not follow the chain's tip")
+        builder = BlockBuilder(self, h.time, (), sealed=h)
+        builder.execute(block.txs)
+        if builder._dropped:
+            tx, exc = builder._dropped[0]
+            raise InvalidBlock(h.height, f"transaction {tx.hash.hex()[:16]} refused: {exc}")
+        result = builder.seal()
+        if result.block.header != h:
+            raise InvalidBlock(h.height, "its header is not what its transactions produce")
+        builder.apply(result)
+        return result
+
     def read_state(self) -> State:
         """The state as of the last complete block (a read-only view while one is being
         built): what every read from outside the chain must use."""
@@ -276,16 +304,24 @@ class BlockBuilder:
     ``start_block`` + one ``execute`` + ``finish``; the node calls ``execute`` per chunk
     of transactions and yields to its event loop in between."""
 
-    def __init__(self, chain: Chain, time: int, signers: Sequence[PrivateKey]) -> None:
+    def __init__(
+        self,
+        chain: Chain,
+        time: int,
+        signers: Sequence[PrivateKey],
+        *,
+        sealed: Header | None = None,
+    ) -> None:
         vals = chain.validators
         keys = [k for k in signers if k.public_key in vals.by_key]
         power = sum(vals.by_key[k.public_key] for k in keys)
         engine = chain.genesis.consensus
         self._pow = engine if isinstance(engine, PowParams) else None
+        self._sealed = sealed  # a block sealed elsewhere: its proposer and nonce, no mining
         if self._pow is not None:  # a PoW block is sealed by work: the first key mines
-            if not signers:
+            if sealed is None and not signers:
                 raise ConfigError(f"{chain.chain_id}: a proof-of-work node needs a miner key")
-            keys = [signers[0]]
+            keys = list(signers[:1])
         elif power * 3 <= vals.total_power * 2:  # check before any state changes
             raise InsufficientVotingPower(power, vals.total_power, "more than 2/3")
         self.chain = chain
@@ -345,6 +381,11 @@ class BlockBuilder:
         self.apply(result)
         return result
 
+    def _proposer(self, height: int, mined: bool) -> bytes:
+        if self._sealed is not None:
+            return self._sealed.proposer
+        return self._keys[0].public_key if mined else self._vals.proposer(height).public_key
+
     def _pow_parent(self, params: PowParams) -> TipInfo:
         chain = self.chain
         last = chain.last_header
@@ -356,7 +397,12 @@ class BlockBuilder:
         )
 
     def _seal_pow(self, header: Header, next_vals: ValidatorSet) -> BlockResult:
-        sealed = mine(header)
+        if self._sealed is not None:
+            sealed: Header | None = replace(header, nonce=self._sealed.nonce)
+            if sealed is None or not is_work_valid(sealed):
+                raise InvalidBlock(header.height, "its seal does not meet its target")
+        else:
+            sealed = mine(header)
         if sealed is None:  # unreachable: mine() without a bound searches 2**63 nonces
             raise ConfigError(f"{self.chain.chain_id}: no nonce meets the target")
         self._next_vals = next_vals
@@ -403,7 +449,7 @@ class BlockBuilder:
             state_root=state.root(),
             validators_hash=vals.hash,
             next_validators_hash=next_vals.hash,
-            proposer=vals.proposer(height).public_key if not target else self._keys[0].public_key,
+            proposer=self._proposer(height, bool(target)),
             target=target,
         )
         if self._pow is not None:

@@ -357,6 +357,14 @@ class InvalidConsensusParams(ConfigError):
         super().__init__(f"invalid consensus parameters: {reason}")
 
 
+class InvalidBlock(ConsensusError):
+    """A block offered by a peer (``submit_block``) that the node does not take."""
+
+    def __init__(self, height: int, reason: str) -> None:
+        self.height, self.reason = height, reason
+        super().__init__(f"block {height}: {reason}")
+
+
 class InvalidSeal(ConsensusError):
     def __init__(self, height: int, reason: str) -> None:
         self.height, self.reason = height, reason

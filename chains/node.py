@@ -31,13 +31,33 @@ import orjson
 
 from chains.chain import BlockResult, Chain, Genesis
 from chains.crypto import PrivateKey
-from chains.errors import InterlockError, StoreError
+from chains.errors import (
+    ForkBelowFinality,
+    InterlockError,
+    InvalidBlock,
+    StoreError,
+    UnknownParent,
+)
 from chains.mempool import Mempool
 from chains.module import Module
+from chains.pow import (
+    PowParams,
+    TipInfo,
+    compute_next_anchor,
+    get_anchor_height,
+    get_work,
+    is_better_branch,
+    is_work_valid,
+    target_int,
+    validate_pow_header,
+)
 from chains.store import BlockStore
 from chains.types import Block, Receipt, Tx, ValidatorSet
 
-__all__ = ["Node", "SQLiteBlockStore", "Subscription", "SubscriptionLagged"]
+__all__ = ["ChainReorganised", "Node", "SQLiteBlockStore", "Subscription", "SubscriptionLagged"]
+
+MAX_SIDE_BLOCKS = 256
+"""Most blocks of competing branches a node holds (in memory) until one has more work."""
 
 log = logging.getLogger("interlock.node")
 
@@ -91,6 +111,8 @@ class SQLiteBlockStore:
     CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL,
                                     idx INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS undo (height INTEGER NOT NULL, key TEXT NOT NULL, value BLOB,
+                                     PRIMARY KEY (height, key)) WITHOUT ROWID;
     """
     RECENT_BLOCKS = 8
 
@@ -111,6 +133,9 @@ class SQLiteBlockStore:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open block store {self.path}: {exc}") from None
+        self.undo_depth = 0
+        """Keep, for this many of the latest blocks, the state values they overwrote, so
+        that :meth:`rewind` can undo them (a chain that may reorganise; 0: none)."""
         # The last blocks saved, as objects: subscribers, publishers and receipt lookups
         # read the newest blocks, and re-parsing a 5,000-tx block costs ~0.2 s.
         self._recent: dict[int, tuple[Block, ValidatorSet]] = {}
@@ -140,6 +165,14 @@ class SQLiteBlockStore:
                 "INSERT OR REPLACE INTO txs VALUES (?, ?, ?)",
                 ((r.tx_hash, h, r.index) for r in block.receipts),
             )
+            if self.undo_depth:
+                old = {
+                    k: None if row is None else row[0]
+                    for k in changes
+                    for row in [db.execute("SELECT value FROM state WHERE key=?", (k,)).fetchone()]
+                }
+                db.executemany("INSERT INTO undo VALUES (?, ?, ?)", ((h, *i) for i in old.items()))
+                db.execute("DELETE FROM undo WHERE height <= ?", (h - self.undo_depth,))
             db.executemany(
                 "DELETE FROM state WHERE key = ?", ((k,) for k, v in changes.items() if v is None)
             )
@@ -150,6 +183,37 @@ class SQLiteBlockStore:
         self._recent[h] = (block, validators)  # only once committed
         while len(self._recent) > self.RECENT_BLOCKS:
             del self._recent[next(iter(self._recent))]
+
+    def load_state_at(self, height: int) -> dict[str, Any]:
+        """The state as of ``height`` (at most ``undo_depth`` below the latest): the
+        latest state with the undo log of every later block applied, newest first."""
+        items = self.load_state()
+        rows = self._db.execute(
+            "SELECT key, value FROM undo WHERE height > ? ORDER BY height DESC", (height,)
+        )
+        for key, value in rows:
+            if value is None:
+                items.pop(key, None)
+            else:
+                items[key] = orjson.loads(value)
+        return items
+
+    def rewind(self, height: int) -> None:
+        """Forget every block above ``height`` and undo its state changes, in one
+        transaction (a crash leaves the store at the old tip or at ``height``)."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT key, value FROM undo WHERE height > ? ORDER BY height DESC", (height,)
+            ).fetchall()
+            for key, value in rows:
+                if value is None:
+                    db.execute("DELETE FROM state WHERE key = ?", (key,))
+                else:
+                    db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
+            for table in ("undo", "txs", "blocks"):
+                db.execute(f"DELETE FROM {table} WHERE height > ?", (height,))
+        for h in [h for h in self._recent if h > height]:
+            del self._recent[h]
 
     @contextlib.contextmanager
     def _tx(self) -> Any:
@@ -212,11 +276,27 @@ class SubscriptionLagged(InterlockError):
         super().__init__(f"subscriber lagged; resume from height {next_height}")
 
 
+class ChainReorganised(SubscriptionLagged):
+    """The typed reorg notice: a branch with more work replaced the blocks above
+    ``fork_height`` (a proof-of-work chain). What a subscriber held above it is gone; as
+    after a lag, re-read from ``next_height`` (``fork_height + 1``) with ``get_block``."""
+
+    def __init__(self, fork_height: int, old_height: int, new_height: int) -> None:
+        self.fork_height, self.old_height, self.new_height = fork_height, old_height, new_height
+        InterlockError.__init__(
+            self,
+            f"chain reorganised above height {fork_height}: tip {old_height} replaced by "
+            f"a branch to {new_height}; resume from height {fork_height + 1}",
+        )
+        self.next_height = fork_height + 1
+
+
 class Subscription:
     """Async iterator over committed blocks, in height order."""
 
     def __init__(self, maxsize: int) -> None:
         self._queue: asyncio.Queue[Block | None] = asyncio.Queue(maxsize)
+        self._reorg: ChainReorganised | None = None
         self._lagged_at: int | None = None
         self._closed = False
 
@@ -245,12 +325,39 @@ class Subscription:
     def __aiter__(self) -> Subscription:
         return self
 
+    @property
+    def reorganised(self) -> bool:
+        """True when the next read raises :class:`ChainReorganised`."""
+        return self._reorg is not None
+
+    def _push_reorg(self, notice: ChainReorganised) -> None:
+        """Drop what is queued (it may be replaced) and raise ``notice`` next."""
+        if self._closed:
+            return
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._lagged_at = None
+        prev = self._reorg
+        if prev is not None:  # two before it was read: the lower fork covers both
+            notice = ChainReorganised(
+                min(prev.fork_height, notice.fork_height), prev.old_height, notice.new_height
+            )
+        self._reorg = notice
+        self._queue.put_nowait(None)  # wakes a waiting reader; __anext__ raises the notice
+
     async def __anext__(self) -> Block:
+        if self._reorg is not None:
+            notice, self._reorg = self._reorg, None
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            raise notice
         if self._lagged_at is not None and self._queue.empty():
             raise SubscriptionLagged(self._lagged_at)
         if self._closed and self._queue.empty():
             raise StopAsyncIteration
         item = await self._queue.get()
+        if self.reorganised:  # set while this read waited
+            return await self.__anext__()
         if item is None:
             raise StopAsyncIteration
         return item
@@ -283,6 +390,11 @@ class Node:
         self._stopping = False
         self._failure: InterlockError | None = None
         self._new_block = asyncio.Event()
+        self._building = asyncio.Lock()  # a reorganisation never runs inside a block
+        self._modules: Callable[[], Sequence[Module]] | None = None
+        self._side: dict[bytes, Block] = {}  # competing branches' blocks, by hash
+        self.reorgs = 0
+        """Reorganisations so far (this process)."""
 
     @classmethod
     def open(
@@ -294,6 +406,22 @@ class Node:
         **options: Any,
     ) -> Node:
         """A node on ``store``: fresh from ``genesis``, or resumed where it stopped."""
+        node = cls._open(genesis, modules, keys, store, **options)
+        node._modules = modules
+        engine = genesis.consensus
+        if isinstance(engine, PowParams) and isinstance(store, SQLiteBlockStore):
+            store.undo_depth = engine.finality_depth + 1  # what a reorganisation may undo
+        return node
+
+    @classmethod
+    def _open(
+        cls,
+        genesis: Genesis,
+        modules: Callable[[], Sequence[Module]],
+        keys: Sequence[PrivateKey],
+        store: BlockStore,
+        **options: Any,
+    ) -> Node:
         stored = store.load_genesis()
         if stored is None:
             chain = Chain(genesis, modules())
@@ -362,6 +490,129 @@ class Node:
         """Admit ``tx`` and wait for its receipt in a committed, persisted block."""
         return await self.submit_nowait(tx)
 
+    async def submit_block(self, block: Block) -> str:
+        """Take a block mined elsewhere (a peer's, as ``submitblock`` does in Bitcoin
+        Core), on a proof-of-work chain. Its header must meet the engine's rules after
+        its parent (a block of this chain or of a branch offered before). The branch it
+        ends becomes the chain when it has more work than the chain above their fork
+        point: the node executes it, replaces the blocks above the fork (the store and
+        the state roll back with its undo log), puts the dropped blocks' transactions
+        back in the mempool and tells every subscriber (:class:`ChainReorganised`).
+
+        Returns ``best`` (the chain now ends with it), ``side`` (kept: less work, for
+        now) or ``duplicate``. Raises :class:`InvalidBlock`, :class:`UnknownParent` or
+        :class:`ForkBelowFinality` (a final block is never replaced), changing nothing.
+        """
+        engine = self.chain.genesis.consensus
+        h = block.header
+        if not isinstance(engine, PowParams) or not isinstance(self.store, SQLiteBlockStore):
+            raise InvalidBlock(h.height, "this chain takes no blocks from peers")
+        if h.chain_id != self.chain_id:
+            raise InvalidBlock(h.height, f"it is a block of {h.chain_id!r}")
+        async with self._building:
+            return self._take_block(engine, self.store, block)
+
+    def _main_hash(self, height: int) -> bytes | None:
+        if height == 0:
+            return self.chain.genesis_hash
+        b = self.store.get_block(height)
+        return None if b is None else b.header.hash
+
+    def _tip_at(self, engine: PowParams, height: int) -> TipInfo:
+        """What the retarget rule needs of this chain's block at ``height``."""
+        g = self.chain.genesis
+        if height == 0:
+            return TipInfo(0, g.time, engine.initial_target, g.time)
+        header, at = self.store.get_block(height), get_anchor_height(engine, height)
+        anchor = None if at == 0 else self.store.get_block(at)
+        if header is None or (at and anchor is None):
+            raise StoreError(f"block {height} or {at} is missing from the store")
+        anchor_time = g.time if anchor is None else anchor.header.time
+        return TipInfo(height, header.header.time, target_int(header.header.target), anchor_time)
+
+    def _take_block(self, engine: PowParams, store: SQLiteBlockStore, block: Block) -> str:
+        h = block.header
+        if h.hash in self._side or self._main_hash(h.height) == h.hash:
+            return "duplicate"
+        if not is_work_valid(h) or target_int(h.target) > engine.max_target:
+            raise InvalidBlock(h.height, "its seal does not meet its target")
+        branch = [block]
+        while self._main_hash(branch[0].height - 1) != branch[0].header.prev_hash:
+            parent = self._side.get(branch[0].header.prev_hash)
+            if parent is None:
+                raise UnknownParent(branch[0].height, branch[0].header.prev_hash.hex())
+            branch.insert(0, parent)
+        fork, old_height = branch[0].height - 1, self.chain.height
+        final = max(0, old_height - engine.finality_depth)
+        if fork < final:
+            raise ForkBelowFinality(fork, final)
+        tip, now = self._tip_at(engine, fork), int(self.clock() * 1000)
+        for b in branch:  # the engine's header rules along the branch, from the fork
+            validate_pow_header(engine, tip, b.header, now)
+            anchor = compute_next_anchor(engine, tip)
+            tip = TipInfo(b.height, b.header.time, target_int(b.header.target), anchor)
+        self._side[h.hash] = block
+        while len(self._side) > MAX_SIDE_BLOCKS:
+            del self._side[next(iter(self._side))]
+        ours = [store.get_block(x) for x in range(fork + 1, old_height + 1)]
+        old = [b for b in ours if b is not None]
+        mine = sum(get_work(target_int(b.header.target)) for b in old)
+        if not is_better_branch(sum(get_work(target_int(b.header.target)) for b in branch), mine):
+            return "side"
+        self._reorganise(store, fork, branch, old)
+        return "best"
+
+    def _reorganise(
+        self, store: SQLiteBlockStore, fork: int, branch: list[Block], old: list[Block]
+    ) -> None:
+        """Make ``branch`` (validated, from ``fork + 1``) the chain. It is executed on a
+        copy of the chain at ``fork`` first: a block that does not execute to its own
+        header refuses the whole branch and changes nothing."""
+        assert self._modules is not None
+        genesis = self.chain.genesis
+        if fork == 0:
+            chain = Chain(genesis, self._modules())
+        else:
+            at, vals = store.get_block(fork), store.get_validators(fork)
+            if at is None or vals is None:
+                raise StoreError(f"block {fork} is missing from the store")
+            items = store.load_state_at(fork)
+            chain = Chain.restore(genesis, self._modules(), items, at.header, vals)
+        chain.state.take_changes()
+        results = []
+        for b in branch:
+            try:
+                results.append((chain.process_block(b), chain.state.take_changes()))
+            except InvalidBlock:
+                for bad in branch[branch.index(b) :]:
+                    self._side.pop(bad.header.hash, None)
+                raise
+        store.rewind(fork)
+        for result, changes in results:
+            store.save_block(result.block, result.validators, changes)
+        old_height = self.chain.height
+        self.chain = chain
+        self.mempool.chain = chain
+        for b in branch:
+            self._side.pop(b.header.hash, None)
+        # the dropped blocks' transactions go back first, then what was waiting; what no
+        # longer fits the new state (a nonce the branch used) is refused, as after a block
+        kept = {tx.hash for b in branch for tx in b.txs}
+        waiting = self.mempool.take(len(self.mempool))
+        for tx in [*(t for b in old for t in b.txs if t.hash not in kept), *waiting]:
+            try:
+                self.mempool.add(tx, signature_checked=True)
+            except InterlockError as exc:
+                fut = self._waiters.pop(tx.hash, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(exc)
+        self.reorgs += 1
+        notice = ChainReorganised(fork, old_height, chain.height)
+        log.warning("%s: %s", self.chain_id, notice)
+        for sub in self._subs:
+            sub._push_reorg(notice)
+        self._new_block.set()
+
     def subscribe(self, maxsize: int = 4096) -> Subscription:
         sub = Subscription(maxsize)
         self._subs.append(sub)
@@ -396,6 +647,10 @@ class Node:
         writes and syncs the block in a worker thread. Until the block is persisted, reads
         (``Chain.read_state``, the store) see the previous one. Cancelled meanwhile, it
         still completes the block: a block is produced whole or not at all."""
+        async with self._building:
+            return await self._produce_block_yielding()
+
+    async def _produce_block_yielding(self) -> Block:
         txs = self.mempool.take(self.max_block_txs)
         builder = self.chain.start_block(int(self.clock() * 1000), self.keys)
         cancelled = False

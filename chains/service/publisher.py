@@ -191,8 +191,12 @@ class Publisher:
             while not self._is_stopping():
                 try:
                     block = await self._next_block(sub)
-                except SubscriptionLagged:
-                    log.info("%s: publisher lagged; re-reading from the store", self.chain_id)
+                except SubscriptionLagged as exc:
+                    # a lag, or a reorganisation (ChainReorganised): republish from the
+                    # store from where the chain may differ from what was sent
+                    log.info("%s: %s; re-reading from the store", self.chain_id, exc)
+                    self.next_height = min(self.next_height, exc.next_height)
+                    self.published_height = min(self.published_height, self.next_height - 1)
                     self.node.unsubscribe(sub)
                     sub = self._sub = self.node.subscribe(self.queue)
                     if self._is_stopping():

@@ -16,6 +16,8 @@ POST     /tx[?wait=false]                    body: a signed tx object. ``{"tx_ha
                                              once committed; ``wait=false``: 202 ``{"tx_hash"}``
 POST     /txs[?wait=false]                   body: ``{"txs": [tx, ...]}`` (1..max_batch).
                                              ``{"results": [{"tx_hash", "receipt"|"error"}]}``
+POST     /blocks                             body: ``{"block"}`` mined by a peer (proof of work
+                                         only): ``{"outcome": best|side|duplicate, "height"}``
 GET      /tx/{hash}                          ``{"receipt"}`` of a committed tx
 GET      /blocks/{height|latest}             ``{"block"}``: header, commit, txs, receipts, events
 GET      /headers/{height|latest}            ``{"header", "hash"}``
@@ -475,6 +477,20 @@ class _Handlers:
             raise self._store_error() from None
         return _ok({"tx_hash": tx.hash.hex(), "receipt": receipt.to_json()})
 
+    async def submit_block(self, request: web.Request) -> web.Response:
+        """A peer's block (proof-of-work chains): ``{"block": block}``."""
+        _parse(NoParams, request.query, "query")
+        self._unavailable()
+        obj = await _read_json(request, self.limits.max_body_bytes, self.limits.body_timeout)
+        if not isinstance(obj, dict) or set(obj) != {"block"}:
+            raise ApiError(400, "bad_request", 'body: expected {"block": {...}}')
+        try:
+            block = Block.from_json(obj["block"])
+            outcome = await self.node.submit_block(block)
+        except InterlockError as exc:
+            raise query_error(exc) from None
+        return _ok({"outcome": outcome, "height": self.node.height})
+
     async def submit_batch(self, request: web.Request) -> web.Response:
         params = _parse(SubmitParams, request.query, "query")
         self._unavailable()
@@ -680,6 +696,7 @@ def make_app(node: Node, limits: RpcLimits | None = None) -> web.Application:
     r.add_get("/status", h.status)
     r.add_post("/tx", h.submit)
     r.add_post("/txs", h.submit_batch)
+    r.add_post("/blocks", h.submit_block)
     r.add_get("/tx/{hash}", h.receipt)
     r.add_get("/blocks/{height}", h.block)
     r.add_get("/headers/{height}", h.header)

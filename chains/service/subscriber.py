@@ -62,6 +62,8 @@ from chains.pow import (
     TipInfo,
     compute_next_anchor,
     get_anchor_height,
+    get_work,
+    is_better_branch,
     is_work_valid,
     target_bytes,
     target_int,
@@ -419,6 +421,9 @@ class SubscriberStats:
     work (``unverified_per_s``) was spent on ones that led nowhere."""
     fill_errors: int = 0
     """Failed attempts to reach the chain handle."""
+    reorgs: int = 0
+    """Times the chain's branch above the last yielded block was replaced by one with
+    more work (a PoW chain; what was held there had not been yielded)."""
     rejected: collections.Counter[str] = field(default_factory=collections.Counter)
     """Rejected payloads by error class name."""
     last_error: str = ""
@@ -528,6 +533,9 @@ class ChainSubscriber:
         self.status: ChainStatus | None = None
         """The last status message (informational: unverified)."""
         self._emitted = trusted.height if trusted is not None else 0
+        # the trusted state after each held height (and the last yielded): a reorg rolls
+        # back to one of them
+        self._states: dict[int, TrustedState] = {} if trusted is None else {self._emitted: trusted}
         self._headers: dict[int, SignedHeader] = {}
         self._got: dict[int, dict[int, Event]] = {}
         self._filled: set[int] = set()
@@ -633,6 +641,13 @@ class ChainSubscriber:
         trusted = self.trusted
         if trusted is not None:
             if h <= trusted.height:
+                held = self._headers.get(h)
+                if held is not None and self.rule.final_depth and h > self._emitted:
+                    sh = _signed(env)
+                    if sh.header.hash != held.header.hash and self._unverified.take(self._clock()):
+                        self.rule.validate_alone(sh)  # a competing branch? ask the chain
+                        await self._follow_reorg()
+                        return
                 self.stats.duplicates += 1
                 return
             if trusted.height - self._emitted >= self.max_pending:
@@ -695,6 +710,7 @@ class ChainSubscriber:
         h = block.height
         self.trusted = await trust_header(self.handle, self.rule, block.header)
         self._emitted = h - 1
+        self._states = {h: self.trusted}
         self._headers[h] = own
         self._got[h] = dict(enumerate(block.events))
 
@@ -702,6 +718,7 @@ class ChainSubscriber:
         assert self.trusted is not None
         self.trusted = self.rule.apply(self.trusted, sh)
         h = sh.height
+        self._states[h] = self.trusted
         self._headers[h] = sh
         self._got.setdefault(h, {})
         early = self._early.pop(h, [])
@@ -806,6 +823,7 @@ class ChainSubscriber:
             )
             self.stats.verified += 1
             self._emitted = h
+            self._states.pop(h - 1, None)
             del self._headers[h], self._got[h]
             self._filled.discard(h)
             for old in [k for k in self._early if k <= h]:
@@ -886,6 +904,51 @@ class ChainSubscriber:
             and self.trusted.height < upto
             and len(self._ready) >= self.max_pending
         )
+
+    async def _follow_reorg(self) -> None:
+        """The chain may have replaced the blocks held above the last yielded one (held,
+        never yielded: not final). Find where the chain's own branch (read through the
+        handle) departs from what is held; if it has more work there, drop the held
+        blocks above the fork and verify the chain's branch instead. A branch departing
+        at or below the last yielded block is refused (nothing yielded is replaced)."""
+        trusted = self.trusted
+        assert trusted is not None
+        try:
+            latest = await self.handle.latest_height()
+            fork = None
+            for x in range(min(trusted.height, latest), self._emitted - 1, -1):
+                hd = await self.handle.get_header(x)
+                held = self._states.get(x)
+                if hd is not None and held is not None and hd.hash == held.header_hash:
+                    fork = x
+                    break
+            if fork is None:
+                exc = UntrustedHeader(self.chain_id, self._emitted, "the chain departs below it")
+                self._rejected(exc, "(reorg)")
+                log.error(
+                    "%s: refused a reorganisation below the last yielded block", self.chain_id
+                )
+                return
+            theirs = await asyncio.gather(
+                *(self.handle.get_header(x) for x in range(fork + 1, latest + 1))
+            )
+        except Exception as exc:  # the handle is I/O: any failure means "not now"
+            self._fill_failed(self._emitted + 1, exc)
+            return
+        ours = [self._headers[x].header for x in range(fork + 1, trusted.height + 1)]
+        # proof of work's fork choice (the only engine with held, unfinal blocks here)
+        work = [sum(get_work(target_int(hd.target)) for hd in b if hd) for b in (theirs, ours)]
+        if not is_better_branch(work[0], work[1]):
+            return
+        for x in range(fork + 1, trusted.height + 1):
+            self._headers.pop(x, None)
+            self._got.pop(x, None)
+            self._states.pop(x, None)
+            self._filled.discard(x)
+        self.trusted = self._states[fork]
+        self.stats.reorgs += 1
+        log.warning("%s: followed a reorganisation above height %d", self.chain_id, fork)
+        await self._fill_headers(latest)
 
     async def _on_idle(self) -> None:
         try:

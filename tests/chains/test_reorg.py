@@ -1,0 +1,171 @@
+"""Reorganisations in a proof-of-work node: a peer's branch with more work replaces the
+tip (``Node.submit_block``), dropped transactions return to the mempool, subscribers get
+the typed notice, and a branch below the final height or with less work is refused.
+
+Two nodes from one genesis, each on its own SQLite store: ``a`` is the node under test,
+``b`` a peer that mines a competing branch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chains.devnet import DevnetChain, build_devnet
+from chains.errors import ForkBelowFinality, InvalidBlock, UnknownParent
+from chains.node import ChainReorganised, Node
+from chains.pow import devnet_pow_params
+from chains.types import Tx
+from tests.conftest import open_node
+
+PARAMS = devnet_pow_params(finality_depth=3)
+
+
+@pytest.fixture
+def dc() -> DevnetChain:
+    return build_devnet(["chain-w"], seed="reorg-tests", consensus={"chain-w": PARAMS})[0]
+
+
+@pytest.fixture
+def nodes(dc: DevnetChain, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    a, b = open_node(dc, tmp_path / "a"), open_node(dc, tmp_path / "b")
+    yield a, b
+    a.store.close()
+    b.store.close()
+
+
+def pay(dc: DevnetChain, nonce: int, to: str, amount: int = 1) -> Tx:
+    args = {"to": dc.accounts[to].address, "denom": dc.denom, "amount": amount}
+    return Tx.create(dc.accounts["alice"], dc.chain_id, nonce, "bank", "transfer", args)
+
+
+async def share(a: Node, b: Node, upto: int) -> None:
+    """``b`` takes ``a``'s blocks up to ``upto`` (as a peer would)."""
+    for h in range(b.height + 1, upto + 1):
+        block = a.get_block(h)
+        assert block is not None
+        assert await b.submit_block(block) == "best"
+
+
+def balance(node: Node, dc: DevnetChain, who: str) -> object:
+    return node.chain.query(
+        "bank", "balance", {"address": dc.accounts[who].address, "denom": dc.denom}
+    )
+
+
+async def test_a_branch_with_more_work_replaces_the_tip(
+    dc: DevnetChain, nodes: tuple[Node, Node]
+) -> None:
+    a, b = nodes
+    for _ in range(2):
+        a.produce_block()
+    await share(a, b, 2)
+    sub = a.subscribe()
+    bob_before = balance(a, dc, "bob")
+    # a: block 3 pays bob (alice's nonce 0) and carol (nonce 1)
+    a.submit_nowait(pay(dc, 0, "bob"))
+    a.submit_nowait(pay(dc, 1, "carol"))
+    a.produce_block()
+    assert [blk.height for blk in [await anext(sub)]] == [3]
+    # b: alice's nonce 0 pays dave instead (a double spend), then one more block
+    b.submit_nowait(pay(dc, 0, "dave", 7))
+    b.produce_block()
+    b.produce_block()
+    first = b.get_block(3)
+    assert first is not None
+    assert await a.submit_block(first) == "side"  # equal work: the incumbent stays
+    assert a.get_block(3).header.hash != first.header.hash  # type: ignore[union-attr]
+    second = b.get_block(4)
+    assert second is not None
+    assert await a.submit_block(second) == "best"
+    assert a.height == 4
+    assert [a.get_block(h).header.hash for h in (3, 4)] == [  # type: ignore[union-attr]
+        first.header.hash,
+        second.header.hash,
+    ]
+    assert a.chain.state.root() == second.header.state_root
+    assert balance(a, dc, "dave") == balance(b, dc, "dave")
+    assert balance(a, dc, "bob") == bob_before  # the payment to bob is gone with block 3
+    # the typed notice, then the new branch from the fork
+    with pytest.raises(ChainReorganised) as info:
+        await anext(sub)
+    assert (info.value.fork_height, info.value.next_height, info.value.new_height) == (2, 3, 4)
+    # the dropped block's transactions: bob's (nonce 0, spent by the branch on dave) is
+    # refused; carol's (nonce 1) fits the new branch and waits in the mempool again
+    assert [tx.hash for tx in a.mempool.take(10)] == [pay(dc, 1, "carol").hash]
+    assert await a.submit_block(second) == "duplicate"
+    assert a.reorgs == 1
+
+
+async def test_dropped_transactions_go_back_to_the_mempool(
+    dc: DevnetChain, nodes: tuple[Node, Node]
+) -> None:
+    a, b = nodes
+    a.produce_block()
+    await share(a, b, 1)
+    a.submit_nowait(pay(dc, 0, "bob"))
+    a.produce_block()
+    b.produce_block()
+    b.produce_block()
+    for h in (2, 3):
+        blk = b.get_block(h)
+        assert blk is not None
+        await a.submit_block(blk)
+    assert a.height == 3
+    assert len(a.mempool) == 1  # the payment to bob, back to be mined again
+    blk = a.produce_block()
+    assert [tx.hash for tx in blk.txs] == [pay(dc, 0, "bob").hash]
+
+
+async def test_a_deep_branch_is_refused_and_a_lighter_one_changes_nothing(
+    dc: DevnetChain, nodes: tuple[Node, Node]
+) -> None:
+    a, b = nodes
+    a.produce_block()
+    await share(a, b, 1)
+    for _ in range(PARAMS.finality_depth + 2):
+        a.produce_block()
+    for _ in range(PARAMS.finality_depth + 4):  # more work, but forking below final
+        b.produce_block()
+    tip = a.get_block(a.height)
+    blk = b.get_block(2)
+    assert blk is not None
+    with pytest.raises(ForkBelowFinality):
+        await a.submit_block(blk)
+    assert a.get_block(a.height) == tip
+    with pytest.raises(UnknownParent):  # its parent was refused: never stored
+        await a.submit_block(b.get_block(3))  # type: ignore[arg-type]
+    # a forged block: the header does not match its transactions' execution
+    import dataclasses
+
+    from chains.pow import mine
+
+    real = a.get_block(a.height)
+    assert real is not None
+    bad_header = mine(
+        dataclasses.replace(real.header, state_root=bytes(32), time=real.header.time + 1)
+    )
+    assert bad_header is not None
+    forged = dataclasses.replace(real, header=bad_header)
+    assert await a.submit_block(forged) == "side"  # checked by work; executed once it wins
+    child_header = mine(
+        dataclasses.replace(
+            bad_header,
+            height=bad_header.height + 1,
+            time=bad_header.time + 1,
+            prev_hash=bad_header.hash,
+        )
+    )
+    assert child_header is not None
+    with pytest.raises(InvalidBlock):  # the branch wins by work, but does not execute
+        await a.submit_block(dataclasses.replace(real, header=child_header))
+    assert a.get_block(a.height) == real
+    # not a PoW chain: no blocks from peers
+    bft = build_devnet(["chain-a"], seed="reorg-tests")[0]
+    node = open_node(bft, a.store.path.parent / "bft")
+    with pytest.raises(InvalidBlock):
+        await node.submit_block(real)
+    node.store.close()
+    await asyncio.sleep(0)
