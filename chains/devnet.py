@@ -27,7 +27,7 @@ __all__ = [
     "build_devnet",
 ]
 
-DEFAULT_ACCOUNTS = ("alice", "bob", "carol", "dave")
+DEFAULT_ACCOUNTS = ("alice", "bob", "carol", "dave", "relayer")
 DEFAULT_DENOMS = ("usd", "eur", "gbp", "jpy", "chf", "sgd")
 DEFAULT_BALANCE = 10**12
 

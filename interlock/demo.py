@@ -352,11 +352,11 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
             "chains": [
                 {
                     "chain_id": US,
-                    "genesis": {"denom": "usd", "accounts": PEOPLE, "balance": FUNDS},
+                    "genesis": {"denom": "usd", "accounts": [*PEOPLE, "relayer"], "balance": FUNDS},
                 },
                 {
                     "chain_id": EU,
-                    "genesis": {"denom": "eur", "accounts": PEOPLE, "balance": FUNDS},
+                    "genesis": {"denom": "eur", "accounts": [*PEOPLE, "relayer"], "balance": FUNDS},
                 },
             ],
         },

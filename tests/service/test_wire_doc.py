@@ -35,6 +35,9 @@ from tests.conftest import ROOT, devnet_chain, open_node, transfer
 DOC = ROOT / "docs" / "wire.md"
 ALLOWED_IMPORTS = {"hashlib", "json", "nacl.signing"}
 
+PEOPLE = ("alice", "bob", "carol", "dave")
+"""The worked example's accounts, as the doc names them."""
+
 
 def doc_code() -> str:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
@@ -74,7 +77,7 @@ def test_the_worked_example_checks_out_by_the_doc() -> None:
     events = ns["check_events"](events_msg, header)
     assert [e["event"]["attributes"]["amount"] for e in events] == [250, 251]
     # The example's claims about its trusted start hold for the devnet it names.
-    [dc] = build_devnet(["chain-a"], validators=4, genesis_time=1_790_000_000_000)
+    [dc] = build_devnet(["chain-a"], validators=4, genesis_time=1_790_000_000_000, accounts=PEOPLE)
     assert header["prev_hash"] == dc.genesis.hash.hex()
     genesis_set = ns["merkle_root"]([ns["canonical"](v) for v in dc.genesis.validators.to_json()])
     assert header["validators_hash"] == genesis_set.hex()
@@ -91,7 +94,7 @@ def test_the_worked_example_states_its_genesis_and_transactions_exactly() -> Non
     genesis = doc_example("genesis")
     assert ns["genesis_hash"](genesis).hex() == header["prev_hash"]
     assert f"Its hash is `{header['prev_hash']}`" in text
-    [dc] = build_devnet(["chain-a"], genesis_time=1_790_000_000_000)
+    [dc] = build_devnet(["chain-a"], genesis_time=1_790_000_000_000, accounts=PEOPLE)
     assert genesis == dc.genesis.to_json()  # the Python the doc names makes exactly it
     genesis_set = ns["merkle_root"]([ns["canonical"](v) for v in genesis["validators"]])
     assert genesis_set.hex() == header["validators_hash"]
