@@ -37,6 +37,7 @@ from chains.errors import (
 )
 from chains.merkle import hash_leaf, merkle_root_of_hashes
 from chains.module import BlockInfo, Module, TxContext, is_chain_id
+from chains.pos import PosParams, propose, validate_seal
 from chains.pow import (
     PowParams,
     TipInfo,
@@ -129,6 +130,8 @@ def _nonce_key(addr: str) -> str:
 # A PoW chain's anchor_time of its last block (see chains.pow): in the state, so that it
 # is committed by the state root and survives a restart with the rest of the state.
 POW_ANCHOR_KEY = "consensus/anchor_time"
+# A PoS chain's engine parameters, for its staking module (``chains.staking``).
+POS_PARAMS_KEY = "consensus/params"
 
 
 class Chain:
@@ -149,6 +152,14 @@ class Chain:
             self.modules[m.name] = m
         self.state = State()
         self.state.set(VALIDATORS_KEY, genesis.validators.to_json())
+        if isinstance(genesis.consensus, PosParams):
+            # the stake table is the staking module's, never governance's
+            if "staking" not in self.modules or "validators" in self.modules:
+                raise ConfigError(
+                    f"{genesis.chain_id}: a proof-of-stake chain needs the staking module "
+                    "and not the validators module"
+                )
+            self.state.set(POS_PARAMS_KEY, genesis.consensus.to_json())
         for name, m in self.modules.items():
             m.init_genesis(self.state, genesis.app_state.get(name, {}))
         unknown = set(genesis.app_state) - set(self.modules)
@@ -317,11 +328,16 @@ class BlockBuilder:
         power = sum(vals.by_key[k.public_key] for k in keys)
         engine = chain.genesis.consensus
         self._pow = engine if isinstance(engine, PowParams) else None
-        self._sealed = sealed  # a block sealed elsewhere: its proposer and nonce, no mining
+        self._pos = engine if isinstance(engine, PosParams) else None
+        self._sealed = sealed  # a block sealed elsewhere: its proposer and seal, no search
         if self._pow is not None:  # a PoW block is sealed by work: the first key mines
             if sealed is None and not signers:
                 raise ConfigError(f"{chain.chain_id}: a proof-of-work node needs a miner key")
             keys = list(signers[:1])
+        elif self._pos is not None:  # sealed by an eligible staked key (chains.pos)
+            if sealed is None and not keys:
+                raise ConfigError(f"{chain.chain_id}: a proof-of-stake node needs a staked key")
+            time = max(time, chain.last_time + self._pos.min_block_ms)
         elif power * 3 <= vals.total_power * 2:  # check before any state changes
             raise InsufficientVotingPower(power, vals.total_power, "more than 2/3")
         self.chain = chain
@@ -405,6 +421,21 @@ class BlockBuilder:
             sealed = mine(header)
         if sealed is None:  # unreachable: mine() without a bound searches 2**63 nonces
             raise ConfigError(f"{self.chain.chain_id}: no nonce meets the target")
+        return self._sealed_block(sealed, next_vals)
+
+    def _seal_pos(self, params: PosParams, header: Header, next_vals: ValidatorSet) -> BlockResult:
+        if self._sealed is None:
+            return self._sealed_block(propose(params, header, self._vals, self._keys), next_vals)
+        s = self._sealed
+        sealed = replace(header, proposer=s.proposer, slot=s.slot, seal=s.seal)
+        try:
+            validate_seal(params, sealed, self._vals)
+        except InterlockError as exc:
+            raise InvalidBlock(header.height, str(exc)) from None
+        return self._sealed_block(sealed, next_vals)
+
+    def _sealed_block(self, sealed: Header, next_vals: ValidatorSet) -> BlockResult:
+        """A block sealed in its header (by work or stake): its commit carries no votes."""
         self._next_vals = next_vals
         return BlockResult(
             Block(
@@ -454,6 +485,8 @@ class BlockBuilder:
         )
         if self._pow is not None:
             return self._seal_pow(header, next_vals)
+        if self._pos is not None:
+            return self._seal_pos(self._pos, header, next_vals)
         block_hash = header.hash
         msg = _vote_sign_bytes(chain.chain_id, height, block_hash)
         sigs = tuple(

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from chains.bank import BankModule
 from chains.chain import Chain, Genesis
 from chains.crypto import PrivateKey
+from chains.engine import Engine
 from chains.lightclient import LightClientModule
 from chains.module import Module
-from chains.pow import PowParams
+from chains.pos import PosParams
+from chains.staking import StakingModule
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 
@@ -32,8 +34,11 @@ DEFAULT_DENOMS = ("usd", "eur", "gbp", "jpy", "chf", "sgd")
 DEFAULT_BALANCE = 10**12
 
 
-def base_modules() -> list[Module]:
-    """The modules every chain has: bank, validators (governance), light clients."""
+def base_modules(consensus: Engine | None = None) -> list[Module]:
+    """The modules every chain of that engine has: bank, light clients, and validators
+    (governance sets the BFT or PoW set) or, on a PoS chain, staking (stake sets it)."""
+    if isinstance(consensus, PosParams):
+        return [BankModule(), StakingModule(), LightClientModule()]
     return [BankModule(), ValidatorsModule(), LightClientModule()]
 
 
@@ -54,7 +59,10 @@ class DevnetChain:
     def chain_id(self) -> str:
         return self.genesis.chain_id
 
-    def build(self, modules: Callable[[], Sequence[Module]] = base_modules) -> Chain:
+    def build(self, modules: Callable[[], Sequence[Module]] | None = None) -> Chain:
+        """The chain, with ``modules()`` or else its engine's :func:`base_modules`."""
+        if modules is None:
+            return Chain(self.genesis, base_modules(self.genesis.consensus))
         return Chain(self.genesis, modules())
 
 
@@ -68,13 +76,14 @@ def build_devnet(
     balance: int = DEFAULT_BALANCE,
     genesis_time: int = 0,
     extra_app_state: Mapping[str, Mapping[str, object]] | None = None,
-    consensus: Mapping[str, PowParams] | None = None,
+    consensus: Mapping[str, Engine] | None = None,
 ) -> list[DevnetChain]:
     """Deterministic definitions of independent chains.
 
     Every account holds ``balance`` of its chain's native denom (``denoms[chain_id]``, or
     usd, eur, gbp, ... by position). ``extra_app_state`` adds module genesis (htlc, bridge).
-    ``consensus`` names the chains that are not BFT, with their engine's parameters.
+    ``consensus`` names the chains that are not BFT, with their engine's parameters; a
+    PoS chain's validators bond their power (10 each) in its native denom.
     """
     if len(set(chain_ids)) != len(chain_ids):
         raise ValueError("chain ids must be unique")
@@ -87,6 +96,9 @@ def build_devnet(
         app_state: dict[str, dict[str, object]] = {
             "bank": {"balances": {k.address: {denom: balance} for k in accts.values()}}
         }
+        engine = (consensus or {}).get(cid)
+        if isinstance(engine, PosParams):
+            app_state["staking"] = {"denom": denom}
         for mod, gen in (extra_app_state or {}).items():
             app_state.setdefault(mod, {}).update(gen)
         genesis = Genesis(
@@ -95,7 +107,7 @@ def build_devnet(
             validators=ValidatorSet.of([(k.public_key, 10) for k in vkeys]),
             authority=accts["gov"].address,
             app_state=app_state,
-            consensus=(consensus or {}).get(cid),
+            consensus=engine,
         )
         out.append(DevnetChain(genesis, vkeys, accts, denom))
     return out

@@ -4,7 +4,8 @@ A chain's genesis names its engine (``Genesis.consensus``): ``None`` is BFT
 proof-of-authority (final at once, the default), anything else is an :class:`Engine`,
 the engine's parameters, tagged by ``name`` and parsed from the genesis by the registry
 :data:`ENGINES` (``{"engine": "<name>", ...}``). Each engine module owns its rules
-(``chains.pow`` for proof of work); the layers above ask only this:
+(``chains.pow`` for proof of work, ``chains.pos`` for proof of stake); the layers above
+ask only this:
 
 * ``name``: the engine's tag (config files, the genesis, ``/status``);
 * ``finality_depth``: a block is final once this many blocks are built on it (the
@@ -24,6 +25,7 @@ from typing import Protocol
 
 from chains.encoding import JSONValue
 from chains.errors import InvalidConsensusParams
+from chains.pos import PosParams
 from chains.pow import PowParams
 
 __all__ = [
@@ -55,7 +57,10 @@ class Engine(Protocol):
     def to_json(self) -> dict[str, JSONValue]: ...
 
 
-ENGINES: dict[str, Callable[[object], Engine]] = {"pow": PowParams.from_json}
+ENGINES: dict[str, Callable[[object], Engine]] = {
+    "pow": PowParams.from_json,
+    "pos": PosParams.from_json,
+}
 """Parsers of each non-BFT engine's parameters, by name."""
 
 

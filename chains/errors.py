@@ -19,18 +19,22 @@ or an RPC server can show ``str(err)`` to a user without a traceback.
     │       ├── InvalidArgument
     │       ├── Unauthorized
     │       ├── InsufficientFunds
+    │       ├── InsufficientStake          (chains.staking: unbond more than bonded)
     │       └── (module errors: htlc.errors, bridge.errors, LightClientError)
     ├── ConsensusError                 a header / commit does not verify
     │   ├── InsufficientVotingPower
     │   ├── DuplicateSigner
     │   ├── UnknownSigner
     │   ├── InvalidCommit
-    │   └── InvalidSeal                a PoW/PoS seal that does not meet its rule
+    │   ├── InvalidSeal                a PoW/PoS seal that does not meet its rule
+    │   └── NoEligibleProposer         a PoS node holds no key eligible in any slot
     ├── LightClientError               (also) the header-update planner's refusals:
     │   ├── LightPlanError                 InvalidPlan, UnexpectedBlock, PlanNotFinished
     │   ├── HeaderRejected                 (BFT rules above; PoW rules:) InsufficientWork,
     │   │                                  WrongTarget, TimeOutOfWindow, UnknownParent,
-    │   │                                  ForkBelowFinality
+    │   │                                  ForkBelowFinality, TooManyBranches; PoS rules:
+    │   │                                  IneligibleProposer,
+    │   │                                  InvalidProposerSignature, TimeOutOfWindow
     │   └── ConsensusStateNotFound
     │       └── NotFinal                   a PoW/PoS height not yet the finality depth deep
     ├── StoreError                     the block store is unusable or inconsistent
@@ -400,6 +404,42 @@ class ForkBelowFinality(HeaderRejected):
         self.fork_height, self.final_height = fork_height, final_height
         super().__init__(
             f"branch forks at height {fork_height}, below the final height {final_height}"
+        )
+
+
+class IneligibleProposer(HeaderRejected):
+    def __init__(self, height: int, proposer: str, stake: int) -> None:
+        self.height, self.proposer, self.stake = height, proposer, stake
+        super().__init__(
+            f"header {height}: proposer {proposer} (stake {stake}) is not eligible: "
+            "its hash is not below target · stake"
+        )
+
+
+class InvalidProposerSignature(HeaderRejected):
+    def __init__(self, height: int, proposer: str) -> None:
+        self.height, self.proposer = height, proposer
+        super().__init__(f"header {height}: the seal is not {proposer}'s signature")
+
+
+class NoEligibleProposer(ConsensusError):
+    def __init__(self, height: int, keys: int) -> None:
+        self.height, self.keys = height, keys
+        super().__init__(f"block {height}: none of this node's {keys} staked keys is eligible")
+
+
+class InsufficientStake(TxFailed):
+    def __init__(self, validator: str, bonded: int, wanted: int) -> None:
+        self.validator, self.bonded, self.wanted = validator, bonded, wanted
+        super().__init__(f"validator {validator} has {bonded} bonded, cannot unbond {wanted}")
+
+
+class TooManyBranches(HeaderRejected):
+    def __init__(self, client_id: str, height: int, limit: int) -> None:
+        self.client_id, self.height, self.limit = client_id, height, limit
+        super().__init__(
+            f"light client {client_id!r}: the heights around {height} already hold {limit} "
+            "headers; only the best branch may add more"
         )
 
 

@@ -316,6 +316,7 @@ _HEADER_KEYS = frozenset(
     }
 )
 _POW_HEADER_KEYS = _HEADER_KEYS | {"target", "nonce"}
+_POS_HEADER_KEYS = _HEADER_KEYS | {"slot", "seal"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +352,12 @@ class Header:
     encoded, on a BFT chain (whose headers and hashes are thus unchanged)."""
     nonce: int | None = None
     """PoW only: the seal (see ``chains.pow``); None, and then not encoded, otherwise."""
+    slot: int | None = None
+    """PoS only: the proposer's slot at this height (see ``chains.pos``); None, and then
+    not encoded, otherwise."""
+    seal: bytes = b""
+    """PoS only: the proposer's 64-byte signature (see ``chains.pos``); empty, and then
+    not encoded, otherwise."""
 
     def to_json(self) -> dict[str, JSONValue]:
         d = self._bft_json()
@@ -358,6 +365,10 @@ class Header:
             d["target"] = self.target.hex()
         if self.nonce is not None:
             d["nonce"] = self.nonce
+        if self.slot is not None:
+            d["slot"] = self.slot
+        if self.seal:
+            d["seal"] = self.seal.hex()
         return d
 
     def _bft_json(self) -> dict[str, JSONValue]:
@@ -385,7 +396,9 @@ class Header:
     def from_json(cls, d: object) -> Header:
         o = _obj(d, "header")
         pow_seal = "nonce" in o or "target" in o
-        _exact_keys(o, _POW_HEADER_KEYS if pow_seal else _HEADER_KEYS, "header")
+        pos_seal = "slot" in o or "seal" in o
+        keys = _POS_HEADER_KEYS if pos_seal else _POW_HEADER_KEYS if pow_seal else _HEADER_KEYS
+        _exact_keys(o, keys, "header")
         return cls(
             chain_id=_str(o, "chain_id", "header", 64),
             height=_int(o, "height", "header", 1),
@@ -401,6 +414,8 @@ class Header:
             proposer=_hex(o, "proposer", "header", 32),
             target=_hex(o, "target", "header", HASH) if pow_seal else b"",
             nonce=_int(o, "nonce", "header") if pow_seal else None,
+            slot=_int(o, "slot", "header") if pos_seal else None,
+            seal=_hex(o, "seal", "header", 64) if pos_seal else b"",
         )
 
 
