@@ -63,10 +63,10 @@ __all__ = [
     "compute_retarget",
     "devnet_pow_params",
     "get_anchor_height",
+    "get_pow_and_header_hash",
     "get_pow_data",
     "get_pow_hash",
     "get_work",
-    "is_better_branch",
     "is_work_valid",
     "mine",
     "target_bytes",
@@ -223,6 +223,18 @@ def get_pow_hash(header: Header) -> bytes:
     ).digest()
 
 
+def get_pow_and_header_hash(header: Header) -> tuple[bytes, bytes]:
+    """``get_pow_hash(header)`` and ``header.hash`` from one ``to_json`` (a light client
+    needs both for every header)."""
+    if header.nonce is None:
+        raise InvalidSeal(header.height, "no nonce")
+    d = header.to_json()
+    full = canonical(d)
+    del d["nonce"]
+    tail = header.prev_hash + canonical(d)
+    return sha256(header.nonce.to_bytes(8, "big") + tail).digest(), sha256(full).digest()
+
+
 def is_work_valid(header: Header) -> bool:
     """True iff the header's proof-of-work hash is below its own target."""
     if header.nonce is None or len(header.target) != 32:
@@ -233,11 +245,6 @@ def is_work_valid(header: Header) -> bool:
 def get_work(target: int) -> int:
     """Expected hashes to meet ``target``: ``2**256 // (target + 1)``."""
     return (1 << 256) // (target + 1)
-
-
-def is_better_branch(work: int, best_work: int) -> bool:
-    """The fork choice: strictly more cumulative work wins; a tie keeps the incumbent."""
-    return work > best_work
 
 
 # --- retarget -------------------------------------------------------------------------
@@ -274,9 +281,12 @@ def get_anchor_height(params: PowParams, height: int) -> int:
     return (height - 1) // params.retarget_window * params.retarget_window
 
 
-def validate_pow_header(params: PowParams, parent: TipInfo, header: Header, now: int) -> None:
+def validate_pow_header(
+    params: PowParams, parent: TipInfo, header: Header, now: int, pow_hash: bytes | None = None
+) -> None:
     """Check ``header`` against its parent: height, target by the retarget rule, time
-    window ``(parent.time, now + max_future_ms]`` and the seal. Changes nothing."""
+    window ``(parent.time, now + max_future_ms]`` and the seal (``pow_hash``: the
+    header's, if the caller computed it). Changes nothing."""
     if header.height != parent.height + 1:
         raise InvalidSeal(header.height, f"height does not follow parent {parent.height}")
     want = compute_next_target(params, parent)
@@ -287,7 +297,8 @@ def validate_pow_header(params: PowParams, parent: TipInfo, header: Header, now:
         raise TimeOutOfWindow(header.height, header.time, parent.time, high)
     if header.nonce is None:
         raise InvalidSeal(header.height, "no nonce")
-    pow_hash = get_pow_hash(header)
+    if pow_hash is None:
+        pow_hash = get_pow_hash(header)
     if target_int(pow_hash) >= want:
         raise InsufficientWork(header.height, pow_hash.hex())
 

@@ -207,7 +207,7 @@ def test_the_client_follows_and_proves_only_final_heights(
     assert outcome == "best"
     client = get_pow_client(state, cid)
     assert (client.best_height, client.final_height) == (6, 3)
-    assert client.best_work == 5 * get_work(PARAMS.initial_target)
+    assert client.best_score == 5 * get_work(PARAMS.initial_target)
     assert get_client_state(state, cid).latest_height == 3
     assert get_consensus_state(state, cid, 3).header_hash == main_branch[2].header.hash
     with pytest.raises(NotFinal):

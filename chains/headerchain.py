@@ -1,0 +1,387 @@
+"""The header chain an on-chain light client of a PoW or PoS chain keeps: what both share.
+
+A client of a chain that follows work or stake (``chains.powclient``, ``chains.posclient``)
+is created from a checkpoint header and then stores every verified header of every
+branch, each with its branch's *score* (PoW: cumulative work; PoS: ``chains.pos``'s
+fork-choice key), and indexes the best branch by height:
+
+* the best branch is the one with the greatest score; an equal score keeps the incumbent;
+* final height = best height - ``finality_depth`` (never below the checkpoint);
+* a run whose fork point is below the final height is refused (``ForkBelowFinality``):
+  nothing final is ever replaced, since the bridge may already have acted on it;
+* a run with a lower score than the best is stored (it may grow) but changes nothing else;
+* only final heights of the best branch answer reads (``NotFinal`` above them).
+
+The engine validates a run of headers against its parent and turns it into records;
+:func:`process_store_run` then applies the fork choice and stores them.
+
+Storage is batched (per-header keys cost two state keys a header, and each new key a
+bucket re-hash and 16 node hashes of the state root: most of an update's time). Heights
+are grouped in segments of ``SEGMENT`` heights, one state key per segment::
+
+    <prefix>/seg/<id>/<height // SEGMENT:020d> -> {"best": {offset: hash hex},
+                                                   "records": {hash hex: record}}
+
+A run of 48 headers writes one or two keys. A segment holds at most
+``MAX_SEGMENT_RECORDS`` records: a run that would exceed it is refused
+(``TooManyBranches``) unless it becomes the best branch (so spam side branches can make a
+segment's value no larger than that, and never keep the best branch out).
+
+Pure functions of state: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chains.chain import parse_consensus
+from chains.encoding import JSONValue
+from chains.errors import (
+    ClientNotFound,
+    ConsensusStateNotFound,
+    ForkBelowFinality,
+    InvalidArgument,
+    InvalidProof,
+    InvalidRoot,
+    NotFinal,
+    TooManyBranches,
+)
+from chains.merkle import verify_inclusion
+from chains.pos import PosParams
+from chains.pow import PowParams
+from chains.state import State
+from chains.types import ZERO_HASH, Event, Header
+
+__all__ = [
+    "MAX_HEADERS_PER_UPDATE",
+    "MAX_SEGMENT_RECORDS",
+    "SEGMENT",
+    "ChainClient",
+    "ChainRecord",
+    "HeaderStore",
+    "create_chain_client",
+    "get_best_hash",
+    "get_chain_client",
+    "get_final_record",
+    "process_store_run",
+    "validate_roots",
+    "verify_chain_event",
+]
+
+MAX_HEADERS_PER_UPDATE = 48
+SEGMENT = 64
+MAX_SEGMENT_RECORDS = 4 * SEGMENT
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRecord:
+    """A verified header, reduced to what proofs, the fork choice and the engine need."""
+
+    height: int
+    """Its height."""
+    hash: bytes
+    """``Header.hash``."""
+    prev_hash: bytes
+    """Its parent's hash."""
+    time: int
+    """Its time, Unix ms."""
+    event_root: bytes
+    """Root that event proofs verify against."""
+    event_count: int
+    """Tree size of ``event_root``."""
+    state_root: bytes
+    """The tracked chain's state commitment."""
+    score: int
+    """Its branch's score since the checkpoint (the checkpoint: the engine's start)."""
+    extra: tuple[Any, ...]
+    """The engine's own fields (JSON values), e.g. a PoW header's target."""
+
+    def to_json(self) -> list[JSONValue]:
+        return [
+            self.prev_hash.hex(),
+            self.time,
+            self.event_root.hex(),
+            self.event_count,
+            self.state_root.hex(),
+            f"{self.score:x}",
+            *self.extra,
+        ]
+
+    @classmethod
+    def from_json(cls, height: int, hash_hex: str, raw: Sequence[Any]) -> ChainRecord:
+        return cls(
+            height,
+            bytes.fromhex(hash_hex),
+            bytes.fromhex(raw[0]),
+            raw[1],
+            bytes.fromhex(raw[2]),
+            raw[3],
+            bytes.fromhex(raw[4]),
+            int(raw[5], 16),
+            tuple(raw[6:]),
+        )
+
+    @classmethod
+    def of(cls, h: Header, header_hash: bytes, score: int, extra: tuple[Any, ...]) -> ChainRecord:
+        return cls(
+            h.height,
+            header_hash,
+            h.prev_hash,
+            h.time,
+            h.event_root,
+            h.event_count,
+            h.state_root,
+            score,
+            extra,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainClient:
+    """What a PoW or PoS client knows about the chain it tracks."""
+
+    chain_id: str
+    """Chain id of the tracked chain."""
+    params: PowParams | PosParams
+    """The tracked chain's engine parameters."""
+    checkpoint_height: int
+    """Height of the trusted checkpoint (nothing below it is known)."""
+    best_height: int
+    """Height of the best tip."""
+    best_hash: bytes
+    """Hash of the best tip."""
+    best_score: int
+    """Score of the best branch (PoW: its work since the checkpoint)."""
+
+    @property
+    def final_height(self) -> int:
+        """Highest final height: the best height minus the depth, never below the
+        checkpoint (trusted, hence final)."""
+        return max(self.checkpoint_height, self.best_height - self.params.finality_depth)
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {
+            "type": "pos" if isinstance(self.params, PosParams) else "pow",
+            "chain_id": self.chain_id,
+            "params": self.params.to_json(),
+            "checkpoint_height": self.checkpoint_height,
+            "best_height": self.best_height,
+            "best_hash": self.best_hash.hex(),
+            "best_score": f"{self.best_score:x}",
+            "final_height": self.final_height,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ChainClient:
+        params = parse_consensus(d["params"])
+        assert params is not None  # written by create_chain_client: an engine's params
+        return cls(
+            d["chain_id"],
+            params,
+            d["checkpoint_height"],
+            d["best_height"],
+            bytes.fromhex(d["best_hash"]),
+            int(d["best_score"], 16),
+        )
+
+
+# --- store access ---------------------------------------------------------------------
+
+
+def _client_key(prefix: str, cid: str) -> str:
+    return f"{prefix}/client/{cid}"
+
+
+def get_chain_client(state: State, prefix: str, client_id: str) -> ChainClient:
+    raw = state.get(_client_key(prefix, client_id))
+    if raw is None:
+        raise ClientNotFound(client_id)
+    return ChainClient.from_json(raw)
+
+
+def put_chain_client(state: State, prefix: str, client_id: str, client: ChainClient) -> None:
+    state.set(_client_key(prefix, client_id), client.to_json())
+
+
+def get_best_hash(state: State, prefix: str, client_id: str, height: int) -> bytes | None:
+    """The best chain's header hash at ``height``, if the client knows one."""
+    return HeaderStore(state, prefix, client_id).best_hash(height)
+
+
+def get_final_record(
+    state: State, prefix: str, client_id: str, client: ChainClient, height: int
+) -> ChainRecord:
+    """The best chain's record at ``height``, which must be final."""
+    if height > client.final_height:
+        raise NotFinal(client_id, height, client.final_height)
+    store = HeaderStore(state, prefix, client_id)
+    h = store.best_hash(height)
+    record = None if h is None else store.record(height, h)
+    if record is None:
+        raise ConsensusStateNotFound(client_id, height)
+    return record
+
+
+class HeaderStore:
+    """One update's view of a client's segments: reads load a segment once, writes go to
+    a copy (values are immutable), and :meth:`flush` writes each changed segment back
+    with one ``state.set``. Nothing reaches the state before ``flush``."""
+
+    __slots__ = ("_cid", "_dirty", "_prefix", "_segs", "state")
+
+    def __init__(self, state: State, prefix: str, client_id: str) -> None:
+        self.state, self._prefix, self._cid = state, prefix, client_id
+        self._segs: dict[int, dict[str, dict[str, Any]]] = {}
+        self._dirty: set[int] = set()
+
+    def _seg(self, height: int) -> dict[str, dict[str, Any]]:
+        n = height // SEGMENT
+        seg = self._segs.get(n)
+        if seg is None:
+            old = self.state.get(f"{self._prefix}/seg/{self._cid}/{n:020d}")
+            seg = (
+                {"best": {}, "records": {}}
+                if old is None
+                else {"best": dict(old["best"]), "records": dict(old["records"])}
+            )
+            self._segs[n] = seg
+        return seg
+
+    def has(self, height: int, header_hash: bytes) -> bool:
+        return header_hash.hex() in self._seg(height)["records"]
+
+    def count(self, height: int) -> int:
+        return len(self._seg(height)["records"])
+
+    def record(self, height: int, header_hash: bytes) -> ChainRecord | None:
+        raw = self._seg(height)["records"].get(header_hash.hex())
+        return None if raw is None else ChainRecord.from_json(height, header_hash.hex(), raw)
+
+    def best_hash(self, height: int) -> bytes | None:
+        got = self._seg(height)["best"].get(str(height % SEGMENT))
+        return None if got is None else bytes.fromhex(got)
+
+    def put_record(self, r: ChainRecord) -> None:
+        self._seg(r.height)["records"][r.hash.hex()] = r.to_json()
+        self._dirty.add(r.height // SEGMENT)
+
+    def set_best(self, height: int, header_hash: bytes | None) -> None:
+        best = self._seg(height)["best"]
+        if header_hash is None:
+            best.pop(str(height % SEGMENT), None)
+        else:
+            best[str(height % SEGMENT)] = header_hash.hex()
+        self._dirty.add(height // SEGMENT)
+
+    def flush(self) -> None:
+        for n in sorted(self._dirty):
+            self.state.set(f"{self._prefix}/seg/{self._cid}/{n:020d}", self._segs[n])
+        self._dirty = set()
+
+
+def validate_roots(h: Header) -> None:
+    for name in ("tx_root", "event_root", "state_root"):
+        if getattr(h, name) == ZERO_HASH:
+            raise InvalidRoot(name)
+
+
+# --- processing -----------------------------------------------------------------------
+
+
+def create_chain_client(
+    state: State, prefix: str, id_prefix: str, client: ChainClient, checkpoint: ChainRecord
+) -> str:
+    """Store a new client at ``checkpoint`` (already checked by its engine); its id."""
+    seq: int = state.get(f"{prefix}/next_id", 0)
+    cid = f"{id_prefix}{seq}"
+    state.set(f"{prefix}/next_id", seq + 1)
+    put_chain_client(state, prefix, cid, client)
+    seg = HeaderStore(state, prefix, cid)
+    seg.put_record(checkpoint)
+    seg.set_best(checkpoint.height, checkpoint.hash)
+    seg.flush()
+    return cid
+
+
+def check_run_length(headers: Sequence[Header]) -> None:
+    if not 0 < len(headers) <= MAX_HEADERS_PER_UPDATE:
+        raise InvalidArgument("headers", f"expected 1..{MAX_HEADERS_PER_UPDATE} headers")
+
+
+def process_store_run(
+    store: HeaderStore,
+    prefix: str,
+    client_id: str,
+    client: ChainClient,
+    records: Sequence[ChainRecord],
+) -> str:
+    """Apply the fork choice to a verified, linked run of ``records`` whose first names a
+    stored header as parent, and store it (``store``'s state: the client's). Returns
+    ``best`` (the run's tip is the new best tip, a reorganisation if it was on another
+    branch) or ``side`` (stored, a lower score than the best). Refused, it changes
+    nothing."""
+    tip = records[-1]
+    final = client.final_height
+    better = tip.score > client.best_score
+    rewrite: list[ChainRecord] = []
+    if better:
+        # Walk back to where the best chain agrees (reading the run's own records, not
+        # yet stored). A stored side branch extended here may fork lower than this run's
+        # parent, so the depth rule is checked again at the real fork point.
+        run = {r.hash: r for r in records}
+        rec: ChainRecord | None = tip
+        while rec is not None and store.best_hash(rec.height) != rec.hash:
+            if rec.height <= final:
+                raise ForkBelowFinality(rec.height - 1, final)
+            rewrite.append(rec)
+            rec = run.get(rec.prev_hash) or store.record(rec.height - 1, rec.prev_hash)
+    for r in records:
+        if not store.has(r.height, r.hash):
+            if not better and store.count(r.height) >= MAX_SEGMENT_RECORDS:
+                raise TooManyBranches(client_id, r.height, MAX_SEGMENT_RECORDS)
+            store.put_record(r)
+    if better:
+        for height in range(tip.height + 1, client.best_height + 1):
+            store.set_best(height, None)
+        for r in rewrite:
+            store.set_best(r.height, r.hash)
+        new = ChainClient(
+            client.chain_id,
+            client.params,
+            client.checkpoint_height,
+            tip.height,
+            tip.hash,
+            tip.score,
+        )
+        put_chain_client(store.state, prefix, client_id, new)
+    store.flush()
+    return "best" if better else "side"
+
+
+def is_duplicate_run(
+    store: HeaderStore, headers: Sequence[Header], hashes: Sequence[bytes]
+) -> bool:
+    """True iff every header is stored already: a no-op, even below the final height
+    (several relayers may race)."""
+    return all(store.has(h.height, hh) for h, hh in zip(headers, hashes, strict=True))
+
+
+def verify_chain_event(
+    state: State,
+    prefix: str,
+    client_id: str,
+    height: int,
+    event: Event,
+    index: int,
+    proof: Sequence[bytes],
+) -> None:
+    """Check that ``event`` is event ``index`` of the tracked chain's block at a final
+    ``height`` of the best chain. Raises, never returns False."""
+    client = get_chain_client(state, prefix, client_id)
+    rec = get_final_record(state, prefix, client_id, client, height)
+    if rec.event_root == ZERO_HASH:
+        raise InvalidProof("zero event root")
+    if not verify_inclusion(event.leaf(), index, rec.event_count, proof, rec.event_root):
+        raise InvalidProof(f"event {index} does not verify against root at height {height}")
