@@ -77,65 +77,76 @@ MAX_SEGMENT_RECORDS = 4 * SEGMENT
 
 @dataclass(frozen=True, slots=True)
 class ChainRecord:
-    """A verified header, reduced to what proofs, the fork choice and the engine need."""
+    """A verified header as stored: the fork choice's fields parsed, the rest (what
+    proofs and the engine need) kept in its stored JSON form and read on demand. A light
+    client verifies far more headers than it reads back, so a header costs no decoding
+    and no re-encoding of what its own JSON already holds."""
 
     height: int
     """Its height."""
     hash: bytes
     """``Header.hash``."""
+    key: str
+    """``hash`` in hex: its key in the segment."""
     prev_hash: bytes
     """Its parent's hash."""
-    time: int
-    """Its time, Unix ms."""
-    event_root: bytes
-    """Root that event proofs verify against."""
-    event_count: int
-    """Tree size of ``event_root``."""
-    state_root: bytes
-    """The tracked chain's state commitment."""
     score: int
-    """Its branch's score since the checkpoint (the checkpoint: the engine's start)."""
-    extra: tuple[Any, ...]
-    """The engine's own fields (JSON values), e.g. a PoW header's target."""
+    """Its branch's score since the checkpoint."""
+    raw: list[Any]
+    """Stored form: ``[prev_hash, time, event_root, event_count, state_root, score,
+    *extra]`` (hashes in hex, score in hex)."""
 
-    def to_json(self) -> list[JSONValue]:
-        return [
-            self.prev_hash.hex(),
-            self.time,
-            self.event_root.hex(),
-            self.event_count,
-            self.state_root.hex(),
-            f"{self.score:x}",
-            *self.extra,
+    @property
+    def time(self) -> int:
+        """Its time, Unix ms."""
+        t: int = self.raw[1]
+        return t
+
+    @property
+    def event_root(self) -> bytes:
+        """Root that event proofs verify against."""
+        return bytes.fromhex(self.raw[2])
+
+    @property
+    def event_count(self) -> int:
+        """Tree size of ``event_root``."""
+        n: int = self.raw[3]
+        return n
+
+    @property
+    def state_root(self) -> bytes:
+        """The tracked chain's state commitment."""
+        return bytes.fromhex(self.raw[4])
+
+    @property
+    def extra(self) -> tuple[Any, ...]:
+        """The engine's own fields (JSON values), e.g. a PoW header's target."""
+        return tuple(self.raw[6:])
+
+    @classmethod
+    def from_json(cls, height: int, key: str, raw: list[Any]) -> ChainRecord:
+        return cls(height, bytes.fromhex(key), key, bytes.fromhex(raw[0]), int(raw[5], 16), raw)
+
+    @classmethod
+    def of(
+        cls,
+        h: Header,
+        d: Mapping[str, Any],
+        header_hash: bytes,
+        score: int,
+        extra: tuple[Any, ...],
+    ) -> ChainRecord:
+        """The record of header ``h`` (``d``: its ``to_json()``, with or without its seal)."""
+        raw = [
+            d["prev_hash"],
+            d["time"],
+            d["event_root"],
+            d["event_count"],
+            d["state_root"],
+            f"{score:x}",
+            *extra,
         ]
-
-    @classmethod
-    def from_json(cls, height: int, hash_hex: str, raw: Sequence[Any]) -> ChainRecord:
-        return cls(
-            height,
-            bytes.fromhex(hash_hex),
-            bytes.fromhex(raw[0]),
-            raw[1],
-            bytes.fromhex(raw[2]),
-            raw[3],
-            bytes.fromhex(raw[4]),
-            int(raw[5], 16),
-            tuple(raw[6:]),
-        )
-
-    @classmethod
-    def of(cls, h: Header, header_hash: bytes, score: int, extra: tuple[Any, ...]) -> ChainRecord:
-        return cls(
-            h.height,
-            header_hash,
-            h.prev_hash,
-            h.time,
-            h.event_root,
-            h.event_count,
-            h.state_root,
-            score,
-            extra,
-        )
+        return cls(h.height, header_hash, header_hash.hex(), h.prev_hash, score, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +260,9 @@ class HeaderStore:
             self._segs[n] = seg
         return seg
 
-    def has(self, height: int, header_hash: bytes) -> bool:
-        return header_hash.hex() in self._seg(height)["records"]
+    def has(self, height: int, key: str) -> bool:
+        """Whether the header whose hash in hex is ``key`` is stored at ``height``."""
+        return key in self._seg(height)["records"]
 
     def count(self, height: int) -> int:
         return len(self._seg(height)["records"])
@@ -264,15 +276,17 @@ class HeaderStore:
         return None if got is None else bytes.fromhex(got)
 
     def put_record(self, r: ChainRecord) -> None:
-        self._seg(r.height)["records"][r.hash.hex()] = r.to_json()
+        self._seg(r.height)["records"][r.key] = r.raw
         self._dirty.add(r.height // SEGMENT)
 
-    def set_best(self, height: int, header_hash: bytes | None) -> None:
+    def set_best(self, height: int, key: str | None) -> None:
+        """Index the header whose hash in hex is ``key`` as the best at ``height`` (None:
+        no best header there)."""
         best = self._seg(height)["best"]
-        if header_hash is None:
+        if key is None:
             best.pop(str(height % SEGMENT), None)
         else:
-            best[str(height % SEGMENT)] = header_hash.hex()
+            best[str(height % SEGMENT)] = key
         self._dirty.add(height // SEGMENT)
 
     def flush(self) -> None:
@@ -300,7 +314,7 @@ def create_chain_client(
     put_chain_client(state, prefix, cid, client)
     seg = HeaderStore(state, prefix, cid)
     seg.put_record(checkpoint)
-    seg.set_best(checkpoint.height, checkpoint.hash)
+    seg.set_best(checkpoint.height, checkpoint.key)
     seg.flush()
     return cid
 
@@ -326,7 +340,9 @@ def process_store_run(
     final = client.final_height
     better = tip.score > client.best_score
     rewrite: list[ChainRecord] = []
-    if better:
+    if better and records[0].prev_hash == client.best_hash:
+        rewrite = list(records)  # the common case: the run extends the best tip
+    elif better:
         # Walk back to where the best chain agrees (reading the run's own records, not
         # yet stored). A stored side branch extended here may fork lower than this run's
         # parent, so the depth rule is checked again at the real fork point.
@@ -338,7 +354,7 @@ def process_store_run(
             rewrite.append(rec)
             rec = run.get(rec.prev_hash) or store.record(rec.height - 1, rec.prev_hash)
     for r in records:
-        if not store.has(r.height, r.hash):
+        if not store.has(r.height, r.key):
             if not better and store.count(r.height) >= MAX_SEGMENT_RECORDS:
                 raise TooManyBranches(client_id, r.height, MAX_SEGMENT_RECORDS)
             store.put_record(r)
@@ -346,7 +362,7 @@ def process_store_run(
         for height in range(tip.height + 1, client.best_height + 1):
             store.set_best(height, None)
         for r in rewrite:
-            store.set_best(r.height, r.hash)
+            store.set_best(r.height, r.key)
         new = ChainClient(
             client.chain_id,
             client.params,
@@ -365,7 +381,7 @@ def is_duplicate_run(
 ) -> bool:
     """True iff every header is stored already: a no-op, even below the final height
     (several relayers may race)."""
-    return all(store.has(h.height, hh) for h, hh in zip(headers, hashes, strict=True))
+    return all(store.has(h.height, hh.hex()) for h, hh in zip(headers, hashes, strict=True))
 
 
 def verify_chain_event(

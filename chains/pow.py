@@ -223,16 +223,16 @@ def get_pow_hash(header: Header) -> bytes:
     ).digest()
 
 
-def get_pow_and_header_hash(header: Header) -> tuple[bytes, bytes]:
-    """``get_pow_hash(header)`` and ``header.hash`` from one ``to_json`` (a light client
-    needs both for every header)."""
+def get_pow_and_header_hash(header: Header) -> tuple[bytes, bytes, dict[str, JSONValue]]:
+    """``get_pow_hash(header)``, ``header.hash`` and the header's JSON without its nonce,
+    from one ``to_json`` (a light client needs all three for every header)."""
     if header.nonce is None:
         raise InvalidSeal(header.height, "no nonce")
     d = header.to_json()
     full = canonical(d)
     del d["nonce"]
     tail = header.prev_hash + canonical(d)
-    return sha256(header.nonce.to_bytes(8, "big") + tail).digest(), sha256(full).digest()
+    return sha256(header.nonce.to_bytes(8, "big") + tail).digest(), sha256(full).digest(), d
 
 
 def is_work_valid(header: Header) -> bool:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chains.encoding import JSONValue
 from chains.errors import (
     ChainIdMismatch,
     ForkBelowFinality,
@@ -110,8 +111,10 @@ def get_pow_tip(record: ChainRecord) -> TipInfo:
     return TipInfo(record.height, record.time, int(record.extra[0], 16), record.extra[1])
 
 
-def _record(h: Header, header_hash: bytes, target: int, anchor_time: int, work: int) -> ChainRecord:
-    return ChainRecord.of(h, header_hash, work, (f"{target:x}", anchor_time))
+def _record(
+    h: Header, d: dict[str, JSONValue], header_hash: bytes, anchor_time: int, work: int
+) -> ChainRecord:
+    return ChainRecord.of(h, d, header_hash, work, (d["target"], anchor_time))
 
 
 # --- processing -----------------------------------------------------------------------
@@ -127,13 +130,13 @@ def process_create_pow_client(
     target = target_int(checkpoint.target)
     if target > params.max_target:
         raise InvalidArgument("checkpoint", "target above the chain's max_target")
-    pow_hash, header_hash = get_pow_and_header_hash(checkpoint)
+    pow_hash, header_hash, d = get_pow_and_header_hash(checkpoint)
     if target_int(pow_hash) >= target:
         raise InsufficientWork(checkpoint.height, pow_hash.hex())
     if not 0 <= anchor_time < checkpoint.time:
         raise InvalidArgument("anchor_time", "must be before the checkpoint's time")
     validate_roots(checkpoint)
-    record = _record(checkpoint, header_hash, target, anchor_time, 0)
+    record = _record(checkpoint, d, header_hash, anchor_time, 0)
     h = checkpoint.height
     client = ChainClient(checkpoint.chain_id, params, h, h, header_hash, 0)
     return create_chain_client(state, _STORE, PREFIX, client, record)
@@ -144,7 +147,7 @@ def validate_pow_headers(
     client: ChainClient,
     headers: Sequence[Header],
     now: int,
-    hashes: Sequence[tuple[bytes, bytes]],
+    hashes: Sequence[tuple[bytes, bytes, dict[str, JSONValue]]],
 ) -> list[ChainRecord]:
     """Verify a run of linked headers from a stored parent (``hashes``: each header's
     ``get_pow_and_header_hash``); their records, in order. Changes nothing."""
@@ -161,7 +164,7 @@ def validate_pow_headers(
     tip = get_pow_tip(parent)
     out: list[ChainRecord] = []
     work, parent_hash = parent.score, parent.hash
-    for h, (pow_hash, header_hash) in zip(headers, hashes, strict=True):
+    for h, (pow_hash, header_hash, d) in zip(headers, hashes, strict=True):
         if h.chain_id != chain_id:
             raise ChainIdMismatch(chain_id, h.chain_id)
         if h.prev_hash != parent_hash:
@@ -171,7 +174,7 @@ def validate_pow_headers(
         target = target_int(h.target)
         anchor = compute_next_anchor(params, tip)
         work += get_work(target)
-        out.append(_record(h, header_hash, target, anchor, work))
+        out.append(_record(h, d, header_hash, anchor, work))
         tip = TipInfo(h.height, h.time, target, anchor)
         parent_hash = header_hash
     return out
@@ -188,7 +191,7 @@ def process_update_pow_client(
     check_run_length(headers)
     hashes = [get_pow_and_header_hash(h) for h in headers]
     store = HeaderStore(state, _STORE, client_id)
-    if is_duplicate_run(store, headers, [hh for _, hh in hashes]):
+    if is_duplicate_run(store, headers, [hh for _, hh, _ in hashes]):
         return "duplicate"
     records = validate_pow_headers(store, client, headers, now, hashes)
     return process_store_run(store, _STORE, client_id, client, records)
