@@ -36,8 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chains.chain import parse_consensus
 from chains.encoding import JSONValue
+from chains.engine import parse_engine
 from chains.errors import (
     ClientNotFound,
     ConsensusStateNotFound,
@@ -186,8 +186,8 @@ class ChainClient:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ChainClient:
-        params = parse_consensus(d["params"])
-        assert params is not None  # written by create_chain_client: an engine's params
+        params = parse_engine(d["params"])
+        assert isinstance(params, PowParams | PosParams)  # written by create_chain_client
         return cls(
             d["chain_id"],
             params,
