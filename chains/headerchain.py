@@ -39,6 +39,7 @@ from typing import Any
 from chains.encoding import JSONValue
 from chains.engine import parse_engine
 from chains.errors import (
+    ChainIdMismatch,
     ClientNotFound,
     ConsensusStateNotFound,
     ForkBelowFinality,
@@ -47,6 +48,7 @@ from chains.errors import (
     InvalidRoot,
     NotFinal,
     TooManyBranches,
+    UnknownParent,
 )
 from chains.merkle import verify_inclusion
 from chains.pos import PosParams
@@ -65,7 +67,9 @@ __all__ = [
     "get_best_hash",
     "get_chain_client",
     "get_final_record",
+    "get_run_parent",
     "process_store_run",
+    "validate_link",
     "validate_roots",
     "verify_chain_event",
 ]
@@ -240,10 +244,10 @@ class HeaderStore:
     a copy (values are immutable), and :meth:`flush` writes each changed segment back
     with one ``state.set``. Nothing reaches the state before ``flush``."""
 
-    __slots__ = ("_cid", "_dirty", "_prefix", "_segs", "state")
+    __slots__ = ("_dirty", "_prefix", "_segs", "client_id", "state")
 
     def __init__(self, state: State, prefix: str, client_id: str) -> None:
-        self.state, self._prefix, self._cid = state, prefix, client_id
+        self.state, self._prefix, self.client_id = state, prefix, client_id
         self._segs: dict[int, dict[str, dict[str, Any]]] = {}
         self._dirty: set[int] = set()
 
@@ -251,7 +255,7 @@ class HeaderStore:
         n = height // SEGMENT
         seg = self._segs.get(n)
         if seg is None:
-            old = self.state.get(f"{self._prefix}/seg/{self._cid}/{n:020d}")
+            old = self.state.get(f"{self._prefix}/seg/{self.client_id}/{n:020d}")
             seg = (
                 {"best": {}, "records": {}}
                 if old is None
@@ -291,7 +295,7 @@ class HeaderStore:
 
     def flush(self) -> None:
         for n in sorted(self._dirty):
-            self.state.set(f"{self._prefix}/seg/{self._cid}/{n:020d}", self._segs[n])
+            self.state.set(f"{self._prefix}/seg/{self.client_id}/{n:020d}", self._segs[n])
         self._dirty = set()
 
 
@@ -322,6 +326,29 @@ def create_chain_client(
 def check_run_length(headers: Sequence[Header]) -> None:
     if not 0 < len(headers) <= MAX_HEADERS_PER_UPDATE:
         raise InvalidArgument("headers", f"expected 1..{MAX_HEADERS_PER_UPDATE} headers")
+
+
+def get_run_parent(
+    store: HeaderStore, client: ChainClient, headers: Sequence[Header]
+) -> ChainRecord:
+    """The stored parent of a run of headers, which may not be below the final height
+    (``UnknownParent``, ``ForkBelowFinality``, ``InvalidArgument`` for a bad length)."""
+    check_run_length(headers)
+    first = headers[0]
+    parent = store.record(first.height - 1, first.prev_hash)
+    if parent is None:
+        raise UnknownParent(first.height, first.prev_hash.hex())
+    if parent.height < client.final_height:
+        raise ForkBelowFinality(parent.height, client.final_height)
+    return parent
+
+
+def validate_link(client: ChainClient, header: Header, parent_hash: bytes) -> None:
+    """The header is of the client's chain and names ``parent_hash`` as its parent."""
+    if header.chain_id != client.chain_id:
+        raise ChainIdMismatch(client.chain_id, header.chain_id)
+    if header.prev_hash != parent_hash:
+        raise UnknownParent(header.height, header.prev_hash.hex())
 
 
 def process_store_run(

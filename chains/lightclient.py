@@ -57,9 +57,9 @@ per update. A client stored with it drops it at its next stored header.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from chains.consensus import TWO_THIRDS, verify_commit
 from chains.encoding import JSONValue, from_hex
@@ -81,17 +81,27 @@ from chains.errors import (
     UnknownMethod,
     ValidatorSetMismatch,
 )
+from chains.headerchain import (
+    HeaderStore,
+    get_chain_client,
+    get_final_record,
+    verify_chain_event,
+)
 from chains.merkle import verify_inclusion
 from chains.module import BlockInfo, TxContext, arg_int, arg_str
+from chains.pos import PosParams
+from chains.posclient import (
+    POS_STORE,
+    is_pos_client,
+    process_create_pos_client,
+    process_update_pos_client,
+)
 from chains.pow import PowParams
 from chains.powclient import (
-    get_best_hash,
-    get_final_record,
-    get_pow_client,
+    POW_STORE,
     is_pow_client,
     process_create_pow_client,
     process_update_pow_client,
-    verify_pow_event,
 )
 from chains.state import State
 from chains.types import ZERO_HASH, Commit, Event, Header, ValidatorSet
@@ -111,6 +121,7 @@ __all__ = [
     "verify_event",
 ]
 
+T = TypeVar("T")
 DEFAULT_TRUST_LEVEL = (1, 3)
 MAX_CONSENSUS_STATES = 8_192
 MAX_POW_BEST_QUERY = 256
@@ -293,18 +304,29 @@ def _get_neighbours(
     )
 
 
-# A PoW client (``chains.powclient``) answers these two reads too, so the bridge and the
-# relayer use it through the same interface: its latest height is its final height, its
-# consensus states exist only at final heights of its best chain, and it never expires
-# (work, not a trusting period, is what it trusts).
-_POW_NEVER_EXPIRES = 2**62
+# A PoW or PoS client (``chains.powclient``, ``chains.posclient``) answers these two reads
+# too, so the bridge and the relayer use it through the same interface: its latest height
+# is its final height, its consensus states exist only at final heights of its best
+# chain, and it never expires (work or stake, not a trusting period, is what it trusts).
+_CHAIN_NEVER_EXPIRES = 2**62
+
+
+def get_chain_store(client_id: str) -> str | None:
+    """The ``chains.headerchain`` store of a client that follows work or stake, or None
+    for a BFT client."""
+    if is_pow_client(client_id):
+        return POW_STORE
+    if is_pos_client(client_id):
+        return POS_STORE
+    return None
 
 
 def get_client_state(state: State, client_id: str) -> ClientState:
-    if is_pow_client(client_id):
-        pc = get_pow_client(state, client_id)
+    store = get_chain_store(client_id)
+    if store is not None:
+        cc = get_chain_client(state, store, client_id)
         return ClientState(
-            pc.chain_id, DEFAULT_TRUST_LEVEL, _POW_NEVER_EXPIRES, 0, pc.final_height, 0
+            cc.chain_id, DEFAULT_TRUST_LEVEL, _CHAIN_NEVER_EXPIRES, 0, cc.final_height, 0
         )
     raw = state.get(_client_key(client_id))
     if raw is None:
@@ -313,8 +335,10 @@ def get_client_state(state: State, client_id: str) -> ClientState:
 
 
 def get_consensus_state(state: State, client_id: str, height: int) -> ConsensusState:
-    if is_pow_client(client_id):
-        r = get_final_record(state, client_id, height)
+    store = get_chain_store(client_id)
+    if store is not None:
+        cc = get_chain_client(state, store, client_id)
+        r = get_final_record(state, store, client_id, cc, height)
         return ConsensusState(r.time, r.hash, r.event_root, r.event_count, r.state_root, ZERO_HASH)
     raw = state.get(_cons_key(client_id, height))
     if raw is None:
@@ -512,8 +536,9 @@ def verify_event(
 ) -> None:
     """Check that ``event`` is event number ``index`` of the tracked chain's block at
     ``height``, against the stored consensus state. Raises, never returns False."""
-    if is_pow_client(client_id):
-        verify_pow_event(state, client_id, height, event, index, proof)
+    store = get_chain_store(client_id)
+    if store is not None:
+        verify_chain_event(state, store, client_id, height, event, index, proof)
         return
     client = get_client_state(state, client_id)
     _check_active(client_id, client, state, now)
@@ -532,6 +557,15 @@ def decode_proof(value: object, what: str = "proof") -> list[bytes]:
 
 
 # --- the module -----------------------------------------------------------------------
+
+
+def _list_arg(args: Mapping[str, Any], name: str, parse: Callable[[object], T]) -> list[T]:
+    """A list argument of at most 64 items, each parsed by ``parse`` (which raises
+    ``EncodingError`` for a malformed one)."""
+    raw = args.get(name)
+    if not isinstance(raw, list) or len(raw) > 64:
+        raise InvalidArgument(name, "expected a list of at most 64 items")
+    return [parse(x) for x in raw]
 
 
 class LightClientModule:
@@ -588,21 +622,39 @@ class LightClientModule:
                     "client_created",
                     {"client_id": cid, "chain_id": checkpoint.chain_id, "height": h_cp},
                 )
-            elif method == "update_pow_client":
+            elif method == "create_pos_client":
+                checkpoint = Header.from_json(args.get("checkpoint"))
+                cid = process_create_pos_client(
+                    ctx.state,
+                    PosParams.from_json(args.get("params")),
+                    checkpoint,
+                    ValidatorSet.from_json(args.get("table")),
+                )
+                ctx.emit(
+                    "client_created",
+                    {
+                        "client_id": cid,
+                        "chain_id": checkpoint.chain_id,
+                        "height": checkpoint.height,
+                    },
+                )
+            elif method in ("update_pow_client", "update_pos_client"):
                 cid = arg_str(args, "client_id", 64)
-                raw = args.get("headers")
-                if not isinstance(raw, list):
-                    raise InvalidArgument("headers", "expected a list of headers")
-                headers = [Header.from_json(h) for h in raw]
-                outcome = process_update_pow_client(ctx.state, cid, headers, now)
-                tip = headers[-1] if headers else None
+                headers = _list_arg(args, "headers", Header.from_json)
+                if method == "update_pow_client":
+                    outcome = process_update_pow_client(ctx.state, cid, headers, now)
+                    store = POW_STORE
+                else:
+                    tables = _list_arg(args, "tables", ValidatorSet.from_json)
+                    outcome = process_update_pos_client(ctx.state, cid, headers, tables, now)
+                    store = POS_STORE
                 ctx.emit(
                     "client_updated",
                     {
                         "client_id": cid,
-                        "height": 0 if tip is None else tip.height,
+                        "height": headers[-1].height,
                         "outcome": outcome,
-                        "final_height": get_pow_client(ctx.state, cid).final_height,
+                        "final_height": get_chain_client(ctx.state, store, cid).final_height,
                     },
                 )
             elif method == "submit_misbehaviour":
@@ -626,21 +678,23 @@ class LightClientModule:
 
     def query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
         cid = arg_str(args, "client_id", 64)
+        store = get_chain_store(cid)
         if path == "client":
-            if is_pow_client(cid):  # the common view, plus best and final heights and work
+            if store is not None:  # the common view, plus best and final heights and score
                 common = get_client_state(state, cid).to_json()
-                return {**common, **get_pow_client(state, cid).to_json()}
+                return {**common, **get_chain_client(state, store, cid).to_json()}
             return get_client_state(state, cid).to_json()
         if path == "consensus_state":
             return get_consensus_state(state, cid, arg_int(args, "height", 1)).to_json()
-        if path == "pow_best":
-            # a PoW client's best chain, heights to hashes: what chains.powplan needs
-            pc = get_pow_client(state, cid)
+        if path == "pow_best" and store is not None:
+            # a PoW or PoS client's best chain, heights to hashes: what chains.powplan needs
+            cc = get_chain_client(state, store, cid)
             lo = arg_int(args, "from", 0)
-            hi = min(arg_int(args, "to", 0), pc.best_height, lo + MAX_POW_BEST_QUERY - 1)
+            hi = min(arg_int(args, "to", 0), cc.best_height, lo + MAX_POW_BEST_QUERY - 1)
+            segments = HeaderStore(state, store, cid)
             out: dict[str, JSONValue] = {}
-            for height in range(max(lo, pc.checkpoint_height), hi + 1):
-                got = get_best_hash(state, cid, height)
+            for height in range(max(lo, cc.checkpoint_height), hi + 1):
+                got = segments.best_hash(height)
                 if got is not None:
                     out[str(height)] = got.hex()
             return out

@@ -34,11 +34,8 @@ from collections.abc import Sequence
 
 from chains.encoding import JSONValue
 from chains.errors import (
-    ChainIdMismatch,
-    ForkBelowFinality,
     InsufficientWork,
     InvalidArgument,
-    UnknownParent,
 )
 from chains.headerchain import (
     MAX_HEADERS_PER_UPDATE,
@@ -48,13 +45,12 @@ from chains.headerchain import (
     check_run_length,
     create_chain_client,
     get_chain_client,
+    get_run_parent,
     is_duplicate_run,
     process_store_run,
+    validate_link,
     validate_roots,
-    verify_chain_event,
 )
-from chains.headerchain import get_best_hash as _get_best_hash
-from chains.headerchain import get_final_record as _get_final_record
 from chains.pow import (
     PowParams,
     TipInfo,
@@ -65,24 +61,22 @@ from chains.pow import (
     validate_pow_header,
 )
 from chains.state import State
-from chains.types import Event, Header
+from chains.types import Header
 
 __all__ = [
     "MAX_HEADERS_PER_UPDATE",
+    "POW_STORE",
     "PowClient",
-    "get_best_hash",
-    "get_final_record",
     "get_pow_client",
     "get_pow_tip",
     "is_pow_client",
     "process_create_pow_client",
     "process_update_pow_client",
     "validate_pow_headers",
-    "verify_pow_event",
 ]
 
 PREFIX = "pow-"
-_STORE = "lightclient/pow"
+POW_STORE = "lightclient/pow"
 PowClient = ChainClient
 """A PoW client's view: ``best_score`` is its best branch's work since the checkpoint."""
 
@@ -93,17 +87,7 @@ def is_pow_client(client_id: str) -> bool:
 
 
 def get_pow_client(state: State, client_id: str) -> ChainClient:
-    return get_chain_client(state, _STORE, client_id)
-
-
-def get_best_hash(state: State, client_id: str, height: int) -> bytes | None:
-    """The best chain's header hash at ``height``, if the client knows one."""
-    return _get_best_hash(state, _STORE, client_id, height)
-
-
-def get_final_record(state: State, client_id: str, height: int) -> ChainRecord:
-    """The best chain's record at ``height``, which must be final."""
-    return _get_final_record(state, _STORE, client_id, get_pow_client(state, client_id), height)
+    return get_chain_client(state, POW_STORE, client_id)
 
 
 def get_pow_tip(record: ChainRecord) -> TipInfo:
@@ -139,7 +123,7 @@ def process_create_pow_client(
     record = _record(checkpoint, d, header_hash, anchor_time, 0)
     h = checkpoint.height
     client = ChainClient(checkpoint.chain_id, params, h, h, header_hash, 0)
-    return create_chain_client(state, _STORE, PREFIX, client, record)
+    return create_chain_client(state, POW_STORE, PREFIX, client, record)
 
 
 def validate_pow_headers(
@@ -151,24 +135,14 @@ def validate_pow_headers(
 ) -> list[ChainRecord]:
     """Verify a run of linked headers from a stored parent (``hashes``: each header's
     ``get_pow_and_header_hash``); their records, in order. Changes nothing."""
-    check_run_length(headers)
-    first = headers[0]
-    parent = store.record(first.height - 1, first.prev_hash)
-    if parent is None:
-        raise UnknownParent(first.height, first.prev_hash.hex())
-    if parent.height < client.final_height:
-        raise ForkBelowFinality(parent.height, client.final_height)
+    parent = get_run_parent(store, client, headers)
     params = client.params
     assert isinstance(params, PowParams)  # a pow- id names a PoW client
-    chain_id = client.chain_id
     tip = get_pow_tip(parent)
     out: list[ChainRecord] = []
     work, parent_hash = parent.score, parent.hash
     for h, (pow_hash, header_hash, d) in zip(headers, hashes, strict=True):
-        if h.chain_id != chain_id:
-            raise ChainIdMismatch(chain_id, h.chain_id)
-        if h.prev_hash != parent_hash:
-            raise UnknownParent(h.height, h.prev_hash.hex())
+        validate_link(client, h, parent_hash)
         validate_pow_header(params, tip, h, now, pow_hash)
         validate_roots(h)
         target = target_int(h.target)
@@ -190,21 +164,8 @@ def process_update_pow_client(
     client = get_pow_client(state, client_id)
     check_run_length(headers)
     hashes = [get_pow_and_header_hash(h) for h in headers]
-    store = HeaderStore(state, _STORE, client_id)
+    store = HeaderStore(state, POW_STORE, client_id)
     if is_duplicate_run(store, headers, [hh for _, hh, _ in hashes]):
         return "duplicate"
     records = validate_pow_headers(store, client, headers, now, hashes)
-    return process_store_run(store, _STORE, client_id, client, records)
-
-
-def verify_pow_event(
-    state: State,
-    client_id: str,
-    height: int,
-    event: Event,
-    index: int,
-    proof: Sequence[bytes],
-) -> None:
-    """Check that ``event`` is event ``index`` of the tracked chain's block at a final
-    ``height`` of the best chain. Raises, never returns False."""
-    verify_chain_event(state, _STORE, client_id, height, event, index, proof)
+    return process_store_run(store, POW_STORE, client_id, client, records)
