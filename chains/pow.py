@@ -67,6 +67,7 @@ __all__ = [
     "get_pow_data",
     "get_pow_hash",
     "get_work",
+    "is_better_branch",
     "is_work_valid",
     "mine",
     "target_bytes",
@@ -245,6 +246,11 @@ def is_work_valid(header: Header) -> bool:
 def get_work(target: int) -> int:
     """Expected hashes to meet ``target``: ``2**256 // (target + 1)``."""
     return (1 << 256) // (target + 1)
+
+
+def is_better_branch(work: int, best_work: int) -> bool:
+    """The fork choice: strictly more cumulative work wins; a tie keeps the incumbent."""
+    return work > best_work
 
 
 # --- retarget -------------------------------------------------------------------------
