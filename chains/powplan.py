@@ -1,4 +1,4 @@
-"""What a relayer submits to a PoW light client: a pure planner.
+"""What a relayer submits to a PoW or PoS light client: a pure planner.
 
 A BFT client takes one signed header (``chains.lcplan`` plans the skipping steps). A PoW
 client (``chains.powclient``) takes runs of linked headers from a header it already
@@ -16,17 +16,22 @@ reaches ``h``; until then the client answers ``NotFinal``, a ``ConsensusStateNot
 
 The client's best chain is read with the ``lightclient/pow_best`` query (heights to
 hashes, at most ``MAX_POW_BEST_QUERY`` heights per query).
+
+A PoS client (``chains.posclient``) takes the same runs (``update_pos_client``), with the
+stake tables they name: :func:`plan_stake_tables` gives each distinct table once, in
+the order the run first names it (the client ignores the ones it holds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from chains.errors import InvalidPlan
+from chains.posclient import MAX_TABLES_PER_UPDATE
 from chains.powclient import MAX_HEADERS_PER_UPDATE
-from chains.types import Header
+from chains.types import Header, ValidatorSet
 
-__all__ = ["find_fork_height", "is_provable", "plan_pow_headers"]
+__all__ = ["find_fork_height", "is_provable", "plan_pow_headers", "plan_stake_tables"]
 
 
 def find_fork_height(
@@ -80,3 +85,23 @@ def is_provable(final_height: int, height: int) -> bool:
     """True iff an event at ``height`` can be proven to a client final up to
     ``final_height``."""
     return 0 < height <= final_height
+
+
+def plan_stake_tables(
+    run: Sequence[Header], table_at: Mapping[int, ValidatorSet]
+) -> list[ValidatorSet]:
+    """The stake tables a run of PoS headers names (``table_at``: height to the table
+    that judged it, what the source's node serves), each once. Raises
+    :class:`InvalidPlan` if one is missing or the run needs more than an update carries
+    (a run spans at most ``MAX_TABLES_PER_UPDATE`` epochs: shorten it)."""
+    out: dict[bytes, ValidatorSet] = {}
+    for h in run:
+        if h.validators_hash in out:
+            continue
+        table = table_at.get(h.height)
+        if table is None or table.hash != h.validators_hash:
+            raise InvalidPlan(f"the stake table of height {h.height} is needed")
+        out[h.validators_hash] = table
+    if len(out) > MAX_TABLES_PER_UPDATE:
+        raise InvalidPlan(f"the run names more than {MAX_TABLES_PER_UPDATE} stake tables")
+    return list(out.values())

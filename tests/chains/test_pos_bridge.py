@@ -1,0 +1,148 @@
+"""A lock on a proof-of-stake chain minted on a BFT chain and back, with proofs.
+
+The BFT chain holds a PoS client of the PoS chain (``chains.posclient``), fed as a relayer
+would: the planner's runs of headers from the fork point (``chains.powplan``, the same for
+work and stake) and the stake tables they name (``plan_stake_tables``). The PoS chain
+holds a BFT client of the BFT chain. The mint is refused while the lock's block is not
+final, and happens once it is ``finality_depth`` deep; a stake change on the way reaches
+the client through the epoch's last header; the burn back is released on the PoS chain."""
+
+from __future__ import annotations
+
+from bridge.localnet import LocalNet, Side
+from bridge.module import BridgeModule
+from chains.bank import get_balance
+from chains.devnet import base_modules, build_devnet
+from chains.pos import devnet_pos_params
+from chains.powplan import plan_pow_headers, plan_stake_tables
+
+S, B = "chain-s", "chain-b"
+PARAMS = devnet_pos_params(finality_depth=3)
+ACCOUNTS = ("alice", "bob", "carol", "dave", "relayer")
+
+
+def pos_net() -> LocalNet:
+    net = LocalNet((S, B), accounts=ACCOUNTS)
+    spec = build_devnet((S,), seed="interlock-bridge", accounts=ACCOUNTS, consensus={S: PARAMS})[0]
+    net.sides[S] = Side(spec, spec.build(lambda: [*base_modules(PARAMS), BridgeModule()]))
+    checkpoint = net.produce(S).header
+    r = net.call(
+        B,
+        "relayer",
+        "lightclient",
+        "create_pos_client",
+        {
+            "params": PARAMS.to_json(),
+            "checkpoint": checkpoint.to_json(),
+            "table": net[S].next_sets[1].to_json(),
+        },
+    )
+    assert r.ok, r.error
+    net[B].clients[S] = str(r.events[0].attributes["client_id"])
+    net.produce(B)
+    r = net.call(
+        S,
+        "relayer",
+        "lightclient",
+        "create_client",
+        {
+            "update": net.header_update(B, 1, 1).to_json(),
+            "trusting_period": 14 * 24 * 3600 * 1000,
+            "max_clock_drift": 10_000,
+        },
+    )
+    assert r.ok, r.error
+    net[S].clients[B] = str(r.events[0].attributes["client_id"])
+    for dst, src in ((B, S), (S, B)):
+        args = {"remote_chain": src, "client_id": net[dst].clients[src]}
+        assert net.call(dst, "gov", "bridge", "register_path", args).ok
+    return net
+
+
+def client_view(net: LocalNet) -> dict[str, object]:
+    got = net[B].chain.query("lightclient", "client", {"client_id": net[B].clients[S]})
+    assert isinstance(got, dict)
+    return got
+
+
+def update_pos_client(net: LocalNet) -> None:
+    """What a relayer does: read the client's best chain, plan, submit runs and tables."""
+    cid = net[B].clients[S]
+    view = client_view(net)
+    best, final = int(str(view["best_height"])), int(str(view["final_height"]))
+    raw = net[B].chain.query(
+        "lightclient", "pow_best", {"client_id": cid, "from": final, "to": best}
+    )
+    assert isinstance(raw, dict)
+    hashes = {int(h): bytes.fromhex(v) for h, v in raw.items()}
+    source = {h: b.header for h, b in net[S].blocks.items()}
+    for run in plan_pow_headers(best, final, hashes, source, net[S].chain.height):
+        tables = plan_stake_tables(run, net[S].signed_by)
+        args = {
+            "client_id": cid,
+            "headers": [h.to_json() for h in run],
+            "tables": [t.to_json() for t in tables],
+        }
+        r = net.call(B, "relayer", "lightclient", "update_pos_client", args)
+        assert r.ok, r.error
+
+
+def balance(net: LocalNet, chain: str, who: str, denom: str) -> int:
+    return get_balance(net[chain].chain.read_state(), net.key(chain, who).address, denom)
+
+
+def test_a_lock_on_a_pos_chain_is_minted_on_a_bft_chain_once_final_and_back() -> None:
+    net = pos_net()
+    usd, wrapped = net[S].spec.denom, f"{S}/{net[S].spec.denom}"
+    alice_before = balance(net, S, "alice", usd)
+    # dave bonds stake on the way: the client must learn the next epoch's table
+    dave = net.key(S, "dave")
+    bond = {"public_key": dave.public_key.hex(), "amount": 30}
+    assert net.call(S, dave, "staking", "bond", bond).ok
+    lock = {"denom": usd, "amount": 100, "dest_chain": B, "recipient": net.key(B, "bob").address}
+    r = net.call(S, "alice", "bridge", "lock", lock)
+    assert r.ok, r.error
+    lock_height = net[S].chain.height
+
+    # the client follows the lock's block, but it is not final: nothing to relay yet,
+    # and a mint forced through anyway is refused
+    update_pos_client(net)
+    assert client_view(net)["best_height"] == lock_height
+    assert net.pending(S, B) == []
+    forced = net.deliver(B, net.pending(S, B, proven_only=False))
+    assert [x.code for x in forced] == ["NotFinal"]
+    assert balance(net, B, "bob", wrapped) == 0
+
+    # past the epoch boundary (8) and finality_depth blocks on top: final, proven, minted
+    net.advance(S, max(PARAMS.finality_depth, PARAMS.epoch_length + 2 - lock_height))
+    update_pos_client(net)
+    assert net[S].signed_by[net[S].chain.height].by_key.get(dave.public_key) == 30
+    assert int(str(client_view(net)["final_height"])) >= lock_height
+    receipts = net.deliver(B, net.pending(S, B))
+    assert [x.ok for x in receipts] == [True]
+    assert balance(net, B, "bob", wrapped) == 100
+    assert net.pending(S, B) == []
+
+    # and back: burn on the BFT chain, released on the PoS chain through its BFT client
+    burn = {"denom": wrapped, "amount": 40, "recipient": net.key(S, "carol").address}
+    r = net.call(B, "bob", "bridge", "burn", burn)
+    assert r.ok, r.error
+    assert all(x.ok for x in net.relay(B, S))
+    assert balance(net, B, "bob", wrapped) == 60
+    assert balance(net, S, "carol", usd) == balance(net, S, "bob", usd) + 40
+    assert balance(net, S, "alice", usd) == alice_before - 100
+
+
+def test_stake_tables_are_planned_once_per_distinct_table() -> None:
+    net = pos_net()
+    dave = net.key(S, "dave")
+    assert net.call(
+        S, dave, "staking", "bond", {"public_key": dave.public_key.hex(), "amount": 5}
+    ).ok
+    net.advance(S, 10)
+    run = [net[S].blocks[h].header for h in range(2, 12)]
+    tables = plan_stake_tables(run, net[S].signed_by)
+    assert [t.hash for t in tables] == sorted(
+        {h.validators_hash for h in run}, key=[h.validators_hash for h in run].index
+    )
+    assert len(tables) == 2  # the genesis table, and the one dave joined from height 9
