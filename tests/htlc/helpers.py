@@ -33,7 +33,8 @@ class Sim:
 
     def __init__(self, dev: DevnetChain, interval_ms: int = 1000) -> None:
         self.dev = dev
-        self.chain: Chain = dev.build(htlc_modules)
+        engine = dev.genesis.consensus  # a PoS chain has staking for validators
+        self.chain: Chain = dev.build(lambda: [*base_modules(engine), HTLCModule()])
         self.interval_ms = interval_ms
         self.time = dev.genesis.time
         self.blocks: dict[int, Block] = {}
