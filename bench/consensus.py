@@ -1,9 +1,9 @@
-"""Proof of work: how fast the in-process miner hashes and a PoW light client verifies.
+"""How fast the PoW miner hashes and a PoW and a PoS light client verify headers.
 
     python bench/consensus.py [headers]
 
-Mines a real PoW devnet chain of ``headers`` + 1 empty blocks (``chains.chain.Chain``,
-``devnet_pow_params``), then:
+Mines a real PoW devnet chain and produces a real PoS one, each of ``headers`` + 1 empty
+blocks (``chains.chain.Chain``, ``devnet_pow_params``, ``devnet_pos_params``), then:
 
 * ``mining_hashes_per_s``: ``chains.pow.mine`` on one header with an unreachable target,
   a fixed number of tries, timed;
@@ -11,10 +11,12 @@ Mines a real PoW devnet chain of ``headers`` + 1 empty blocks (``chains.chain.Ch
   rest in runs of 48 (``process_update_pow_client``: retarget, time window, the hash and
   the fork choice per header, the state writes, and the state root after each run, as
   the host chain computes it once per block), timed;
-* ``pow_verify_per_s``: the header rules alone (``validate_pow_header``), without state.
+* ``pow_verify_per_s``: the header rules alone (``validate_pow_header``), without state;
+* ``pos_headers_per_s``: the same for a PoS client (``chains.posclient``, created from
+  block 1 with its stake table): per header the epoch and time rules, the eligibility
+  hash, the proposer's ed25519 signature, the fork choice, the state writes and root.
 
-Proof of stake is not built, so there is no ``pos_headers_per_s`` yet. The last line of
-output is one JSON object.
+The last line of output is one JSON object.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chains.devnet import build_devnet
 from chains.headerchain import HeaderStore
+from chains.pos import devnet_pos_params
+from chains.posclient import process_create_pos_client, process_update_pos_client
 from chains.pow import devnet_pow_params, mine, target_bytes, validate_pow_header
 from chains.powclient import (
     MAX_HEADERS_PER_UPDATE,
@@ -77,8 +81,11 @@ def main() -> None:
         validate_pow_header(params, tip, h, now)
     verify_rate = n / (time.perf_counter() - t0)
 
+    pos_rate = measure_pos(n)
+
     print(f"mining: {mining:,.0f} hashes/s")
     print(f"PoW light client: {client_rate:,.0f} headers/s with state, {verify_rate:,.0f}/s rules")
+    print(f"PoS light client: {pos_rate:,.0f} headers/s with state")
     print(
         json.dumps(
             {
@@ -86,9 +93,31 @@ def main() -> None:
                 "mining_hashes_per_s": round(mining),
                 "pow_headers_per_s": round(client_rate),
                 "pow_verify_per_s": round(verify_rate),
+                "pos_headers_per_s": round(pos_rate),
             }
         )
     )
+
+
+def measure_pos(n: int) -> float:
+    """Headers per second a PoS client verifies and stores (with the state root)."""
+    params = devnet_pos_params()
+    dc = build_devnet(("chain-s",), consensus={"chain-s": params})[0]
+    chain = dc.build()
+    headers = [
+        chain.produce_block([], chain.last_time + 1_000, dc.validator_keys).block.header
+        for _ in range(n + 1)
+    ]
+    state = State()
+    cid = process_create_pos_client(state, params, headers[0], dc.genesis.validators)
+    state.root()
+    now = headers[-1].time
+    t0 = time.perf_counter()
+    for i in range(1, n + 1, MAX_HEADERS_PER_UPDATE):
+        run = headers[i : i + MAX_HEADERS_PER_UPDATE]
+        assert process_update_pos_client(state, cid, run, [], now) == "best"
+        state.root()
+    return n / (time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

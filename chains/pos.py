@@ -83,6 +83,7 @@ __all__ = [
     "PosTip",
     "compute_score",
     "devnet_pos_params",
+    "get_pos_and_header_hash",
     "get_pos_data",
     "get_pos_hash",
     "get_seal_bytes",
@@ -216,6 +217,16 @@ def get_pos_hash(header: Header) -> bytes:
     return sha256(header.proposer + header.prev_hash + get_pos_data(header)).digest()
 
 
+def get_pos_and_header_hash(header: Header) -> tuple[bytes, bytes, dict[str, JSONValue]]:
+    """``get_pos_hash(header)``, ``header.hash`` and the header's JSON without its seal,
+    from one ``to_json`` (a light client needs all three for every header)."""
+    d = header.to_json()
+    header_hash = sha256(canonical(d)).digest()
+    d.pop("seal", None)
+    pos_hash = sha256(header.proposer + header.prev_hash + canonical(d)).digest()
+    return pos_hash, header_hash, d
+
+
 def get_seal_bytes(pos_hash: bytes) -> bytes:
     """What the proposer signs: ``sign_bytes("pos_seal", pos_hash.hex())``."""
     return sign_bytes("pos_seal", pos_hash.hex())
@@ -237,12 +248,17 @@ def compute_score(height: int, slots: int, pos_hash: bytes) -> int:
 
 
 def validate_pos_header(
-    params: PosParams, parent: PosTip, header: Header, table: ValidatorSet, now: int
+    params: PosParams,
+    parent: PosTip,
+    header: Header,
+    table: ValidatorSet,
+    now: int,
+    pos_hash: bytes | None = None,
 ) -> bytes:
     """Check ``header`` against its parent and the stake table it names (``table``, whose
     hash the caller matched to ``header.validators_hash`` or not: checked here): height,
-    stake table, epoch rule, time window, eligibility and the seal. Returns its
-    ``pos_hash``. Changes nothing."""
+    stake table, epoch rule, time window, eligibility and the seal (``pos_hash``: the
+    header's, if the caller computed it). Returns its ``pos_hash``. Changes nothing."""
     height = header.height
     if height != parent.height + 1:
         raise InvalidSeal(height, f"height does not follow parent {parent.height}")
@@ -255,15 +271,18 @@ def validate_pos_header(
     low, high = parent.time + params.min_block_ms, now + params.max_future_ms
     if not low <= header.time <= high:
         raise TimeOutOfWindow(height, header.time, low - 1, high)
-    return validate_seal(params, header, table)
+    return validate_seal(params, header, table, pos_hash)
 
 
-def validate_seal(params: PosParams, header: Header, table: ValidatorSet) -> bytes:
+def validate_seal(
+    params: PosParams, header: Header, table: ValidatorSet, pos_hash: bytes | None = None
+) -> bytes:
     """The proposer is eligible by its stake in ``table`` and ``seal`` is its signature;
     returns the header's ``pos_hash``. Changes nothing."""
     if header.slot is None or not 0 <= header.slot <= MAX_SLOT or len(header.seal) != 64:
         raise InvalidSeal(header.height, "not a proof-of-stake header")
-    pos_hash = get_pos_hash(header)
+    if pos_hash is None:
+        pos_hash = get_pos_hash(header)
     stake = table.by_key.get(header.proposer, 0)
     if not is_eligible(pos_hash, stake, params.target):
         raise IneligibleProposer(header.height, header.proposer.hex(), stake)

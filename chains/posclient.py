@@ -33,9 +33,8 @@ tables per call. Pure functions of state, headers and ``now``: no clock, no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from hashlib import sha256
 
-from chains.encoding import canonical
+from chains.encoding import JSONValue
 from chains.errors import (
     InvalidArgument,
     ValidatorSetMismatch,
@@ -54,7 +53,13 @@ from chains.headerchain import (
     validate_link,
     validate_roots,
 )
-from chains.pos import PosParams, PosTip, compute_score, validate_pos_header
+from chains.pos import (
+    PosParams,
+    PosTip,
+    compute_score,
+    get_pos_and_header_hash,
+    validate_pos_header,
+)
 from chains.state import State
 from chains.types import Header, ValidatorSet
 
@@ -93,10 +98,10 @@ def get_stake_table(state: State, client_id: str, table_hash: bytes) -> Validato
     return None if raw is None else ValidatorSet.from_json(raw)
 
 
-def _record(h: Header, slots: int, score: int) -> ChainRecord:
+def _record(
+    h: Header, d: dict[str, JSONValue], header_hash: bytes, slots: int, score: int
+) -> ChainRecord:
     """extra: the table the child is judged by, and the slots summed since the checkpoint."""
-    d = h.to_json()
-    header_hash = sha256(canonical(d)).digest()  # Header.hash, from the JSON we store
     return ChainRecord.of(h, d, header_hash, score, (d["next_validators_hash"], slots))
 
 
@@ -117,7 +122,8 @@ def process_create_pos_client(
     if table.hash != checkpoint.next_validators_hash:
         raise ValidatorSetMismatch("checkpoint's next stake table")
     validate_roots(checkpoint)
-    record = _record(checkpoint, 0, 0)
+    _, header_hash, d = get_pos_and_header_hash(checkpoint)
+    record = _record(checkpoint, d, header_hash, 0, 0)
     h = checkpoint.height
     client = ChainClient(checkpoint.chain_id, params, h, h, record.hash, 0)
     cid = create_chain_client(state, POS_STORE, PREFIX, client, record)
@@ -131,9 +137,11 @@ def validate_pos_headers(
     headers: Sequence[Header],
     tables: Sequence[ValidatorSet],
     now: int,
+    hashes: Sequence[tuple[bytes, bytes, dict[str, JSONValue]]],
 ) -> tuple[list[ChainRecord], list[ValidatorSet]]:
-    """Verify a run of linked headers from a stored parent; their records in order, and
-    the given tables they used that the client does not hold. Changes nothing."""
+    """Verify a run of linked headers from a stored parent (``hashes``: each header's
+    ``get_pos_and_header_hash``); their records in order, and the given tables they used
+    that the client does not hold. Changes nothing."""
     if len(tables) > MAX_TABLES_PER_UPDATE:
         raise InvalidArgument("tables", f"expected at most {MAX_TABLES_PER_UPDATE} tables")
     parent = get_run_parent(store, client, headers)
@@ -145,7 +153,7 @@ def validate_pos_headers(
     cid = store.client_id
     tip, slots, parent_hash = _tip(parent), int(parent.extra[1]), parent.hash
     out: list[ChainRecord] = []
-    for h in headers:
+    for h, (pos_hash, header_hash, d) in zip(headers, hashes, strict=True):
         validate_link(client, h, parent_hash)
         vh = h.validators_hash
         table = known.get(vh)
@@ -157,12 +165,11 @@ def validate_pos_headers(
                     raise ValidatorSetMismatch(f"stake table {vh.hex()} (neither held nor given)")
                 used[vh] = table
             known[vh] = table
-        pos_hash = validate_pos_header(params, tip, h, table, now)
+        validate_pos_header(params, tip, h, table, now, pos_hash)
         validate_roots(h)
         slots += h.slot or 0
-        rec = _record(h, slots, compute_score(h.height, slots, pos_hash))
-        out.append(rec)
-        tip, parent_hash = PosTip(h.height, h.time, h.next_validators_hash), rec.hash
+        out.append(_record(h, d, header_hash, slots, compute_score(h.height, slots, pos_hash)))
+        tip, parent_hash = PosTip(h.height, h.time, h.next_validators_hash), header_hash
     return out, list(used.values())
 
 
@@ -179,9 +186,10 @@ def process_update_pos_client(
     client = get_pos_client(state, client_id)
     check_run_length(headers)
     store = HeaderStore(state, POS_STORE, client_id)
-    if is_duplicate_run(store, headers, [h.hash for h in headers]):
+    hashes = [get_pos_and_header_hash(h) for h in headers]
+    if is_duplicate_run(store, headers, [hh for _, hh, _ in hashes]):
         return "duplicate"
-    records, new_tables = validate_pos_headers(store, client, headers, tables, now)
+    records, new_tables = validate_pos_headers(store, client, headers, tables, now, hashes)
     outcome = process_store_run(store, POS_STORE, client_id, client, records)
     for t in new_tables:
         state.set(_table_key(client_id, t.hash), t.to_json())

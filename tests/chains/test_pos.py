@@ -30,6 +30,7 @@ from chains.pos import (
     PosParams,
     PosTip,
     devnet_pos_params,
+    get_pos_and_header_hash,
     get_pos_hash,
     get_seal_bytes,
     is_eligible,
@@ -127,6 +128,7 @@ def test_the_formula_recomputed_from_the_documented_bytes(
         validator = bytes.fromhex(d["proposer"])
         digest = sha256(validator + bytes.fromhex(d["prev_hash"]) + data).digest()
         assert digest == get_pos_hash(h)
+        assert get_pos_and_header_hash(h)[:2] == (digest, h.hash)  # the client's shortcut
         target = int(PARAMS.to_json()["target"], 16)  # type: ignore[arg-type]
         assert int.from_bytes(digest, "big") < target * stake_of(dc, validator)
         # the seal: ed25519 over sign_bytes("pos_seal", hex of the hash), by the proposer

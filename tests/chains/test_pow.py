@@ -37,6 +37,7 @@ from chains.pow import (
     compute_next_target,
     compute_retarget,
     devnet_pow_params,
+    get_pow_and_header_hash,
     get_work,
     is_work_valid,
     mine,
@@ -135,6 +136,7 @@ def test_the_formula_recomputed_from_the_documented_bytes(main_branch: list[Bloc
         digest = sha256(nonce.to_bytes(8, "big") + h.prev_hash + data).digest()
         assert int.from_bytes(digest, "big") < int(d["target"], 16)
         assert is_work_valid(h)
+        assert get_pow_and_header_hash(h)[:2] == (digest, h.hash)  # the client's shortcut
         assert block.commit.signatures == ()  # sealed by work, not signatures
 
 
