@@ -2,10 +2,14 @@
 
 The loop is *observe → transition → persist → act*:
 
-1. Read both tips; feed every ``htlc.*`` event of the blocks since the stored cursor to the
-   swaps it concerns (matched by lock id, or by hashlock for a lock posing as the counter
-   leg), then a :class:`~htlc.swap.Tick` with both tips. Events first, so a party back
-   from a long sleep sees a claim before its timeout tick could make it refund.
+1. Read both tips; feed every ``htlc.*`` event of the *final* blocks since the stored
+   cursor (up to ``tip - finality_depth`` of that chain's :class:`~htlc.swap.ChainParams`;
+   a BFT chain's block is final once committed, depth 0) to the swaps it concerns (matched
+   by lock id, or by hashlock for a lock posing as the counter leg), then a
+   :class:`~htlc.swap.Tick` with both tips. Events first, so a party back from a long
+   sleep sees a final claim before its timeout tick could make it refund; a lock or claim
+   of the counterparty that is not final yet is not acted on (a reorganisation could
+   take it back after we locked or revealed against it).
 2. Persist every transition (``store.update_many``) *before* submitting any action, then
    advance the cursors. A crash anywhere replays inputs the engine ignores, or re-issues an
    action the chain refuses to double (deterministic lock ids, locks close once).
@@ -14,11 +18,24 @@ The loop is *observe → transition → persist → act*:
 On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction the driver
 *reconciles* a swap: it queries both of its locks and feeds what the chain says
 (:class:`~htlc.swap.LockObserved` / :class:`~htlc.swap.LockAbsent`), then re-issues the
-pending action only if the state still needs it. When our own lock transaction comes
-back with a failed receipt, the reconcile asks the chain for the lock by its id: if no
-lock with our terms exists once the failing block is final, the swap is aborted
-(:class:`~htlc.swap.LockFailed`); if it does (an earlier submission of the same lock
-landed, e.g. from before a restart), the lock is observed as usual.
+pending action only if the state still needs it and, for a lock, only if it still leaves
+the safety margins at fresh tips (:func:`~htlc.swap.resend_action` refuses a late lock
+with :class:`~htlc.errors.InsufficientTime`, kept in :attr:`SwapDriver.rejected`). A
+query answer is state at one endpoint's tip, so it is fed only from a chain whose tip is
+final (depth 0).
+
+*Absence is never taken from a query.* Behind a multi-endpoint handle, ``latest_height``
+and ``query`` may be answered by different endpoints, one of them lagging: its "no such
+lock" at another endpoint's height once aborted a swap whose lock existed (left unrefunded).
+A lock is absent up to height ``h`` only when the driver itself fed every event of every
+final block up to ``h`` (its cursor) and saw none: blocks are read by height, and an
+endpoint that lacks one answers "unavailable", which stops the scan there. So
+:class:`~htlc.swap.LockAbsent` and :class:`~htlc.swap.LockFailed` carry the cursor, a
+final height, never a tip. When our own lock transaction comes back with a failed
+receipt and no lock with our terms exists up to a final height at or past the failing
+block, the swap is aborted (:class:`~htlc.swap.LockFailed`); if it does (an earlier
+submission of the same lock landed, e.g. from before a restart), the lock is observed as
+usual.
 
 A tick carries the heights up to which events were scanned, never more, and a block
 that cannot be read stops the scan there (it is retried next poll); such a tick is
@@ -46,7 +63,7 @@ from chains.crypto import PrivateKey
 from chains.errors import ConfigError, EncodingError, InterlockError, TxRejected
 from chains.handle import ChainHandle
 from chains.types import Block, Receipt
-from htlc.errors import InvalidTerms, SwapError
+from htlc.errors import InsufficientTime, InvalidTerms, SwapError
 from htlc.store import SwapStore
 from htlc.swap import (
     Action,
@@ -108,9 +125,12 @@ class SwapDriver:
         self.a, self.b = chain_a, chain_b
         self.store = store
         self.safety = safety
+        self.depth = {safety.a.chain_id: safety.a.finality_depth}
+        self.depth[safety.b.chain_id] = safety.b.finality_depth
+        """Blocks on top of the including one before it is final, per chain."""
         self.swaps: dict[str, Swap] = {}
         self.rejected: deque[tuple[str, SwapError]] = deque(maxlen=history)
-        """The latest hostile inputs refused by the engine (swap id, error)."""
+        """The latest hostile inputs and late re-sends refused (swap id, error)."""
         self.submitted: deque[tuple[str, Action]] = deque(maxlen=history)
         """The latest actions handed to a chain, in order."""
         self.counts = {"transitions": 0, "submitted": 0, "rejected": 0}
@@ -141,7 +161,8 @@ class SwapDriver:
             self.validate_terms(swap)
         for chain in self.chains.values():
             if self.store.get_cursor(chain.chain_id) is None:
-                self.store.set_cursor(chain.chain_id, await chain.latest_height())
+                final = await chain.latest_height() - self.depth[chain.chain_id]
+                self.store.set_cursor(chain.chain_id, max(0, final))
         self.store.create_many(fresh)
         for swap in fresh:
             self.watch(swap)
@@ -217,13 +238,9 @@ class SwapDriver:
     # --- one pass -------------------------------------------------------------------
     async def poll(self) -> None:
         """Observe both chains once, persist transitions, then act."""
-        todo, self._reconcile = self._reconcile, {}
         # a chain that failed once is not asked again until the next poll: each try may
         # take a handle's whole retry budget, and the other chain's work must not wait
         down: set[str] = set()
-        for swap_id, relaunch in todo.items():
-            await self._reconcile_swap(swap_id, relaunch=relaunch, down=down)
-        await self._flush()
         tips: dict[str, int] = {}
         complete = True
         for chain in (self.a, self.b):
@@ -235,12 +252,14 @@ class SwapDriver:
                     tip = await chain.latest_height()
                 except InterlockError as exc:  # down: the other chain's work goes on
                     log.warning("%s: unreachable (%s); will retry", cid, exc)
+                    down.add(cid)
             if tip is None:
                 tips[cid] = cursor or 0  # nothing new seen; the tick takes the max
                 complete = False
                 continue
-            scanned = tip if cursor is None else cursor
-            for height in range(scanned + 1, tip + 1):
+            final = max(0, tip - self.depth[cid])  # act on final blocks only
+            scanned = final if cursor is None else cursor
+            for height in range(scanned + 1, final + 1):
                 try:
                     block = await chain.get_block(height)
                 except InterlockError:
@@ -250,11 +269,19 @@ class SwapDriver:
                     break  # never skip a block: it may hold the claim we wait for
                 self._feed_events(cid, block)
                 scanned = height
-            tips[cid] = scanned  # the tick never runs ahead of the events seen
-            complete &= scanned >= tip  # nor, unflagged, behind the tip (no late reveal)
+            done = scanned >= final
+            # the tick never runs ahead of the events seen, save the blocks not final
+            # yet; nor, unflagged, behind the tip (no late lock or reveal)
+            tips[cid] = tip if done else scanned
+            complete &= done
             await self._flush()
             if scanned != cursor:
                 self.store.set_cursor(cid, scanned)  # only after the transitions it caused
+        # reconciled after the scan: an absence is judged at the cursor just advanced
+        todo, self._reconcile = self._reconcile, {}
+        for swap_id, relaunch in todo.items():
+            await self._reconcile_swap(swap_id, relaunch=relaunch, down=down)
+        await self._flush()
         tick = Tick(tips[self.a.chain_id], tips[self.b.chain_id], complete)
         for swap_id, swap in list(self.swaps.items()):
             if not swap.is_terminal:
@@ -292,9 +319,7 @@ class SwapDriver:
         try:
             step = transition(swap, event, self.safety)
         except SwapError as exc:  # hostile input: refused, nothing changes
-            log.warning("swap %s: refused input: %s", swap_id[:12], exc)
-            self.rejected.append((swap_id, exc))
-            self.counts["rejected"] += 1
+            self._refuse(swap_id, exc)
             return
         self.swaps[swap_id] = step.swap
         if step.transitioned:
@@ -309,6 +334,11 @@ class SwapDriver:
             self.counts["transitions"] += 1
         if step.action is not None:
             self._actions.append((swap_id, step.action))
+
+    def _refuse(self, swap_id: str, exc: SwapError) -> None:
+        log.warning("swap %s: refused: %s", swap_id[:12], exc)
+        self.rejected.append((swap_id, exc))
+        self.counts["rejected"] += 1
 
     async def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
@@ -338,6 +368,7 @@ class SwapDriver:
                 log.warning("swap %s: %s unreachable (%s)", swap_id[:12], cid, exc)
                 down.add(cid)
         own_claimed = False
+        own_absent = False
         for terms in (swap.own, swap.counter):
             if terms.chain_id not in tips:
                 continue
@@ -350,8 +381,12 @@ class SwapDriver:
                 del tips[terms.chain_id]
                 down.add(terms.chain_id)
                 continue
+            final_tip = max(0, tips[terms.chain_id] - self.depth[terms.chain_id])
             if raw is None:
-                height = tips[terms.chain_id]
+                # absent as far as our own scan of final blocks says, never further: this
+                # answer may come from a lagging endpoint (see the module docstring)
+                height = min(self.store.get_cursor(terms.chain_id) or 0, final_tip)
+                own_absent |= terms is swap.own
                 failed = self._lock_failed.get(swap_id) if terms is swap.own else None
                 if failed is not None:
                     # our lock tx failed and the lock is not there, queried by its id
@@ -362,6 +397,8 @@ class SwapDriver:
                 continue
             if terms is swap.own:
                 self._lock_failed.pop(swap_id, None)  # it exists: the failure was a duplicate
+            if self.depth[terms.chain_id] > 0:
+                continue  # state at the tip is not final: the scan of final blocks feeds it
             try:
                 lock = Lock.from_json({**raw, "chain_id": terms.chain_id})
             except (EncodingError, TypeError) as exc:
@@ -388,13 +425,27 @@ class SwapDriver:
             self._reconcile[swap_id] = relaunch or self._reconcile.get(swap_id, False)
         if relaunch and not lock_failed:  # re-sending a lock that failed would fail again
             after = self.swaps[swap_id]
-            action = resend_action(after, self.safety, secret_public=own_claimed)
+            try:
+                action = resend_action(after, self.safety, secret_public=own_claimed)
+            except InsufficientTime as exc:  # too late to lock: never send it now
+                self._refuse(swap_id, exc)
+                action = None
+            if isinstance(action, SubmitLock) and not reached:
+                action = None  # the time left needs both chains' fresh tips; looked at again
             if (
                 action is not None
                 and _chain_of(action) in tips  # judged on that chain's fresh height
                 and not any(x == action for _, x in self._actions)
             ):
                 self._actions.append((swap_id, action))
+        if (
+            own_absent
+            and self.swaps[swap_id].state is SwapState.LOCKING
+            and not any(sid == swap_id for sid, _ in (*self._tasks, *self._actions))
+        ):
+            # our lock is not seen and not on its way (a late re-send was refused): look
+            # each poll until it shows up (an earlier copy) or is absent at T - 1, final
+            self._reconcile.setdefault(swap_id, False)
 
     # --- acting -----------------------------------------------------------------------
     async def _launch(self, swap_id: str, action: Action) -> None:

@@ -105,6 +105,7 @@ __all__ = [
     "refund",
     "resend_action",
     "transition",
+    "validate_lock_time",
 ]
 
 
@@ -577,9 +578,26 @@ def pending_action(swap: Swap) -> Action | None:
     return None
 
 
+def validate_lock_time(swap: Swap, safety: Safety) -> None:
+    """Raise :class:`InsufficientTime` unless our lock, sent at the swap's last
+    :class:`Tick`, still leaves this role's margins (the Δ rule and the blocks of B its
+    role needs). Changes nothing."""
+    terms, ha, hb = swap.terms, swap.height_a, swap.height_b
+    if swap.role is Role.INITIATOR:
+        safety.validate_terms(terms, ha, hb)
+    else:
+        safety.validate_delta(terms, ha, hb)
+        safety.validate_b_left(terms, hb, safety.participant_lock_margin)
+
+
 def resend_action(swap: Swap, safety: Safety, *, secret_public: bool = False) -> Action | None:
     """The pending action if it is still safe to send again, judged at the swap's last
-    :class:`Tick` (feed a fresh one first).
+    :class:`Tick` (feed a fresh one, with both chains' tips, first).
+
+    A lock is re-sent (e.g. after a restart) only while it still leaves the margins it
+    was first sent with; otherwise this raises :class:`InsufficientTime` and the swap
+    stays LOCKING: an earlier copy may still land (then it is refunded at expiry), and a
+    lock that never lands aborts the swap once a final height reaches ``T - 1``.
 
     The initiator re-sends its claim only within the reveal margin: a claim that lands at
     or after ``T_B`` fails, yet its transaction still shows the secret. Once the secret is
@@ -587,6 +605,8 @@ def resend_action(swap: Swap, safety: Safety, *, secret_public: bool = False) ->
     worth sending.
     """
     action = pending_action(swap)
+    if isinstance(action, SubmitLock):
+        validate_lock_time(swap, safety)
     if isinstance(action, SubmitClaim) and swap.role is Role.INITIATOR:
         left = swap.counter.timelock - swap.height_b
         if left < (2 if secret_public else safety.reveal_margin):
@@ -728,7 +748,7 @@ def _initiator_tick(swap: Swap, safety: Safety, complete: bool) -> Step:
         if not complete:
             return Step(swap)  # lagging heights: the time left may be less than it looks
         try:
-            safety.validate_terms(terms, ha, hb)
+            validate_lock_time(swap, safety)
         except InsufficientTime as exc:
             return _to(swap, SwapState.ABORTED, f"too late to lock: {exc}")
         return _to(swap, SwapState.LOCKING, "locking on A")
@@ -751,8 +771,7 @@ def _participant_tick(swap: Swap, safety: Safety, complete: bool) -> Step:
         if not complete:
             return Step(swap)  # lagging heights: the time left may be less than it looks
         try:
-            safety.validate_delta(terms, ha, hb)
-            safety.validate_b_left(terms, hb, safety.participant_lock_margin)
+            validate_lock_time(swap, safety)
         except InsufficientTime as exc:
             return _to(swap, SwapState.ABORTED, f"too late to lock: {exc}")
         if state is SwapState.CREATED:

@@ -192,12 +192,17 @@ class CrashingStore:
 class World:
     """Chains A and B (manual blocks) and helpers to run two parties' drivers."""
 
-    def __init__(self, policy: SafetyPolicy = POLICY, interval_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        policy: SafetyPolicy = POLICY,
+        interval_ms: int = 1000,
+        finality: tuple[int, int] = (0, 0),
+    ) -> None:
         da, db = devnet(2)
         self.A, self.B = Sim(da, interval_ms), Sim(db, interval_ms)
         self.safety = Safety(
-            ChainParams(self.A.chain_id, interval_ms),
-            ChainParams(self.B.chain_id, interval_ms),
+            ChainParams(self.A.chain_id, interval_ms, finality[0]),
+            ChainParams(self.B.chain_id, interval_ms, finality[1]),
             policy,
         )
         self.alice = Party(self.A.key("alice"), self.B.key("alice"))  # initiator

@@ -57,18 +57,23 @@ async def _restart(w: World, victim: SwapDriver, party: Party, store: Any) -> Sw
     return back
 
 
+# room to re-send a lock after a restart: a lock is re-sent only while it still leaves the
+# margins (the shortest safe terms leave none a block later)
+WINDOW_MS = 20_000
+
+
 def _failing_terms(w: World, role: Role, cause: str, secret: bytes) -> SwapTerms:
     if cause == "funds":  # more than the party holds
         if role is Role.INITIATOR:
-            return w.terms(secret, DEFAULT_BALANCE + 1, TAKE)
-        return w.terms(secret, GIVE, DEFAULT_BALANCE + 1)
-    terms = w.terms(secret, GIVE, TAKE)
+            return w.terms(secret, DEFAULT_BALANCE + 1, TAKE, window_ms=WINDOW_MS)
+        return w.terms(secret, GIVE, DEFAULT_BALANCE + 1, window_ms=WINDOW_MS)
+    terms = w.terms(secret, GIVE, TAKE, window_ms=WINDOW_MS)
     # the party already locked this hashlock, with other terms: the contract refuses a
     # second lock on it, and a lock with our hashlock exists but not one with our id
     own = terms.a if role is Role.INITIATOR else terms.b
     sim, key = (w.A, w.alice.key_a) if role is Role.INITIATOR else (w.B, w.bob.key_b)
     assert sim.run(key, "lock", own.lock_args() | {"amount": own.amount - 1}).ok
-    return w.terms(secret, GIVE, TAKE)  # planned from the new heights
+    return w.terms(secret, GIVE, TAKE, window_ms=WINDOW_MS)  # planned from the new heights
 
 
 @pytest.mark.parametrize("crash", ["none", "after_receipt", "after_abort"])
