@@ -145,13 +145,18 @@ def produce(chain: Chain, dev: DevnetChain, txs: list[Tx], clock: list[int]) -> 
     return result.block
 
 
+def _store_key(name: str) -> PrivateKey:
+    """A key to seal the store's secrets with (what it is does not change the cost)."""
+    return PrivateKey.from_seed(hashlib.sha256(b"bench store " + name.encode()).digest())
+
+
 def make_stores(kind: str, tmp: str) -> tuple[SwapStore, SwapStore]:
     if kind == "sqlite":
         from interlock.swap_store import SQLiteSwapStore
 
         return (
-            SQLiteSwapStore(Path(tmp) / "alice.sqlite"),
-            SQLiteSwapStore(Path(tmp) / "bob.sqlite"),
+            SQLiteSwapStore(Path(tmp) / "alice.sqlite", key=_store_key("alice")),
+            SQLiteSwapStore(Path(tmp) / "bob.sqlite", key=_store_key("bob")),
         )
     return (MemorySwapStore(), MemorySwapStore())
 

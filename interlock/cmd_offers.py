@@ -65,6 +65,8 @@ __all__ = ["register"]
 BUS_ENV = "INTERLOCK_BUS_URL"
 INTERVAL_SLACK_PERMILLE = 500
 """Measured block intervals vary: the safety rules assume each may be 50 % off."""
+MAX_FINALITY_DEPTH = 10_000
+"""The most a chain's engine allows (``chains.pow``)."""
 
 
 def register(ss: argparse._SubParsersAction[Any]) -> None:
@@ -159,13 +161,16 @@ and an answer planned at the bare minimum would be refused by a taker a few bloc
 
 
 async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None) -> Safety:
+    """Each chain's measured interval and its engine's finality depth (its ``/status``):
+    the driver acts on the counterparty's lock or claim once that deep."""
     params = []
     for chain in (a, b):
         _, interval = await block_interval(chain)
         ms = max(1, round(interval * 1000))
-        params.append(
-            ChainParams(chain.chain_id, ms, interval_slack_permille=INTERVAL_SLACK_PERMILLE)
-        )
+        depth = (await chain.status()).get("finality_depth", 0)
+        if type(depth) is not int or not 0 <= depth <= MAX_FINALITY_DEPTH:
+            raise CommandError(f"{chain.chain_id}: /status finality_depth {depth!r} is not valid")
+        params.append(ChainParams(chain.chain_id, ms, depth, INTERVAL_SLACK_PERMILLE))
     return Safety(params[0], params[1], policy or SafetyPolicy())
 
 
@@ -319,7 +324,7 @@ async def _make(
         key, made, acc, hashlock=hashlib.sha256(secret).digest(), safety=safety,
         height_a=await a.latest_height(), height_b=await b.latest_height(),
     )  # fmt: skip
-    store = SQLiteSwapStore(_store_path(args, oid))
+    store = SQLiteSwapStore(_store_path(args, oid), key=key)
     try:
         driver = SwapDriver(Party(key, key), a, b, store, safety)
         # persisted (with the secret) before anyone hears of the hashlock
@@ -410,7 +415,7 @@ async def accept(args: argparse.Namespace) -> int:
             terms, safety, height_a=await a.latest_height(), height_b=await b.latest_height(),
             max_lock_ms=max_lock_ms,
         )  # fmt: skip
-        store = SQLiteSwapStore(_store_path(args, oid))
+        store = SQLiteSwapStore(_store_path(args, oid), key=key)
         try:
             driver = SwapDriver(Party(key, key), a, b, store, safety)
             await driver.open(terms, Role.PARTICIPANT)
@@ -473,7 +478,7 @@ async def status(args: argparse.Namespace) -> int:
             raise CommandError("--wait needs --key: the driver signs its transactions")
         a, b = await chains.get(swap.terms.a.chain_id), await chains.get(swap.terms.b.chain_id)
         safety = await _safety(a, b)
-        store = SQLiteSwapStore(path)
+        store = SQLiteSwapStore(path, key=key)
         try:
             driver = SwapDriver(Party(key, key), a, b, store, safety)
             await driver.resume()

@@ -14,7 +14,9 @@ Each renders as one line a user can act on; each keeps the offending values.
         ├── BadAmount                 ``100usd`` that does not parse
         ├── UnknownChain              a chain no config or flag names
         ├── ChainUnreachable          its RPC did not answer
-        └── NotFound                  a tx, block, client or transfer the chain does not have
+        ├── NotFound                  a tx, block, client or transfer the chain does not have
+        ├── WrongSwapKey              a swap store's sealed secret does not open with this key
+        └── SwapKeyNeeded             a swap's secret cannot be stored without a key to seal it
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ __all__ = [
     "KeystoreCorrupt",
     "KeystoreError",
     "NotFound",
+    "SwapKeyNeeded",
     "UnknownChain",
     "UnsupportedKeystoreVersion",
     "WrongPassphrase",
+    "WrongSwapKey",
 ]
 
 
@@ -123,6 +127,24 @@ class NotFound(CommandError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"not found: {what}")
+
+
+class WrongSwapKey(CommandError):
+    def __init__(self, path: Path, swap_id: str) -> None:
+        self.path, self.swap_id = path, swap_id
+        super().__init__(
+            f"swap store {path}: the secret of swap {swap_id[:16]}... does not open with this "
+            "key (written with another key, or edited)"
+        )
+
+
+class SwapKeyNeeded(CommandError):
+    def __init__(self, path: Path, swap_id: str) -> None:
+        self.path, self.swap_id = path, swap_id
+        super().__init__(
+            f"swap store {path}: swap {swap_id[:16]}... has a secret and the store no key "
+            "to seal it with"
+        )
 
 
 # --- swap offers (interlock.offers) ----------------------------------------------------

@@ -45,7 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from chains.crypto import PrivateKey, address
@@ -66,8 +68,11 @@ __all__ = [
     "KeyInfo",
     "Keystore",
     "ScryptParams",
+    "derive_at_rest_key",
     "interlock_home",
     "load_key",
+    "open_at_rest",
+    "seal_at_rest",
     "validate_key_name",
 ]
 
@@ -216,6 +221,31 @@ def seal(key: PrivateKey, passphrase: str, params: ScryptParams) -> dict[str, An
     doc["crypto"]["ciphertext"] = sealed.hex()
     doc["checksum"] = _checksum(doc)
     return doc
+
+
+def derive_at_rest_key(key: PrivateKey, purpose: bytes) -> bytes:
+    """A 32-byte AES-256-GCM key for data a party keeps at rest, derived from its ed25519
+    seed with HKDF-SHA256; ``purpose`` separates the uses (one key never serves two).
+
+    As strong as the key material: a keystore key's seed never leaves the keystore
+    unsealed; a devnet key's is public (devnet data is never secret)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(key.seed)
+
+
+def seal_at_rest(aead_key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """``nonce ‖ AES-256-GCM(plaintext)`` with ``aad`` bound (a fresh random nonce)."""
+    nonce = secrets.token_bytes(NONCE_SIZE)
+    return nonce + AESGCM(aead_key).encrypt(nonce, plaintext, aad)
+
+
+def open_at_rest(aead_key: bytes, sealed: bytes, aad: bytes) -> bytes | None:
+    """What :func:`seal_at_rest` sealed, or None for another key, other ``aad`` or an edit."""
+    if len(sealed) < NONCE_SIZE + 16:
+        return None
+    try:
+        return AESGCM(aead_key).decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], aad)
+    except InvalidTag:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

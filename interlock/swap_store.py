@@ -5,6 +5,13 @@ before submitting its transaction is on disk before the transaction exists, whic
 makes a resumed driver neither lose a claim nor act twice. Swaps are stored as their
 canonical JSON, with the columns the store's rules need (hashlock uniqueness, version
 check, active index).
+
+The swap's secret (the preimage) is never in the file in clear: it is sealed with
+AES-256-GCM under a key derived from the party's signing key
+(:func:`interlock.keys.derive_at_rest_key`), bound to the swap id, in its own column; the
+JSON body has ``"secret": null``. A store opened without a key reads swaps without their
+secret (enough to list them) and refuses to write one (:class:`SwapKeyNeeded`); a key
+that does not open a sealed secret is refused in one line (:class:`WrongSwapKey`).
 """
 
 from __future__ import annotations
@@ -12,13 +19,17 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
+from chains.crypto import PrivateKey
 from chains.errors import StoreError
 from htlc.errors import HashlockInUse, StaleSwap, SwapExists, SwapNotFound
 from htlc.swap import Swap
+from interlock.errors import SwapKeyNeeded, WrongSwapKey
+from interlock.keys import derive_at_rest_key, open_at_rest, seal_at_rest
 
 __all__ = ["SQLiteSwapStore"]
 
@@ -29,26 +40,37 @@ CREATE TABLE IF NOT EXISTS swaps (
     state    TEXT NOT NULL,
     terminal INTEGER NOT NULL,
     version  INTEGER NOT NULL,
-    body     BLOB NOT NULL
+    body     BLOB NOT NULL,
+    sealed   BLOB
 );
 CREATE INDEX IF NOT EXISTS swaps_active ON swaps (terminal);
 CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, height INTEGER NOT NULL);
 """
 
+SECRET_PURPOSE = b"interlock/swap-store/secret/v1"
+"""HKDF ``info`` of the key that seals swap secrets (no other use shares it)."""
+
 
 class SQLiteSwapStore:
     """Swaps and per-chain cursors in one SQLite file."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str | Path, *, key: PrivateKey | None = None, synchronous: str = "FULL"
+    ) -> None:
+        """``key``: the party's signing key, whose seed seals the swaps' secrets."""
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self.path = Path(path)
+        self._seal_key = None if key is None else derive_at_rest_key(key, SECRET_PURPOSE)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(swaps)")}
+            if "sealed" not in columns:  # a store from before secrets were sealed
+                self._db.execute("ALTER TABLE swaps ADD COLUMN sealed BLOB")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open swap store {self.path}: {exc}") from None
 
@@ -64,15 +86,32 @@ class SQLiteSwapStore:
                 db.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _row(swap: Swap) -> tuple[str, int, int, bytes, str]:
+    def _row(self, swap: Swap) -> tuple[str, int, int, bytes, bytes | None, str]:
+        """The columns of ``swap``: the body without the secret, and the sealed secret."""
+        body = swap.to_json()
+        body["secret"] = None
+        sealed = None
+        if swap.secret is not None:
+            if self._seal_key is None:
+                raise SwapKeyNeeded(self.path, swap.swap_id)
+            sealed = seal_at_rest(self._seal_key, swap.secret, _aad(swap.swap_id))
         return (
             swap.state.value,
             int(swap.is_terminal),
             swap.version,
-            orjson.dumps(swap.to_json()),
+            orjson.dumps(body),
+            sealed,
             swap.swap_id,
         )
+
+    def _load(self, body: bytes, sealed: bytes | None) -> Swap:
+        swap = Swap.from_json(orjson.loads(body))
+        if sealed is None or self._seal_key is None:
+            return swap  # no secret, or a store opened to list swaps
+        secret = open_at_rest(self._seal_key, sealed, _aad(swap.swap_id))
+        if secret is None:
+            raise WrongSwapKey(self.path, swap.swap_id)
+        return replace(swap, secret=secret)
 
     def create(self, swap: Swap) -> None:
         self.create_many([swap])
@@ -88,10 +127,10 @@ class SQLiteSwapStore:
                 ).fetchone()
                 if row is not None:
                     raise HashlockInUse(hashlock, row[0])
-                state, terminal, version, body, swap_id = self._row(swap)
+                state, terminal, version, body, sealed, swap_id = self._row(swap)
                 db.execute(
-                    "INSERT INTO swaps VALUES (?, ?, ?, ?, ?, ?)",
-                    (swap_id, hashlock, state, terminal, version, body),
+                    "INSERT INTO swaps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (swap_id, hashlock, state, terminal, version, body, sealed),
                 )
 
     def update(self, swap: Swap) -> None:
@@ -114,26 +153,28 @@ class SQLiteSwapStore:
                 if s.version != stored + 1:
                     raise StaleSwap(s.swap_id, stored, s.version)
                 staged[s.swap_id] = s
+            # a swap read without a key has no secret: keep the sealed one it has
             db.executemany(
-                "UPDATE swaps SET state=?, terminal=?, version=?, body=? WHERE swap_id=?",
+                "UPDATE swaps SET state=?, terminal=?, version=?, body=?, "
+                "sealed=COALESCE(?, sealed) WHERE swap_id=?",
                 [self._row(s) for s in staged.values()],
             )
 
-    @staticmethod
-    def _get(db: sqlite3.Connection, swap_id: str) -> Swap | None:
-        row = db.execute("SELECT body FROM swaps WHERE swap_id=?", (swap_id,)).fetchone()
-        return None if row is None else Swap.from_json(orjson.loads(row[0]))
-
     def get(self, swap_id: str) -> Swap | None:
-        return self._get(self._db, swap_id)
+        row = self._db.execute(
+            "SELECT body, sealed FROM swaps WHERE swap_id=?", (swap_id,)
+        ).fetchone()
+        return None if row is None else self._load(row[0], row[1])
 
     def active(self) -> list[Swap]:
-        rows = self._db.execute("SELECT body FROM swaps WHERE terminal=0 ORDER BY swap_id")
-        return [Swap.from_json(orjson.loads(r[0])) for r in rows]
+        rows = self._db.execute(
+            "SELECT body, sealed FROM swaps WHERE terminal=0 ORDER BY swap_id"
+        ).fetchall()
+        return [self._load(body, sealed) for body, sealed in rows]
 
     def all(self) -> list[Swap]:
-        rows = self._db.execute("SELECT body FROM swaps ORDER BY swap_id")
-        return [Swap.from_json(orjson.loads(r[0])) for r in rows]
+        rows = self._db.execute("SELECT body, sealed FROM swaps ORDER BY swap_id").fetchall()
+        return [self._load(body, sealed) for body, sealed in rows]
 
     def get_cursor(self, chain_id: str) -> int | None:
         row = self._db.execute("SELECT height FROM cursors WHERE chain_id=?", (chain_id,))
@@ -145,3 +186,8 @@ class SQLiteSwapStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _aad(swap_id: str) -> bytes:
+    # bound to its swap: a sealed secret moved to another row does not open
+    return b"interlock swap secret " + swap_id.encode()

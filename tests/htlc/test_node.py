@@ -52,8 +52,10 @@ async def test_swaps_complete_between_two_running_nodes(tmp_path: Path) -> None:
     bob = Party(da.accounts["bob"], db.accounts["bob"])
     async with node_a, node_b:
         a, b = InProcessChain(node_a), InProcessChain(node_b)
-        ini = SwapDriver(alice, a, b, SQLiteSwapStore(tmp_path / "alice.db"), safety)
-        par = SwapDriver(bob, a, b, SQLiteSwapStore(tmp_path / "bob.db"), safety)
+        ini = SwapDriver(
+            alice, a, b, SQLiteSwapStore(tmp_path / "alice.db", key=alice.key_a), safety
+        )
+        par = SwapDriver(bob, a, b, SQLiteSwapStore(tmp_path / "bob.db", key=bob.key_a), safety)
         n = 5
         for i in range(n):
             terms = plan_swap(

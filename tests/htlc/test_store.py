@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chains.crypto import PrivateKey
 from chains.errors import EncodingError
 from chains.module import arg_address, is_denom
 from chains.types import Event
@@ -16,14 +17,19 @@ from htlc.errors import HashlockInUse, StaleSwap, SwapExists, SwapNotFound
 from htlc.store import MemorySwapStore, SwapStore
 from htlc.swap import Role, SwapState, SwapTerms, new_swap
 from htlc.types import Lock, LockStatus, LockTerms, lock_from_event
+from interlock.errors import SwapKeyNeeded, WrongSwapKey
 from interlock.swap_store import SQLiteSwapStore
 from tests.htlc.test_swap import SECRET, TERMS, make_terms
+
+KEY = PrivateKey.from_seed(hashlib.sha256(b"the party's key").digest())
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SwapStore]:
     s: SwapStore = (
-        MemorySwapStore() if request.param == "memory" else SQLiteSwapStore(tmp_path / "s.db")
+        MemorySwapStore()
+        if request.param == "memory"
+        else SQLiteSwapStore(tmp_path / "s.db", key=KEY)
     )
     yield s
     s.close()
@@ -168,3 +174,64 @@ def test_known_terms_fast_path_equals_the_strict_parse(
     hostile = Event(ev.type, {**ev.attributes, "amount": True})
     with pytest.raises(EncodingError):
         lock_from_event("chain-b", hostile, (one,))
+
+
+def _file_bytes(d: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(d.iterdir()) if p.is_file())
+
+
+def test_the_secret_is_sealed_at_rest(tmp_path: Path) -> None:
+    s = SQLiteSwapStore(tmp_path / "swaps.db", key=KEY)
+    swap = new_swap(TERMS, Role.INITIATOR, SECRET)
+    s.create(swap)
+    s.update(replace(swap, state=SwapState.LOCKING, version=1))
+    # while open (the WAL holds the writes) and after close: no secret bytes in any file
+    for _ in range(2):
+        raw = _file_bytes(tmp_path)
+        for form in (SECRET, SECRET.hex().encode(), SECRET.hex().upper().encode()):
+            assert form not in raw
+        s.close()
+    s = SQLiteSwapStore(tmp_path / "swaps.db", key=KEY)
+    got = s.get(swap.swap_id)
+    assert got is not None
+    assert got.secret == SECRET
+    assert [x.secret for x in s.active()] == [SECRET]
+    s.close()
+
+
+def test_a_wrong_key_is_refused_in_one_line(tmp_path: Path) -> None:
+    s = SQLiteSwapStore(tmp_path / "swaps.db", key=KEY)
+    swap = new_swap(TERMS, Role.INITIATOR, SECRET)
+    s.create(swap)
+    s.close()
+    other = PrivateKey.from_seed(hashlib.sha256(b"someone else").digest())
+    s = SQLiteSwapStore(tmp_path / "swaps.db", key=other)
+    for read in (lambda: s.get(swap.swap_id), s.active, s.all):
+        with pytest.raises(WrongSwapKey) as info:
+            read()
+        assert info.value.code == "wrong_swap_key"
+        assert "\n" not in str(info.value)
+        assert SECRET.hex() not in str(info.value)
+    s.close()
+
+
+def test_a_store_without_a_key_lists_swaps_and_never_writes_a_secret(tmp_path: Path) -> None:
+    path = tmp_path / "swaps.db"
+    s = SQLiteSwapStore(path, key=KEY)
+    swap = new_swap(TERMS, Role.INITIATOR, SECRET)
+    s.create(swap)
+    s.close()
+    s = SQLiteSwapStore(path)
+    listed = s.get(swap.swap_id)
+    assert listed is not None
+    assert listed.secret is None
+    fresh = SQLiteSwapStore(tmp_path / "fresh.db")
+    with pytest.raises(SwapKeyNeeded):
+        fresh.create(swap)
+    assert fresh.all() == []  # nothing written
+    fresh.close()
+    s.update(replace(listed, state=SwapState.LOCKING, version=1))  # keeps the sealed secret
+    s.close()
+    s = SQLiteSwapStore(path, key=KEY)
+    assert [(x.state, x.secret) for x in s.all()] == [(SwapState.LOCKING, SECRET)]
+    s.close()
