@@ -17,7 +17,8 @@ kernel light-client error, and rolls the whole call back):
   cross-chain message can reach them: a proven packet is only ever read as a transfer.
 * anyone: ``lock(denom, amount, dest_chain, recipient[, timeout_height])``,
   ``burn(denom, amount, recipient[, timeout_height])``, and the relayer's
-  ``mint(bundles)``, ``release(bundles)``, ``refund(bundles)``. A bundle is an
+  ``mint(bundles)``, ``release(bundles)``, ``refund(bundles)``,
+  ``acknowledge(bundles)``. A bundle is an
   ``EventProof`` (``chains.types``) in wire form; a call carries up to ``max_bundles`` and
   is all-or-nothing, so a relayer that races another re-queries ``received`` and resends
   the rest.
@@ -44,13 +45,25 @@ paused: it moves no funds here, and the refund still obeys the source's pause an
 A refund larger than the source's current cap passes alone in an otherwise empty window
 (:func:`bridge.transfer.compute_refund_flow`).
 
+**Acknowledgements** (IBC's model): a sent record is kept only while its transfer can
+still end either way. The destination's ``minted`` / ``released`` event, proven back to
+the source (``acknowledge``: the same proof rules as a delivery, and the event must name
+this chain as ``src_chain`` and match the recorded packet's kind, recipient and amount),
+deletes the record; a refund deletes it too. A pruned nonce is below ``bridge/seq``, so a
+replayed refund, acknowledgement or ``resend`` of it is refused as
+:class:`AlreadyProcessed` ("settled"), and a nonce never sent as :class:`UnknownTransfer`.
+So the source's state holds the transfers in flight, not its whole history (that lives
+in the events). The destination's ``bridge/recv`` record stays: it is what refuses a
+second delivery of the nonce.
+
 State keys::
 
     bridge/paused                        -> true while the whole bridge is paused
     bridge/path/<remote>                 -> path config (client, remote module, limits, paused)
     bridge/limit/<remote>/<denom>        -> limits overriding the path's default for a denom
     bridge/seq/<remote>                  -> next outgoing nonce (from 1)
-    bridge/sent/<remote>/<nonce>         -> {"packet", "kind": escrow|burn, "status": sent|refunded}
+    bridge/sent/<remote>/<nonce>         -> {"packet", "kind": escrow|burn, "status": sent}
+                                            (deleted once acknowledged or refunded)
     bridge/recv/<remote>/<nonce>         -> queued | delivered | expired
     bridge/delayed/<remote>/<nonce>      -> the packet of a queued transfer (for cancel)
     bridge/wrapped/<denom>               -> {"path", "base"}: this bridge minted ``denom``
@@ -144,7 +157,9 @@ DEFAULT_TIMEOUT = 10_000
 """Heights past the destination's last known height, when a sender gives no timeout."""
 MAX_PENDING_QUERY = 4096
 """Packets one ``pending`` query may ask about: bounds the work of one RPC read."""
-_PENDING_KINDS = frozenset({"locked", "burned", "expired"})
+_PENDING_KINDS = frozenset({"locked", "burned", "expired", "minted", "released"})
+_ACK_KINDS = {"escrow": "minted", "burn": "released"}
+"""A sent record's kind -> the destination event that acknowledges it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +250,20 @@ def _arg_travel_rule(args: Mapping[str, Any]) -> bytes | None:
         return from_hex(v, "travel_rule")
     except EncodingError:
         raise InvalidArgument("travel_rule", "expected lowercase hex") from None
+
+
+def _get_sent(state: State, remote: str, nonce: int) -> dict[str, Any]:
+    """The record of transfer ``nonce`` sent to ``remote`` and still in flight; one pruned
+    (acknowledged or refunded) is :class:`AlreadyProcessed`, one never sent
+    :class:`UnknownTransfer`."""
+    sent = state.get(f"bridge/sent/{remote}/{nonce}")
+    if sent is None:
+        if nonce < state.get(f"bridge/seq/{remote}", 1):
+            raise AlreadyProcessed(remote, nonce, "settled")
+        raise UnknownTransfer(remote, nonce)
+    if sent["status"] != Status.SENT.value:  # a record from before pruning
+        raise AlreadyProcessed(remote, nonce, sent["status"])
+    return dict(sent)
 
 
 def _arg_chain_id(args: Mapping[str, Any], name: str) -> str:
@@ -469,11 +498,7 @@ class BridgeModule:
         path = get_path(state, _arg_chain_id(args, "remote_chain"))
         self._check_open(state, path)
         nonce = arg_int(args, "nonce", 1, MAX_AMOUNT)
-        sent = state.get(f"bridge/sent/{path.remote_chain}/{nonce}")
-        if sent is None:
-            raise UnknownTransfer(path.remote_chain, nonce)
-        if sent["status"] != Status.SENT.value:
-            raise AlreadyProcessed(path.remote_chain, nonce, sent["status"])
+        sent = _get_sent(state, path.remote_chain, nonce)
         ctx.emit("locked" if sent["kind"] == "escrow" else "burned", sent["packet"])
 
     @staticmethod
@@ -584,6 +609,9 @@ class BridgeModule:
     def refund(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
         self._receive(ctx, args, "expired")
 
+    def acknowledge(self, ctx: TxContext, args: Mapping[str, Any]) -> None:
+        self._receive(ctx, args, "delivered")
+
     def _receive(self, ctx: TxContext, args: Mapping[str, Any], event_name: str) -> None:
         bundles = args.get("bundles")
         if not isinstance(bundles, list) or not 0 < len(bundles) <= self.max_bundles:
@@ -601,7 +629,15 @@ class BridgeModule:
             if path is None:
                 path = paths[remote] = get_path(state, remote)
                 self._check_open(state, path)
-            expected = f"{path.remote_module}.{event_name}"
+            prefix = f"{path.remote_module}."
+            if event_name == "delivered":  # an acknowledgement: minted or released
+                kind = proof.event.type[len(prefix) :]
+                if not proof.event.type.startswith(prefix) or kind not in _ACK_KINDS.values():
+                    raise ForeignEvent(f"{prefix}minted|released", proof.event.type)
+                verifier.verify(path.client_id, proof)
+                self._acknowledge(ctx, path, kind, proof.event.attributes)
+                continue
+            expected = prefix + event_name
             if proof.event.type != expected:
                 raise ForeignEvent(expected, proof.event.type)
             verifier.verify(path.client_id, proof)
@@ -726,11 +762,7 @@ class BridgeModule:
         if packet.dst_chain != remote:
             raise WrongPath(remote, packet.dst_chain)
         sent_key = f"bridge/sent/{remote}/{packet.nonce}"
-        sent = state.get(sent_key)
-        if sent is None:
-            raise UnknownTransfer(remote, packet.nonce)
-        if sent["status"] != Status.SENT.value:
-            raise AlreadyProcessed(remote, packet.nonce, sent["status"])
+        sent = _get_sent(state, remote, packet.nonce)
         if sent["packet"] != packet.to_json():
             raise PacketMismatch(remote, packet.nonce)
         denom, amount = packet.denom, packet.amount
@@ -743,9 +775,10 @@ class BridgeModule:
             remote_chain=remote,
             denom=denom,
         )
-        # the remote proved the expiry: sent -> expired -> refunded, before funds move
-        expired = next_status(Status(sent["status"]), Status.EXPIRED)
-        state.set(sent_key, {**sent, "status": next_status(expired, Status.REFUNDED).value})
+        # the remote proved the expiry: sent -> expired -> refunded (final: the record is
+        # pruned), before funds move
+        next_status(next_status(Status(sent["status"]), Status.EXPIRED), Status.REFUNDED)
+        state.delete(sent_key)
         state.set(flow_key, flow)
         if sent["kind"] == "escrow":
             escrow = self._escrow(remote)
@@ -765,6 +798,28 @@ class BridgeModule:
                 "amount": amount,
             },
         )
+
+    def _acknowledge(
+        self, ctx: TxContext, path: PathConfig, kind: str, attrs: Mapping[str, Any]
+    ) -> None:
+        """The destination proved it delivered transfer ``nonce``: the record goes."""
+        own, remote = ctx.block.chain_id, path.remote_chain
+        if attrs.get("src_chain") != own:
+            raise WrongDestination(own, str(attrs.get("src_chain"))[:64])
+        nonce = attrs.get("nonce")
+        if not isinstance(nonce, int) or isinstance(nonce, bool) or not 1 <= nonce <= MAX_AMOUNT:
+            raise MalformedPacket("nonce", f"expected an integer in [1, {MAX_AMOUNT}]")
+        sent = _get_sent(ctx.state, remote, nonce)
+        packet = sent["packet"]
+        if (
+            kind != _ACK_KINDS[sent["kind"]]
+            or attrs.get("recipient") != packet["recipient"]
+            or attrs.get("amount") != packet["amount"]
+        ):
+            raise PacketMismatch(remote, nonce)
+        next_status(Status(sent["status"]), Status.DELIVERED)  # final: the record is pruned
+        ctx.state.delete(f"bridge/sent/{remote}/{nonce}")
+        ctx.emit("acknowledged", {"dst_chain": remote, "nonce": nonce})
 
     # --- the delay queue ---------------------------------------------------------------
     def end_block(self, block: BlockInfo, state: State) -> list[Event]:
@@ -859,9 +914,11 @@ class BridgeModule:
         """The ``[kind, nonce]`` pairs of ``packets`` still to do here, in the order
         asked: a received packet (``locked``/``burned``) whose nonce from ``remote`` is
         not recorded yet, an ``expired`` one for a transfer sent to ``remote`` that is
-        still refundable. One read for a relayer's whole batch, instead of one per
-        packet; it can only lose work for the caller by lying, which costs the chain
-        nothing, since delivery re-checks everything."""
+        still refundable, a ``minted`` / ``released`` one (an acknowledgement) for a
+        transfer sent to ``remote`` whose record is still kept. One read for a
+        relayer's whole batch, instead of one per packet; it can only lose work for the
+        caller by lying, which costs the chain nothing, since delivery re-checks
+        everything."""
         if not isinstance(packets, list) or len(packets) > MAX_PENDING_QUERY:
             raise InvalidArgument("packets", f"expected a list of at most {MAX_PENDING_QUERY}")
         todo: list[JSONValue] = []
@@ -879,7 +936,7 @@ class BridgeModule:
                     "packets", "expected [kind, nonce] pairs: locked|burned|expired, nonce >= 1"
                 )
             kind, nonce = item
-            if kind == "expired":
+            if kind in ("expired", "minted", "released"):  # to refund, or to acknowledge
                 sent = state.get(f"bridge/sent/{remote}/{nonce}")
                 if sent is not None and sent["status"] == Status.SENT.value:
                     todo.append([kind, nonce])
@@ -901,4 +958,5 @@ class BridgeModule:
         "mint": mint,
         "release": release,
         "refund": refund,
+        "acknowledge": acknowledge,
     }

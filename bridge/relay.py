@@ -5,8 +5,10 @@ them from plain values and does no I/O (the daemon, :class:`bridge.localnet.Loca
 the tests and the benchmark all call it):
 
 1. :func:`select_packets`: from a committed block of ``src``, the events ``dst`` must
-   act on (``bridge.locked`` → ``mint``, ``bridge.burned`` → ``release``, and
-   ``bridge.expired`` of transfers ``dst`` sent → ``refund``), each with its audit path.
+   act on (``bridge.locked`` → ``mint``, ``bridge.burned`` → ``release``,
+   ``bridge.expired`` of transfers ``dst`` sent → ``refund``, and ``bridge.minted`` /
+   ``bridge.released`` of transfers ``dst`` sent → ``acknowledge``, which lets ``dst``
+   prune its sent record), each with its audit path.
 2. :func:`pending_query` / :func:`drop_delivered`: one ``bridge/pending`` query on
    ``dst`` says which of them are still to do (a second relayer, or this one after a
    restart, wastes one read instead of a refused transaction). The answer comes over
@@ -14,8 +16,8 @@ the tests and the benchmark all call it):
    only make a relayer skip or repeat work; the destination re-checks every delivery.
 3. :func:`heights_needed`: the source heights whose header ``dst``'s light client must
    hold before the proofs can verify (the header planner brings them there).
-4. :func:`pack_deliveries`: the ``mint`` / ``release`` / ``refund`` calls, as many
-   bundles per transaction as fit under the size limit.
+4. :func:`pack_deliveries`: the ``mint`` / ``release`` / ``refund`` / ``acknowledge``
+   calls, as many bundles per transaction as fit under the size limit.
 
 A packet the destination refuses by compliance policy is not a failed call: the
 destination records it as expired, and step 1 on the way back selects that
@@ -42,8 +44,8 @@ from zk.compliance import RULES
 __all__ = [
     "ACTIONS",
     "DEFAULT_TX_BUDGET",
-    "KINDS",
     "MAX_PENDING_QUERY",
+    "METHODS",
     "Packet",
     "Refusal",
     "drop_delivered",
@@ -55,14 +57,21 @@ __all__ = [
 ]
 
 ACTIONS: Mapping[str, str] = MappingProxyType(
-    {"locked": "mint", "burned": "release", "expired": "refund"}
+    {
+        "locked": "mint",
+        "burned": "release",
+        "expired": "refund",
+        "minted": "acknowledge",
+        "released": "acknowledge",
+    }
 )
 """Event kind on the source -> the destination method that consumes it."""
-KINDS: Mapping[str, str] = MappingProxyType({v: k for k, v in ACTIONS.items()})
-"""Destination method -> the event kind it consumes."""
+_BACK = frozenset({"expired", "minted", "released"})
+"""Kinds about transfers the destination sent (their ``src_chain`` is the destination)."""
 DEFAULT_TX_BUDGET = MAX_TX_BYTES - 2048
 """Bytes of bundles per transaction: the rest is room for the envelope and signature."""
-_METHOD_ORDER = ("mint", "release", "refund")
+METHODS = ("mint", "release", "refund", "acknowledge")
+"""The destination methods, in the order :func:`pack_deliveries` sends them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,7 @@ class Packet:
     """A proven event of the source that the destination has to act on."""
 
     action: str
-    """``mint``, ``release`` or ``refund``: the destination method."""
+    """``mint``, ``release``, ``refund`` or ``acknowledge``: the destination method."""
     nonce: int
     """The transfer's nonce on its path; 0 if the event has none that is valid (the
     destination will refuse it and say why)."""
@@ -79,8 +88,8 @@ class Packet:
 
     @property
     def kind(self) -> str:
-        """The event kind: ``locked``, ``burned`` or ``expired``."""
-        return KINDS[self.action]
+        """The event kind: ``locked``, ``burned``, ``expired``, ``minted`` or ``released``."""
+        return self.proof.event.type.rpartition(".")[2]
 
 
 def _nonce(attributes: Mapping[str, JSONValue]) -> int:
@@ -92,8 +101,9 @@ def _nonce(attributes: Mapping[str, JSONValue]) -> int:
 
 def select_packets(block: Block, src: str, dst: str, *, module: str = "bridge") -> list[Packet]:
     """The events of ``block`` (a block of ``src``) that ``dst`` must act on, in block
-    order: ``locked``/``burned`` packets of the path ``src -> dst``, and ``expired``
-    records of transfers ``dst`` sent to ``src``. ``module`` is the name of the bridge
+    order: ``locked``/``burned`` packets of the path ``src -> dst``, and ``expired``,
+    ``minted`` or ``released`` records of transfers ``dst`` sent to ``src`` (a refund
+    to make, or a delivery to acknowledge). ``module`` is the name of the bridge
     module on ``src`` (the prefix of its events). A block of another chain has none."""
     if block.header.chain_id != src:
         return []
@@ -104,8 +114,12 @@ def select_packets(block: Block, src: str, dst: str, *, module: str = "bridge") 
         if kind not in ACTIONS or not ev.type.startswith(prefix):
             continue
         a = ev.attributes
+        if kind in ("minted", "released"):  # these name only the transfer's source
+            if a.get("src_chain") == dst:
+                wanted.append(i)
+            continue
         route = (a.get("src_chain"), a.get("dst_chain"))
-        if route == ((dst, src) if kind == "expired" else (src, dst)):
+        if route == ((dst, src) if kind in _BACK else (src, dst)):
             wanted.append(i)
     if not wanted:
         return []
@@ -200,7 +214,7 @@ def pack_deliveries(
     max_bundles: int = DEFAULT_MAX_BUNDLES,
 ) -> list[tuple[str, list[JSONValue]]]:
     """``(method, bundles)`` per transaction: all ``mint`` first, then ``release``,
-    then ``refund``, each method's packets in the order given, each transaction's
+    ``refund`` and ``acknowledge``, each method's packets in the order given, each transaction's
     bundles at most ``max_tx_bytes`` of canonical JSON and ``max_bundles`` in number.
 
     A call is all or nothing, so a packet without a valid nonce travels alone: its
@@ -208,7 +222,7 @@ def pack_deliveries(
     budget raises :class:`BundleTooLarge` (the budget is wrong: a well-formed bundle is
     a few KiB)."""
     out: list[tuple[str, list[JSONValue]]] = []
-    for method in _METHOD_ORDER:
+    for method in METHODS:
         batch: list[JSONValue] = []
         size = 0
         for p in packets:

@@ -119,10 +119,10 @@ def compute_progress(
     lock_height: int,
     refusal: object = None,
 ) -> Progress:
-    """The transfer's progress from the source's ``bridge/sent`` record, the
-    destination's ``bridge/received`` and ``bridge/refusal`` answers and its client's
-    height of the source."""
-    if sent.get("status") == "refunded":
+    """The transfer's progress from the source's ``bridge/sent`` record (``{}`` once the
+    source pruned it: acknowledged or refunded), the destination's ``bridge/received``
+    and ``bridge/refusal`` answers and its client's height of the source."""
+    if sent.get("status") == "refunded" or (not sent and received == "expired"):
         return Progress.REFUNDED
     if received == "delivered":
         return Progress.DELIVERED
@@ -294,6 +294,10 @@ async def _read(
 ) -> tuple[Mapping[str, Any], Any, Any]:
     """The source's record, the destination's status and its refusal (or None)."""
     sent = await src.query("bridge", "sent", {"remote_chain": tid.dst, "nonce": tid.nonce})
+    if sent is None:  # pruned once acknowledged or refunded, if it was ever sent
+        nxt = await src.query("bridge", "next_nonce", {"remote_chain": tid.dst})
+        if isinstance(nxt, int) and tid.nonce < nxt:
+            sent = {}
     if not isinstance(sent, Mapping):
         raise NotFound(f"transfer {tid} (no such nonce on {tid.src})")
     at = {"remote_chain": tid.src, "nonce": tid.nonce}
@@ -478,6 +482,8 @@ async def transfer_status(args: argparse.Namespace) -> int:
         f"  {sent.get('kind')} on {tid.src}; deliverable until {tid.dst} height "
         f"{packet.get('timeout_height')}; {tid.dst}'s client of {tid.src} at {client_height}",
     ]
+    if not sent:  # the source keeps what is in flight; the history is in its events
+        lines[1:] = [f"  settled: {tid.src} pruned its record (acknowledged or refunded)"]
     emit(
         args,
         {
@@ -516,6 +522,10 @@ async def transfer_list(args: argparse.Namespace) -> int:
                         "bridge", "sent", {"remote_chain": remote, "nonce": nonce}
                     )
                     if not isinstance(sent, Mapping):
+                        # settled (acknowledged or refunded): the source pruned the packet,
+                        # so there is nothing to match an --account against
+                        if not account:
+                            rows.append({"id": f"{sid}:{remote}:{nonce}", "status": "settled"})
                         continue
                     pk = sent.get("packet", {})
                     if account and account not in (pk.get("sender"), pk.get("recipient")):
@@ -531,6 +541,8 @@ async def transfer_list(args: argparse.Namespace) -> int:
     lines = [
         f"{r['id']:<28} {r['amount']:>14} {r['denom']:<16} {r['kind']:<6} "
         f"{r['status']:<9} to {r['recipient']}"
+        if "amount" in r
+        else f"{r['id']:<28} {'':>14} {'':<16} {'':<6} {r['status']:<9} (pruned by its source)"
         for r in rows
     ] or ["no transfers"]
     emit(args, {"transfers": rows}, lines)

@@ -11,7 +11,7 @@ blocks (from the bus through the verifying subscriber; gaps filled over RPC):
 3. give DST's light client of SRC the header of every height that has such a packet
    (sequential or skipping updates, all in the same batch as the deliveries, in height
    order), and refresh it when its trusted state nears the end of the trusting period;
-4. send ``mint``/``release``/``refund`` with as many proof bundles as fit in a
+4. send ``mint``/``release``/``refund``/``acknowledge`` with as many proof bundles as fit in a
    transaction, through DST's one submitter;
 5. advance the cursor, in SQLite, only after DST committed. Packets that DST refused for a
    reason that may pass (a pause, a rate limit, a race) are kept, with the cursor, and
@@ -34,6 +34,7 @@ from typing import Any
 
 from bridge.relay import (
     MAX_PENDING_QUERY,
+    METHODS,
     Packet,
     drop_delivered,
     heights_needed,
@@ -351,7 +352,7 @@ class TransferWorker:
         self._save(tip.height if upto is None else upto)
 
     def _wanted(self, p: Packet) -> bool:
-        if not self.denoms or p.action == "refund":
+        if not self.denoms or p.action in ("refund", "acknowledge"):  # about our transfers
             return True
         return p.proof.event.attributes.get("denom") in self.denoms
 
@@ -519,7 +520,7 @@ class TransferWorker:
         """Which packets landed; log and count the rest (kept for the next batch)."""
         done: set[tuple[str, int]] = set()
         # pack_deliveries groups by method, keeping each method's packets in order
-        queues = {m: [p for p in todo if p.action == m] for m in ("mint", "release", "refund")}
+        queues = {m: [p for p in todo if p.action == m] for m in METHODS}
         for (method, bundles), result in zip(deliveries, results, strict=False):
             chunk = queues[method][: len(bundles)]
             del queues[method][: len(bundles)]
@@ -556,7 +557,7 @@ class TransferWorker:
     ) -> None:
         now = time.time()
         for p in todo:
-            if (p.action, p.nonce) in done:
+            if (p.action, p.nonce) in done and p.action != "acknowledge":  # transfers only
                 header = headers.get(p.proof.height)
                 if header is not None:
                     self.metrics.latency.labels(self.name).observe(

@@ -56,6 +56,10 @@ class BridgeMachine(RuleBasedStateMachine):
         self.scanned = {c: 0 for c in (A, B, C)}
         self.endings: dict[tuple[str, str, int], tuple[str, dict[str, Any]]] = {}
         self.refunds: dict[tuple[str, str, int], dict[str, Any]] = {}
+        # what each source sent, from its locked / burned events: its records are pruned
+        # once acknowledged or refunded, the events stay
+        self.sent: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self.acks: set[tuple[str, str, int]] = set()
         self.outflow: Counter[tuple[str, str, str, int]] = Counter()
 
     # --- rules ----------------------------------------------------------------------
@@ -289,6 +293,17 @@ class BridgeMachine(RuleBasedStateMachine):
                 for ev in side.blocks[h].events:
                     kind = ev.type.removeprefix("bridge.")
                     a = ev.attributes
+                    if kind in ("locked", "burned"):  # a resend repeats the same packet
+                        key = (chain, str(a["dst_chain"]), int(a["nonce"]))
+                        record = {
+                            "packet": dict(a),
+                            "kind": "escrow" if kind == "locked" else "burn",
+                        }
+                        assert self.sent.setdefault(key, record) == record, key
+                    if kind == "acknowledged":
+                        key = (chain, str(a["dst_chain"]), int(a["nonce"]))
+                        assert key not in self.acks, key
+                        self.acks.add(key)
                     if kind in ("minted", "released", "expired"):
                         key = (chain, str(a["src_chain"]), int(a["nonce"]))
                         # I2: one ending per (path, nonce), delivered XOR expired
@@ -346,20 +361,29 @@ class BridgeMachine(RuleBasedStateMachine):
         self._scan()
         for (chain, remote, nonce), (kind, attrs) in self.endings.items():
             # I3: the source really sent this, and what arrived is what was sent
-            sent = _records(self.net, remote, "sent", chain)[nonce]
+            sent = self.sent[(remote, chain, nonce)]
             packet = sent["packet"]
             if kind == "expired":
                 assert attrs == packet
                 continue
             assert sent["kind"] == ("escrow" if kind == "minted" else "burn")
             assert (attrs["amount"], attrs["recipient"]) == (packet["amount"], packet["recipient"])
-            assert sent["status"] == "sent"  # I4: delivered, so never refunded
+            assert (remote, chain, nonce) not in self.refunds  # I4: delivered, never refunded
         for (chain, remote, nonce), attrs in self.refunds.items():
             # I4: refunded only what the destination recorded as expired
             assert self.endings[(remote, chain, nonce)][0] == "expired"
-            sent = _records(self.net, chain, "sent", remote)[nonce]
-            assert sent["status"] == "refunded"
-            assert attrs["amount"] == sent["packet"]["amount"]
+            assert attrs["amount"] == self.sent[(chain, remote, nonce)]["packet"]["amount"]
+        for chain, remote, nonce in self.acks:
+            # acknowledged only what the destination delivered
+            assert self.endings[(remote, chain, nonce)][0] in ("minted", "released")
+        for (chain, remote, nonce), sent in self.sent.items():
+            # a source keeps a record exactly while its transfer is neither acknowledged
+            # nor refunded (state holds what is in flight, not the history)
+            kept = _records(self.net, chain, "sent", remote).get(nonce)
+            settled = (chain, remote, nonce) in self.acks or (chain, remote, nonce) in self.refunds
+            assert (kept is None) == settled, (chain, remote, nonce, kept)
+            if kept is not None:
+                assert kept == {**sent, "status": "sent"}
 
     @invariant()
     def i5_only_governance_rewires(self) -> None:

@@ -73,9 +73,11 @@ def test_lock_mint_burn_release(net: LocalNet) -> None:
     assert r.ok, r.error
     assert r.events[0].type == "bridge.burned"
     assert get_supply(net[B].chain.state, "chain-a/usd") == 60
-    (receipt,) = net.relay(B, A)
+    receipt, ack = net.relay(B, A)  # and B's mint, acknowledged to A
     assert receipt.ok, receipt.error
     assert receipt.events[0].type == "bridge.released"
+    assert [e.type for e in ack.events] == ["bridge.acknowledged"]
+    assert net[A].chain.query("bridge", "sent", {"remote_chain": B, "nonce": 1}) is None
     assert bal(net, A, "carol", "usd") == DEFAULT_BALANCE + 40
     assert bal(net, A, escrow_address(B), "usd") == 60
     assert net.pending(A, B) == []
@@ -180,7 +182,7 @@ def test_burn_that_times_out_is_reminted_on_refund(net: LocalNet) -> None:
     )
     assert r.ok, r.error
     net.advance(A, 4)
-    (expired,) = net.relay(B, A)
+    expired, _ack = net.relay(B, A)  # and B's earlier mint, acknowledged to A
     assert expired.events[0].type == "bridge.expired"
     (refund,) = net.relay(A, B)
     assert refund.ok
@@ -450,5 +452,5 @@ def test_bridge_state_survives_a_restart() -> None:
     assert net.call(B, "gov", "bridge", "unpause", {"remote_chain": A}).ok
     net.advance(B, 2)
     assert bal(net, B, "bob", "chain-a/usd") == 600
-    (refund,) = net.relay(B, A)
+    refund, *_acks = net.relay(B, A)  # and B's earlier mints, acknowledged to A
     assert refund.events[0].type == "bridge.refunded"

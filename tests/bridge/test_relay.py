@@ -84,8 +84,10 @@ def test_selects_burns_and_expiries_of_the_reverse_path(net: LocalNet) -> None:
     receipts = net.relay(A, B)  # the first expires on B, the second mints
     assert [e.type for r in receipts for e in r.events] == ["bridge.expired", "bridge.minted"]
     block = net[B].blocks[net[B].chain.height]
-    (expired,) = select_packets(block, B, A)
+    expired, minted = select_packets(block, B, A)
     assert (expired.action, expired.kind, expired.nonce) == ("refund", "expired", 1)
+    # the mint goes back too: A acknowledges it and prunes its sent record
+    assert (minted.action, minted.kind, minted.nonce) == ("acknowledge", "minted", 2)
     assert select_packets(block, B, C) == []
     burn = {"denom": "chain-a/usd", "amount": 60, "recipient": addr(net, A, "alice")}
     r = net.call(B, "bob", "bridge", "burn", burn)
@@ -197,7 +199,7 @@ def test_a_malformed_answer_is_refused(net: LocalNet, answer: object) -> None:
         {"remote_chain": A, "packets": [["locked"]]},
         {"remote_chain": A, "packets": [["locked", 1, 1]]},
         {"remote_chain": A, "packets": ["locked", 1]},
-        {"remote_chain": A, "packets": [["minted", 1]]},
+        {"remote_chain": A, "packets": [["acknowledged", 1]]},
         {"remote_chain": A, "packets": [["locked", 0]]},
         {"remote_chain": A, "packets": [["locked", -1]]},
         {"remote_chain": A, "packets": [["locked", True]]},

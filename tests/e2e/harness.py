@@ -190,7 +190,12 @@ async def received(h: HttpChain, remote: str, nonce: int) -> bool:
 
 
 async def sent_status(h: HttpChain, remote: str, nonce: int) -> str:
+    """The source's record of a transfer; ``settled`` once pruned (acknowledged or
+    refunded)."""
     got = await h.query("bridge", "sent", {"remote_chain": remote, "nonce": nonce})
+    if got is None:
+        assert nonce < await h.query("bridge", "next_nonce", {"remote_chain": remote})  # type: ignore[operator]
+        return "settled"
     assert isinstance(got, dict)
     return str(got["status"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -94,8 +95,10 @@ async def test_pending_queries_fit_the_query_body_limit(tmp_path: Path) -> None:
             Metrics(),
         )
         # the longest pairs there are: the longest kind, the largest nonce
-        proof = cast(Any, None)  # the query carries kinds and nonces only
-        packets = [Packet("refund", BIG_NONCE - i, proof) for i in range(2 * MAX_PENDING_QUERY + 5)]
+        # the query carries kinds and nonces only: a proof with the longest kind's event
+        proof = cast(Any, SimpleNamespace(event=SimpleNamespace(type="bridge.released")))
+        n = 2 * MAX_PENDING_QUERY + 5
+        packets = [Packet("acknowledge", BIG_NONCE - i, proof) for i in range(n)]
         todo = await worker._undelivered(packets)
     finally:
         store.close()
