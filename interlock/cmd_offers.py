@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from chains.crypto import PrivateKey
+from chains.engine import get_finality_depth
 from chains.service.bus import Bus, BusMessage, open_bus
 from chains.service.rpc_client import HttpChain
 from htlc.driver import Party, SwapDriver
@@ -65,8 +66,6 @@ __all__ = ["register"]
 BUS_ENV = "INTERLOCK_BUS_URL"
 INTERVAL_SLACK_PERMILLE = 500
 """Measured block intervals vary: the safety rules assume each may be 50 % off."""
-MAX_FINALITY_DEPTH = 10_000
-"""The most a chain's engine allows (``chains.pow``)."""
 
 
 def register(ss: argparse._SubParsersAction[Any]) -> None:
@@ -167,9 +166,7 @@ async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None
     for chain in (a, b):
         _, interval = await block_interval(chain)
         ms = max(1, round(interval * 1000))
-        depth = (await chain.status()).get("finality_depth", 0)
-        if type(depth) is not int or not 0 <= depth <= MAX_FINALITY_DEPTH:
-            raise CommandError(f"{chain.chain_id}: /status finality_depth {depth!r} is not valid")
+        depth = get_finality_depth((await chain.get_consensus()).engine)
         params.append(ChainParams(chain.chain_id, ms, depth, INTERVAL_SLACK_PERMILLE))
     return Safety(params[0], params[1], policy or SafetyPolicy())
 
