@@ -216,13 +216,15 @@ def test_a_sanctioned_recipient_is_refused_at_the_destination_and_refunded(net: 
     assert net[B].chain.query("bridge", "refusal", {"remote_chain": A, "nonce": good}) is None
     # the same proof again: consumed, refused, nothing moves
     assert net.deliver(B, net.pending(A, B, include_done=True))[0].code == "AlreadyProcessed"
-    # the relay planner carries the expiry back; the source refunds alice
-    (r,) = net.relay(B, A)
+    # the relay planner carries the expiry back; the source refunds alice (and the good
+    # transfer's mint comes back as its acknowledgement)
+    r, ack = net.relay(B, A)
     assert r.ok, r.error
     assert [e.type for e in r.events] == ["bridge.refunded"]
-    sent = net[A].chain.query("bridge", "sent", {"remote_chain": B, "nonce": bad})
-    assert isinstance(sent, dict)
-    assert sent["status"] == "refunded"
+    assert [e.type for e in ack.events] == ["bridge.acknowledged"]
+    # both settled: the source's records are pruned
+    for n in (bad, good):
+        assert net[A].chain.query("bridge", "sent", {"remote_chain": B, "nonce": n}) is None
     assert get_balance(net[A].chain.state, alice, denom) == before - 30
     assert_conserved(net)
     assert net.pending(A, B) == []
@@ -245,10 +247,10 @@ def test_destination_kyc_and_limits_refuse_on_arrival(net: LocalNet) -> None:
     minted = {int(e.attributes["nonce"]) for e in events_of(net, B, "bridge.minted")}
     assert minted == set(ok)
     net.settle(A, B)
-    for n in [*refused_, over]:
-        sent = net[A].chain.query("bridge", "sent", {"remote_chain": B, "nonce": n})
-        assert isinstance(sent, dict)
-        assert sent["status"] == "refunded"
+    for n in [*refused_, over]:  # refunded: pruned, and a second refund is refused
+        assert net[A].chain.query("bridge", "sent", {"remote_chain": B, "nonce": n}) is None
+    refunded = [int(e.attributes["nonce"]) for e in events_of(net, A, "bridge.refunded")]
+    assert sorted(refunded) == sorted([*refused_, over])
     assert_conserved(net)
 
 
