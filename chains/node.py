@@ -51,7 +51,10 @@ from chains.pow import (
     target_int,
     validate_pow_header,
 )
+from chains.sqlite import connect as sqlite_connect
+from chains.sqlite import transaction
 from chains.store import BlockStore
+from chains.tasks import stop_within
 from chains.types import Block, Receipt, Tx, ValidatorSet
 
 __all__ = ["ChainReorganised", "Node", "SQLiteBlockStore", "Subscription", "SubscriptionLagged"]
@@ -123,12 +126,10 @@ class SQLiteBlockStore:
             # Two connections: the node saves a block from a worker thread (the fsync must
             # not hold the event loop) while reads go on; under WAL the reading connection
             # sees only committed blocks, never the one being written.
-            self._wdb = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._wdb.execute("PRAGMA journal_mode=WAL")
             # FULL, not NORMAL: NORMAL survives a process crash but a power loss may undo
             # the last commits, whose receipts were answered and whose signed headers were
             # published; the node would then sign another block at the same height.
-            self._wdb.execute("PRAGMA synchronous=FULL")
+            self._wdb = sqlite_connect(self.path, synchronous="FULL")
             self._wdb.executescript(self.SCHEMA)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
@@ -145,7 +146,7 @@ class SQLiteBlockStore:
         return None if row is None else Genesis.from_json(orjson.loads(row[0]))
 
     def save_genesis(self, genesis: Genesis, state: Mapping[str, Any]) -> None:
-        with self._tx() as db:
+        with transaction(self._wdb) as db:
             db.execute("INSERT INTO meta VALUES ('genesis', ?)", (orjson.dumps(genesis.to_json()),))
             db.executemany(
                 "INSERT OR REPLACE INTO state VALUES (?, ?)",
@@ -156,7 +157,7 @@ class SQLiteBlockStore:
         self, block: Block, validators: ValidatorSet, changes: Mapping[str, Any]
     ) -> None:
         h = block.height
-        with self._tx() as db:
+        with transaction(self._wdb) as db:
             db.execute(
                 "INSERT INTO blocks VALUES (?, ?, ?)",
                 (h, _block_bytes(block), orjson.dumps(validators.to_json())),
@@ -201,7 +202,7 @@ class SQLiteBlockStore:
     def rewind(self, height: int) -> None:
         """Forget every block above ``height`` and undo its state changes, in one
         transaction (a crash leaves the store at the old tip or at ``height``)."""
-        with self._tx() as db:
+        with transaction(self._wdb) as db:
             rows = db.execute(
                 "SELECT key, value FROM undo WHERE height > ? ORDER BY height DESC", (height,)
             ).fetchall()
@@ -214,18 +215,6 @@ class SQLiteBlockStore:
                 db.execute(f"DELETE FROM {table} WHERE height > ?", (height,))
         for h in [h for h in self._recent if h > height]:
             del self._recent[h]
-
-    @contextlib.contextmanager
-    def _tx(self) -> Any:
-        db = self._wdb
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")  # inside: a failed COMMIT must not leave the tx open
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def latest_height(self) -> int:
         row = self._db.execute("SELECT MAX(height) FROM blocks").fetchone()
@@ -767,9 +756,7 @@ class Node:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            # asyncio.wait, not wait_for: on 3.11 wait_for re-cancels and may wait unbounded
-            done, _ = await asyncio.wait({task}, timeout=5)
-            if not done:
+            if not await stop_within(task, 5, cancel=False):
                 log.error("%s: block production did not stop within 5 s", self.chain_id)
             elif not task.cancelled() and task.exception() is not None:
                 log.error("%s: block production had failed: %s", self.chain_id, task.exception())

@@ -16,9 +16,8 @@ that does not open a sealed secret is refused in one line (:class:`WrongSwapKey`
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import orjson
 
 from chains.crypto import PrivateKey
 from chains.errors import StoreError
+from chains.sqlite import SYNCHRONOUS, connect, transaction
 from htlc.errors import HashlockInUse, StaleSwap, SwapExists, SwapNotFound
 from htlc.swap import Swap
 from interlock.errors import SwapKeyNeeded, WrongSwapKey
@@ -58,33 +58,19 @@ class SQLiteSwapStore:
         self, path: str | Path, *, key: PrivateKey | None = None, synchronous: str = "FULL"
     ) -> None:
         """``key``: the party's signing key, whose seed seals the swaps' secrets."""
-        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        if synchronous not in SYNCHRONOUS:
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self.path = Path(path)
         self._seal_key = None if key is None else derive_at_rest_key(key, SECRET_PURPOSE)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db = connect(self.path, synchronous=synchronous)
             self._db.executescript(_SCHEMA)
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(swaps)")}
             if "sealed" not in columns:  # a store from before secrets were sealed
                 self._db.execute("ALTER TABLE swaps ADD COLUMN sealed BLOB")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open swap store {self.path}: {exc}") from None
-
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")  # inside: a failed COMMIT must not leave the tx open
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     def _row(self, swap: Swap) -> tuple[str, int, int, bytes, bytes | None, str]:
         """The columns of ``swap``: the body without the secret, and the sealed secret."""
@@ -117,7 +103,7 @@ class SQLiteSwapStore:
         self.create_many([swap])
 
     def create_many(self, swaps: Sequence[Swap]) -> None:
-        with self._tx() as db:
+        with transaction(self._db) as db:
             for swap in swaps:
                 if db.execute("SELECT 1 FROM swaps WHERE swap_id=?", (swap.swap_id,)).fetchone():
                     raise SwapExists(swap.swap_id)
@@ -137,7 +123,7 @@ class SQLiteSwapStore:
         self.update_many([swap])
 
     def update_many(self, swaps: Sequence[Swap]) -> None:
-        with self._tx() as db:
+        with transaction(self._db) as db:
             staged: dict[str, Swap] = {}
             for s in swaps:
                 prev = staged.get(s.swap_id)

@@ -16,6 +16,7 @@ import orjson
 from chains.encoding import JSONValue
 from chains.errors import StoreError
 from chains.service.datadir import DataDirLock, DataDirLocked
+from chains.sqlite import connect, transaction
 
 __all__ = ["DataDirLock", "DataDirLocked", "RelayerStore"]
 
@@ -27,9 +28,7 @@ class RelayerStore:
 
     def __init__(self, path: Path) -> None:
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = connect(path, synchronous="FULL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS cursors"
                 " (worker TEXT PRIMARY KEY, height INTEGER NOT NULL) WITHOUT ROWID"
@@ -56,24 +55,19 @@ class RelayerStore:
     ) -> None:
         """Advance a cursor (and, atomically with it, a snapshot the worker keeps)."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
+            with transaction(self._db) as db:
+                db.execute(
                     "INSERT INTO cursors (worker, height) VALUES (?, ?)"
                     " ON CONFLICT(worker) DO UPDATE SET height = excluded.height",
                     (worker, height),
                 )
                 if snapshot is not None:
                     name, value = snapshot
-                    self._db.execute(
+                    db.execute(
                         "INSERT INTO snapshots (name, value) VALUES (?, ?)"
                         " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                         (name, orjson.dumps(value)),
                     )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(f"relayer store: cannot write cursor {worker}: {exc}") from None
 

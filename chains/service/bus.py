@@ -45,6 +45,7 @@ from paho.mqtt.properties import Properties
 
 from chains.errors import InterlockError
 from chains.service.retry import Backoff
+from chains.tasks import consume, stop_within
 
 __all__ = [
     "BadBusUrl",
@@ -500,11 +501,6 @@ class MqttOptions:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
-def _consume(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 class MqttBus:
     """A :class:`Bus` over an MQTT 5 broker (see module docstring).
 
@@ -568,11 +564,8 @@ class MqttBus:
         if client is not None and will is not None and not self._status_owned:
             # Never cancel a publish (MEASURED: it can hang on 3.11), which wait_for would
             # do on timeout: wait for it, bounded, and leave it to end by its own timeout.
-            offline = asyncio.ensure_future(
-                client.publish(will.topic, will.offline, qos=1, retain=True, timeout=seconds)
-            )
-            offline.add_done_callback(_consume)
-            await asyncio.wait({offline}, timeout=seconds)
+            offline = client.publish(will.topic, will.offline, qos=1, retain=True, timeout=seconds)
+            await stop_within(offline, seconds, cancel=False)
         self._closing = True
         self._changed.set()
         task, self._task = self._task, None
@@ -581,9 +574,7 @@ class MqttBus:
             # status at connect). asyncio.wait bounds the wait even if the cancel is lost,
             # where 3.11's wait_for would cancel again and wait without a bound.
             task.cancel()
-            task.add_done_callback(_consume)
-            _, pending = await asyncio.wait({task}, timeout=seconds)
-            if pending:
+            if not await stop_within(task, seconds, cancel=False):
                 log.warning(
                     "bus %s: connection task did not end within %g s", self.options.where, seconds
                 )
@@ -750,8 +741,7 @@ class MqttBus:
         del self._filters[sub.topic_filter]
         client = self._client
         if client is not None:
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await asyncio.wait_for(client.unsubscribe(sub.topic_filter), 5)
+            await stop_within(client.unsubscribe(sub.topic_filter), 5)
 
     # --- publishing ---------------------------------------------------------------------
     async def _wait_client(self) -> tuple[aiomqtt.Client, asyncio.Future[None]]:
@@ -784,7 +774,7 @@ class MqttBus:
                     if not task.done():
                         # Never cancel a task inside aiomqtt's publish (it can hang on 3.11,
                         # see MEASURED); it ends by itself within publish_timeout.
-                        task.add_done_callback(_consume)
+                        task.add_done_callback(consume)
                 if task in done:
                     exc = task.exception()
                     if exc is None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import os
 import time as _time
@@ -44,6 +43,7 @@ from chains.service.wire import (
     headers_topic,
     status_topic,
 )
+from chains.tasks import stop_within
 from chains.types import Block, ValidatorSet
 
 __all__ = ["BlockSource", "Publisher", "status_will"]
@@ -157,11 +157,10 @@ class Publisher:
         task, self._task = self._task, None
         if task is None:
             return
-        done, _ = await asyncio.wait({task}, timeout=self.stop_timeout + 2)
-        if not done:
+        if not await stop_within(task, self.stop_timeout + 2, cancel=False):
             log.warning("%s: publisher did not stop in time; cancelling it", self.chain_id)
             task.cancel()
-            await asyncio.wait({task}, timeout=2)  # bounded: wait_for may not be on 3.11
+            await stop_within(task, 2, cancel=False)
         elif not task.cancelled() and (exc := task.exception()) is not None:
             if isinstance(exc, BusClosed):
                 log.info("%s: publisher ended: the bus was closed first", self.chain_id)
@@ -224,8 +223,7 @@ class Publisher:
         finally:
             if not self._abandoned:
                 await self._drain()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._status("offline"), self.stop_timeout)
+                await stop_within(self._status("offline"), self.stop_timeout)
             else:
                 self._forget_inflight()
             self._save_cursor()
@@ -285,8 +283,8 @@ class Publisher:
         loop = asyncio.get_running_loop()
         closed_at: float | None = None
         while not fut.done():
-            # asyncio.wait never cancels ``fut``: a cancelled publisher leaves it running.
-            await asyncio.wait({fut}, timeout=0.25)
+            # never cancels ``fut``: a cancelled publisher leaves it running
+            await stop_within(fut, 0.25, cancel=False)
             if not fut.done() and self._input_closed():
                 closed_at = closed_at if closed_at is not None else loop.time()
                 if loop.time() - closed_at >= self.stop_timeout:

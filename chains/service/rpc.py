@@ -92,6 +92,7 @@ from chains.errors import (
 from chains.node import Node
 from chains.service.httpserver import HardenedRunner, ServerLimits, ServerStats
 from chains.service.sigworker import die_with, first_bad, ready
+from chains.tasks import stop_within
 from chains.types import MAX_TX_BYTES, Block, Tx
 
 __all__ = ["ApiError", "RpcLimits", "RpcServer", "SignatureChecker", "make_app"]
@@ -414,15 +415,14 @@ class _Handlers:
         commit timeout from now). A batch shares one deadline."""
         loop = asyncio.get_running_loop()
         left = self.limits.commit_timeout if deadline is None else deadline - loop.time()
-        try:
-            return await asyncio.wait_for(asyncio.shield(fut), max(left, 0))
-        except TimeoutError:
+        if not await stop_within(fut, max(left, 0), cancel=False):
             raise ApiError(
                 504,
                 "timeout",
                 f"tx {tx_hash.hex()} not committed within {self.limits.commit_timeout:g}s; "
                 "poll /tx/<hash>",
-            ) from None
+            )
+        return fut.result()
 
     def _admit(self, tx: Tx, *, signature_checked: bool = False) -> asyncio.Future[Any]:
         try:

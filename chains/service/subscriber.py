@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +82,7 @@ from chains.service.wire import (
     decode_envelope,
     open_envelope,
 )
+from chains.tasks import stop_within
 from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
 
 __all__ = [
@@ -569,8 +569,7 @@ class ChainSubscriber:
         tb: TracebackType | None,
     ) -> None:
         if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._sub.aclose(), 5)
+            await stop_within(self._sub.aclose(), 5)
 
     def __aiter__(self) -> Self:
         return self

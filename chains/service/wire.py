@@ -35,9 +35,7 @@ Errors::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from hashlib import sha256
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -45,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from chains.encoding import JSONValue, canonical, check_value
 from chains.errors import EncodingError, InterlockError
+from chains.merkle import inclusion_proofs
 from chains.module import CHAIN_ID_PATTERN
 from chains.types import (
     Block,
@@ -80,7 +79,6 @@ __all__ = [
     "encode_events",
     "encode_header",
     "encode_status",
-    "event_proofs",
     "events_topic",
     "headers_topic",
     "open_envelope",
@@ -562,35 +560,11 @@ def encode_header(block: Block, validators: ValidatorSet) -> bytes:
     )
 
 
-def event_proofs(leaves: Sequence[bytes]) -> list[list[bytes]]:
-    """RFC 6962 audit paths of every leaf at once, deepest sibling first: O(n log n).
-
-    Pairing a level left to right and carrying an odd last node up unchanged builds the
-    RFC 6962 tree (see ``chains.merkle``), so a node's sibling on each level is its
-    neighbour ``i ^ 1`` when that exists, and the carried node has none on that level.
-    """
-    level = [sha256(b"\x00" + leaf).digest() for leaf in leaves]
-    paths: list[list[bytes]] = [[] for _ in leaves]
-    pos = list(range(len(leaves)))
-    while len(level) > 1:
-        for leaf, i in enumerate(pos):
-            j = i ^ 1
-            if j < len(level):
-                paths[leaf].append(level[j])
-            pos[leaf] = i >> 1
-        nxt = [
-            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
-        ]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return paths
-
-
 def encode_events(block: Block, chunk_bytes: int = EVENTS_CHUNK_BYTES) -> list[bytes]:
     """The ``events`` payloads of a block: at least one (an empty block sends ``[]``)."""
     header = block.header
-    paths = event_proofs([e.leaf() for e in block.events])
+    leaves = [e.leaf() for e in block.events]
+    paths = inclusion_proofs(leaves, range(len(leaves)))
     base: dict[str, JSONValue] = {
         "v": WIRE_VERSION,
         "kind": "events",

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chains.merkle import inclusion_proof, merkle_root, verify_inclusion
 from chains.node import Node
 from chains.service.wire import (
     MAX_PAYLOAD_BYTES,
@@ -29,7 +28,6 @@ from chains.service.wire import (
     encode_events,
     encode_header,
     encode_status,
-    event_proofs,
     events_topic,
     headers_topic,
     parse_topic,
@@ -66,16 +64,6 @@ def test_topics() -> None:
             parse_topic(bad)
     with pytest.raises(WrongChain):
         headers_topic("chain/with/slashes")
-
-
-@pytest.mark.parametrize("n", range(0, 34))
-def test_all_event_proofs_at_once_equal_the_kernels_audit_paths(n: int) -> None:
-    leaves = [f"leaf-{i}".encode() for i in range(n)]
-    paths = event_proofs(leaves)
-    root = merkle_root(leaves)
-    for i in range(n):
-        assert paths[i] == inclusion_proof(leaves, i)
-        assert verify_inclusion(leaves[i], i, n, paths[i], root)
 
 
 async def test_header_round_trip(made: tuple[Node, Block]) -> None:
