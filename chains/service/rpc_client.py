@@ -383,6 +383,16 @@ class HttpChain:
         await self._call("POST", "/tx?wait=false", body=tx.to_json(), idempotent=False)
         return tx.hash
 
+    async def submit_block(self, block: Block) -> str:
+        """Offer a block mined elsewhere (a proof-of-work chain's ``POST /blocks``, as a
+        peer would): ``best``, ``side`` or ``duplicate``; a refusal raises the server's
+        error (:class:`RpcError` with its code, e.g. ``fork_below_finality``)."""
+        obj = await self._call("POST", "/blocks", body={"block": block.to_json()}, idempotent=False)
+        outcome = self._field(obj, "outcome")
+        if outcome not in ("best", "side", "duplicate"):
+            raise RpcError(self._chain_id, 200, "malformed_response", "unknown block outcome")
+        return str(outcome)
+
     async def submit_batch(
         self, txs: Sequence[Tx], *, wait: bool = False
     ) -> list[Receipt | bytes | InterlockError]:

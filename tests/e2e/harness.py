@@ -110,11 +110,16 @@ class Net:
     config: Path | None = None
     pair: tuple[str, str] = (A, B)
     """The two chains (``configs/<id>.toml``), source first in ``path create``."""
+    configs: dict[str, Path] = field(default_factory=dict)
+    """A chain's config file instead of the shipped ``configs/<id>.toml``."""
+
+    def chain_config(self, cid: str) -> Path:
+        return self.configs.get(cid, CONFIGS / f"{cid}.toml")
 
     def start(self, interval: float = 0.2) -> Net:
         src, dst = self.pair
         for cid in (src, dst):
-            p = ChainProcess(CONFIGS / f"{cid}.toml", self.tmp / cid, self.broker.url, interval)
+            p = ChainProcess(self.chain_config(cid), self.tmp / cid, self.broker.url, interval)
             self.chains[cid] = p.start()
         self.config = self.tmp / "relayer.toml"
         urls = {cid: [p.url] for cid, p in self.chains.items()}
@@ -144,9 +149,13 @@ class Net:
 
 @contextlib.contextmanager
 def network(
-    broker: Mosquitto, tmp: Path, interval: float = 0.2, pair: tuple[str, str] = (A, B)
+    broker: Mosquitto,
+    tmp: Path,
+    interval: float = 0.2,
+    pair: tuple[str, str] = (A, B),
+    configs: dict[str, Path] | None = None,
 ) -> Iterator[Net]:
-    net = Net(broker, tmp, pair=pair)
+    net = Net(broker, tmp, pair=pair, configs=configs or {})
     try:
         yield net.start(interval)
     finally:
