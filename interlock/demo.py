@@ -13,7 +13,9 @@ and carrying every proof. The scenario:
    burn -> release;
 3. a transfer whose destination passes its timeout is refunded, automatically;
 4. a market maker who goes offline after locking still gets paid: the relayer claims
-   for him with the secret the customer revealed on the other ledger.
+   for him with the secret the customer revealed on the other ledger;
+5. compliance: the euro-area bank's governance sanctions an address; a transfer to it is
+   refused on arrival by eu-bank's policy and refunded on us-bank, nothing minted.
 
 Each step prints what crossed (the source height, event index and ``event_root`` the
 proof was checked against) and how long it took, and the demo ends with a balance table.
@@ -78,6 +80,8 @@ class Demo:
         self.data_dir = data_dir
         self.interval = interval
         self.key = {n: PrivateKey.derive(DEFAULT_SEED, n) for n in ("alice", "bob", "carol")}
+        self.key["eu-gov"] = PrivateKey.derive(DEFAULT_SEED, EU, "gov")
+        self.key["mallory"] = PrivateKey.derive(DEFAULT_SEED, "mallory")  # sanctioned in step 5
         self.failures: list[str] = []
         self.t0 = time.monotonic()
 
@@ -318,6 +322,42 @@ class Demo:
             f"secret ({took:.2f} s); bob was never online",
         )
 
+    async def compliance_refund(self) -> None:
+        self.say(f"5. compliance: {EU}'s governance puts mallory on its sanctions deny list")
+        mallory = self.key["mallory"].address
+        await self.send(EU, "eu-gov", "compliance", "deny", {"address": mallory})
+        before = await self.balance(US, "alice", "usd")
+        r = await self.send(
+            US,
+            "alice",
+            "bridge",
+            "lock",
+            {"denom": "usd", "amount": 60, "dest_chain": EU, "recipient": mallory},
+        )
+        nonce = int(r.events[-1].attributes["nonce"])
+        self.say(
+            f"   alice sends mallory 60 USD: locked at {self.proof_line(US, r, 'bridge.locked')}"
+        )
+
+        async def refunded() -> bool:
+            got = await self.chains[US].query(
+                "bridge", "sent", {"remote_chain": EU, "nonce": nonce}
+            )
+            return isinstance(got, dict) and got.get("status") == "refunded"
+
+        took = await self.until(refunded, "the refund of the refused transfer on us-bank")
+        refusal = await self.chains[EU].query(
+            "bridge", "refusal", {"remote_chain": US, "nonce": nonce}
+        )
+        rule = refusal.get("rule") if isinstance(refusal, dict) else None
+        self.say(f"   refused by {EU}: {rule}")
+        after = await self.balance(US, "alice", "usd")
+        minted = await self.balance(EU, "mallory", f"{US}/usd")
+        self.expect(
+            rule == "sanctions" and after == before and minted == 0,
+            f"{EU} refused it ({rule}), {US} refunded alice ({took:.2f} s); nothing minted",
+        )
+
     async def table(self) -> None:
         print()
         print(f"{'account':<8} {'us-bank usd':>16} {'eu-bank eur':>16} {'eu-bank us-bank/usd':>20}")
@@ -433,6 +473,7 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
                     demo.stablecoin,
                     demo.timeout_refund,
                     demo.offline_counterparty,
+                    demo.compliance_refund,
                 ):
                     try:
                         await step()

@@ -23,7 +23,7 @@ def demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def check_story(out: str) -> None:
-    assert out.count("  ok    ") == 7, out
+    assert out.count("  ok    ") == 8, out
     assert "FAIL" not in out
     assert "demo: every step ended as expected" in out
     for line in (
@@ -31,6 +31,8 @@ def check_story(out: str) -> None:
         "carol holds 250 us-bank/usd",
         "refunded alice",
         "the relayer claimed bob's 50 USD",
+        "refused by eu-bank: sanctions",
+        "eu-bank refused it (sanctions), us-bank refunded alice",
     ):
         assert line in out, out
 
