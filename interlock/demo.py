@@ -225,6 +225,18 @@ class Demo:
         )
         return got is not None
 
+    def refunded(self, nonce: int) -> Callable[[], Awaitable[bool]]:
+        """Whether us-bank settled its transfer ``nonce`` to eu-bank, which was never
+        delivered: a refund prunes the source's record (the steps check the balances)."""
+
+        async def check() -> bool:
+            got = await self.chains[US].query(
+                "bridge", "sent", {"remote_chain": EU, "nonce": nonce}
+            )
+            return got is None
+
+        return check
+
     async def timeout_refund(self) -> None:
         self.say("3. a transfer that times out before it arrives is refunded")
         path = await self.chains[US].query("bridge", "path", {"remote_chain": EU})
@@ -254,13 +266,7 @@ class Demo:
             f"{self.proof_line(US, r, 'bridge.locked')}"
         )
 
-        async def refunded() -> bool:
-            got = await self.chains[US].query(
-                "bridge", "sent", {"remote_chain": EU, "nonce": nonce}
-            )
-            return got is None  # a refund prunes the source's record
-
-        took = await self.until(refunded, "the refund on us-bank")
+        took = await self.until(self.refunded(nonce), "the refund on us-bank")
         after = await self.balance(US, "alice", "usd")
         self.expect(
             after == before,
@@ -339,13 +345,9 @@ class Demo:
             f"   alice sends mallory 60 USD: locked at {self.proof_line(US, r, 'bridge.locked')}"
         )
 
-        async def refunded() -> bool:
-            got = await self.chains[US].query(
-                "bridge", "sent", {"remote_chain": EU, "nonce": nonce}
-            )
-            return isinstance(got, dict) and got.get("status") == "refunded"
-
-        took = await self.until(refunded, "the refund of the refused transfer on us-bank")
+        took = await self.until(
+            self.refunded(nonce), "the refund of the refused transfer on us-bank"
+        )
         refusal = await self.chains[EU].query(
             "bridge", "refusal", {"remote_chain": US, "nonce": nonce}
         )
