@@ -15,7 +15,7 @@ kernel light-client error, and rolls the whole call back):
   ``drop_queued(remote_chain, nonce)``, ``resend(remote_chain, nonce)`` (the event of
   a transfer still in flight, again, for a replacement client to prove). No
   cross-chain message can reach them: a proven packet is only ever read as a transfer.
-* anyone: ``lock(denom, amount, dest_chain, recipient[, timeout_height])``,
+* anyone: ``lock(denom, amount, dest_chain, recipient[, timeout_height][, travel_rule])``,
   ``burn(denom, amount, recipient[, timeout_height])``, and the relayer's
   ``mint(bundles)``, ``release(bundles)``, ``refund(bundles)``,
   ``acknowledge(bundles)``. A bundle is an
@@ -32,9 +32,12 @@ event type ``<remote module>.<locked|burned|expired>`` → proof verifies under 
 non-frozen, unexpired consensus state (and the bundle's tree size is the header's event
 count) → packet well-formed, from the proof's chain, for this chain → (path, nonce) never
 consumed, and **recorded before any balance moves** → past the timeout: record
-``expired`` and emit ``bridge.expired`` instead of delivering → outflow cap of the window
-→ large amounts wait ``delay`` heights in the queue (executed by ``end_block``; a pause
-or a frozen light client of the path holds them) → mint or release.
+``expired`` and emit ``bridge.expired`` instead of delivering → this chain's compliance
+policy (:mod:`zk.registry`): a refusal is recorded as ``expired`` with its rule, emits
+``bridge.refused`` then ``bridge.expired`` (the source refunds it as a timeout) and moves
+nothing → outflow cap of the window → large amounts wait ``delay`` heights in the queue
+(executed by ``end_block``; a pause or a frozen light client of the path holds them) →
+mint or release.
 
 A queued transfer that can no longer execute (governance lowered the cap below it, or
 the path's light client froze) would otherwise wait forever, its escrow stranded on the
@@ -69,6 +72,12 @@ State keys::
     bridge/wrapped/<denom>               -> {"path", "base"}: this bridge minted ``denom``
     bridge/flow/<remote>/<denom>         -> {"size", "buckets": [[index, amount out], ...]}
     bridge/queue                         -> large transfers waiting, oldest first
+    bridge/refused/<remote>/<nonce>      -> {"src_chain", "nonce", "rule", "detail"}: refused here
+
+A lock or burn first passes this chain's own compliance policy on the path (refused with
+:class:`zk.compliance.ComplianceRefused`, nothing changes); ``travel_rule`` is the sealed
+travel-rule data, whose SHA-256 the packet carries and which a ``bridge.travel_rule``
+event publishes for the destination's compliance officer.
 
 Escrow of the path to R is the module account ``module_address("bridge", "escrow", R)``:
 one escrow per path, so I1 holds per path and a broken path cannot drain another's funds.
@@ -667,22 +676,12 @@ class BridgeModule:
             denom = compute_wrapped_denom(remote, packet.denom)
             if len(denom) > MAX_DENOM:
                 raise MalformedPacket("denom", f"wrapped name longer than {MAX_DENOM}")
-            wrapped_key = f"bridge/wrapped/{denom}"
-            if wrapped_key not in state:
-                if get_supply(state, denom):
-                    raise DenomCollision(denom)
-                state.set(wrapped_key, {"path": remote, "base": packet.denom})
-            if get_supply(state, denom) + amount > MAX_AMOUNT:
-                raise MalformedPacket("amount", f"supply of {denom} would exceed {MAX_AMOUNT}")
         else:
             action = "release"
             base = compute_returning_denom(block.chain_id, packet.denom)
             if base is None:
                 raise MalformedPacket("denom", f"{packet.denom!r} did not originate here")
             denom = base
-            have = get_balance(state, self._escrow(remote), denom)
-            if have < amount:
-                raise EscrowShortfall(remote, denom, have, amount)
         try:
             process_transfer(
                 state,
@@ -704,6 +703,18 @@ class BridgeModule:
             ctx.emit("refused", {**refusal, "detail": exc.detail})
             ctx.emit("expired", packet.to_json())
             return
+        if action == "mint":
+            wrapped_key = f"bridge/wrapped/{denom}"
+            if wrapped_key not in state:
+                if get_supply(state, denom):
+                    raise DenomCollision(denom)
+                state.set(wrapped_key, {"path": remote, "base": packet.denom})
+            if get_supply(state, denom) + amount > MAX_AMOUNT:
+                raise MalformedPacket("amount", f"supply of {denom} would exceed {MAX_AMOUNT}")
+        else:
+            have = get_balance(state, self._escrow(remote), denom)
+            if have < amount:
+                raise EscrowShortfall(remote, denom, have, amount)
         limits = get_limits(state, path, denom)
         if limits.is_delayed(amount):
             if amount > limits.cap:

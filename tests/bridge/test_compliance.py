@@ -368,3 +368,19 @@ def test_hostile_travel_rule_argument_is_refused(net: LocalNet, travel: object) 
     refused(
         net, A, "alice", "bridge", "lock", lock_args(net, 10, travel_rule=travel), InvalidArgument
     )
+
+
+def test_a_refused_packet_changes_nothing_but_its_record(net: LocalNet) -> None:
+    gov(net, B, "deny", address=addr(net, B, "carol"))
+    nonce = lock(net, 5, to="carol")
+    items = net.collect(A, B)
+    before = dict(net[B].chain.state.items("bank/"))
+    (r,) = net.deliver(B, items)
+    assert [e.type for e in r.events] == ["bridge.refused", "bridge.expired"]
+    assert dict(net[B].chain.state.items("bank/")) == before
+    # not even the wrapped denom's registration: the first transfer of usd never arrived
+    assert net[B].chain.query("bridge", "wrapped", {"denom": f"{A}/usd"}) is None
+    assert {k for k, _ in net[B].chain.state.items("compliance/window/")} == set()
+    assert net[B].chain.query("bridge", "received", {"remote_chain": A, "nonce": nonce}) == (
+        "expired"
+    )
