@@ -46,9 +46,11 @@ from chains.service.configfile import (
     BusUrl,
     ChainId,
     Denom,
+    HeaderTimeout,
     Host,
     Interval,
     KeySeed,
+    MaxConnections,
     Seed,
     config_error,
     read_toml,
@@ -113,6 +115,8 @@ class RpcModel(_Model):
     verify_processes: Annotated[int, Field(ge=0, le=64, strict=True)] = (
         _RPC_DEFAULTS.verify_processes
     )
+    header_timeout: HeaderTimeout = _RPC_DEFAULTS.header_timeout
+    max_connections: MaxConnections = _RPC_DEFAULTS.max_connections
 
 
 class BusModel(_Model):
@@ -395,6 +399,8 @@ def _chain_settings(
                 max_batch=rpc.max_batch,
                 commit_timeout=rpc.commit_timeout,
                 verify_processes=rpc.verify_processes,
+                header_timeout=rpc.header_timeout,
+                max_connections=rpc.max_connections,
             ),
         ),
     )

@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from chains.service.httpserver import HardenedRunner, ServerLimits
+from chains.service.httpserver import HardenedRunner
 from relayer.console.serve import add_console
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ async def serve(daemon: Daemon) -> AsyncIterator[int]:
     # slow and greedy clients and bad HTTP are handled as on a chain's RPC server
     runner = HardenedRunner(
         build_app(daemon),
-        limits=ServerLimits(max_connections=256),
+        limits=s.api_limits,
         access_log=None,
         handler_cancellation=True,
         max_line_size=MAX_LINE,

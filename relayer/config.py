@@ -9,6 +9,8 @@ share_group = ""                     # MQTT 5 shared-subscription group ("": non
 [api]
 host = "127.0.0.1"
 port = 26690
+header_timeout = 10.0                 # seconds for a request's line and headers
+max_connections = 256                 # open connections at most (and the fd limit)
 
 [[chains]]
 id = "chain-a"
@@ -45,11 +47,14 @@ from chains.service.configfile import (
     BusUrl,
     ChainId,
     Denom,
+    HeaderTimeout,
     Host,
+    MaxConnections,
     config_error,
     describe_errors,
     read_toml,
 )
+from chains.service.httpserver import ServerLimits
 
 __all__ = [
     "ChainEntry",
@@ -90,6 +95,8 @@ class RelayerSection(_Model):
 class ApiSection(_Model):
     host: Host = "127.0.0.1"
     port: int = Field(default=26690, ge=0, le=65535)
+    header_timeout: HeaderTimeout = 10.0
+    max_connections: MaxConnections = 256
 
 
 class ChainModel(_Model):
@@ -179,6 +186,8 @@ class RelayerSettings:
     """HTTP API address."""
     api_port: int
     """HTTP API port (0: a free one)."""
+    api_limits: ServerLimits
+    """What one client may hold of the API server (header deadline, connection cap)."""
     chains: Mapping[str, ChainEntry]
     """Chains by id."""
     paths: tuple[PathEntry, ...]
@@ -238,6 +247,7 @@ def parse_relayer_config(
         takeover_delay=m.relayer.takeover_delay,
         api_host=m.api.host,
         api_port=m.api.port,
+        api_limits=ServerLimits(m.api.header_timeout, m.api.max_connections),
         chains={
             c.id: ChainEntry(c.id, tuple(c.rpc), c.key, c.seed, c.finality_depth, c.block_interval)
             for c in m.chains

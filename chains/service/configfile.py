@@ -28,9 +28,11 @@ __all__ = [
     "BusUrl",
     "ChainId",
     "Denom",
+    "HeaderTimeout",
     "Host",
     "Interval",
     "KeySeed",
+    "MaxConnections",
     "Seed",
     "config_error",
     "describe_errors",
@@ -92,6 +94,10 @@ BusUrl = Annotated[str, AfterValidator(_bus_url)]
 Seed = Annotated[str, Field(min_length=1, max_length=128)]
 Amount = Annotated[int, Field(ge=1, le=MAX_INT, strict=True)]
 Interval = Annotated[float, Field(gt=0, le=3600)]
+HeaderTimeout = Annotated[float, Field(gt=0, le=300)]
+"""Seconds an HTTP server gives a request's line and headers (``HardenedRunner``)."""
+MaxConnections = Annotated[int, Field(ge=8, le=1_000_000, strict=True)]
+"""Open connections an HTTP server takes at most (lowered to the descriptor limit)."""
 
 
 # --- errors ---------------------------------------------------------------------------
