@@ -268,6 +268,14 @@ class ClientExpired(LightClientError):
         )
 
 
+class ClientQuotaExceeded(LightClientError):
+    """Creating a light client is rationed (no fees): a funded account, a few each."""
+
+    def __init__(self, creator: str, reason: str) -> None:
+        self.creator, self.reason = creator, reason
+        super().__init__(f"{creator} may not create a light client: {reason}")
+
+
 class ConsensusStateNotFound(LightClientError):
     def __init__(self, client_id: str, height: int) -> None:
         self.client_id, self.height = client_id, height

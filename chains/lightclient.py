@@ -68,6 +68,7 @@ from chains.errors import (
     ClientExpired,
     ClientFrozen,
     ClientNotFound,
+    ClientQuotaExceeded,
     ConsensusStateNotFound,
     EncodingError,
     HeaderFromFuture,
@@ -123,6 +124,12 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_TRUST_LEVEL = (1, 3)
+MAX_CLIENTS_PER_CREATOR = 16
+"""Light clients one account may create (``create_client``, ``create_pow_client``). A
+client is state (~1 KiB) that anyone could create for free: it is rationed as the
+mempool rations admission, to funded accounts and a share each, so growing state costs
+the funding of one account per 16 clients (a Sybil pays for each)."""
+
 MAX_CONSENSUS_STATES = 8_192
 MAX_POW_BEST_QUERY = 256
 
@@ -559,6 +566,19 @@ def decode_proof(value: object, what: str = "proof") -> list[bytes]:
 # --- the module -----------------------------------------------------------------------
 
 
+def _ration_create(state: State, creator: str) -> None:
+    """Count one more client created by ``creator``; :class:`ClientQuotaExceeded` for an
+    account that holds no funds (as the mempool's unfunded senders: free to relay, not to
+    grow state) or has created :data:`MAX_CLIENTS_PER_CREATOR` already."""
+    if next(state.items(f"bank/bal/{creator}/"), None) is None:
+        raise ClientQuotaExceeded(creator, "it holds no funds")
+    key = f"lightclient/created/{creator}"
+    made: int = state.get(key, 0)
+    if made >= MAX_CLIENTS_PER_CREATOR:
+        raise ClientQuotaExceeded(creator, f"it created {made}, the most one account may")
+    state.set(key, made + 1)
+
+
 def _list_arg(args: Mapping[str, Any], name: str, parse: Callable[[object], T]) -> list[T]:
     """A list argument of at most 64 items, each parsed by ``parse`` (which raises
     ``EncodingError`` for a malformed one)."""
@@ -580,6 +600,8 @@ class LightClientModule:
 
     def deliver(self, ctx: TxContext, method: str, args: Mapping[str, Any]) -> None:
         now = ctx.block.time
+        if method in ("create_client", "create_pow_client"):
+            _ration_create(ctx.state, ctx.sender)  # rolled back with the call if it fails
         try:
             if method == "create_client":
                 tl = args.get("trust_level", list(DEFAULT_TRUST_LEVEL))

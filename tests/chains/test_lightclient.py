@@ -34,6 +34,7 @@ from chains.errors import (
     ValidatorSetMismatch,
 )
 from chains.lightclient import (
+    MAX_CLIENTS_PER_CREATOR,
     HeaderUpdate,
     _prune_expired,
     get_client_state,
@@ -46,7 +47,7 @@ from chains.lightclient import (
 )
 from chains.merkle import verify_inclusion
 from chains.state import State
-from chains.types import MAX_TX_BYTES, ZERO_HASH, Commit, Event
+from chains.types import MAX_TX_BYTES, ZERO_HASH, Commit, Event, Tx
 from tests.chains.helpers import Driver, devnet, forged_update, transfer
 
 TP = 100_000  # trusting period, ms
@@ -765,3 +766,29 @@ def test_misbehaviour_against_the_stored_header_refuses_that_header_itself(b: Dr
     with pytest.raises(ConsensusStateNotFound):  # nothing stored at 3 to conflict with
         process_misbehaviour(state, cid, None, b.update(3, 2), _now(b, 3))
     assert get_client_state(state, cid).frozen_height == 0
+
+
+def test_creating_a_client_is_rationed_like_other_state_growing_calls(b: Driver) -> None:
+    """``create_client`` grew state at no cost: now a funded account, 16 each (a Sybil
+    must fund one account per 16 clients, as the mempool's admission policy)."""
+    a = Driver(devnet("chain-a", "chain-b")[0])
+    create = {"update": b.update(1, 1).to_json(), "trusting_period": TP, "max_clock_drift": DRIFT}
+    stranger = PrivateKey.derive("nobody", "funds")  # holds nothing on chain A
+    before = dict(a.chain.state.items("lightclient/"))
+    tx = Tx.create(stranger, a.chain_id, 0, "lightclient", "create_client", create)
+    (r,) = a.produce([tx], time=_at(a, b, 1)).block.receipts
+    assert (r.ok, r.code) == (False, "ClientQuotaExceeded")
+    assert "holds no funds" in r.error
+    assert dict(a.chain.state.items("lightclient/")) == before
+    ids = set()
+    for _ in range(MAX_CLIENTS_PER_CREATOR):
+        (r,) = a.run("alice", "lightclient", "create_client", create).block.receipts
+        assert r.ok, r.error
+        ids.add(r.events[0].attributes["client_id"])
+    assert len(ids) == MAX_CLIENTS_PER_CREATOR
+    before = dict(a.chain.state.items("lightclient/"))
+    (r,) = a.run("alice", "lightclient", "create_client", create).block.receipts
+    assert (r.ok, r.code) == (False, "ClientQuotaExceeded")
+    assert dict(a.chain.state.items("lightclient/")) == before
+    (r,) = a.run("bob", "lightclient", "create_client", create).block.receipts  # bob's own share
+    assert r.ok, r.error
