@@ -64,7 +64,6 @@ __all__ = [
     "ChainRecord",
     "HeaderStore",
     "create_chain_client",
-    "get_best_hash",
     "get_chain_client",
     "get_final_record",
     "get_run_parent",
@@ -218,11 +217,6 @@ def get_chain_client(state: State, prefix: str, client_id: str) -> ChainClient:
 
 def put_chain_client(state: State, prefix: str, client_id: str, client: ChainClient) -> None:
     state.set(_client_key(prefix, client_id), client.to_json())
-
-
-def get_best_hash(state: State, prefix: str, client_id: str, height: int) -> bytes | None:
-    """The best chain's header hash at ``height``, if the client knows one."""
-    return HeaderStore(state, prefix, client_id).best_hash(height)
 
 
 def get_final_record(

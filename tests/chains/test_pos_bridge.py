@@ -146,3 +146,45 @@ def test_stake_tables_are_planned_once_per_distinct_table() -> None:
         {h.validators_hash for h in run}, key=[h.validators_hash for h in run].index
     )
     assert len(tables) == 2  # the genesis table, and the one dave joined from height 9
+
+
+def test_hostile_pos_client_calls_fail_and_change_nothing() -> None:
+    net = pos_net()
+    net.advance(S, 2)
+    cid = net[B].clients[S]
+    h = net[S].blocks[2].header
+    table = net[S].signed_by[2]
+    good_create = {"params": PARAMS.to_json(), "checkpoint": h.to_json(), "table": table.to_json()}
+    cases: list[tuple[str, dict[str, object], str]] = [
+        ("create_pos_client", {**good_create, "params": {"engine": "pos"}}, "InvalidArgument"),
+        ("create_pos_client", {**good_create, "checkpoint": None}, "InvalidArgument"),
+        ("create_pos_client", {**good_create, "table": [{"x": 1}]}, "InvalidArgument"),
+        (
+            "create_pos_client",
+            {**good_create, "table": net[B].chain.validators.to_json()},
+            "ValidatorSetMismatch",
+        ),
+        ("update_pos_client", {"client_id": cid, "headers": "x", "tables": []}, "InvalidArgument"),
+        ("update_pos_client", {"client_id": cid, "headers": [], "tables": []}, "InvalidArgument"),
+        ("update_pos_client", {"client_id": cid, "headers": [{}], "tables": []}, "InvalidArgument"),
+        (
+            "update_pos_client",
+            {"client_id": cid, "headers": [h.to_json()], "tables": [table.to_json()] * 5},
+            "InvalidArgument",
+        ),
+        (
+            "update_pos_client",
+            {"client_id": cid, "headers": [h.to_json()], "tables": [table.to_json()] * 65},
+            "InvalidArgument",
+        ),
+        (
+            "update_pos_client",
+            {"client_id": "pos-99", "headers": [h.to_json()], "tables": []},
+            "ClientNotFound",
+        ),
+    ]
+    before = dict(net[B].chain.read_state().items("lightclient/"))
+    for method, args, code in cases:
+        r = net.call(B, "relayer", "lightclient", method, args)
+        assert (r.ok, r.code) == (False, code), (method, r.error)
+    assert dict(net[B].chain.read_state().items("lightclient/")) == before

@@ -25,9 +25,11 @@ from chains.errors import (
     InvalidProposerSignature,
     NotFinal,
     TimeOutOfWindow,
+    TooManyBranches,
     UnknownParent,
     ValidatorSetMismatch,
 )
+from chains.headerchain import MAX_SEGMENT_RECORDS
 from chains.lightclient import get_client_state, get_consensus_state, verify_event
 from chains.pos import devnet_pos_params, get_pos_hash, get_seal_bytes, propose
 from chains.posclient import (
@@ -257,3 +259,33 @@ def test_the_best_branch_is_the_documented_maximum_in_any_order(
     common_slots = common.blocks[1].header.slot or 0
     want = max(runs, key=lambda run: branch_key(run, common_slots))
     assert get_pos_client(state, cid).best_hash == want[-1].hash
+
+
+def test_side_branches_cannot_grow_a_segment_past_its_bound(
+    dc: DevnetChain, main_chain: Built
+) -> None:
+    """Anyone may submit valid side headers; a segment of heights keeps at most
+    MAX_SEGMENT_RECORDS of them, and the best branch may still add its own."""
+    state, cid = new_client(main_chain)
+    h2 = main_chain.blocks[1].header
+    table = main_chain.next_tables[1]
+    outcomes = []
+    refused = 0
+    for i in range(MAX_SEGMENT_RECORDS + 20):
+        variant = propose(
+            PARAMS, dataclasses.replace(h2, time=h2.time + i), table, dc.validator_keys
+        )
+        try:
+            outcomes.append(process_update_pos_client(state, cid, [variant], [], NOW))
+        except TooManyBranches:
+            refused += 1
+    assert refused > 0
+    assert "side" in outcomes
+    seg = next(v for _, v in state.items("lightclient/pos/seg/"))
+    assert len(seg["records"]) <= MAX_SEGMENT_RECORDS + outcomes.count("best")
+    # a full segment still takes the best branch's next header
+    best = get_pos_client(state, cid)
+    h3 = main_chain.blocks[2].header
+    child = dataclasses.replace(h3, prev_hash=best.best_hash, time=h2.time + 10_000)
+    child = propose(PARAMS, child, table, dc.validator_keys)
+    assert process_update_pos_client(state, cid, [child], [], NOW) == "best"
