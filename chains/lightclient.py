@@ -125,10 +125,10 @@ __all__ = [
 T = TypeVar("T")
 DEFAULT_TRUST_LEVEL = (1, 3)
 MAX_CLIENTS_PER_CREATOR = 16
-"""Light clients one account may create (``create_client``, ``create_pow_client``). A
-client is state (~1 KiB) that anyone could create for free: it is rationed as the
-mempool rations admission, to funded accounts and a share each, so growing state costs
-the funding of one account per 16 clients (a Sybil pays for each)."""
+"""Light clients one account may create (``create_client``, ``create_pow_client``,
+``create_pos_client``). A client is state (~1 KiB) that anyone could create for free: it
+is rationed as the mempool rations admission, to funded accounts and a share each, so
+growing state costs the funding of one account per 16 clients (a Sybil pays for each)."""
 
 MAX_CONSENSUS_STATES = 8_192
 MAX_POW_BEST_QUERY = 256
@@ -600,7 +600,7 @@ class LightClientModule:
 
     def deliver(self, ctx: TxContext, method: str, args: Mapping[str, Any]) -> None:
         now = ctx.block.time
-        if method in ("create_client", "create_pow_client"):
+        if method in ("create_client", "create_pow_client", "create_pos_client"):
             _ration_create(ctx.state, ctx.sender)  # rolled back with the call if it fails
         try:
             if method == "create_client":

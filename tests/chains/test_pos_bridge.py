@@ -12,6 +12,7 @@ from __future__ import annotations
 from bridge.localnet import LocalNet, Side
 from bridge.module import BridgeModule
 from chains.bank import get_balance
+from chains.crypto import PrivateKey
 from chains.devnet import base_modules, build_devnet
 from chains.pos import devnet_pos_params
 from chains.powplan import plan_pow_headers, plan_stake_tables
@@ -187,4 +188,8 @@ def test_hostile_pos_client_calls_fail_and_change_nothing() -> None:
     for method, args, code in cases:
         r = net.call(B, "relayer", "lightclient", method, args)
         assert (r.ok, r.code) == (False, code), (method, r.error)
+    # clients are rationed: an account holding nothing may not create one
+    nobody = PrivateKey.derive("nobody")
+    r = net.call(B, nobody, "lightclient", "create_pos_client", good_create)
+    assert (r.ok, r.code) == (False, "ClientQuotaExceeded")
     assert dict(net[B].chain.read_state().items("lightclient/")) == before
