@@ -26,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,6 +48,7 @@ __all__ = [
     "FeedError",
     "MetricSample",
     "compute_chart",
+    "get_item_key",
     "probe_chains",
     "public_url",
     "sample_metrics",
@@ -154,18 +156,86 @@ def _scalar(value: JSONValue) -> JSONValue:
         return value
     if isinstance(value, int | float):
         return value
+    # the usual case, cheaply: a short printable line whose spaces need no folding
+    if (
+        isinstance(value, str)
+        and len(value) <= 128
+        and value.isprintable()
+        and "  " not in value
+        and value.strip(" ") == value
+    ):
+        return value
     return _one_line(str(value))[:128]
 
 
+@dataclass(slots=True)
+class _Item:
+    """One transfer or swap as the feed keeps it (mutable: the feed's own record)."""
+
+    key: str
+    fields: dict[str, JSONValue]
+    """What is shown besides the state: proofs, legs, tx hashes."""
+    first_seen: float
+    attributes: Mapping[str, JSONValue] | None = None
+    """A transfer's event attributes (untrusted), cut to :data:`TRANSFER_FIELDS` when read."""
+    state: str = ""
+    history: list[tuple[str, float]] = field(default_factory=list)
+    updated: float = 0.0
+    error: str = ""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        a = self.attributes
+        shown = {} if a is None else {f: _scalar(a.get(f)) for f in TRANSFER_FIELDS}
+        return {
+            "id": self.key,
+            **shown,
+            **self.fields,
+            "state": self.state,
+            "history": [{"state": s, "t": t} for s, t in self.history],
+            "first_seen": self.first_seen,
+            "updated": self.updated,
+            "error": self.error,
+        }
+
+
+def get_item_key(event: Event) -> str | None:
+    """The feed's key of the transfer or swap an event belongs to (None: neither): a
+    transfer by its path and nonce, a swap by its hashlock (both legs share it)."""
+    a = event.attributes
+    if event.type in HTLC_STATES:
+        hashlock = a.get("hashlock")
+        return f"swap:{hashlock}" if isinstance(hashlock, str) and len(hashlock) <= 128 else None
+    if event.type.startswith("bridge."):
+        nonce = a.get("nonce")
+        if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 1:
+            return None
+        src, dst = a.get("src_chain"), a.get("dst_chain")
+        if isinstance(src, str) and isinstance(dst, str):
+            return f"{_transfer_prefix(src, dst)}{nonce}"
+        return f"transfer:{_scalar(src)}->{_scalar(dst)}#{nonce}"
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _transfer_prefix(src: str, dst: str) -> str:
+    # a path's prefix is the same for all its packets: cut the untrusted names once
+    return f"transfer:{_scalar(src)}->{_scalar(dst)}#"
+
+
 class Feed:
-    """One daemon's feed (the one mutable store of the console's view)."""
+    """One daemon's feed (the one mutable store of the console's view).
+
+    Per packet the bookkeeping is a few dictionary operations: an item's fields are
+    built once, when it is first seen; a later state change moves only its state and
+    history (both bounded); listeners are woken once per call, not per item. Items are
+    turned into JSON only when read (a stream's snapshot or changes)."""
 
     def __init__(self, max_items: int = MAX_ITEMS) -> None:
         if max_items < 1:
             raise FeedError(f"max_items must be positive, got {max_items}")
         self.max_items = max_items
         self.seq = 0
-        self._items: collections.OrderedDict[str, dict[str, JSONValue]] = collections.OrderedDict()
+        self._items: collections.OrderedDict[str, _Item] = collections.OrderedDict()
         self._log: collections.deque[tuple[int, str]] = collections.deque(maxlen=MAX_LOG)
         self.chains: dict[str, dict[str, dict[str, JSONValue]]] = {}
         self.samples: collections.deque[MetricSample] = collections.deque(maxlen=MAX_SAMPLES)
@@ -174,7 +244,7 @@ class Feed:
     # --- reading ------------------------------------------------------------------------
     def items(self) -> list[dict[str, JSONValue]]:
         """The kept transfers and swaps, latest change first."""
-        return [dict(v) for v in reversed(self._items.values())]
+        return [v.to_json() for v in reversed(self._items.values())]
 
     def changes_since(self, seq: int) -> list[dict[str, JSONValue]] | None:
         """Items changed after ``seq`` (latest state, each once, in change order), or None
@@ -183,8 +253,10 @@ class Feed:
             return []
         if not self._log or self._log[0][0] > seq + 1:
             return None
-        keys = dict.fromkeys(k for s, k in self._log if s > seq)
-        return [dict(self._items[k]) for k in keys if k in self._items]
+        # sequence numbers in the log are consecutive: the reader's start is an offset
+        start = seq + 1 - self._log[0][0]
+        keys = dict.fromkeys(k for _, k in itertools.islice(self._log, start, None))
+        return [self._items[k].to_json() for k in keys if k in self._items]
 
     def chain_view(self) -> list[dict[str, JSONValue]]:
         """Per chain: the highest height any endpoint reported, reachable if one answers."""
@@ -242,129 +314,157 @@ class Feed:
     def record_packets(
         self,
         work: str,
-        packets: Iterable[Packet],
+        packets: Sequence[Packet] | Iterable[Packet],
         *,
         now: float,
         headers: Mapping[int, Header] | None = None,
         todo: Iterable[Packet] | None = None,
-        relaying: Iterable[int] = (),
-        delivered: set[tuple[str, int]] | None = None,
+        relayed: Mapping[int, float] | None = None,
+        delivered: Mapping[tuple[str, int], str] | None = None,
+        refusals: Mapping[int, str] | None = None,
         error: str = "",
     ) -> None:
         """A transfer worker's view of ``packets``: seen on the source (``todo`` the ones
-        the destination still needs; the rest were delivered already, by anyone), their
-        headers being relayed (``relaying``: source heights), or, with ``delivered``,
-        the outcome of sending ``packets``."""
+        the destination still needs; the rest were delivered already, by anyone), or,
+        with ``delivered`` (the delivering transaction's hash by packet), the outcome of
+        sending ``packets``: ``relayed`` gives, per source height, when the destination
+        committed the client update for it; ``refusals`` the rule by nonce of transfers
+        the destination's compliance policy refused on arrival (refunded later)."""
         todo_keys = None if todo is None else {(p.action, p.nonce) for p in todo}
-        relaying = set(relaying)
-        for p in packets:
-            a = p.proof.event.attributes
+        roots: dict[int, JSONValue] = {}
+        changed = False
+        # each item recorded moves to the front: of more than the bound, the earlier ones
+        # would only be built to be forgotten within this call
+        shown = packets if isinstance(packets, Sequence) else list(packets)
+        for p in shown[-self.max_items :]:
             if p.action not in TRANSFER_SEEN or not p.nonce:
                 continue  # the destination refuses a packet without a nonce: not a transfer
+            pk = (p.action, p.nonce)
+            key = get_item_key(p.proof.event)
+            if key is None:
+                continue
+            tx = ""
             if delivered is not None:
-                ok = (p.action, p.nonce) in delivered
-                state = TRANSFER_DONE[p.action] if ok else "refused"
-            elif todo_keys is not None and (p.action, p.nonce) not in todo_keys:
+                tx = delivered.get(pk, "")
+                rule = (refusals or {}).get(p.nonce) if tx else None
+                if rule is not None:
+                    state = f"refused: {_one_line(rule)[:64]}"
+                else:
+                    state = TRANSFER_DONE[p.action] if tx else "refused"
+            elif todo_keys is not None and pk not in todo_keys:
                 state = TRANSFER_DONE[p.action]
-            elif p.proof.height in relaying:
-                state = "header relayed"
             else:
                 state = TRANSFER_SEEN[p.action]
-            src, dst = _scalar(a.get("src_chain")), _scalar(a.get("dst_chain"))
-            header = (headers or {}).get(p.proof.height)
-            fields: dict[str, JSONValue] = {
-                "kind": "transfer",
-                "work": work,
-                "src": src,
-                "dst": dst,
-                "nonce": p.nonce,
-                **{f: _scalar(a.get(f)) for f in TRANSFER_FIELDS},
-            }
-            proof: dict[str, JSONValue] = {
-                "chain": p.proof.chain_id,
-                "height": p.proof.height,
-                "index": p.proof.index,
-                "event": p.proof.event.type,
-            }
-            key = f"transfer:{src}->{dst}#{p.nonce}"
-            old = self._items.get(key, {}).get(f"{p.kind}_proof")
-            if header is not None:
-                proof["root"] = header.event_root.hex()
-            elif isinstance(old, dict) and old.get("height") == p.proof.height and "root" in old:
-                proof["root"] = old["root"]  # a later batch without that block's header
-            self._update(
-                key,
-                state,
-                now,
-                fields,
-                {f"{p.kind}_proof": proof},
-                _one_line(error) if state == "refused" else "",
-            )
+            item = self._items.get(key)
+            if item is None:
+                item = self._new_transfer(key, work, p, now)
+            if tx:
+                item.fields[f"{p.action}_tx"] = tx
+            proof_key = f"{p.kind}_proof"
+            proof = item.fields.get(proof_key)
+            if not isinstance(proof, dict) or proof.get("height") != p.proof.height:
+                proof = item.fields[proof_key] = {
+                    "chain": p.proof.chain_id,
+                    "height": p.proof.height,
+                    "index": p.proof.index,
+                    "event": p.proof.event.type,
+                }
+            if "root" not in proof and headers is not None:
+                h = p.proof.height
+                if h not in roots:
+                    header = headers.get(h)
+                    roots[h] = None if header is None else header.event_root.hex()
+                if roots[h] is not None:
+                    proof["root"] = roots[h]
+            if relayed is not None and p.proof.height in relayed:
+                changed |= self._move(item, "header relayed", relayed[p.proof.height], "")
+            changed |= self._move(item, state, now, _one_line(error) if state == "refused" else "")
+        if changed:
+            self._notify()
+
+    def _new_transfer(self, key: str, work: str, p: Packet, now: float) -> _Item:
+        a = p.proof.event.attributes
+        fields: dict[str, JSONValue] = {
+            "kind": "transfer",
+            "work": work,
+            "src": _scalar(a.get("src_chain")),
+            "dst": _scalar(a.get("dst_chain")),
+            "nonce": p.nonce,
+        }
+        return _Item(key, fields, round(now, 3), a)
 
     def record_htlc(
         self, chain_id: str, header: Header, events: Sequence[Event], now: float
     ) -> None:
         """A block's ``htlc.*`` events: each moves one leg of the swap keyed by its
         hashlock (both legs of an atomic swap share it)."""
+        changed = False
+        root = header.event_root.hex()
         for index, e in enumerate(events):
             leg_state = HTLC_STATES.get(e.type)
-            hashlock = e.attributes.get("hashlock")
-            if leg_state is None or not isinstance(hashlock, str) or len(hashlock) > 128:
+            key = get_item_key(e) if leg_state is not None else None
+            if leg_state is None or key is None:
                 continue
-            key = f"swap:{hashlock}"
             item = self._items.get(key)
-            legs: dict[str, JSONValue] = dict(item["legs"]) if item else {}
+            if item is None:
+                fields: dict[str, JSONValue] = {
+                    "kind": "swap",
+                    "hashlock": e.attributes["hashlock"],
+                    "legs": {},
+                }
+                item = _Item(key, fields, round(now, 3))
+            legs = item.fields["legs"]
+            assert isinstance(legs, dict)  # the feed built it
             leg = {f: _scalar(e.attributes.get(f)) for f in LEG_FIELDS if f in e.attributes}
-            leg.update(
-                state=leg_state,
-                height=header.height,
-                index=index,
-                root=header.event_root.hex(),
-            )
+            leg.update(state=leg_state, height=header.height, index=index, root=root)
             legs[_one_line(chain_id)[:128]] = leg
             states = [str(v.get("state")) for v in legs.values() if isinstance(v, dict)]
-            claimed = [
+            claimed = sorted(
                 c for c, v in legs.items() if isinstance(v, dict) and v["state"] == "claimed"
-            ]
-            if states and all(s == "claimed" for s in states) and len(states) >= 2:
+            )
+            if len(states) >= 2 and all(s == "claimed" for s in states):
                 state = "claimed"
-            elif states and all(s == "refunded" for s in states):
+            elif all(s == "refunded" for s in states):
                 state = "refunded"
             elif claimed:
                 state = "secret revealed"
             else:
                 state = "locked"
-            secret = f"public on {', '.join(sorted(claimed))}" if claimed else "the initiator"
-            fields: dict[str, JSONValue] = {"kind": "swap", "hashlock": hashlock, "secret": secret}
-            self._update(key, state, now, fields, {"legs": legs}, "")
+            item.fields["secret"] = (
+                f"public on {', '.join(claimed)}" if claimed else "the initiator"
+            )
+            changed |= self._move(item, state, now, "", touched=True)
+        if changed:
+            self._notify()
 
-    def _update(
-        self,
-        key: str,
-        state: str,
-        now: float,
-        fields: Mapping[str, JSONValue],
-        extra: Mapping[str, JSONValue],
-        error: str,
-    ) -> None:
-        item = self._items.pop(key, None)
-        if item is None:
-            item = {"id": key, "state": "", "history": [], "first_seen": round(now, 3)}
-        elif item["state"] in FINAL and state not in FINAL:
-            # a stale view (a batch retried after a restart) never moves a transfer back
-            self._items[key] = item
-            return
-        history = list(item["history"])
-        if item["state"] != state:
-            history = [*history, {"state": state, "t": round(now, 3)}][-MAX_HISTORY:]
-        item.update(fields)
-        item.update(extra)
-        item.update(state=state, history=history, updated=round(now, 3), error=error)
-        self._items[key] = item
+    def _move(
+        self, item: _Item, state: str, now: float, error: str, *, touched: bool = False
+    ) -> bool:
+        """Put ``item`` in ``state`` (latest first out of the bound); False when nothing
+        changed (``touched``: its fields did, e.g. a swap's leg). A stale view (a batch
+        redone after a restart) never moves a finished transfer back, and a compliance
+        refusal is followed only by its refund."""
+        same = item.state == state and item.error == error and item.key in self._items
+        if same and not touched:
+            return False
+        if item.state in FINAL and state not in FINAL:
+            return False
+        if item.state.startswith("refused: ") and state != "refunded":
+            return False
+        if item.state != state:
+            item.history.append((state, round(now, 3)))
+            if len(item.history) > MAX_HISTORY:
+                del item.history[0]
+        item.state, item.error, item.updated = state, error, round(now, 3)
+        self._items[item.key] = item
+        self._items.move_to_end(item.key)
         while len(self._items) > self.max_items:
             self._items.popitem(last=False)
         self.seq += 1
-        self._log.append((self.seq, key))
+        self._log.append((self.seq, item.key))
+        return True
+
+    def _notify(self) -> None:
         for listener in list(self.listeners):
             listener()
 

@@ -71,6 +71,10 @@ POW_HEADERS_AT_ONCE = 64
 """Source headers read at once when a PoW client needs many (a catch-up)."""
 RETRY_KEPT_AFTER = 5.0
 """Seconds before packets the destination refused are sent again."""
+COMMIT_TIMES = 4
+"""Destination heights per batch whose block time is read for the console (the rest, and
+any not read within :data:`COMMIT_TIME_WAIT` s, get the time their receipt came back)."""
+COMMIT_TIME_WAIT = 1.0
 
 
 class PathNotReady(InterlockError):
@@ -303,7 +307,7 @@ class TransferWorker:
                 )
             self.status.state = "frozen"
             self._kept = [*([] if retrying else self._kept), *todo][-MAX_KEPT:]
-            self._after_batch(todo, set(), blocks[-1].header.height, latest, {})
+            self._after_batch(todo, {}, blocks[-1].header.height, latest, {})
             self._save(blocks[-1].header.height if upto is None else upto)
             return
         calls: list[Call] = []
@@ -327,17 +331,24 @@ class TransferWorker:
         calls.extend(updates)
         deliveries = pack_deliveries(todo)
         calls.extend(Call("bridge", method, {"bundles": bundles}) for method, bundles in deliveries)
-        if updates:
-            self.feed.record_packets(self.name, todo, now=now, headers=headers, relaying=needed)
         results = await self.submitter.submit(calls) if calls else []
         self.metrics.headers.labels(self.name).inc(len(updates))
-        delivered_ok = self._account(results[len(updates) :], deliveries, todo)
+        delivered_ok, refusals = self._account(results[len(updates) :], deliveries, todo)
+        committed = await self._commit_times(results)
+        updated = [r for r in results[: len(updates)] if isinstance(r, Receipt) and r.ok]
+        # "header relayed": when the destination committed the client's update, for the
+        # heights it was needed at (a PoW client's run covers every packet it makes final)
+        pow_client = is_pow_client(self.client_id)
+        covered = {p.proof.height for p in todo} if pow_client else set(needed)
+        relayed = {h: committed[updated[-1].height] for h in covered} if updated else {}
         self.feed.record_packets(
             self.name,
             todo,
-            now=time.time(),
+            now=max(committed.values(), default=time.time()),
             headers=headers,
+            relayed=relayed,
             delivered=delivered_ok,
+            refusals=refusals,
             error=self.status.last_error,
         )
         # a packet without a valid nonce was refused for good: it is not kept
@@ -511,23 +522,45 @@ class TransferWorker:
         self.metrics.misbehaviour.labels(self.name).inc()
         self.status.misbehaviour = msg
 
+    async def _commit_times(self, results: Sequence[Receipt | InterlockError]) -> dict[int, float]:
+        """The destination's block time (s) of each height that committed one of
+        ``results``, for the console; a header that cannot be read at once is given the
+        time its receipt came back (the console's view never holds a batch up)."""
+        heights = sorted({r.height for r in results if isinstance(r, Receipt)})
+        out = dict.fromkeys(heights, time.time())
+        for h in heights[-COMMIT_TIMES:]:
+            try:
+                async with asyncio.timeout(COMMIT_TIME_WAIT):
+                    header = await self.dst.get_header(h)
+            except (InterlockError, OSError, TimeoutError):
+                continue
+            if header is not None:
+                out[h] = header.time / 1000
+        return out
+
     def _account(
         self,
         results: Sequence[Receipt | InterlockError],
         deliveries: Sequence[tuple[str, list[JSONValue]]],
         todo: Sequence[Packet],
-    ) -> set[tuple[str, int]]:
-        """Which packets landed; log and count the rest (kept for the next batch)."""
-        done: set[tuple[str, int]] = set()
+    ) -> tuple[dict[tuple[str, int], str], dict[int, str]]:
+        """Which packets landed (with their transaction's hash) and which of them the
+        destination's policy refused (the rule, by nonce); log and count the rest (kept
+        for the next batch)."""
+        done: dict[tuple[str, int], str] = {}
+        refused: dict[int, str] = {}
         # pack_deliveries groups by method, keeping each method's packets in order
         queues = {m: [p for p in todo if p.action == m] for m in METHODS}
         for (method, bundles), result in zip(deliveries, results, strict=False):
             chunk = queues[method][: len(bundles)]
             del queues[method][: len(bundles)]
             if isinstance(result, Receipt) and result.ok:
-                done.update((p.action, p.nonce) for p in chunk)
+                tx = result.tx_hash.hex()
+                done.update(((p.action, p.nonce), tx) for p in chunk)
                 self.metrics.packets.labels(self.name, method).inc(len(chunk))
                 for r in select_refusals(result.events):
+                    if r.src_chain == self.src.chain_id:
+                        refused[r.nonce] = r.rule
                     # delivered, and refused there: the refund comes back on the other path
                     self.metrics.refusals.labels(self.name, r.rule).inc()
                     log.info(
@@ -545,12 +578,12 @@ class TransferWorker:
             code = result.code if isinstance(result, Receipt) else type(result).__name__
             self.status.last_error = f"{method} of {len(chunk)} packets: {code}: {why}"
             log.warning("%s: %s", self.name, self.status.last_error)
-        return done
+        return done, refused
 
     def _after_batch(
         self,
         todo: Sequence[Packet],
-        done: set[tuple[str, int]],
+        done: Mapping[tuple[str, int], str],
         height: int,
         latest: int,
         headers: Mapping[int, Header],

@@ -45,16 +45,30 @@ def packet(action: str, nonce: int, height: int = 7, **attrs: Any) -> Packet:
     return Packet(action, nonce, EventProof(A, height, 2, 3, Event(f"bridge.{kind}", body), ()))
 
 
+TX = "cd" * 32
+
+
 def test_a_transfer_moves_locked_header_relayed_minted() -> None:
     feed = Feed()
-    p = packet("mint", 1)
-    feed.record_packets("w", [p], now=1.0, headers={7: header(7)}, todo=[p])
-    feed.record_packets("w", [p], now=2.0, relaying=[7])
-    feed.record_packets("w", [p], now=3.0, delivered={("mint", 1)})
-    [item] = feed.items()
-    assert item["id"] == "transfer:chain-a->chain-b#1"
+    p, other = packet("mint", 1), packet("mint", 2, height=8)
+    feed.record_packets("w", [p, other], now=1.0, headers={7: header(7)}, todo=[p, other])
+    # the client update for height 7 committed at 2.5, the mint seen committed at 3.0;
+    # height 8 needed no update (the client had it)
+    delivered = {("mint", 1): TX, ("mint", 2): TX}
+    feed.record_packets("w", [p, other], now=3.0, relayed={7: 2.5}, delivered=delivered)
+    items = {i["id"]: i for i in feed.items()}
+    item = items["transfer:chain-a->chain-b#1"]
     assert item["state"] == "minted"
-    assert [h["state"] for h in item["history"]] == ["locked", "header relayed", "minted"]
+    assert item["history"] == [
+        {"state": "locked", "t": 1.0},
+        {"state": "header relayed", "t": 2.5},
+        {"state": "minted", "t": 3.0},
+    ]
+    assert item["mint_tx"] == TX
+    assert [h["state"] for h in items["transfer:chain-a->chain-b#2"]["history"]] == [
+        "locked",
+        "minted",
+    ]
     assert item["locked_proof"] == {
         "chain": A,
         "height": 7,
@@ -68,7 +82,7 @@ def test_already_delivered_packets_show_final_and_refused_ones_say_why() -> None
     feed = Feed()
     done, refused = packet("mint", 1), packet("refund", 2)
     feed.record_packets("w", [done, refused], now=1.0, todo=[refused])
-    feed.record_packets("w", [refused], now=2.0, delivered=set(), error="rate\nlimited")
+    feed.record_packets("w", [refused], now=2.0, delivered={}, error="rate\nlimited")
     items = {i["id"]: i for i in feed.items()}
     assert items["transfer:chain-a->chain-b#1"]["state"] == "minted"
     assert items["transfer:chain-a->chain-b#2"]["state"] == "refused"
@@ -78,11 +92,41 @@ def test_already_delivered_packets_show_final_and_refused_ones_say_why() -> None
 def test_a_finished_transfer_never_moves_back() -> None:
     feed = Feed()
     p = packet("mint", 1)
-    feed.record_packets("w", [p], now=1.0, delivered={("mint", 1)})
+    feed.record_packets("w", [p], now=1.0, delivered={("mint", 1): TX})
     seq = feed.seq
     feed.record_packets("w", [p], now=2.0, todo=[p])  # a batch redone after a restart
     assert feed.items()[0]["state"] == "minted"
     assert feed.seq == seq
+
+
+def test_a_compliance_refusal_shows_its_rule_until_the_refund() -> None:
+    feed = Feed()
+    p = packet("mint", 3)
+    feed.record_packets("w", [p], now=1.0, todo=[p])
+    feed.record_packets("w", [p], now=2.0, delivered={("mint", 3): TX}, refusals={3: "sanctions"})
+    assert feed.items()[0]["state"] == "refused: sanctions"
+    # the destination's expiry record comes back on the other path: still the refusal ...
+    back = packet("refund", 3)
+    feed.record_packets("w2", [back], now=3.0, todo=[back])
+    assert feed.items()[0]["state"] == "refused: sanctions"
+    # ... until the source refunded
+    feed.record_packets("w2", [back], now=4.0, delivered={("refund", 3): "ef" * 32})
+    [item] = feed.items()
+    assert [h["state"] for h in item["history"]] == ["locked", "refused: sanctions", "refunded"]
+    assert item["expired_proof"]["event"] == "bridge.expired"  # type: ignore[index]
+    assert (item["mint_tx"], item["refund_tx"]) == (TX, "ef" * 32)
+
+
+def test_a_batch_over_the_bound_keeps_its_latest_and_wakes_listeners_once() -> None:
+    feed = Feed(max_items=10)
+    woken: list[int] = []
+    feed.listeners.append(lambda: woken.append(feed.seq))
+    batch = [packet("mint", n) for n in range(1, 101)]
+    feed.record_packets("w", batch, now=1.0, todo=batch)
+    assert [i["nonce"] for i in feed.items()] == list(range(100, 90, -1))
+    assert len(woken) == 1
+    feed.record_packets("w", batch, now=2.0, todo=batch)  # nothing new: nobody woken
+    assert len(woken) == 1
 
 
 def test_packets_without_a_nonce_are_not_transfers() -> None:

@@ -27,6 +27,7 @@ from relayer.daemon import Daemon
 
 SEED = "interlock-devnet"
 A, B = "chain-a", "chain-b"
+ALICE, BOB = PrivateKey.derive(SEED, "alice"), PrivateKey.derive(SEED, "bob")
 
 
 def modules() -> list[Any]:
@@ -88,6 +89,16 @@ class World:
         assert receipt.ok, receipt.error
         return receipt
 
+    def start_daemon(self) -> tuple[Daemon, asyncio.Task[None]]:
+        keys = {cid: self.relayer for cid in (A, B)}
+        daemon = Daemon(self.settings, keys, handles=self.handles, bus=self.bus, idle_timeout=0.2)
+        return daemon, asyncio.create_task(daemon.run())
+
+    async def lock(self, amount: int = 10) -> Any:
+        """alice locks ``amount`` usd on chain-a for bob on chain-b; the receipt."""
+        args = {"denom": "usd", "amount": amount, "dest_chain": B, "recipient": BOB.address}
+        return await self.send(A, ALICE, "bridge", "lock", args)
+
     async def received(self, nonce: int) -> bool:
         got = await self.handles[B].query("bridge", "received", {"remote_chain": A, "nonce": nonce})
         return got is not None
@@ -115,13 +126,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
 
 async def test_relays_across_a_complete_validator_set_change(world: World) -> None:
     w = world
-    keys = {cid: w.relayer for cid in (A, B)}
-    daemon = Daemon(w.settings, keys, handles=w.handles, bus=w.bus, idle_timeout=0.2)
-    run = asyncio.create_task(daemon.run())
-    alice, bob = PrivateKey.derive(SEED, "alice"), PrivateKey.derive(SEED, "bob")
-    lock = {"denom": "usd", "amount": 10, "dest_chain": B, "recipient": bob.address}
+    daemon, run = w.start_daemon()
     try:
-        r = await w.send(A, alice, "bridge", "lock", lock)
+        r = await w.lock()
         first = int(r.events[-1].attributes["nonce"])
         await eventually(lambda: w.received(first), "first mint")
         # governance of chain-a replaces its whole validator set, one change per block
@@ -134,11 +141,11 @@ async def test_relays_across_a_complete_validator_set_change(world: World) -> No
             await w.send(
                 A, gov, "validators", "set_power", {"public_key": k.public_key.hex(), "power": 0}
             )
-        r = await w.send(A, alice, "bridge", "lock", lock)
+        r = await w.lock()
         second = int(r.events[-1].attributes["nonce"])
         await eventually(lambda: w.received(second), "mint after the set changed")
         bal = await w.handles[B].query(
-            "bank", "balance", {"address": bob.address, "denom": "chain-a/usd"}
+            "bank", "balance", {"address": BOB.address, "denom": "chain-a/usd"}
         )
         assert bal == 20
 
@@ -158,6 +165,45 @@ async def test_relays_across_a_complete_validator_set_change(world: World) -> No
         await asyncio.wait_for(run, 30)
 
 
+async def test_the_console_dates_header_relayed_by_the_destination_commit(world: World) -> None:
+    """The feed's ``header relayed`` is the time of chain-b's block that committed the
+    client update for the lock's height, not when the relayer sent it; the mint carries
+    its transaction's hash."""
+    w = world
+    daemon, run = w.start_daemon()
+    try:
+        r = await w.lock()
+        nonce = int(r.events[-1].attributes["nonce"])
+        key = f"transfer:{A}->{B}#{nonce}"
+
+        async def minted() -> bool:
+            return any(i["id"] == key and i["state"] == "minted" for i in daemon.feed.items())
+
+        await eventually(minted, "minted in the feed")
+        [item] = [i for i in daemon.feed.items() if i["id"] == key]
+        when = {h["state"]: h["t"] for h in item["history"]}  # type: ignore[union-attr]
+        # the block of chain-b whose client update took chain-a's lock height
+        node = w.nodes[B]
+        commit = next(
+            b
+            for b in map(node.get_block, range(1, node.height + 1))
+            if b is not None
+            and any(
+                e.type == "lightclient.client_updated" and e.attributes["height"] == r.height
+                for e in b.events
+            )
+        )
+        assert when["header relayed"] == round(commit.header.time / 1000, 3)
+        assert when["locked"] <= when["header relayed"] <= when["minted"]
+        tx = bytes.fromhex(str(item["mint_tx"]))
+        receipt = node.get_receipt(tx)
+        assert receipt is not None
+        assert any(e.type == "bridge.minted" for e in receipt.events)
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(run, 30)
+
+
 async def test_a_conflicting_header_freezes_the_client_and_is_reported(world: World) -> None:
     """Chain-a's validators (keys a test holds: a devnet) sign a second header for a height
     that has a transfer; someone gives it to chain-b's client first. The daemon, comparing
@@ -170,9 +216,7 @@ async def test_a_conflicting_header_freezes_the_client_and_is_reported(world: Wo
     from chains.lightclient import HeaderUpdate
 
     w = world
-    alice, bob = PrivateKey.derive(SEED, "alice"), PrivateKey.derive(SEED, "bob")
-    lock = {"denom": "usd", "amount": 10, "dest_chain": B, "recipient": bob.address}
-    r = await w.send(A, alice, "bridge", "lock", lock)
+    r = await w.lock()
     real = w.nodes[A].get_block(r.height)
     assert real is not None
     forged = dataclasses.replace(real.header, state_root=os.urandom(32))
