@@ -132,6 +132,23 @@ class Ownership:
                     self._heights.popitem(last=False)
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberCounts:
+    """A verifying subscriber's counters at one moment (they only grow)."""
+
+    rejected: int = 0
+    """Bus payloads refused."""
+    reorg_notices: int = 0
+    """``reorgs`` messages read (unverified)."""
+    reorgs: int = 0
+    """Reorganisations followed, checked through the chain's RPC."""
+
+    @classmethod
+    def of(cls, sub: ChainSubscriber) -> SubscriberCounts:
+        st = sub.stats
+        return cls(sum(st.rejected.values()), st.reorg_notices, st.reorgs)
+
+
 async def _read_ahead(sub: ChainSubscriber, out: asyncio.Queue[VerifiedBlock]) -> None:
     async for block in sub:
         await out.put(block)
@@ -319,6 +336,21 @@ class Daemon:
             )
         return out
 
+    def _count(self, name: str, sub: ChainSubscriber, seen: SubscriberCounts) -> SubscriberCounts:
+        """Carry what the subscriber counted since ``seen`` into the metrics."""
+        now = SubscriberCounts.of(sub)
+        self.metrics.bus_rejected.labels(name).inc(now.rejected - seen.rejected)
+        self.metrics.reorg_notices.labels(name).inc(now.reorg_notices - seen.reorg_notices)
+        if now.reorgs > seen.reorgs:
+            self.metrics.reorgs.labels(name).inc(now.reorgs - seen.reorgs)
+            log.warning(
+                "%s: the source reorganised above the last final block (%d so far): the "
+                "blocks replaced were held, never relayed",
+                name,
+                now.reorgs,
+            )
+        return now
+
     def _busy(self, name: str, busy: bool) -> None:
         r = self.running.get(name)
         if r is not None:
@@ -337,7 +369,7 @@ class Daemon:
                     await stack.enter_async_context(owner)
                 w.status.state = "running"
                 self.running[w.name].waiting_since = None
-                seen_rejected = 0
+                seen = SubscriberCounts()
                 # The subscriber reads and verifies in a task of its own, so blocks that
                 # arrive while a batch waits for the destination's commit make up the next
                 # batch (read only between batches, each batch held one block and the lag
@@ -378,9 +410,7 @@ class Daemon:
                             self._busy(w.name, False)
                         if self._stop.is_set():
                             break
-                    rejected = sum(sub.stats.rejected.values())
-                    self.metrics.bus_rejected.labels(w.name).inc(rejected - seen_rejected)
-                    seen_rejected = rejected
+                    seen = self._count(w.name, sub, seen)
 
         return follow
 

@@ -51,6 +51,18 @@ class Metrics:
             ["work"],
             registry=r,
         )
+        self.reorg_notices = Counter(
+            "interlock_reorg_notices",
+            "Reorg messages read from the bus for a source (unverified: each is checked)",
+            ["work"],
+            registry=r,
+        )
+        self.reorgs = Counter(
+            "interlock_source_reorgs",
+            "Source reorganisations followed, checked through its RPC (above final blocks)",
+            ["work"],
+            registry=r,
+        )
         self.refusals = Counter(
             "interlock_compliance_refusals",
             "Transfers the destination refused by compliance rule (refunded at the source)",

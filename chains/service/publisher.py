@@ -2,7 +2,10 @@
 
 For each height the publisher sends, at QoS 1, the ``headers`` message and then the
 block's ``events`` message(s) (see :mod:`chains.service.wire`); every ``status_every`` heights,
-and at start and stop, it refreshes the retained ``status`` topic.
+and at start and stop, it refreshes the retained ``status`` topic. When the node
+reorganises (:class:`~chains.node.ChainReorganised`, a proof-of-work chain) it sends a
+``reorgs`` message (fork height, new tip) and then republishes every height above the
+fork: followers check the new branch themselves, the notice only tells them to look.
 
 It never skips a height. It remembers the next height to send; when the node's
 subscription overflows (:class:`~chains.node.SubscriptionLagged`: the bus was slow or
@@ -33,14 +36,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
-from chains.node import Subscription, SubscriptionLagged
+from chains.node import ChainReorganised, Subscription, SubscriptionLagged
 from chains.service.bus import Bus, BusClosed, LastWill
 from chains.service.wire import (
     encode_events,
     encode_header,
+    encode_reorg,
     encode_status,
     events_topic,
     headers_topic,
+    reorgs_topic,
     status_topic,
 )
 from chains.tasks import stop_within
@@ -119,6 +124,8 @@ class Publisher:
         """Messages acknowledged by the bus."""
         self.catch_ups = 0
         """Times the publisher re-read heights from the store."""
+        self.reorgs = 0
+        """Reorganisations announced (``reorgs`` messages sent)."""
         self.on_sent: Callable[[int], None] | None = None
         """Called with a height once all its messages are acknowledged (benchmarks)."""
         self._inflight: collections.deque[tuple[asyncio.Future[None], int]] = collections.deque()
@@ -194,6 +201,8 @@ class Publisher:
                     # a lag, or a reorganisation (ChainReorganised): republish from the
                     # store from where the chain may differ from what was sent
                     log.info("%s: %s; re-reading from the store", self.chain_id, exc)
+                    if isinstance(exc, ChainReorganised):
+                        self._announce_reorg(exc)
                     self.next_height = min(self.next_height, exc.next_height)
                     self.published_height = min(self.published_height, self.next_height - 1)
                     self.node.unsubscribe(sub)
@@ -268,10 +277,21 @@ class Publisher:
         self._settle_done()
 
     def _enqueue_status(self, state: Literal["online", "offline"]) -> None:
-        payload = self._status_payload(state)
-        topic = status_topic(self.chain_id)
-        fut = asyncio.ensure_future(self.bus.publish(topic, payload, qos=1, retain=True))
+        self._enqueue(status_topic(self.chain_id), self._status_payload(state), retain=True)
+
+    def _enqueue(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        fut = asyncio.ensure_future(self.bus.publish(topic, payload, qos=1, retain=retain))
         self._inflight.append((fut, 0))
+
+    def _announce_reorg(self, notice: ChainReorganised) -> None:
+        """The ``reorgs`` message, before the heights above the fork go out again."""
+        tip = self.node.get_block(notice.new_height) or self.node.get_block(self.node.height)
+        if tip is None or tip.height <= notice.fork_height:
+            return  # replaced again meanwhile: the next notice covers it
+        fork, old, now = notice.fork_height, notice.old_height, int(_time.time() * 1000)
+        payload = encode_reorg(self.chain_id, fork, old, tip.header, now)
+        self._enqueue(reorgs_topic(self.chain_id), payload)
+        self.reorgs += 1
 
     def _input_closed(self) -> bool:
         return self._stopping or (self._sub is not None and self._sub.closed)

@@ -72,6 +72,7 @@ from chains.service.bus import Bus, BusMessage, BusSubscription
 from chains.service.wire import (
     BadEventProof,
     BlockEvents,
+    ChainReorg,
     ChainStatus,
     Envelope,
     SignedHeader,
@@ -247,6 +248,10 @@ class FollowRule(Protocol):
         """Trust before height 1, from the chain's own header 1 (its ``prev_hash`` is
         the genesis hash)."""
 
+    def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
+        """The engine's fork choice between two branches above one fork point (headers
+        in height order, each verified): True when ``theirs`` replaces ``ours``."""
+
 
 @dataclass(frozen=True, slots=True)
 class BftRule:
@@ -274,6 +279,9 @@ class BftRule:
         return TrustedState(
             first.chain_id, 0, first.prev_hash, first.time - 1, first.validators_hash
         )
+
+    def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
+        return False  # a committed block is final: no branch replaces it
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +326,10 @@ class PowRule:
         # the first window's retarget counts from the genesis time
         t, target = self.genesis_time, target_bytes(self.params.initial_target)
         return TrustedState(first.chain_id, 0, first.prev_hash, t, first.validators_hash, target, t)
+
+    def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
+        work = [sum(get_work(target_int(h.target)) for h in b) for b in (theirs, ours)]
+        return is_better_branch(work[0], work[1])
 
 
 def get_follow_rule(consensus: ChainConsensus | None) -> FollowRule:
@@ -422,8 +434,12 @@ class SubscriberStats:
     fill_errors: int = 0
     """Failed attempts to reach the chain handle."""
     reorgs: int = 0
-    """Times the chain's branch above the last yielded block was replaced by one with
-    more work (a PoW chain; what was held there had not been yielded)."""
+    """Times the chain's branch above the last yielded block was replaced by one the
+    engine's fork choice prefers (checked through the handle; what was held there had
+    not been yielded)."""
+    reorg_notices: int = 0
+    """``reorgs`` messages read from the bus: unverified claims, each of which only
+    makes the subscriber check the chain's branch through the handle."""
     rejected: collections.Counter[str] = field(default_factory=collections.Counter)
     """Rejected payloads by error class name."""
     last_error: str = ""
@@ -620,6 +636,10 @@ class ChainSubscriber:
                 await self._on_header(env)
             elif env.kind == "events":
                 await self._on_events(env, msg)
+            elif env.kind == "reorgs":
+                notice = decode_envelope(env)
+                assert isinstance(notice, ChainReorg)
+                await self._on_reorg(notice)
             else:
                 status = decode_envelope(env)
                 assert isinstance(status, ChainStatus)
@@ -678,6 +698,30 @@ class ChainSubscriber:
         finally:
             if self.trusted is not None and self.trusted.height > before:
                 self._unverified.give_back()
+
+    async def _on_reorg(self, notice: ChainReorg) -> None:
+        """A reorg message. Anyone may publish one, so it proves nothing: it only makes
+        the subscriber ask the chain (:meth:`_follow_reorg`, which follows a branch only
+        if the engine's fork choice prefers it), when it names a fork below the verified
+        head; the reads that costs are paid from the unverified budget."""
+        self.stats.reorg_notices += 1
+        log.info(
+            "%s: reorg notice (unverified): fork at %d, tip %d replaced by %d",
+            self.chain_id,
+            notice.fork_height,
+            notice.old_height,
+            notice.new_height,
+        )
+        trusted = self.trusted
+        if trusted is None or notice.fork_height >= trusted.height:
+            return  # nothing held above the fork: the new branch's headers come as usual
+        if not self._unverified.take(self._clock()):
+            self.stats.deferred += 1
+            return
+        before = self.stats.reorgs
+        await self._follow_reorg()
+        if self.stats.reorgs > before:
+            self._unverified.give_back()
 
     async def _anchor(self, sh: SignedHeader) -> None:
         """No trust yet: take the chain's own header at this height, if the bus agrees."""
@@ -907,8 +951,9 @@ class ChainSubscriber:
     async def _follow_reorg(self) -> None:
         """The chain may have replaced the blocks held above the last yielded one (held,
         never yielded: not final). Find where the chain's own branch (read through the
-        handle) departs from what is held; if it has more work there, drop the held
-        blocks above the fork and verify the chain's branch instead. A branch departing
+        handle) departs from what is held; if the engine's fork choice prefers it
+        (``FollowRule.is_better_branch``), drop the held blocks above the fork and verify
+        the chain's branch instead. A branch departing
         at or below the last yielded block is refused (nothing yielded is replaced)."""
         trusted = self.trusted
         assert trusted is not None
@@ -935,9 +980,7 @@ class ChainSubscriber:
             self._fill_failed(self._emitted + 1, exc)
             return
         ours = [self._headers[x].header for x in range(fork + 1, trusted.height + 1)]
-        # proof of work's fork choice (the only engine with held, unfinal blocks here)
-        work = [sum(get_work(target_int(hd.target)) for hd in b if hd) for b in (theirs, ours)]
-        if not is_better_branch(work[0], work[1]):
+        if not self.rule.is_better_branch([h for h in theirs if h is not None], ours):
             return
         for x in range(fork + 1, trusted.height + 1):
             self._headers.pop(x, None)

@@ -7,6 +7,7 @@ Topics (``{chain_id}`` is one topic level: ``[A-Za-z0-9_.-]{1,64}``)::
     interlock/v1/chains/{chain_id}/headers   QoS 1   one per height: header, commit, signing set
     interlock/v1/chains/{chain_id}/events    QoS 1   one or more per height: events with proofs
     interlock/v1/chains/{chain_id}/status    QoS 1, retained: online/offline, last height
+    interlock/v1/chains/{chain_id}/reorgs    QoS 1   one per reorganisation: fork height, new tip
 
 Every payload is a UTF-8 JSON object with ``"v": 1`` and a ``"kind"``. Events are sent
 *with their RFC 6962 inclusion proofs* (not as a bare list to rebuild the tree from), so a
@@ -62,6 +63,7 @@ __all__ = [
     "WIRE_VERSION",
     "BadEventProof",
     "BlockEvents",
+    "ChainReorg",
     "ChainStatus",
     "Envelope",
     "MalformedPayload",
@@ -78,11 +80,13 @@ __all__ = [
     "decode_envelope",
     "encode_events",
     "encode_header",
+    "encode_reorg",
     "encode_status",
     "events_topic",
     "headers_topic",
     "open_envelope",
     "parse_topic",
+    "reorgs_topic",
     "status_topic",
 ]
 
@@ -96,7 +100,7 @@ MAX_EVENTS_PER_MESSAGE = 65_536
 MAX_VALIDATORS = 256
 
 CHAIN_ID_RE = re.compile(f"^{CHAIN_ID_PATTERN}$")  # the one grammar (chains.module)
-KINDS = ("headers", "events", "status")
+KINDS = ("headers", "events", "status", "reorgs")
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -169,6 +173,10 @@ def events_topic(chain_id: str) -> str:
 
 def status_topic(chain_id: str) -> str:
     return f"{TOPIC_PREFIX}/chains/{_check_chain_id(chain_id)}/status"
+
+
+def reorgs_topic(chain_id: str) -> str:
+    return f"{TOPIC_PREFIX}/chains/{_check_chain_id(chain_id)}/reorgs"
 
 
 def chain_filter(chain_id: str) -> str:
@@ -286,6 +294,20 @@ class StatusPayload(_Model):
     time: Count | None
 
 
+class ReorgPayload(_Model):
+    """``chains/{chain_id}/reorgs``: the chain's publisher saw its node replace the blocks
+    above ``fork_height`` (a branch with more work). A claim, not a proof."""
+
+    v: Version
+    kind: Literal["reorg"]
+    chain_id: ChainId
+    fork_height: Count
+    old_height: Height
+    new_height: Height
+    new_tip: Hash
+    time: Count
+
+
 # --- core-side values -----------------------------------------------------------------
 
 
@@ -339,7 +361,25 @@ class ChainStatus:
     """Unix ms when the status was written, if known."""
 
 
-Decoded = SignedHeader | BlockEvents | ChainStatus
+@dataclass(frozen=True, slots=True)
+class ChainReorg:
+    """A reorg message (informational: a follower checks the chain's branch itself)."""
+
+    chain_id: str
+    """The chain."""
+    fork_height: int
+    """The last height both branches share; the blocks above it were replaced."""
+    old_height: int
+    """The tip that was replaced."""
+    new_height: int
+    """The new branch's tip."""
+    new_tip: bytes
+    """``Header.hash`` of the new tip."""
+    time: int
+    """Unix ms when the publisher saw it."""
+
+
+Decoded = SignedHeader | BlockEvents | ChainStatus | ChainReorg
 
 
 # --- decoding -------------------------------------------------------------------------
@@ -363,7 +403,7 @@ class Envelope:
     chain_id: str
     """The chain of the topic (the payload's own chain id agrees with it)."""
     kind: str
-    """The topic's kind: ``headers``, ``events`` or ``status``."""
+    """The topic's kind: ``headers``, ``events``, ``status`` or ``reorgs``."""
     height: int | None
     """The height claimed (a status may carry none)."""
     size: int
@@ -425,6 +465,8 @@ def open_envelope(topic: str, payload: bytes) -> Envelope:
     items = 0
     if kind == "status":
         height = None if obj.get("height") is None else _int_field(kind, obj, "height", 0)
+    elif kind == "reorgs":
+        height = _int_field(kind, obj, "fork_height", 0)
     elif kind == "headers":
         height = _int_field(kind, where, "height", 1)
         items = _list_field(kind, obj, "validators", MAX_VALIDATORS)
@@ -454,6 +496,8 @@ def decode_envelope(env: Envelope) -> Decoded:
             return _signed_header(env.chain_id, parsed)
         if isinstance(parsed, EventsPayload):
             return _block_events(env.chain_id, parsed)
+        if isinstance(parsed, ReorgPayload):
+            return _reorg(env.chain_id, parsed)
         assert isinstance(parsed, StatusPayload)
         return _status(env.chain_id, parsed)
     except EncodingError as exc:
@@ -470,10 +514,11 @@ def decode(topic: str, payload: bytes) -> Decoded:
     return decode_envelope(open_envelope(topic, payload))
 
 
-_MODELS: dict[str, type[HeaderPayload | EventsPayload | StatusPayload]] = {
+_MODELS: dict[str, type[HeaderPayload | EventsPayload | StatusPayload | ReorgPayload]] = {
     "headers": HeaderPayload,
     "events": EventsPayload,
     "status": StatusPayload,
+    "reorgs": ReorgPayload,
 }
 
 
@@ -544,6 +589,16 @@ def _status(topic_chain: str, p: StatusPayload) -> ChainStatus:
     return ChainStatus(p.chain_id, p.state, p.height, p.time)
 
 
+def _reorg(topic_chain: str, p: ReorgPayload) -> ChainReorg:
+    if p.chain_id != topic_chain:
+        raise WrongChain(topic_chain, p.chain_id)
+    if not p.fork_height < p.old_height or not p.fork_height < p.new_height:
+        raise MalformedPayload("reorgs", "old_height and new_height must be above fork_height")
+    return ChainReorg(
+        p.chain_id, p.fork_height, p.old_height, p.new_height, bytes.fromhex(p.new_tip), p.time
+    )
+
+
 # --- encoding -------------------------------------------------------------------------
 
 
@@ -596,6 +651,25 @@ def encode_status(
             "chain_id": _check_chain_id(chain_id),
             "state": state,
             "height": height,
+            "time": time,
+        }
+    )
+
+
+def encode_reorg(
+    chain_id: str, fork_height: int, old_height: int, new_tip: Header, time: int
+) -> bytes:
+    """The ``reorgs`` payload: the blocks above ``fork_height`` (up to ``old_height``)
+    were replaced by a branch ending with ``new_tip``."""
+    return canonical(
+        {
+            "v": WIRE_VERSION,
+            "kind": "reorg",
+            "chain_id": _check_chain_id(chain_id),
+            "fork_height": fork_height,
+            "old_height": old_height,
+            "new_height": new_tip.height,
+            "new_tip": new_tip.hash.hex(),
             "time": time,
         }
     )

@@ -11,6 +11,7 @@ checked through the chains' RPC and the relayer's ``/metrics``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,11 +22,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chains.node import Node, SQLiteBlockStore
+from chains.service.bus import open_bus
 from chains.service.rpc_client import HttpChain, RpcError
+from chains.service.wire import ChainReorg, decode, reorgs_topic
 from chains.types import Block, Receipt, Tx
 from interlock.config import load_chain_config
 from tests.conftest import Mosquitto
-from tests.e2e.harness import CONFIGS, balance, chain, eventually, key, network, supply
+from tests.e2e.harness import CONFIGS, DEADLINE, balance, chain, eventually, key, network, supply
 from tests.e2e.test_relayer import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
@@ -138,6 +141,7 @@ class Scene:
     the attacker holding chain-w up to the lock's parent with alice's double spend of
     the lock's nonce in its mempool."""
 
+    broker_url: str
     w: HttpChain
     b: HttpChain
     port: int
@@ -168,7 +172,7 @@ async def lock_under_attack(broker: Mosquitto, tmp: Path) -> AsyncIterator[Scene
                 r = await lock(w, nonce, BOB.address, 100)
                 await attacker.follow(w, r.height - 1)
                 attacker.node.mempool.add(double_spend(nonce))
-                yield Scene(w, b, port, attacker, r, nonce, dave_before)
+                yield Scene(broker.url, w, b, port, attacker, r, nonce, dave_before)
             assert relayer.terminate() == 0
     finally:
         attacker.close()
@@ -183,14 +187,21 @@ async def test_a_reorg_that_drops_the_lock_block_never_mints(
 ) -> None:
     async with lock_under_attack(own_mosquitto, tmp_path) as s:
         w, b, attacker, fork = s.w, s.b, s.attacker, s.fork
-        # the attacker's branch from the fork, one block heavier than the chain's (the
-        # chain goes on mining meanwhile: mine on until the node takes it)
-        outcome = ""
-        while outcome != "best":
-            while attacker.node.height <= await w.latest_height():
-                attacker.mine()
-            for block in attacker.branch(fork):
-                outcome = await w.submit_block(block)
+        async with open_bus(s.broker_url) as bus, bus.subscribe(reorgs_topic(W)) as notices:
+            # the attacker's branch from the fork, one block heavier than the chain's
+            # (the chain goes on mining meanwhile: mine on until the node takes it)
+            outcome = ""
+            while outcome != "best":
+                while attacker.node.height <= await w.latest_height():
+                    attacker.mine()
+                for block in attacker.branch(fork):
+                    outcome = await w.submit_block(block)
+            # the chain's publisher announced it on the bus
+            msg = await asyncio.wait_for(anext(notices), DEADLINE)
+        notice = decode(msg.topic, msg.payload)
+        assert isinstance(notice, ChainReorg)
+        assert notice.fork_height == fork
+        assert notice.new_tip == await hash_at(w, notice.new_height)
         # the chain is the attacker's branch now: the lock is gone, dave was paid
         assert await hash_at(w, s.lock.height) == attacker.branch(fork)[0].header.hash
         assert await w.get_receipt(s.lock.tx_hash) is None
@@ -209,6 +220,11 @@ async def test_a_reorg_that_drops_the_lock_block_never_mints(
         assert await supply(b, f"{W}/gbp") == 7 == await escrowed(w)
         assert await w.get_receipt(s.lock.tx_hash) is None
         await check_relayer_never_tried(s.port, minted=1)
+        # the relayer read the notice and followed the reorganisation (checked on chain-w)
+        samples = await metrics(s.port)
+        work = f"transfer:{W}->{B}"
+        assert total(samples, "interlock_reorg_notices_total", work=work) >= 1
+        assert total(samples, "interlock_source_reorgs_total", work=work) >= 1
 
 
 async def test_a_lighter_branch_and_one_below_finality_change_nothing(

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from chains.devnet import build_devnet
 from chains.handle import InProcessChain
+from chains.pow import devnet_pow_params
 from chains.service.bus import BusMessage, MemoryBus
 from chains.service.publisher import Publisher, status_will
 from chains.service.subscriber import ChainSubscriber, VerifiedBlock
 from chains.service.wire import (
     BlockEvents,
+    ChainReorg,
     ChainStatus,
     SignedHeader,
     chain_filter,
@@ -47,7 +50,10 @@ async def collect(sub: ChainSubscriber, upto: int, within: float = 30) -> list[V
     return await asyncio.wait_for(go(), within)
 
 
-def decoded(msgs: list[BusMessage]) -> list[SignedHeader | BlockEvents | ChainStatus]:
+POW = devnet_pow_params(finality_depth=3)
+
+
+def decoded(msgs: list[BusMessage]) -> list[SignedHeader | BlockEvents | ChainStatus | ChainReorg]:
     return [decode(m.topic, m.payload) for m in msgs]
 
 
@@ -206,3 +212,34 @@ async def test_a_cursor_ahead_of_the_store_or_unreadable_starts_at_the_head(
             )
         assert first.height == 3, text
     node.store.close()
+
+
+async def test_a_reorganisation_is_announced_then_republished_from_the_fork(
+    tmp_path: Path,
+) -> None:
+    [dc] = build_devnet(["chain-w"], seed="bus-tests", consensus={"chain-w": POW})
+    a, b = open_node(dc, tmp_path / "a"), open_node(dc, tmp_path / "b")
+    async with MemoryBus() as bus, bus.subscribe(chain_filter(dc.chain_id)) as raw:
+        async with Publisher(a, bus, from_height=1) as pub:
+            for _ in range(2):
+                assert await b.submit_block(a.produce_block()) == "best"
+            replaced = [a.produce_block() for _ in range(2)]
+            await pub.wait_published(4)
+            branch = [b.produce_block() for _ in range(3)]  # more work above height 2
+            for blk in branch:
+                await a.submit_block(blk)
+            await pub.wait_published(5)
+            assert pub.reorgs == 1
+        msgs: list[BusMessage] = []
+        while raw.qsize():
+            msgs.append(await raw.__anext__())
+    a.store.close()
+    b.store.close()
+    items = [x for x in decoded(msgs) if not isinstance(x, ChainStatus | BlockEvents)]
+    at = next(i for i, x in enumerate(items) if isinstance(x, ChainReorg))
+    notice = items[at]
+    assert notice == ChainReorg(dc.chain_id, 2, 4, 5, branch[-1].header.hash, notice.time)
+    before = [x.header.hash for x in items[:at] if isinstance(x, SignedHeader)]
+    after = [x.header.hash for x in items[at + 1 :] if isinstance(x, SignedHeader)]
+    assert before[2:] == [x.header.hash for x in replaced]
+    assert after == [x.header.hash for x in branch]  # every height above the fork, again

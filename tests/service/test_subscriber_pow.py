@@ -18,7 +18,7 @@ from chains.handle import InProcessChain
 from chains.pow import devnet_pow_params, mine, target_bytes
 from chains.service.bus import BusMessage, MemoryBus
 from chains.service.subscriber import ChainSubscriber, TrustedState, subscriber_at
-from chains.service.wire import encode_header, headers_topic
+from chains.service.wire import encode_header, encode_reorg, headers_topic, reorgs_topic
 from chains.types import Block
 from tests.conftest import open_node
 from tests.service.test_subscriber import Chain, feed
@@ -121,3 +121,62 @@ async def test_fill_from_the_handle_checks_work_across_a_retarget(chain: Chain) 
     sub = await subscriber_at(MemoryBus(), InProcessChain(chain.node), 20, idle_timeout=0.05)
     async with sub:
         assert (await anext(sub)).height == 21
+
+
+def reorg_msg(fork: int, old: int, tip: Block) -> BusMessage:
+    return BusMessage(
+        reorgs_topic("chain-w"), encode_reorg("chain-w", fork, old, tip.header, 0), False
+    )
+
+
+async def test_a_reorg_notice_is_checked_against_the_chain(chain: Chain, tmp_path: Path) -> None:
+    """Node ``a`` is followed; a peer ``b`` mines a heavier branch above height 2 and
+    ``a`` takes it. A notice that the chain did not reorganise (anyone may publish one)
+    changes nothing; the node's own notice makes the subscriber read the chain, drop the
+    held blocks above the fork and verify the new branch, from which it then yields."""
+    a = chain.node
+    b = open_node(chain.dc, tmp_path / "peer")
+    try:
+        shared = chain.blocks(2, txs=0)
+        for blk in shared:
+            assert await b.submit_block(blk) == "best"
+        ours = chain.blocks(2, txs=1)
+        g, now = chain.dc.genesis, [0.0]
+        sub = ChainSubscriber(
+            MemoryBus(),
+            InProcessChain(a),
+            trusted=TrustedState.from_genesis(g),
+            consensus=ChainConsensus(g.consensus, g.time),
+            clock=lambda: now[0],
+        )
+        got = await feed(sub, [m for x in shared + ours for m in chain.msgs(x)])
+        assert [v.height for v in got] == [1]
+        held = sub.trusted
+        # forged: no reorganisation happened; and a burst of them spends the budget
+        for _ in range(20):
+            await sub.process(reorg_msg(2, 4, ours[-1]))
+        assert sub.trusted == held
+        assert (sub.stats.reorg_notices, sub.stats.reorgs) == (20, 0)
+        assert sub.stats.deferred > 0
+        # the peer's branch: 3 blocks against 2, so more work; a reorganises
+        theirs = [b.produce_block() for _ in range(3)]
+        for blk in theirs:
+            await a.submit_block(blk)
+        assert a.get_block(5) == theirs[-1]
+        now[0] += 60  # the budget the forged burst spent comes back with time
+        await sub.process(reorg_msg(2, 4, theirs[-1]))
+        assert sub.stats.reorgs == 1
+        assert sub.trusted is not None
+        assert (sub.trusted.height, sub.trusted.header_hash) == (5, theirs[-1].header.hash)
+        got = sub.take_ready()
+        assert [v.height for v in got] == [2]
+        # the republished headers are what it holds now; the next block yields block 3 of
+        # the new branch, never the replaced one
+        assert await feed(sub, [m for x in theirs for m in chain.msgs(x)]) == []
+        nxt = a.produce_block()
+        got = await feed(sub, chain.msgs(nxt))
+        assert [v.header.hash for v in got] == [theirs[0].header.hash]
+        assert ours[0].header.hash != theirs[0].header.hash
+        assert sub.stats.rejected == {}
+    finally:
+        b.store.close()

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from chains.node import Node
 from chains.service.wire import (
+    KINDS,
     MAX_PAYLOAD_BYTES,
     BlockEvents,
+    ChainReorg,
     ChainStatus,
     MalformedPayload,
     PayloadTooLarge,
@@ -27,10 +29,12 @@ from chains.service.wire import (
     decode,
     encode_events,
     encode_header,
+    encode_reorg,
     encode_status,
     events_topic,
     headers_topic,
     parse_topic,
+    reorgs_topic,
     status_topic,
 )
 from chains.types import Block, Event
@@ -52,6 +56,7 @@ def test_topics() -> None:
     assert headers_topic("chain-a") == "interlock/v1/chains/chain-a/headers"
     assert events_topic("chain-a") == "interlock/v1/chains/chain-a/events"
     assert status_topic("chain-a") == "interlock/v1/chains/chain-a/status"
+    assert reorgs_topic("chain-a") == "interlock/v1/chains/chain-a/reorgs"
     assert parse_topic("interlock/v1/chains/chain-a/events") == ("chain-a", "events")
     for bad in (
         "interlock/v1/chains/chain-a",
@@ -107,6 +112,36 @@ async def test_an_empty_block_still_sends_one_events_message(tmp_path: Path) -> 
 def test_status_round_trip() -> None:
     item = decode(status_topic("chain-a"), encode_status("chain-a", "online", 12, 1000))
     assert item == ChainStatus("chain-a", "online", 12, 1000)
+
+
+async def test_reorg_round_trip_and_hostile_shapes(made: tuple[Node, Block]) -> None:
+    _, block = made
+    tip = block.header
+    payload = encode_reorg("chain-a", 0, 3, tip, 1000)
+    item = decode(reorgs_topic("chain-a"), payload)
+    assert item == ChainReorg("chain-a", 0, 3, tip.height, tip.hash, 1000)
+    good = orjson.loads(payload)
+    bad_values: list[dict[str, object]] = [
+        {"fork_height": tip.height},  # the new tip is not above the fork
+        {"old_height": 0},
+        {"fork_height": -1},
+        {"fork_height": "0"},
+        {"new_tip": "AB" * 32},
+        {"new_tip": tip.hash.hex()[:62]},
+        {"kind": "status"},
+        {"time": 1.5},
+        {"extra": 1},
+    ]
+    for change in bad_values:
+        with pytest.raises(MalformedPayload):
+            decode(reorgs_topic("chain-a"), orjson.dumps({**good, **change}))
+    with pytest.raises(WrongChain):
+        decode(reorgs_topic("chain-b"), payload)
+    for key in ("fork_height", "new_tip"):
+        with pytest.raises(MalformedPayload):
+            decode(
+                reorgs_topic("chain-a"), orjson.dumps({k: v for k, v in good.items() if k != key})
+            )
 
 
 async def test_payloads_are_sorted_compact_json(made: tuple[Node, Block]) -> None:
@@ -203,7 +238,7 @@ async def test_a_header_on_another_chains_topic_is_wrong_chain(made: tuple[Node,
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_random_bytes_only_ever_raise_wire_errors(payload: bytes) -> None:
-    for kind in ("headers", "events", "status"):
+    for kind in KINDS:
         with contextlib.suppress(WireError):
             decode(f"interlock/v1/chains/chain-a/{kind}", payload)
 
@@ -233,6 +268,10 @@ json_values = st.recursive(
                 "event_count",
                 "block_hash",
                 "state",
+                "fork_height",
+                "old_height",
+                "new_height",
+                "new_tip",
             ]
         ),
         json_values,
@@ -241,6 +280,6 @@ json_values = st.recursive(
 def test_random_json_objects_only_ever_raise_wire_errors(obj: dict[str, object]) -> None:
     obj.setdefault("v", 1)
     payload = json.dumps(obj).encode()
-    for kind in ("headers", "events", "status"):
+    for kind in KINDS:
         with contextlib.suppress(WireError):
             decode(f"interlock/v1/chains/chain-a/{kind}", payload)
