@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from chains.encoding import JSONValue
+from chains.engine import get_engine_name, parse_engine
 from chains.errors import InterlockError
 from chains.types import Event, Header
 
@@ -43,12 +44,14 @@ if TYPE_CHECKING:
     from relayer.metrics import Metrics
 
 __all__ = [
+    "ChainProbe",
     "ChartPoint",
     "Feed",
     "FeedError",
     "MetricSample",
     "compute_chart",
     "get_item_key",
+    "parse_probe",
     "probe_chains",
     "public_url",
     "sample_metrics",
@@ -64,10 +67,16 @@ MAX_HISTORY = 16
 """State changes kept per item."""
 MAX_TEXT = 300
 """Longest error text kept (one line)."""
+MAX_DENOMS = 8
+"""Balances shown per chain (the first denoms in order)."""
 
 TRANSFER_SEEN = {"mint": "locked", "release": "burned", "refund": "expired"}
 TRANSFER_DONE = {"mint": "minted", "release": "released", "refund": "refunded"}
 FINAL = frozenset({"minted", "released", "refunded", "claimed"})
+BRIDGE_EVENTS = frozenset(
+    {"bridge.locked", "bridge.burned", "bridge.expired", "bridge.minted", "bridge.released"}
+    | {"bridge.refunded", "bridge.refused", "bridge.acknowledged"}
+)
 HTLC_STATES = {"htlc.locked": "locked", "htlc.claimed": "claimed", "htlc.refunded": "refunded"}
 # attributes a console may show: a preimage is public once claimed, but it is not ours to show
 TRANSFER_FIELDS = ("sender", "recipient", "denom", "amount", "timeout_height")
@@ -104,6 +113,45 @@ class ChartPoint:
     """Packets and swap actions per second over the interval."""
     latency: float | None
     """Mean relay latency (s) of the packets delivered in it; None if none were."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainProbe:
+    """What one endpoint of a chain answered to the console's probe."""
+
+    height: int
+    """Its latest height."""
+    engine: str
+    """The consensus engine's name (``bft``, ``pow``, ``pos``)."""
+    block_interval: float | None
+    """Seconds per block the chain aims at (None if it did not say)."""
+    balances: Mapping[str, int]
+    """The relayer key's balances on the chain, by denom (at most :data:`MAX_DENOMS`)."""
+
+
+def parse_probe(status: object, balances: object) -> ChainProbe:
+    """A probe from an endpoint's ``/status`` and its ``bank/balances`` answer for the
+    relayer's address (both untrusted); raises :class:`FeedError` if either is malformed."""
+    if not isinstance(status, Mapping):
+        raise FeedError("status: expected an object")
+    height = status.get("height")
+    if not isinstance(height, int) or isinstance(height, bool) or height < 0:
+        raise FeedError("status: height is not a non-negative integer")
+    try:
+        engine = parse_engine(status.get("consensus"))
+    except InterlockError as exc:
+        raise FeedError(f"status: {exc}") from None
+    interval = status.get("block_interval")
+    if engine is not None:
+        interval = engine.block_interval_ms / 1000
+    elif not isinstance(interval, int | float) or isinstance(interval, bool) or interval < 0:
+        interval = None
+    if not isinstance(balances, Mapping) or not all(
+        isinstance(d, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        for d, v in balances.items()
+    ):
+        raise FeedError("balances: expected an object of denoms to non-negative integers")
+    return ChainProbe(height, get_engine_name(engine), interval, balances)
 
 
 def compute_chart(samples: Sequence[MetricSample]) -> list[ChartPoint]:
@@ -198,18 +246,19 @@ class _Item:
         }
 
 
-def get_item_key(event: Event) -> str | None:
-    """The feed's key of the transfer or swap an event belongs to (None: neither): a
-    transfer by its path and nonce, a swap by its hashlock (both legs share it)."""
+def get_item_key(event: Event, chain_id: str = "") -> str | None:
+    """The feed's key of the transfer or swap an event of ``chain_id`` belongs to (None:
+    neither): a transfer by its path and nonce, a swap by its hashlock (both legs share
+    it). A transfer's events on its own chains name only the other one."""
     a = event.attributes
     if event.type in HTLC_STATES:
         hashlock = a.get("hashlock")
         return f"swap:{hashlock}" if isinstance(hashlock, str) and len(hashlock) <= 128 else None
-    if event.type.startswith("bridge."):
+    if event.type in BRIDGE_EVENTS:
         nonce = a.get("nonce")
         if not isinstance(nonce, int) or isinstance(nonce, bool) or nonce < 1:
             return None
-        src, dst = a.get("src_chain"), a.get("dst_chain")
+        src, dst = a.get("src_chain", chain_id), a.get("dst_chain", chain_id)
         if isinstance(src, str) and isinstance(dst, str):
             return f"{_transfer_prefix(src, dst)}{nonce}"
         return f"transfer:{_scalar(src)}->{_scalar(dst)}#{nonce}"
@@ -259,16 +308,21 @@ class Feed:
         return [self._items[k].to_json() for k in keys if k in self._items]
 
     def chain_view(self) -> list[dict[str, JSONValue]]:
-        """Per chain: the highest height any endpoint reported, reachable if one answers."""
+        """Per chain: reachable if one endpoint answers; the height, engine, block
+        interval and relayer balances of the endpoint furthest ahead."""
         out: list[dict[str, JSONValue]] = []
         for cid, endpoints in sorted(self.chains.items()):
             eps = list(endpoints.values())
-            heights = [e["height"] for e in eps if isinstance(e.get("height"), int)]
+            answered = [e for e in eps if e["reachable"]]
+            best = max(answered, key=lambda e: int(e["height"] or 0), default={})
             out.append(
                 {
                     "id": cid,
-                    "height": max(heights, default=None),
-                    "reachable": any(e.get("reachable") is True for e in eps),
+                    "height": best.get("height"),
+                    "engine": best.get("engine"),
+                    "block_interval": best.get("block_interval"),
+                    "balances": best.get("balances"),
+                    "reachable": bool(answered),
                     "endpoints": eps,
                 }
             )
@@ -292,24 +346,31 @@ class Feed:
         endpoint: str,
         *,
         now: float,
-        height: int | None = None,
+        probe: ChainProbe | None = None,
         error: str = "",
     ) -> None:
-        """One endpoint answered with ``height``, or failed with ``error``."""
+        """One endpoint answered with ``probe``, or failed with ``error``."""
         if not chain_id or len(chain_id) > 128 or len(endpoint) > 2048:
             raise FeedError("chain id or endpoint out of bounds")
-        if height is not None and (isinstance(height, bool) or height < 0):
-            raise FeedError(f"bad height {height!r} for {chain_id}")
-        self.chains.setdefault(chain_id, {})[endpoint] = {
+        if probe is not None and (isinstance(probe.height, bool) or probe.height < 0):
+            raise FeedError(f"bad height {probe.height!r} for {chain_id}")
+        entry: dict[str, JSONValue] = {
             "url": public_url(endpoint),
-            "reachable": height is not None,
-            "height": height,
+            "reachable": probe is not None,
+            "height": None,
             # an error names the endpoint as configured, credentials and all
-            "error": _one_line(error.replace(endpoint, public_url(endpoint)))
-            if height is None
-            else "",
+            "error": "" if probe else _one_line(error.replace(endpoint, public_url(endpoint))),
             "checked_at": round(now, 3),
         }
+        if probe is not None:
+            shown = sorted(probe.balances.items())[:MAX_DENOMS]
+            entry.update(
+                height=probe.height,
+                engine=_scalar(probe.engine),
+                block_interval=probe.block_interval,
+                balances={str(_scalar(d)): v for d, v in shown},
+            )
+        self.chains.setdefault(chain_id, {})[endpoint] = entry
 
     def record_packets(
         self,
@@ -471,23 +532,23 @@ class Feed:
 
 async def probe_chains(
     feed: Feed,
-    probes: Mapping[str, Mapping[str, Callable[[], Awaitable[int]]]],
+    probes: Mapping[str, Mapping[str, Callable[[], Awaitable[ChainProbe]]]],
     *,
     interval: float = 1.0,
     probe_timeout: float = 2.0,
     metrics: Metrics | None = None,
 ) -> None:
-    """Forever: ask every endpoint of every chain for its height (``probes[chain][url]``),
+    """Forever: probe every endpoint of every chain (``probes[chain][url]``),
     in parallel, each within ``probe_timeout``; record the answers (and a metrics sample)."""
 
-    async def one(cid: str, url: str, probe: Callable[[], Awaitable[int]]) -> None:
+    async def one(cid: str, url: str, probe: Callable[[], Awaitable[ChainProbe]]) -> None:
         try:
             async with asyncio.timeout(probe_timeout):
-                height = await probe()
+                got = await probe()
         except (InterlockError, OSError, TimeoutError) as exc:
             feed.record_probe(cid, url, now=time.time(), error=f"{type(exc).__name__}: {exc}")
         else:
-            feed.record_probe(cid, url, now=time.time(), height=height)
+            feed.record_probe(cid, url, now=time.time(), probe=got)
 
     ticks = 0
     while True:

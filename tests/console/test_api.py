@@ -104,3 +104,27 @@ async def test_streams_are_capped(
     assert second.status == 503
     assert orjson.loads(await second.read())["error"]["code"] == "busy"
     first.close()
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?tx=", "?tx=zz", "?tx=" + "AB" * 32, "?tx=" + "ab" * 33, f"?tx={'ab' * 32}&x=1", "?x=1"],
+)
+async def test_a_lookup_refuses_what_is_not_a_tx_hash(
+    client: TestClient[object, object], query: str
+) -> None:
+    r = await client.get("/lookup" + query)
+    assert r.status == 400
+    error = orjson.loads(await r.read())["error"]
+    assert error["code"] == "bad_request"
+    assert "64 lowercase hex digits" in error["message"]
+    assert "\n" not in error["message"]
+
+
+async def test_a_lookup_of_a_tx_no_chain_knows_finds_nothing(
+    client: TestClient[object, object],
+) -> None:
+    r = await client.get("/lookup?tx=" + "ab" * 32)
+    assert r.status == 200
+    assert orjson.loads(await r.read()) == {"tx": "ab" * 32, "ids": []}
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]

@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 
 from bridge.relay import Packet
+from chains.pow import PowParams
 from chains.types import Event, EventProof
 from relayer.feed import (
+    ChainProbe,
     Feed,
     FeedError,
     MetricSample,
     compute_chart,
+    get_item_key,
+    parse_probe,
     public_url,
     sample_metrics,
 )
@@ -177,17 +181,47 @@ def test_swap_legs_by_hashlock_and_the_preimage_is_never_kept() -> None:
     assert feed.items()[0]["state"] == "claimed"
 
 
-def test_probes_record_reachability_without_credentials() -> None:
+POW = PowParams(2**250, 2**255, 2000, 10, 4, 6, 60_000).to_json()
+
+
+def status(height: int = 12, **extra: Any) -> dict[str, Any]:
+    return {"chain_id": A, "height": height, "consensus": None, "block_interval": 0.5, **extra}
+
+
+def test_probes_record_reachability_engine_and_balances_without_credentials() -> None:
     feed = Feed()
-    feed.record_probe(A, "http://user:secret@10.0.0.1:26657/rpc?key=k", now=1.0, height=12)
+    bft = parse_probe(status(12), {"usd": 10, "chain-b/eur": 3})
+    feed.record_probe(A, "http://user:secret@10.0.0.1:26657/rpc?key=k", now=1.0, probe=bft)
     feed.record_probe(A, "http://10.0.0.2:26657", now=1.0, error="ConnectionRefused")
     feed.record_probe(B, "http://10.0.0.3:26657", now=1.0, error="TimeoutError")
     [a, b] = feed.chain_view()
     assert a["reachable"] is True
-    assert a["height"] == 12
+    assert (a["height"], a["engine"], a["block_interval"]) == (12, "bft", 0.5)
+    assert a["balances"] == {"chain-b/eur": 3, "usd": 10}
     assert b["reachable"] is False
+    assert b["height"] is None
     assert "secret" not in str(a)
     assert public_url("http://u:p@h:1/x?y#z") == "http://h:1/x"
+    # a proof-of-work chain aims at its engine's interval
+    pow_probe = parse_probe(status(3, consensus=POW), {})
+    assert (pow_probe.engine, pow_probe.block_interval) == ("pow", 2.0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "balances"),
+    [
+        ([], {}),
+        (status(-1), {}),
+        (status(True), {}),  # type: ignore[arg-type]
+        (status(consensus={"engine": "proof-of-luck"}), {}),
+        (status(), []),
+        (status(), {"usd": -5}),
+        (status(), {"usd": "many"}),
+    ],
+)
+def test_a_malformed_chain_answer_is_refused(answer: Any, balances: Any) -> None:
+    with pytest.raises(FeedError):
+        parse_probe(answer, balances)
 
 
 @pytest.mark.parametrize(
@@ -199,8 +233,33 @@ def test_bad_probe_records_are_refused_and_change_nothing(
 ) -> None:
     feed = Feed()
     with pytest.raises(FeedError):
-        feed.record_probe(chain_id, endpoint, now=1.0, height=height)
+        feed.record_probe(chain_id, endpoint, now=1.0, probe=ChainProbe(height, "bft", 1.0, {}))
     assert feed.chains == {}
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "event", "key"),
+    [
+        (A, Event("bridge.locked", {"src_chain": A, "dst_chain": B, "nonce": 4}), "#4"),
+        (B, Event("bridge.minted", {"src_chain": A, "nonce": 4}), "#4"),
+        (B, Event("bridge.refused", {"src_chain": A, "nonce": 4, "rule": "x"}), "#4"),
+        (A, Event("bridge.refunded", {"dst_chain": B, "nonce": 4}), "#4"),
+        (A, Event("bridge.acknowledged", {"dst_chain": B, "nonce": 4}), "#4"),
+        (A, Event("bridge.locked", {"src_chain": A, "dst_chain": B, "nonce": 0}), None),
+        (A, Event("bridge.path_registered", {"nonce": 4}), None),
+        (A, Event("bank.transfer", {"nonce": 4}), None),
+        (A, Event("htlc.claimed", {"hashlock": "ab"}), "swap:ab"),
+        (A, Event("htlc.claimed", {"hashlock": "a" * 200}), None),
+    ],
+)
+def test_every_event_of_a_transfer_on_either_chain_names_it(
+    chain_id: str, event: Event, key: str | None
+) -> None:
+    got = get_item_key(event, chain_id)
+    if key is None or key.startswith("swap:"):
+        assert got == key
+    else:
+        assert got == f"transfer:{A}->{B}{key}"
 
 
 def test_chart_rates_and_a_counter_reset_is_skipped() -> None:

@@ -3,7 +3,9 @@
 // are untrusted data.
 "use strict";
 
-const state = { items: new Map(), status: null, chains: [], chart: [], query: "" };
+const state = { items: new Map(), status: null, chains: [], chart: [], query: "", found: null };
+const TX_HASH = /^[0-9a-f]{64}$/;
+const TX_FIELDS = ["mint_tx", "release_tx", "refund_tx"];
 const SHOWN = 200;
 const FINAL = new Set(["minted", "released", "refunded", "claimed"]);
 const BAD = new Set(["refused", "frozen", "waiting", "stopped"]);
@@ -26,7 +28,7 @@ function badge(text, kind) {
 
 function stateKind(s) {
   if (FINAL.has(s) || s === "running") return "ok";
-  if (BAD.has(s)) return "bad";
+  if (BAD.has(s) || String(s).startsWith("refused: ")) return "bad";
   return "warn";
 }
 
@@ -64,7 +66,9 @@ function renderChains() {
       "tr",
       { "data-chain": c.id },
       el("td", {}, c.id),
+      el("td", { class: "engine" }, c.engine ? c.engine.toUpperCase() : "–"),
       el("td", { class: "height" }, c.height ?? "–"),
+      el("td", { class: "interval" }, c.block_interval === null || c.block_interval === undefined ? "–" : seconds(c.block_interval)),
       el("td", { class: "reach" }, badge(c.reachable ? "reachable" : "unreachable", c.reachable ? "ok" : "bad")),
       el(
         "td",
@@ -75,6 +79,7 @@ function renderChains() {
         ),
       ),
       el("td", { class: "mono" }, (addresses[c.id] || {}).relayer_address || ""),
+      el("td", { class: "balance" }, Object.entries(c.balances || {}).map(([d, v]) => `${v} ${d}`).join(", ") || "–"),
     ),
   );
   setRows("#chains", rows);
@@ -106,7 +111,9 @@ function renderPaths() {
 
 function matches(item, q) {
   if (!q) return true;
+  if (state.found && state.found.tx === q && state.found.ids.includes(item.id)) return true;
   const hay = [item.id, item.sender, item.recipient, item.denom, item.nonce, item.hashlock, item.src, item.dst];
+  for (const f of TX_FIELDS) hay.push(item[f]);
   for (const leg of Object.values(item.legs || {})) hay.push(leg.lock_id, leg.sender, leg.receiver, leg.claimer);
   return hay.some((v) => v !== undefined && v !== null && String(v).toLowerCase().includes(q));
 }
@@ -118,6 +125,9 @@ function proofCell(item) {
     if (!p) continue;
     out.push(el("div", { class: "mono", title: p.root || "" },
       `${p.event} @ ${p.chain} h${p.height} #${p.index}` + (p.root ? ` root ${short(p.root, 16)}` : "")));
+  }
+  for (const f of TX_FIELDS) {
+    if (item[f]) out.push(el("div", { class: "mono", title: item[f] }, `${f.replace("_tx", "")} tx ${short(item[f], 16)}`));
   }
   for (const [chain, leg] of Object.entries(item.legs || {})) {
     out.push(el("div", { class: "mono", title: leg.root || "" },
@@ -216,6 +226,21 @@ function applyStatus(d) {
   state.chart = d.chart;
 }
 
+// A transaction hash may be one the daemon never saw (the lock a user sent): the daemon
+// asks the chains for its receipt and answers which transfers or swaps it touched.
+async function lookup(q) {
+  if (!TX_HASH.test(q) || (state.found && state.found.tx === q)) return;
+  try {
+    const r = await fetch("/lookup?tx=" + q);
+    if (!r.ok) return;
+    const d = await r.json();
+    state.found = { tx: d.tx, ids: d.ids };
+    render();
+  } catch {
+    // offline: the local search still applies
+  }
+}
+
 function connect() {
   const conn = document.getElementById("conn");
   const es = new EventSource("/events");
@@ -241,6 +266,7 @@ function connect() {
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("search").addEventListener("input", (ev) => {
     state.query = ev.target.value;
+    lookup(state.query.trim().toLowerCase());
     render();
   });
   connect();
