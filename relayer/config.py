@@ -16,7 +16,7 @@ max_connections = 256                 # open connections at most (and the fd lim
 id = "chain-a"
 rpc = ["http://127.0.0.1:26657"]     # tried in order; a dead one fails over to the next
 key = "devnet:relayer"               # a keystore name, or devnet:NAME (devnet seed keys)
-finality_depth = 0                    # BFT: final at once
+finality_depth = 0                    # at least this (the chain's engine says; may only raise it)
 block_interval = 1.0                  # seconds (for timelock arithmetic)
 
 [[paths]]
@@ -147,7 +147,8 @@ class ChainEntry:
     seed: str
     """The devnet seed ``devnet:NAME`` keys derive from."""
     finality_depth: int
-    """Blocks after which a block of this chain is final (0: at once)."""
+    """The least depth at which the swap watcher takes a block as final; the chain's
+    engine (its ``/status``) may say more, and then that holds."""
     block_interval: float
     """Seconds per block."""
 

@@ -322,13 +322,13 @@ class Daemon:
                 pairs.append((pair[0], pair[1]))
         out: list[tuple[Worker, Callable[[], Awaitable[None]]]] = []
         for a, b in pairs:
-            finality = {c: self.settings.chains[c].finality_depth for c in (a, b)}
+            floor = {c: self.settings.chains[c].finality_depth for c in (a, b)}
             w = SwapWorker(
                 {a: self.handles[a], b: self.handles[b]},
                 {a: submitters[a], b: submitters[b]},
                 store,
                 self.metrics,
-                finality=finality,
+                min_finality=floor,
                 feed=self.feed,
             )
             out.append(

@@ -9,6 +9,11 @@ makes sure an offline party is not robbed by the clock.
 
 Per chain, a cursor; with it, atomically, the watchtower's snapshot, so a restart (even
 after ``kill -9``) resumes with every open lock and every revealed secret it knew.
+
+Finality comes from each chain's engine (``ChainHandle.get_consensus``, read at every
+start): the subscriber yields a proof-of-work block only once ``finality_depth`` blocks
+are on it, and the watchtower waits that many blocks past a timelock before a refund.
+The operator's ``finality_depth`` in the relayer config may only raise it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from chains.engine import get_finality_depth
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
 from chains.service.bus import Bus
@@ -49,7 +55,7 @@ class SwapWorker:
         store: RelayerStore,
         metrics: Metrics,
         *,
-        finality: Mapping[str, int],
+        min_finality: Mapping[str, int] | None = None,
         feed: Feed | None = None,
     ) -> None:
         self.chains = sorted(handles)
@@ -60,6 +66,9 @@ class SwapWorker:
         self.feed = feed or Feed()
         self.name = "swap:" + "<->".join(self.chains)
         self.status = WorkStatus(self.name)
+        self.min_finality = dict(min_finality or {})
+        """The operator's floor of each chain's finality depth (the engine's may be more)."""
+        finality = {c: self.min_finality.get(c, 0) for c in self.chains}
         raw = store.snapshot(self.name)
         tower: Watchtower | None = None
         if raw is not None:
@@ -80,9 +89,15 @@ class SwapWorker:
         return f"{self.name}@{chain_id}"
 
     async def resolve_path(self) -> None:
+        finality: dict[str, int] = {}
         for cid, h in self.handles.items():
             await h.query("htlc", "params", {})  # the chain runs the htlc module
+            depth = get_finality_depth((await h.get_consensus()).engine)
+            finality[cid] = max(depth, self.min_finality.get(cid, 0))
             self.heights[cid] = self.store.cursor(self._cursor_name(cid)) or 0
+        if finality != self.tower.finality:
+            log.info("%s: finality depths %s (each chain's engine)", self.name, finality)
+            self.tower.configure(finality=finality)
 
     async def follow(
         self,

@@ -4,8 +4,9 @@ working together. Process-level behaviour (kill -9, broker restarts) is in tests
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -108,20 +109,29 @@ async def _at_least(node: Node, height: int) -> bool:
     return node.height >= height
 
 
+@contextlib.asynccontextmanager
+async def publishing(bus: MemoryBus, nodes: Iterable[Node]) -> AsyncIterator[None]:
+    """Every node's blocks onto ``bus`` (each node producing, at block 1 or later)."""
+    nodes = list(nodes)
+    pubs = [asyncio.create_task(Publisher(n, bus).run()) for n in nodes]
+    try:
+        for n in nodes:
+            await eventually(lambda n=n: _at_least(n, 1), "block 1")
+        yield
+    finally:
+        for p in pubs:
+            p.cancel()
+        await asyncio.gather(*pubs, return_exceptions=True)
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     w = World(tmp_path)
-    async with w.bus, w.nodes[A], w.nodes[B]:
-        pubs = [asyncio.create_task(Publisher(n, w.bus).run()) for n in w.nodes.values()]
-        for n in w.nodes.values():
-            await eventually(lambda n=n: _at_least(n, 1), "block 1")
+    async with w.bus, w.nodes[A], w.nodes[B], publishing(w.bus, w.nodes.values()):
         for src, dst in ((A, B), (B, A)):
             gov = PrivateKey.derive(SEED, dst, "gov")
             await connect(w.handles[src], w.handles[dst], w.relayer, gov)
         yield w
-        for p in pubs:
-            p.cancel()
-        await asyncio.gather(*pubs, return_exceptions=True)
 
 
 async def test_relays_across_a_complete_validator_set_change(world: World) -> None:
