@@ -15,7 +15,10 @@ and carrying every proof. The scenario:
 4. a market maker who goes offline after locking still gets paid: the relayer claims
    for him with the secret the customer revealed on the other ledger;
 5. compliance: the euro-area bank's governance sanctions an address; a transfer to it is
-   refused on arrival by eu-bank's policy and refunded on us-bank, nothing minted.
+   refused on arrival by eu-bank's policy and refunded on us-bank, nothing minted;
+6. a private payment: on us-bank (which runs the opt-in ``confidential`` module) alice
+   pays carol an amount the chain never sees; the auditor that us-bank's governance
+   designated decrypts exactly what moved, and the escrow still matches the supply.
 
 Each step prints what crossed (the source height, event index and ``event_root`` the
 proof was checked against) and how long it took, and the demo ends with a balance table.
@@ -48,10 +51,13 @@ from chains.types import Receipt, Tx
 from htlc.driver import Party, SwapDriver
 from htlc.store import MemorySwapStore
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapState, plan_swap
-from interlock.config import DEFAULT_SEED, parse_devnet_config
+from interlock.config import DEFAULT_MODULES, DEFAULT_SEED, parse_devnet_config
 from relayer.config import parse_relayer_config
 from relayer.connect import connect
 from relayer.daemon import Daemon
+from zk.confidential import ESCROW
+from zk.elgamal import Ciphertext, ElGamalKeypair, decrypt
+from zk.wallet import keypair_from_seed, register_args, transfer_args
 
 __all__ = ["add_parser", "run_demo"]
 
@@ -59,6 +65,8 @@ US, EU = "us-bank", "eu-bank"
 STEP_DEADLINE = 60.0
 PEOPLE = ["alice", "bob", "carol"]
 FUNDS = 10_000
+PRIVATE_BOUND = 2**20
+"""Private balances the demo decrypts stay below this (baby-step giant-step's range)."""
 
 
 class DemoFailed(InterlockError):
@@ -81,6 +89,7 @@ class Demo:
         self.interval = interval
         self.key = {n: PrivateKey.derive(DEFAULT_SEED, n) for n in ("alice", "bob", "carol")}
         self.key["eu-gov"] = PrivateKey.derive(DEFAULT_SEED, EU, "gov")
+        self.key["us-gov"] = PrivateKey.derive(DEFAULT_SEED, US, "gov")
         self.key["mallory"] = PrivateKey.derive(DEFAULT_SEED, "mallory")  # sanctioned in step 5
         self.failures: list[str] = []
         self.t0 = time.monotonic()
@@ -360,6 +369,80 @@ class Demo:
             f"{EU} refused it ({rule}), {US} refunded alice ({took:.2f} s); nothing minted",
         )
 
+    async def private_value(self, who: str, keypair: ElGamalKeypair) -> int | None:
+        raw = await self.chains[US].query(
+            "confidential", "balance", {"address": self.key[who].address, "denom": "usd"}
+        )
+        return decrypt(
+            keypair.secret, Ciphertext.from_bytes(bytes.fromhex(str(raw))), PRIVATE_BOUND
+        )
+
+    async def private_payment(self) -> None:
+        self.say(f"6. private payment: alice pays carol 40 USD on {US}, the amount hidden")
+        # the auditor's secret stays with the auditor; governance only registers its key
+        auditor = ElGamalKeypair.generate()
+        gov = self.key["us-gov"].address
+        await self.send(
+            US,
+            "us-gov",
+            "confidential",
+            "set_auditor",
+            register_args(US, gov, auditor, b"set_auditor"),
+        )
+        kps = {who: keypair_from_seed(self.key[who].seed) for who in ("alice", "carol")}
+        for who, kp in kps.items():
+            addr = self.key[who].address
+            if await self.chains[US].query("confidential", "key", {"address": addr}) is None:
+                await self.send(US, who, "confidential", "register", register_args(US, addr, kp))
+        carol_before = await self.private_value("carol", kps["carol"])
+        await self.send(US, "alice", "confidential", "deposit", {"denom": "usd", "amount": 100})
+        alice_before = await self.private_value("alice", kps["alice"])
+        if alice_before is None or carol_before is None:
+            raise DemoFailed("a private balance does not decrypt")
+        raw = await self.chains[US].query(
+            "confidential", "balance", {"address": self.key["alice"].address, "denom": "usd"}
+        )
+        args = transfer_args(
+            US,
+            self.key["alice"].address,
+            kps["alice"],
+            Ciphertext.from_bytes(bytes.fromhex(str(raw))),
+            alice_before,
+            self.key["carol"].address,
+            kps["carol"].public,
+            auditor.public,
+            "usd",
+            40,
+        )
+        r = await self.send(US, "alice", "confidential", "transfer", args)
+        event = next(e for e in r.events if e.type == "confidential.transferred")
+        self.say(
+            f"   on chain at {US} height {r.height}: {sorted(event.attributes)}, "
+            "the amount only as ciphertexts"
+        )
+        seen = decrypt(
+            auditor.secret,
+            Ciphertext.from_bytes(bytes.fromhex(str(event.attributes["auditor_ct"]))),
+            PRIVATE_BOUND,
+        )
+        alice_after = await self.private_value("alice", kps["alice"])
+        carol_after = await self.private_value("carol", kps["carol"])
+        supply = await self.chains[US].query("confidential", "supply", {"denom": "usd"})
+        escrow = await self.chains[US].query("bank", "balance", {"address": ESCROW, "denom": "usd"})
+        self.say(
+            f"   auditor decrypts {seen}; alice's private balance {alice_before} -> "
+            f"{alice_after}, carol's {carol_before} -> {carol_after}; "
+            f"escrow {escrow} = supply {supply}"
+        )
+        self.expect(
+            seen == 40
+            and "amount" not in event.attributes
+            and alice_after == alice_before - 40
+            and carol_after == carol_before + 40
+            and int(str(escrow)) == int(str(supply)),
+            "private payment settled: the auditor read 40 USD, the chain no amount",
+        )
+
     async def table(self) -> None:
         print()
         print(f"{'account':<8} {'us-bank usd':>16} {'eu-bank eur':>16} {'eu-bank us-bank/usd':>20}")
@@ -395,6 +478,7 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
                 {
                     "chain_id": US,
                     "genesis": {"denom": "usd", "accounts": [*PEOPLE, "relayer"], "balance": FUNDS},
+                    "modules": [*DEFAULT_MODULES, "confidential"],
                 },
                 {
                     "chain_id": EU,
@@ -476,6 +560,7 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
                     demo.timeout_refund,
                     demo.offline_counterparty,
                     demo.compliance_refund,
+                    demo.private_payment,
                 ):
                     try:
                         await step()

@@ -8,6 +8,8 @@ would refuse for want of funds, so no doomed proof is made.
 
 from __future__ import annotations
 
+import hashlib
+
 from zk.confidential import (
     register_transcript,
     to_chunks,
@@ -17,12 +19,20 @@ from zk.confidential import (
 from zk.elgamal import Ciphertext, ElGamalKeypair, commit, encrypt, encrypt_public
 from zk.equality import prove_ciphertext_commitment_equality, prove_ciphertext_equality
 from zk.errors import InvalidWitness
-from zk.group import random_scalar
+from zk.group import L, random_scalar
 from zk.range import prove_range
 from zk.schnorr import prove_knowledge
 from zk.transcript import Transcript
 
-__all__ = ["register_args", "transfer_args", "withdraw_args"]
+__all__ = ["keypair_from_seed", "register_args", "transfer_args", "withdraw_args"]
+
+
+def keypair_from_seed(seed: bytes) -> ElGamalKeypair:
+    """The account's ElGamal key pair, derived from its ed25519 seed (so the keystore's
+    one secret backs both): SHA-512 of a domain label and the seed, reduced mod ``L``.
+    The hash is one-way, so the ElGamal secret reveals nothing of the signing key."""
+    digest = hashlib.sha512(b"interlock/zk/v1/elgamal-key" + seed).digest()
+    return ElGamalKeypair.from_secret(int.from_bytes(digest, "little") % L or 1)
 
 
 def register_args(

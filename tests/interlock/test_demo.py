@@ -23,7 +23,7 @@ def demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def check_story(out: str) -> None:
-    assert out.count("  ok    ") == 8, out
+    assert out.count("  ok    ") == 9, out
     assert "FAIL" not in out
     assert "demo: every step ended as expected" in out
     for line in (
@@ -33,6 +33,9 @@ def check_story(out: str) -> None:
         "the relayer claimed bob's 50 USD",
         "refused by eu-bank: sanctions",
         "eu-bank refused it (sanctions), us-bank refunded alice",
+        "auditor decrypts 40; alice's private balance 100 -> 60, carol's 0 -> 40; "
+        "escrow 100 = supply 100",
+        "private payment settled: the auditor read 40 USD, the chain no amount",
     ):
         assert line in out, out
 

@@ -13,7 +13,8 @@ from tests.chains.helpers import Driver, devnet
 from zk.confidential import ESCROW, ConfidentialModule, get_balance, get_supply
 from zk.elgamal import Ciphertext, ElGamalKeypair, decrypt, encrypt
 from zk.errors import InvalidWitness
-from zk.wallet import register_args, transfer_args, withdraw_args
+from zk.group import mul_base
+from zk.wallet import keypair_from_seed, register_args, transfer_args, withdraw_args
 
 AUDITOR = ElGamalKeypair.from_secret(0xA0D17)
 
@@ -213,3 +214,13 @@ def test_the_module_is_opt_in_in_the_config() -> None:
 
     assert "confidential" not in DEFAULT_MODULES
     assert MODULES["confidential"]().name == "confidential"
+
+
+def test_a_wallet_key_is_derived_from_the_account_seed_one_way_and_per_seed() -> None:
+    a, a_again, b = (keypair_from_seed(s) for s in (bytes(32), bytes(32), b"\x01" * 32))
+    assert a == a_again
+    assert a.secret != b.secret
+    assert a.public == mul_base(a.secret)
+    # not the seed itself read as a scalar: the ed25519 seed is not exposed by the key
+    assert a.secret != int.from_bytes(bytes(32), "little")
+    assert b.secret != int.from_bytes(b"\x01" * 32, "little")
