@@ -153,10 +153,13 @@ def _store_path(args: argparse.Namespace, offer_id: str) -> Path:
     return _home(args) / "swaps" / f"{offer_id}.sqlite"
 
 
-MAKER_POLICY = SafetyPolicy(reaction_ms=10_000, min_delta_ms=60_000)
-"""The maker plans with twice the margins the taker checks against (the engine's default
-policy): the taker judges the answer later, from its own measure of the block intervals,
-and an answer planned at the bare minimum would be refused by a taker a few blocks on."""
+MAKER_POLICY = SafetyPolicy(reaction_ms=20_000, min_delta_ms=60_000)
+"""The maker plans with four times the reaction time the taker checks against (the
+engine's default policy, 5 s): the taker judges the answer later, from its own measure
+of the block intervals, once the maker's lock is final, and an answer planned at the
+bare minimum would be refused by a taker a few blocks on. With twice (10 s) a taker on
+a loaded machine refused the maker's lock by one block (104 left, 105 needed) after
+~15 s of scheduling delays; the extra 10 s only lengthen the timelocks."""
 
 
 async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None) -> Safety:
