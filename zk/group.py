@@ -54,6 +54,7 @@ __all__ = [
     "is_valid_point",
     "mul",
     "mul_base",
+    "mul_untrusted",
     "neg",
     "random_scalar",
     "sub",
@@ -132,6 +133,29 @@ def mul(point: bytes, k: int) -> bytes:
         return bytes(sodium.crypto_scalarmult_ed25519_noclamp(encode_scalar(k), point))
     except _SODIUM_ERRORS:
         raise MalformedEncoding("point", "libsodium refused the point") from None
+
+
+def mul_untrusted(
+    raw: bytes, k: int, what: str = "point", *, allow_identity: bool = False
+) -> bytes:
+    """``k·P`` for a point ``raw`` from outside, refused exactly as :func:`decode_point`
+    refuses it, for the cost of the multiplication alone.
+
+    libsodium's ``crypto_scalarmult_ed25519_noclamp`` runs the checks of
+    ``crypto_core_ed25519_is_valid_point`` on its input (canonical, not small order, on
+    the curve, in the order-``L`` subgroup) before multiplying; decoding first and then
+    multiplying pays the subgroup test, the price of a multiplication, twice. Where the
+    multiplication is skipped (``k = 0``, or the identity), the point is decoded."""
+    if len(raw) != POINT_SIZE:
+        raise MalformedEncoding(what, f"a point is {POINT_SIZE} bytes, got {len(raw)}")
+    k %= L
+    if k == 0 or raw == IDENTITY:
+        decode_point(raw, what, allow_identity=allow_identity)
+        return IDENTITY
+    try:
+        return bytes(sodium.crypto_scalarmult_ed25519_noclamp(encode_scalar(k), raw))
+    except _SODIUM_ERRORS:
+        raise MalformedEncoding(what, "not a canonical point of the prime-order subgroup") from None
 
 
 def add(p: bytes, q: bytes) -> bytes:

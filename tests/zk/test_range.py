@@ -3,11 +3,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from nacl import bindings as sodium
 
 from tests.zk.conftest import det_rng, flips, non_canonical_scalar
 from zk.elgamal import commit
 from zk.errors import InvalidWitness, MalformedEncoding, ProofRejected, ZkError
-from zk.group import IDENTITY, H, L, mul, sub
+from zk.group import IDENTITY, B, H, L, encode_scalar, mul, sub
 from zk.range import RANGE_PROOF_SIZE, RangeProof, prove_range, verify_range
 from zk.transcript import Transcript
 
@@ -96,3 +97,28 @@ def test_malformed_fields(proof: bytes) -> None:
     # the identity is a legal bit commitment, so it parses, and then fails the proof
     with pytest.raises(ProofRejected):
         verify_range(ctx(), C, IDENTITY + proof[32:])
+
+
+MIXED = bytes(sodium.crypto_core_ed25519_add(B, bytes(32)))  # B + a point of order 4
+"""On the curve, canonical, but outside the prime-order subgroup."""
+
+
+def test_a_bit_commitment_outside_the_subgroup_is_refused_by_name(proof: bytes) -> None:
+    bad = proof[:32] + MIXED + proof[64:]  # C_2
+    with pytest.raises(MalformedEncoding, match="range C_2"):
+        verify_range(ctx(), C, bad)
+    with pytest.raises(MalformedEncoding, match="range C_2"):
+        RangeProof.from_bytes(bad)
+
+
+def test_a_bit_commitment_is_checked_even_where_its_multiplication_is_skipped(
+    proof: bytes,
+) -> None:
+    # e0 = 0 for bit 2: the verifier multiplies C_2 by nothing, so it must decode it
+    e0_2 = SCALARS + 32 + 2 * 96
+    bad = proof[:32] + MIXED + proof[64:e0_2] + encode_scalar(0) + proof[e0_2 + 32 :]
+    with pytest.raises(MalformedEncoding, match="range C_2"):
+        verify_range(ctx(), C, bad)
+    non_canonical = (2**255 - 19 + 1).to_bytes(32, "little")  # y = p + 1, i.e. y = 1
+    with pytest.raises(MalformedEncoding):
+        verify_range(ctx(), C, proof[:32] + non_canonical + proof[64:])
