@@ -24,6 +24,7 @@ and renders as one line.
         ├── AuditFailed                the counterparty's lock is not what was agreed
         │   ├── TermMismatch           one term differs (field, expected, got)
         │   ├── LockNotOpen            the lock is already claimed or refunded
+        │   ├── LockNotFinal           its block is not final yet (a PoW or PoS chain)
         │   └── InsufficientTime       too little time left on the lock
         ├── SecretMismatch             a preimage that does not open the expected hashlock
         ├── SecretNotFound             no claim with the expected hashlock was found
@@ -50,6 +51,7 @@ __all__ = [
     "LockExists",
     "LockExpired",
     "LockNotExpired",
+    "LockNotFinal",
     "LockNotFound",
     "LockNotOpen",
     "PreimageMismatch",
@@ -181,6 +183,16 @@ class LockNotOpen(AuditFailed):
     def __init__(self, lock_id: str, status: str) -> None:
         self.lock_id, self.status = lock_id, status
         super().__init__(f"lock {lock_id} is {status}, expected it open (locked)")
+
+
+class LockNotFinal(AuditFailed):
+    """The lock's block may still be replaced (a reorganisation would undo the lock)."""
+
+    def __init__(self, lock_id: str, depth: int, required: int) -> None:
+        self.lock_id, self.depth, self.required = lock_id, depth, required
+        super().__init__(
+            f"lock {lock_id} is {depth} blocks deep, final at {required}: wait and audit again"
+        )
 
 
 class InsufficientTime(AuditFailed):

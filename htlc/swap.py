@@ -64,6 +64,7 @@ from chains.types import Event, Tx
 from htlc.errors import (
     InsufficientTime,
     InvalidTerms,
+    LockNotFinal,
     LockNotOpen,
     SecretMismatch,
     SecretNotFound,
@@ -788,12 +789,21 @@ def _participant_tick(swap: Swap, safety: Safety, complete: bool) -> Step:
 
 
 def audit(
-    lock: Lock, expected: LockTerms, *, height: int | None = None, min_blocks: int = 0
+    lock: Lock,
+    expected: LockTerms,
+    *,
+    height: int | None = None,
+    min_blocks: int = 0,
+    opened: int | None = None,
+    finality_depth: int = 0,
 ) -> None:
-    """Check a lock is exactly the agreed one and open, with ``min_blocks`` left at ``height``.
+    """Check a lock is exactly the agreed one and open, with ``min_blocks`` left at
+    ``height``, and (given the height it was ``opened`` at) in a block ``finality_depth``
+    deep, the lock chain's engine's depth: before that a reorganisation may undo it.
 
-    Raises :class:`TermMismatch` naming the first differing term, :class:`LockNotOpen`, or
-    :class:`InsufficientTime`; returns ``None`` when the lock is safe to act on.
+    Raises :class:`TermMismatch` naming the first differing term, :class:`LockNotOpen`,
+    :class:`LockNotFinal` or :class:`InsufficientTime`; returns ``None`` when the lock is
+    safe to act on.
     """
     got, lock_id = lock.terms, lock.lock_id.hex()
     for name in ("chain_id", "sender", "receiver", "denom", "amount", "hashlock", "timelock"):
@@ -804,6 +814,8 @@ def audit(
             raise TermMismatch(lock_id, name, want, have)
     if lock.status is not LockStatus.LOCKED:
         raise LockNotOpen(lock_id, lock.status.value)
+    if height is not None and opened is not None and height - opened < finality_depth:
+        raise LockNotFinal(lock_id, height - opened, finality_depth)
     if height is not None and got.timelock - height < min_blocks:
         raise InsufficientTime(lock_id, got.timelock - height, min_blocks, "blocks")
 

@@ -297,9 +297,13 @@ async def submit(
 
 
 async def block_interval(chain: HttpChain) -> tuple[int, float]:
-    """The chain's latest height and its seconds per block, as its last ten headers show
-    (1 s when it has too few blocks to tell)."""
+    """The chain's latest height and its seconds per block: the interval its engine aims
+    at (a PoW or PoS chain's ``/status`` consensus), else (BFT) as its last ten headers
+    show (1 s when it has too few blocks to tell)."""
     latest = await chain.latest_height()
+    engine = (await chain.get_consensus()).engine
+    if engine is not None:
+        return latest, engine.block_interval_ms / 1000
     back = min(10, latest - 1)
     interval = 1.0
     if back >= 1:

@@ -163,8 +163,9 @@ a loaded machine refused the maker's lock by one block (104 left, 105 needed) af
 
 
 async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None) -> Safety:
-    """Each chain's measured interval and its engine's finality depth (its ``/status``):
-    the driver acts on the counterparty's lock or claim once that deep."""
+    """Each chain's interval (its engine's, or measured on a BFT chain) and its engine's
+    finality depth (its ``/status``): the driver acts on the counterparty's lock or claim
+    once that deep, and Δ covers both chains' depths."""
     params = []
     for chain in (a, b):
         _, interval = await block_interval(chain)

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from chains.engine import get_finality_depth
 from chains.service.rpc_client import HttpChain
 from chains.types import Receipt, Tx
 from htlc import swap as verbs
@@ -108,10 +109,15 @@ def _hex32(text: str, what: str) -> bytes:
 
 
 async def _get_lock(chain: HttpChain, lock_id: bytes) -> Lock:
+    return (await _get_lock_record(chain, lock_id))[0]
+
+
+async def _get_lock_record(chain: HttpChain, lock_id: bytes) -> tuple[Lock, Mapping[str, Any]]:
+    """The lock, checked, and the chain's record of it (``opened``, ``closed``: heights)."""
     raw = await chain.query("htlc", "lock", {"lock_id": lock_id.hex()})
     if not isinstance(raw, Mapping):
         raise NotFound(f"lock {lock_id.hex()} on {chain.chain_id}")
-    return Lock.from_json({**raw, "chain_id": chain.chain_id})
+    return Lock.from_json({**raw, "chain_id": chain.chain_id}), raw
 
 
 async def _check_funds(chain: HttpChain, address: str, denom: str, amount: int) -> None:
@@ -307,8 +313,10 @@ async def audit(args: argparse.Namespace) -> int:
     min_time = parse_duration(args.min_time) if args.min_time is not None else None
     async with Chains.from_args(args) as chains:
         chain = await chains.pick(args.chain)
-        lock = await _get_lock(chain, lock_id)
+        lock, record = await _get_lock_record(chain, lock_id)
         height, interval = await block_interval(chain)
+        depth = get_finality_depth((await chain.get_consensus()).engine)
+        opened = record.get("opened")
         expected = lock.terms
         if args.amount is not None:
             amount, denom = parse_amount(args.amount)
@@ -323,7 +331,14 @@ async def audit(args: argparse.Namespace) -> int:
         for line in _lock_lines(lock, height, interval):
             print(line, flush=True)
     min_blocks = 0 if min_time is None else max(1, int(min_time / interval) + 1)
-    verbs.audit(lock, expected, height=height, min_blocks=min_blocks)
+    verbs.audit(
+        lock,
+        expected,
+        height=height,
+        min_blocks=min_blocks,
+        opened=opened if isinstance(opened, int) else None,
+        finality_depth=depth,
+    )
     if args.json:
         emit(args, {**_lock_json(lock, height), "audit": "ok"}, [])
     else:

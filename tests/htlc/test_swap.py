@@ -12,6 +12,7 @@ from chains.types import Event
 from htlc.errors import (
     InsufficientTime,
     InvalidTerms,
+    LockNotFinal,
     LockNotOpen,
     SecretMismatch,
     SecretNotFound,
@@ -200,6 +201,18 @@ def test_audit_status_and_time() -> None:
         audit(Lock(TERMS.b, LockStatus.REFUNDED), TERMS.b)
     with pytest.raises(InsufficientTime):
         audit(Lock(TERMS.b, LockStatus.LOCKED), TERMS.b, height=1, min_blocks=TERMS.b.timelock)
+
+
+
+def test_audit_waits_for_the_lock_chains_finality() -> None:
+    """On a PoW or PoS chain a lock 5 blocks deep may still be undone by a reorganisation:
+    with the engine's depth 6 it does not pass; one block later it does."""
+    lock = Lock(TERMS.b, LockStatus.LOCKED)
+    with pytest.raises(LockNotFinal) as info:
+        audit(lock, TERMS.b, height=6, opened=1, finality_depth=6)
+    assert (info.value.depth, info.value.required) == (5, 6)
+    audit(lock, TERMS.b, height=7, opened=1, finality_depth=6)
+    audit(lock, TERMS.b, height=1, opened=1)  # BFT: final when committed
 
 
 # --- happy paths -------------------------------------------------------------------------

@@ -169,3 +169,29 @@ async def test_a_manual_swap_and_a_refund(chains: dict[str, ChainProcess]) -> No
         assert time.monotonic() < end
         await asyncio.sleep(0.2)
     assert json.loads(r.stdout)["status"] == "refunded"
+
+
+@pytest.mark.slow
+async def test_audit_on_a_pow_chain_waits_for_the_engines_depth(tmp_path: Path) -> None:
+    """chain-w (proof of work) as a process, final 30 blocks deep here: a fresh lock fails
+    the audit (a reorganisation could still undo it) and passes once 30 blocks are on it."""
+    text = (ROOT / "configs" / "chain-w.toml").read_text()
+    config = tmp_path / "chain-w.toml"
+    config.write_text(text.replace("finality_depth = 6", "finality_depth = 30"))
+    proc = ChainProcess(config, tmp_path / "chain-w", "memory://", 0.2)
+    try:
+        proc.start()
+        await wait_ready(proc.url, "chain-w")
+        rpc = ["--rpc", proc.url, "--json"]
+        init = ok(swap(rpc, "initiate", "devnet:bob", "100gbp", "--key", "devnet:alice",
+                       "--locktime", "10m"))  # fmt: skip
+        lock = str(init["lock_id"])
+        refused(swap(rpc, "audit", lock, "--amount", "100gbp"), "final at 30")
+        end = time.monotonic() + DEADLINE
+        while (r := swap(rpc, "audit", lock, "--amount", "100gbp")).returncode != 0:
+            refused(r, "final at 30")
+            assert time.monotonic() < end
+            await asyncio.sleep(0.5)
+        assert json.loads(r.stdout)["audit"] == "ok"
+    finally:
+        proc.cleanup()
