@@ -203,7 +203,6 @@ def test_audit_status_and_time() -> None:
         audit(Lock(TERMS.b, LockStatus.LOCKED), TERMS.b, height=1, min_blocks=TERMS.b.timelock)
 
 
-
 def test_audit_waits_for_the_lock_chains_finality() -> None:
     """On a PoW or PoS chain a lock 5 blocks deep may still be undone by a reorganisation:
     with the engine's depth 6 it does not pass; one block later it does."""
