@@ -330,6 +330,7 @@ class BlockBuilder:
         self._pow = engine if isinstance(engine, PowParams) else None
         self._pos = engine if isinstance(engine, PosParams) else None
         self._sealed = sealed  # a block sealed elsewhere: its proposer and seal, no search
+        self._header: tuple[Header, ValidatorSet] | None = None  # built once (end-block)
         if self._pow is not None:  # a PoW block is sealed by work: the first key mines
             if sealed is None and not signers:
                 raise ConfigError(f"{chain.chain_id}: a proof-of-work node needs a miner key")
@@ -412,9 +413,19 @@ class BlockBuilder:
             chain.state.get(POW_ANCHOR_KEY, chain.genesis.time),
         )
 
-    def _seal_pow(self, header: Header, next_vals: ValidatorSet) -> BlockResult:
-        if self._sealed is not None:
-            sealed: Header | None = replace(header, nonce=self._sealed.nonce)
+    @property
+    def needs_mining(self) -> bool:
+        """True when :meth:`seal` would search nonces (a PoW block made here): a caller
+        that must not spend that time where it is may mine :meth:`build_header`'s header
+        elsewhere and pass the result to :meth:`seal`."""
+        return self._pow is not None and self._sealed is None
+
+    def _seal_pow(
+        self, header: Header, next_vals: ValidatorSet, mined: Header | None
+    ) -> BlockResult:
+        given = mined if mined is not None else self._sealed  # a nonce found elsewhere
+        if given is not None:
+            sealed: Header | None = replace(header, nonce=given.nonce)
             if sealed is None or not is_work_valid(sealed):
                 raise InvalidBlock(header.height, "its seal does not meet its target")
         else:
@@ -449,10 +460,24 @@ class BlockBuilder:
             tuple(self._dropped),
         )
 
-    def seal(self) -> BlockResult:
-        """Run every module's end-block, build the header and sign the commit; the chain
-        does not advance yet (its reads still answer as of the previous block), so the
-        caller may persist the block first."""
+    def seal(self, mined: Header | None = None) -> BlockResult:
+        """Run every module's end-block, build the header and sign the commit (PoW: mine
+        it, or take ``mined``'s nonce, :attr:`needs_mining`); the chain does not advance
+        yet (its reads still answer as of the previous block), so the caller may persist
+        the block first."""
+        header, next_vals = self._header or self._build_header()
+        if self._pow is not None:
+            return self._seal_pow(header, next_vals, mined)
+        if self._pos is not None:
+            return self._seal_pos(self._pos, header, next_vals)
+        return self._seal_bft(header, next_vals)
+
+    def build_header(self) -> Header:
+        """The block's header before its seal (PoW: no nonce yet); runs every module's
+        end-block once. :meth:`seal` finishes the block from it."""
+        return (self._header or self._build_header())[0]
+
+    def _build_header(self) -> tuple[Header, ValidatorSet]:
         chain, block, events = self.chain, self.block, self._events
         state, vals, height = chain.state, self._vals, block.height
         for name, m in chain.modules.items():
@@ -483,10 +508,12 @@ class BlockBuilder:
             proposer=self._proposer(height, bool(target)),
             target=target,
         )
-        if self._pow is not None:
-            return self._seal_pow(header, next_vals)
-        if self._pos is not None:
-            return self._seal_pos(self._pos, header, next_vals)
+        self._header = header, next_vals
+        return self._header
+
+    def _seal_bft(self, header: Header, next_vals: ValidatorSet) -> BlockResult:
+        chain, height, included, events = self.chain, header.height, self._included, self._events
+        vals = self._vals
         block_hash = header.hash
         msg = _vote_sign_bytes(chain.chain_id, height, block_hash)
         sigs = tuple(

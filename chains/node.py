@@ -10,7 +10,9 @@ The only module in ``chains`` that touches a clock, the event loop or the disk.
   out to subscribers.
 * The loop executes a block ``EXEC_CHUNK`` transactions at a time and yields to the
   event loop in between (``produce_block_yielding``), so RPC answers and publishes are
-  not held behind a large block; reads in between see the last complete block.
+  not held behind a large block; reads in between see the last complete block. A
+  proof-of-work block's nonce is searched in a worker thread, ``MINE_TRIES`` nonces a
+  call, and the block is written in one: the loop is never held by either.
 * A subscriber that falls ``maxsize`` blocks behind gets :class:`SubscriptionLagged` and
   re-reads the gap with ``get_block`` rather than the node buffering without bound.
 """
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time as _time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -48,6 +51,7 @@ from chains.pow import (
     get_work,
     is_better_branch,
     is_work_valid,
+    mine,
     target_int,
     validate_pow_header,
 )
@@ -68,6 +72,13 @@ log = logging.getLogger("interlock.node")
 # ~10-20 ms of work on the reference machine, against 0.15-0.3 s for a whole block of
 # 5,000 (measured by bench/costs.py).
 EXEC_CHUNK = 500
+
+MINE_TRIES = 20_000
+"""Nonces one call of the miner tries in a worker thread (a PoW block is mined off the
+event loop, which meanwhile answers RPC and publishes): ~0.25 s of this machine's miner,
+a devnet block ~4,096 hashes."""
+
+_T = TypeVar("_T")
 
 
 _Fragment: Any = getattr(orjson, "Fragment", None)  # orjson >= 3.10
@@ -101,6 +112,20 @@ def _block_bytes(block: Block) -> bytes:
             "events": [frag(e.leaf()) for e in block.events],
         }
     )
+
+
+async def _in_thread(work: Callable[[], _T]) -> tuple[_T, bool]:
+    """Run ``work`` in a worker thread to the end even if the caller is cancelled
+    meanwhile (a block is produced whole or not at all): its result, and whether a
+    cancellation came in the meantime (the caller re-raises it once the block is done)."""
+    fut = asyncio.get_running_loop().run_in_executor(None, work)
+    cancelled = False
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            cancelled = True
+    return fut.result(), cancelled
 
 
 class SQLiteBlockStore:
@@ -545,8 +570,8 @@ class Node:
             del self._side[next(iter(self._side))]
         ours = [store.get_block(x) for x in range(fork + 1, old_height + 1)]
         old = [b for b in ours if b is not None]
-        mine = sum(get_work(target_int(b.header.target)) for b in old)
-        if not is_better_branch(sum(get_work(target_int(b.header.target)) for b in branch), mine):
+        work = [sum(get_work(target_int(b.header.target)) for b in x) for x in (branch, old)]
+        if not is_better_branch(work[0], work[1]):
             return "side"
         self._reorganise(store, fork, branch, old)
         return "best"
@@ -650,18 +675,21 @@ class Node:
                     await asyncio.sleep(0)
                 except asyncio.CancelledError:
                     cancelled = True
-        result = builder.seal()
+        mined = None
+        if builder.needs_mining:
+            header, start = builder.build_header(), 0
+            while mined is None:  # MINE_TRIES nonces a call: the thread is never held long
+                search = functools.partial(mine, header, start, MINE_TRIES)
+                mined, stopped = await _in_thread(search)
+                cancelled, start = cancelled or stopped, start + MINE_TRIES
+        result = builder.seal(mined)
         changes = self.chain.state.take_changes()
         if isinstance(self.store, SQLiteBlockStore):
-            saving = asyncio.get_running_loop().run_in_executor(
-                None, self.store.save_block, result.block, result.validators, changes
+            save = functools.partial(
+                self.store.save_block, result.block, result.validators, changes
             )
-            while not saving.done():
-                try:
-                    await asyncio.shield(saving)
-                except asyncio.CancelledError:
-                    cancelled = True  # the block is being written: let it finish
-            saving.result()  # a failed write raises here: fail stop
+            stopped = (await _in_thread(save))[1]  # a failed write raises here: fail stop
+            cancelled = cancelled or stopped
         else:
             self.store.save_block(result.block, result.validators, changes)
         builder.apply(result)

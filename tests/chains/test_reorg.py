@@ -8,16 +8,20 @@ Two nodes from one genesis, each on its own SQLite store: ``a`` is the node unde
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chains.devnet import DevnetChain, build_devnet
+import chains.node as node_module
+from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.errors import ForkBelowFinality, InvalidBlock, UnknownParent
 from chains.node import ChainReorganised, Node
-from chains.pow import devnet_pow_params
-from chains.types import Tx
+from chains.pow import devnet_pow_params, mine
+from chains.store import MemoryBlockStore
+from chains.types import Header, Tx
 from tests.conftest import open_node
 
 PARAMS = devnet_pow_params(finality_depth=3)
@@ -169,3 +173,46 @@ async def test_a_deep_branch_is_refused_and_a_lighter_one_changes_nothing(
         await node.submit_block(real)
     node.store.close()
     await asyncio.sleep(0)
+
+
+async def test_the_node_mines_off_the_event_loop(
+    dc: DevnetChain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nonce search runs in a worker thread, ``MINE_TRIES`` nonces a call, and the
+    event loop runs between the calls. With a fixed clock block 1's header, and so the
+    nonce that seals it, is known in advance: the tries per call are set so that it takes
+    several calls."""
+    clock = 1_900_000_000.0
+    probe = Node.open(
+        dc.genesis, base_modules, dc.validator_keys, MemoryBlockStore(), clock=lambda: clock
+    )
+    expected = probe.produce_block().header  # mined inline, in one piece
+    assert expected.nonce is not None
+    assert expected.nonce >= 8
+    monkeypatch.setattr(node_module, "MINE_TRIES", expected.nonce // 4 + 1)
+    ticks, calls = [0], []
+
+    def recording_mine(header: Header, start: int, tries: int) -> Header | None:
+        calls.append((threading.get_ident(), ticks[0]))
+        return mine(header, start, tries)
+
+    monkeypatch.setattr(node_module, "mine", recording_mine)
+
+    async def ticker() -> None:
+        while True:
+            ticks[0] += 1
+            await asyncio.sleep(0)
+
+    node = open_node(dc, tmp_path / "n")
+    node.clock = lambda: clock
+    task = asyncio.create_task(ticker())
+    try:
+        block = await node.produce_block_yielding()
+    finally:
+        task.cancel()
+        node.store.close()
+    assert block.header == expected
+    assert len(calls) >= 4
+    assert threading.get_ident() not in {thread for thread, _ in calls}
+    seen = [t for _, t in calls]
+    assert all(a < b for a, b in itertools.pairwise(seen))  # the loop ran in between
