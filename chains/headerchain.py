@@ -19,8 +19,13 @@ Storage is batched (per-header keys cost two state keys a header, and each new k
 bucket re-hash and 16 node hashes of the state root: most of an update's time). Heights
 are grouped in segments of ``SEGMENT`` heights, one state key per segment::
 
-    <prefix>/seg/<id>/<height // SEGMENT:020d> -> {"best": {offset: hash hex},
-                                                   "records": {hash hex: record}}
+    <prefix>/next_id                             -> int
+    <prefix>/client/<id>                         -> ChainClient object
+    <prefix>/seg/<id>/<height // SEGMENT:020d>   -> {"best": {offset: hash hex},
+                                                     "records": {hash hex: record}}
+
+(``<prefix>``: ``lightclient/pow`` or ``lightclient/pos``; a record is
+``ChainRecord.raw``.)
 
 A run of 48 headers writes one or two keys. A segment holds at most
 ``MAX_SEGMENT_RECORDS`` records: a run that would exceed it is refused
