@@ -2,7 +2,7 @@
 and Debian's headless Chromium driven by Playwright (never a downloaded browser).
 
 The page is checked as an operator sees it: the chains reachable with their engine,
-block interval and the relayer's balance; a transfer made on the chain reaching its
+block interval and the relayer's balance; a transfer made with ``interlock transfer`` reaching its
 final state, found by its lock's transaction hash; one refused by the destination's
 compliance policy shown refused and refunded; a stopped chain shown unreachable; a swap
 made with ``interlock swap`` (subprocesses) reaching ``claimed`` with both legs and who
@@ -64,10 +64,15 @@ async def test_console_shows_a_transfer_live_and_a_stopped_chain(
             page.locator('#paths tr[data-work="transfer:chain-a->chain-b"]')
         ).to_have_count(1)
 
-        async with chain(net, A) as a:
-            sent = await send(a, ALICE, "bridge", "lock", transfer(BOB.address, 100))
-        assert sent.ok, sent.error
-        nonce = int(sent.events[-1].attributes["nonce"])  # type: ignore[arg-type]
+        # the transfer is made by a person at the shell: `interlock transfer`
+        rpc = [x for c in (A, B) for x in ("--rpc", net.chains[c].url)]
+        r = run_cli(
+            "transfer", "100usd", "--from", A, "--to", B, "--recipient", BOB.address,
+            "--key", "devnet:alice", *rpc, "--json",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        sent = json.loads(r.stdout)
+        nonce = int(sent["id"].rsplit(":", 1)[1])  # chain-a:chain-b:NONCE
         row = page.locator(f'#items tr[data-id="transfer:{A}->{B}#{nonce}"]')
         await expect(row.locator(".state .badge")).to_have_text("minted", timeout=SHOWN_WITHIN)
         # its proof: the lock event at a source height, with the block's event root
@@ -82,7 +87,7 @@ async def test_console_shows_a_transfer_live_and_a_stopped_chain(
         await expect(row).to_have_count(1)
         await page.fill("#search", "no-such-thing")
         await expect(row).to_have_count(0)
-        await page.fill("#search", sent.tx_hash.hex())
+        await page.fill("#search", sent["tx_hash"])
         await expect(page.locator("#items tbody tr")).to_have_count(1)
         await expect(row).to_have_count(1)
         await page.fill("#search", "")
