@@ -528,12 +528,19 @@ class TransferWorker:
         time its receipt came back (the console's view never holds a batch up)."""
         heights = sorted({r.height for r in results if isinstance(r, Receipt)})
         out = dict.fromkeys(heights, time.time())
-        for h in heights[-COMMIT_TIMES:]:
-            try:
-                async with asyncio.timeout(COMMIT_TIME_WAIT):
-                    header = await self.dst.get_header(h)
-            except (InterlockError, OSError, TimeoutError):
+        wanted = heights[-COMMIT_TIMES:]
+        if not wanted:
+            return out
+        # read at once, under one bound: a slow destination costs the batch 1 s, not 4
+        reads = [asyncio.ensure_future(self.dst.get_header(h)) for h in wanted]
+        await asyncio.wait(reads, timeout=COMMIT_TIME_WAIT)
+        for h, read in zip(wanted, reads, strict=True):
+            if not read.done():
+                read.cancel()
                 continue
+            if read.cancelled() or read.exception() is not None:
+                continue
+            header = read.result()
             if header is not None:
                 out[h] = header.time / 1000
         return out
