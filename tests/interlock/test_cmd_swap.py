@@ -76,14 +76,19 @@ def chains(tmp_path: Path) -> Iterator[dict[str, ChainProcess]]:
             p.cleanup()
 
 
-def swap(rpc: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+def interlock(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``interlock ARGV...`` as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "interlock.cli", "swap", *args, *rpc],
+        [sys.executable, "-m", "interlock.cli", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=DEADLINE,
     )
+
+
+def swap(rpc: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return interlock("swap", *args, *rpc)
 
 
 def ok(r: subprocess.CompletedProcess[str]) -> dict[str, object]:
