@@ -22,6 +22,7 @@ real funds on devnet keys. Relative paths are relative to the working directory.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from chains.encoding import MAX_INT
 from chains.errors import ConfigError, InterlockError
 from chains.lightclient import LightClientModule
 from chains.module import Module
+from chains.pos import PosParams
 from chains.pow import PowParams
 from chains.service.configfile import (
     AccountName,
@@ -56,6 +58,7 @@ from chains.service.configfile import (
     read_toml,
 )
 from chains.service.rpc import RpcLimits
+from chains.staking import MAX_STAKE, StakingModule
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 from htlc.module import HTLCModule
@@ -80,6 +83,7 @@ DEFAULT_SEED = "interlock-devnet"
 MODULES: Mapping[str, Callable[[], Module]] = {
     "bank": BankModule,
     "validators": ValidatorsModule,
+    "staking": StakingModule,
     "lightclient": LightClientModule,
     "htlc": HTLCModule,
     "bridge": BridgeModule,
@@ -92,6 +96,8 @@ imports ``htlc`` or ``bridge``; this layer does)."""
 # compliance is in by default and inert until governance registers a policy or a denial:
 # the bridge consults it on every transfer
 DEFAULT_MODULES = ("bank", "validators", "lightclient", "htlc", "bridge", "compliance")
+# a PoS chain's stake table is its staking module's, never governance's (chains.chain)
+POS_DEFAULT_MODULES = tuple("staking" if m == "validators" else m for m in DEFAULT_MODULES)
 _RPC_DEFAULTS = RpcLimits()
 
 
@@ -168,10 +174,40 @@ class PowModel(_Model):
     max_future_ms: Annotated[int, Field(ge=0, le=86_400_000, strict=True)] = 15_000
 
 
+def _target(v: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", v) or int(v, 16) == 0:
+        raise ValueError("expected a nonzero 256-bit target as 64 lowercase hex digits")
+    return v
+
+
+Target = Annotated[str, AfterValidator(_target)]
+
+
+class PosModel(_Model):
+    """``[pos]``: a proof-of-stake chain's engine (``consensus = "pos"``), the keys of
+    ``chains.pos.PosParams`` (``block_interval_ms`` is the chain's ``block_interval``)
+    and the genesis validators' bonded stakes."""
+
+    stakes: list[Annotated[int, Field(ge=1, le=MAX_STAKE, strict=True)]] | None = Field(
+        default=None, min_length=1, max_length=128
+    )
+    """Each genesis validator's bond, in ``validators`` order (default: its ``power``)."""
+    target: Target | None = None
+    """Eligibility per unit of stake (default ``2^256 // total stake``: about one
+    eligible validator a slot)."""
+    epoch_length: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 8
+    unbonding_blocks: Annotated[int, Field(ge=1, le=10_000_000, strict=True)] = 16
+    finality_depth: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 6
+    min_block_ms: Annotated[int, Field(ge=1, le=86_400_000, strict=True)] | None = None
+    """Least time between blocks (default: half the block interval)."""
+    max_future_ms: Annotated[int, Field(ge=0, le=86_400_000, strict=True)] = 15_000
+
+
 class _ChainCommon(_Model):
     chain_id: ChainId
-    consensus: Literal["bft", "pow"] = "bft"
+    consensus: Literal["bft", "pow", "pos"] = "bft"
     pow: PowModel | None = None
+    pos: PosModel | None = None
     modules: Annotated[list[str], AfterValidator(_modules)] = Field(
         default_factory=lambda: list(DEFAULT_MODULES)
     )
@@ -251,13 +287,18 @@ class ChainSettings:
 
     def with_interval(self, block_interval: float) -> ChainSettings:
         """These settings at another block interval (``--interval``); a PoW chain's
-        retarget rule aims at it too, so its genesis changes with it."""
+        retarget rule and a PoS chain's proposer aim at it too, so its genesis changes
+        with it (a PoS chain's ``min_block_ms`` is at most half the new interval)."""
         genesis, engine = self.genesis, self.genesis.consensus
+        ms = max(1, round(block_interval * 1000))
         if isinstance(engine, PowParams):
-            ms = max(1, round(block_interval * 1000))
             genesis = dataclasses.replace(
                 genesis, consensus=dataclasses.replace(engine, block_interval_ms=ms)
             )
+        elif isinstance(engine, PosParams):
+            least = min(engine.min_block_ms, max(1, ms // 2))
+            pos = dataclasses.replace(engine, block_interval_ms=ms, min_block_ms=least)
+            genesis = dataclasses.replace(genesis, consensus=pos)
         return dataclasses.replace(self, genesis=genesis, block_interval=block_interval)
 
     def build_modules(self) -> list[Module]:
@@ -299,25 +340,69 @@ class DevnetConfig:
 # --- conversion -------------------------------------------------------------------------
 
 
+def _stakes(m: _ChainCommon, fail: Callable[[str, str], ConfigError]) -> list[int]:
+    """Each genesis validator's power (a PoS chain: its bonded stake), in key order."""
+    v = m.validators
+    n = v.count if v.keys is None else len(v.keys)
+    if m.pos is None or m.pos.stakes is None:
+        return [v.power] * n
+    if len(m.pos.stakes) != n:
+        raise fail("pos.stakes", f"expected one stake per genesis validator ({n})")
+    return list(m.pos.stakes)
+
+
 def _engine(
-    m: _ChainCommon, block_interval: float, fail: Callable[[str, str], ConfigError]
-) -> PowParams | None:
+    m: _ChainCommon,
+    block_interval: float,
+    total_stake: int,
+    fail: Callable[[str, str], ConfigError],
+) -> PowParams | PosParams | None:
     """The chain's engine parameters from ``consensus`` and its table (None: BFT)."""
+    for name in ("pow", "pos"):
+        if getattr(m, name) is not None and m.consensus != name:
+            raise fail(name, f'a [{name}] table needs consensus = "{name}"')
+    interval_ms = max(1, round(block_interval * 1000))
     if m.consensus == "bft":
-        if m.pow is not None:
-            raise fail("pow", 'a [pow] table needs consensus = "pow"')
         return None
+    if m.consensus == "pos":
+        s = m.pos or PosModel()
+        target = 2**256 // total_stake if s.target is None else int(s.target, 16)
+        try:
+            return PosParams(
+                target=min(target, 2**256 - 1),
+                block_interval_ms=interval_ms,
+                epoch_length=s.epoch_length,
+                unbonding_blocks=s.unbonding_blocks,
+                finality_depth=s.finality_depth,
+                min_block_ms=max(1, interval_ms // 2) if s.min_block_ms is None else s.min_block_ms,
+                max_future_ms=s.max_future_ms,
+            )
+        except InterlockError as exc:
+            raise fail("pos", str(exc)) from None
     p = m.pow or PowModel()
     easiest = 2**256 // p.hashes_per_block - 1
     return PowParams(
         initial_target=easiest,
         max_target=easiest,
-        block_interval_ms=max(1, round(block_interval * 1000)),
+        block_interval_ms=interval_ms,
         retarget_window=p.retarget_window,
         max_adjust=p.max_adjust,
         finality_depth=p.finality_depth,
         max_future_ms=p.max_future_ms,
     )
+
+
+def _module_names(m: _ChainCommon, fail: Callable[[str, str], ConfigError]) -> tuple[str, ...]:
+    """The chain's modules: a PoS chain runs staking where others run validators."""
+    pos = m.consensus == "pos"
+    if "modules" not in m.model_fields_set:
+        return POS_DEFAULT_MODULES if pos else DEFAULT_MODULES
+    names = set(m.modules)
+    if pos and ("staking" not in names or "validators" in names):
+        raise fail("modules", "a proof-of-stake chain runs staking, not validators")
+    if not pos and "staking" in names:
+        raise fail("modules", 'the staking module needs consensus = "pos"')
+    return tuple(m.modules)
 
 
 def _chain_settings(
@@ -333,7 +418,9 @@ def _chain_settings(
     def fail(key: str, reason: str) -> ConfigError:
         return ConfigError(f"{source}: {where}{key}: {reason}")
 
-    engine = _engine(m, block_interval, fail)
+    stakes = _stakes(m, fail)
+    engine = _engine(m, block_interval, sum(stakes), fail)
+    modules = _module_names(m, fail)
     g = m.genesis
     if len(set(g.accounts)) != len(g.accounts):
         dup = next(a for a in g.accounts if g.accounts.count(a) > 1)
@@ -362,7 +449,7 @@ def _chain_settings(
         if len(set(m.validators.keys)) != len(m.validators.keys):
             raise fail("validators.keys", "a key is listed twice")
         keys = tuple(PrivateKey.from_seed(bytes.fromhex(k)) for k in m.validators.keys)
-    vals = ValidatorSet.of([(k.public_key, m.validators.power) for k in keys])
+    vals = ValidatorSet.of([(k.public_key, p) for k, p in zip(keys, stakes, strict=True)])
 
     balances: dict[str, dict[str, int]] = {
         addr: dict(coins) for addr, coins in d.genesis.app_state["bank"]["balances"].items()
@@ -375,8 +462,10 @@ def _chain_settings(
             supply[dn] = supply.get(dn, 0) + amount
             if supply[dn] > MAX_INT:
                 raise fail("genesis.balances", f"total supply of {dn} exceeds {MAX_INT}")
-    app_state: dict[str, Any] = {name: {} for name in m.modules}
+    app_state: dict[str, Any] = {name: {} for name in modules}
     app_state["bank"] = {"balances": balances}
+    if isinstance(engine, PosParams):
+        app_state["staking"] = {"denom": denom}  # the genesis stakes are bonded in it
     # every module is named in the genesis, so its hash pins the module set: a data dir
     # made with other modules is refused at start instead of running on mismatched state
     genesis = dataclasses.replace(d.genesis, validators=vals, app_state=app_state)
@@ -388,7 +477,7 @@ def _chain_settings(
         block_interval=block_interval,
         max_block_txs=m.max_block_txs,
         mempool_capacity=m.mempool_capacity,
-        modules=tuple(m.modules),
+        modules=modules,
         rpc=None
         if rpc is None
         else RpcSettings(

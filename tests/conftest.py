@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from chains.devnet import DevnetChain, base_modules, build_devnet
+from chains.module import Module
 from chains.node import Node, SQLiteBlockStore
 from chains.types import Tx
 
@@ -179,7 +180,11 @@ def devnet_chain(chain_id: str = "chain-a", seed: str = "bus-tests") -> DevnetCh
 def open_node(dc: DevnetChain, data_dir: Path, *, interval: float = 0.02) -> Node:
     """A node on SQLite in ``data_dir``; ``async with`` it to produce blocks."""
     store = SQLiteBlockStore(data_dir / f"{dc.chain_id}.sqlite3")
-    return Node.open(dc.genesis, base_modules, dc.validator_keys, store, block_interval=interval)
+
+    def modules() -> list[Module]:
+        return base_modules(dc.genesis.consensus)
+
+    return Node.open(dc.genesis, modules, dc.validator_keys, store, block_interval=interval)
 
 
 def transfer(dc: DevnetChain, nonce: int, amount: int = 1, sender: str = "alice") -> Tx:

@@ -46,6 +46,7 @@ from chains.encoding import JSONValue, canonical, check_value
 from chains.errors import EncodingError, InterlockError
 from chains.merkle import inclusion_proofs
 from chains.module import CHAIN_ID_PATTERN
+from chains.pos import MAX_SLOT
 from chains.types import (
     Block,
     Commit,
@@ -232,6 +233,8 @@ class HeaderModel(_Model):
     proposer: Hash
     target: Hash | None = None  # proof of work only (docs/wire.md): both or neither
     nonce: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    slot: Annotated[int, Field(ge=0, le=MAX_SLOT)] | None = None  # proof of stake only:
+    seal: Sig | None = None  # both or neither, never with target and nonce
 
 
 class CommitSigModel(_Model):
@@ -528,6 +531,10 @@ def _signed_header(topic_chain: str, p: HeaderPayload) -> SignedHeader:
         raise WrongChain(topic_chain, h.chain_id)
     if (h.target is None) != (h.nonce is None):
         raise MalformedPayload("header", "a proof-of-work header carries both target and nonce")
+    if (h.slot is None) != (h.seal is None):
+        raise MalformedPayload("header", "a proof-of-stake header carries both slot and seal")
+    if h.slot is not None and h.nonce is not None:
+        raise MalformedPayload("header", "a header is sealed by work or by stake, not both")
     # The shapes are validated above; build the core values without a second pass.
     header = Header(
         h.chain_id,
@@ -544,6 +551,8 @@ def _signed_header(topic_chain: str, p: HeaderPayload) -> SignedHeader:
         bytes.fromhex(h.proposer),
         b"" if h.target is None else bytes.fromhex(h.target),
         h.nonce,
+        h.slot,
+        b"" if h.seal is None else bytes.fromhex(h.seal),
     )
     commit = Commit(
         c.height,

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from chains.chain import Chain
 from chains.devnet import build_devnet
 from chains.errors import ConfigError
+from chains.pos import PosParams
 from chains.pow import PowParams, get_work
 from interlock.config import (
     DEFAULT_MODULES,
@@ -138,22 +140,47 @@ BAD_CHAIN = [
     ("modules", ["bank", "bank"], "modules", "listed twice"),
     ("modules", ["bank", "bridge"], "modules", "needs the lightclient"),
     ("modules", "bank", "modules", "valid list"),
-    ("consensus", "pos", "consensus", "expected 'bft' or 'pow'"),
-    ("consensus", 1, "consensus", "expected 'bft' or 'pow'"),
+    ("consensus", "stake", "consensus", "expected 'bft', 'pow' or 'pos'"),
+    ("consensus", 1, "consensus", "expected 'bft', 'pow' or 'pos'"),
     ("pow", {"finality_depth": 3}, "pow", 'needs consensus = "pow"'),
     ("pow.finality_depth", 0, "pow.finality_depth", "greater than or equal to 1"),
     ("pow.hashes_per_block", 0, "pow.hashes_per_block", "greater than or equal to 1"),
     ("pow.max_adjust", 17, "pow.max_adjust", "less than or equal to 16"),
     ("pow.retarget", 5, "pow.retarget", "unknown key"),
+    ("pos", {"finality_depth": 3}, "pos", 'needs consensus = "pos"'),
+    ("modules", ["bank", "staking"], "modules", 'staking module needs consensus = "pos"'),
+]
+
+POS = {**CHAIN, "consensus": "pos"}
+
+BAD_POS = [
+    ("pow", {}, "pow", 'needs consensus = "pow"'),
+    ("pos.stakes", [10, 10], "pos.stakes", "one stake per genesis validator (4)"),
+    ("pos.stakes", [10, 10, 0, 10], "pos.stakes[2]", "greater than or equal to 1"),
+    ("pos.stakes", [10, 10, 2**61, 10], "pos.stakes[2]", "less than or equal to"),
+    ("pos.stakes", [], "pos.stakes", "at least 1 item"),
+    ("pos.target", "00" * 32, "pos.target", "nonzero 256-bit target"),
+    ("pos.target", "AB" * 32, "pos.target", "64 lowercase hex"),
+    ("pos.target", 5, "pos.target", "valid string"),
+    ("pos.epoch_length", 0, "pos.epoch_length", "greater than or equal to 1"),
+    ("pos.unbonding_blocks", 2, "pos", "unbonding_blocks must be at least epoch_length"),
+    ("pos.min_block_ms", 5000, "pos", "min_block_ms must be at most block_interval_ms"),
+    ("pos.finality_depth", 0, "pos.finality_depth", "greater than or equal to 1"),
+    ("pos.slots", 1, "pos.slots", "unknown key"),
+    ("modules", ["bank", "validators"], "modules", "runs staking, not validators"),
+    ("modules", ["bank", "staking", "validators"], "modules", "runs staking, not validators"),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "loc", "expect"), BAD_CHAIN)
+@pytest.mark.parametrize(
+    ("base", "path", "value", "loc", "expect"),
+    [(CHAIN, *case) for case in BAD_CHAIN] + [(POS, *case) for case in BAD_POS],
+)
 def test_bad_chain_key_is_one_line_naming_file_and_key(
-    path: str, value: Any, loc: str, expect: str
+    base: dict[str, Any], path: str, value: Any, loc: str, expect: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        parse_chain_config(_set(CHAIN, path, value), "configs/x.toml")
+        parse_chain_config(_set(base, path, value), "configs/x.toml")
     msg = str(info.value)
     assert "\n" not in msg
     assert msg.startswith(f"configs/x.toml: {loc}"), msg
@@ -180,7 +207,12 @@ DEVNET: dict[str, Any] = {
         (lambda d: d["chains"][1]["rpc"].update(port=1e3), "chains[1].rpc.port", "integer"),
         (lambda d: d.update(bus={"url": "memory://x"}), "bus.url", "no host"),
         (lambda d: d.update(block_interval=-1), "block_interval", "greater than 0"),
-        (lambda d: d["chains"][1].update(consensus="work"), "chains[1].consensus", "'pow'"),
+        (lambda d: d["chains"][1].update(consensus="work"), "chains[1].consensus", "'pos'"),
+        (
+            lambda d: d["chains"][1].update(consensus="pos", pos={"stakes": [1]}),
+            "chains[1].pos.stakes",
+            "one stake per genesis validator",
+        ),
         (lambda d: d["chains"][1].update(pow={"x": 1}), "chains[1].pow.x", "unknown key"),
     ],
 )
@@ -250,3 +282,37 @@ def test_a_pow_chain_config_names_its_engine_and_its_interval() -> None:
     assert load_chain_config(CONFIGS / "chain-a.toml").chain.with_interval(0.5).genesis.hash == (
         load_chain_config(CONFIGS / "chain-a.toml").chain.genesis.hash
     )
+
+
+def test_a_pos_chain_config_bonds_its_stakes_and_names_its_engine() -> None:
+    """``consensus = "pos"`` with its table: the genesis carries ``PosParams`` (the
+    interval from ``block_interval``, the target from the total stake unless given), the
+    staking module instead of validators with the stakes bonded, ``--interval`` keeps
+    ``min_block_ms`` within half of it, and the same chain in a devnet file has the same
+    genesis."""
+    s = load_chain_config(CONFIGS / "chain-s.toml").chain
+    engine = s.genesis.consensus
+    assert isinstance(engine, PosParams)
+    assert (engine.block_interval_ms, engine.finality_depth, engine.epoch_length) == (1000, 6, 8)
+    assert engine.target == 2**256 // 40
+    assert "staking" in s.modules
+    assert "validators" not in s.modules
+    assert s.genesis.app_state["staking"] == {"denom": "chf"}
+    assert [v.power for v in s.genesis.validators.validators] == [10, 10, 10, 10]
+    chain = Chain(s.genesis, s.build_modules())  # the staking module bonds the genesis stakes
+    assert chain.query("staking", "bonds", {}) == {
+        v.public_key.hex(): 10 for v in s.genesis.validators.validators
+    }
+    fast = s.with_interval(0.2)
+    assert isinstance(fast.genesis.consensus, PosParams)
+    assert (fast.genesis.consensus.block_interval_ms, fast.genesis.consensus.min_block_ms) == (
+        200,
+        100,
+    )
+    data = _set(POS, "pos", {"stakes": [1, 2, 3, 4], "target": "0f" + "ff" * 31})
+    custom = parse_chain_config(data, "x.toml").chain
+    assert isinstance(custom.genesis.consensus, PosParams)
+    assert custom.genesis.consensus.target == int("0f" + "ff" * 31, 16)
+    assert sorted(v.power for v in custom.genesis.validators.validators) == [1, 2, 3, 4]
+    engines = {c.chain_id: c for c in load_devnet_config(CONFIGS / "devnet-engines.toml").chains}
+    assert engines["chain-s"].genesis.hash == s.genesis.hash

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chains.devnet import build_devnet
 from chains.node import Node
+from chains.pos import devnet_pos_params
 from chains.service.wire import (
     KINDS,
     MAX_PAYLOAD_BYTES,
@@ -223,6 +225,41 @@ async def test_shape_violations_are_malformed(made: tuple[Node, Block]) -> None:
     unsorted["validators"].reverse()
     with pytest.raises(MalformedPayload):
         decode(headers_topic("chain-a"), orjson.dumps(unsorted))
+
+
+async def test_a_pos_header_carries_slot_and_seal_both_or_neither(tmp_path: Path) -> None:
+    """A proof-of-stake header round-trips with its ``slot`` and ``seal``; one without the
+    other, out of range, or mixed with a proof-of-work seal is malformed."""
+    [dc] = build_devnet(["chain-s"], consensus={"chain-s": devnet_pos_params()})
+    node = open_node(dc, tmp_path)
+    block = node.produce_block()
+    vals = node.get_validators(block.height)
+    node.store.close()
+    assert vals is not None
+    assert block.header.slot is not None
+    topic = headers_topic("chain-s")
+    assert decode(topic, encode_header(block, vals)) == SignedHeader(
+        block.header, block.commit, vals
+    )
+    good = orjson.loads(encode_header(block, vals))
+    for change in (
+        {"seal": None},
+        {"slot": None},
+        {"slot": -1},
+        {"slot": 2**20 + 1},
+        {"slot": "0"},
+        {"seal": "ab" * 63},
+        {"seal": "AB" * 64},
+        {"nonce": 0, "target": "ff" * 32},
+    ):
+        obj = orjson.loads(orjson.dumps(good))
+        for k, v in change.items():
+            if v is None:
+                del obj["header"][k]
+            else:
+                obj["header"][k] = v
+        with pytest.raises(MalformedPayload):
+            decode(topic, orjson.dumps(obj))
 
 
 async def test_a_header_on_another_chains_topic_is_wrong_chain(made: tuple[Node, Block]) -> None:
