@@ -56,6 +56,14 @@ from chains.engine import ChainConsensus
 from chains.errors import ConsensusError, HeaderRejected, InvalidConsensusParams
 from chains.handle import ChainHandle
 from chains.merkle import merkle_root, verify_inclusion
+from chains.pos import (
+    PosParams,
+    PosTip,
+    compute_score,
+    get_pos_hash,
+    validate_pos_header,
+    validate_seal,
+)
 from chains.pow import (
     PowParams,
     TipInfo,
@@ -90,6 +98,7 @@ __all__ = [
     "BftRule",
     "ChainSubscriber",
     "FollowRule",
+    "PosRule",
     "PowRule",
     "SubscriberStats",
     "TokenBucket",
@@ -332,6 +341,70 @@ class PowRule:
         return is_better_branch(work[0], work[1])
 
 
+@dataclass(frozen=True, slots=True)
+class PosRule:
+    """Proof of stake, as the PoS light client judges it (``chains.pos``): the header's
+    stake table (the message's ``validators``) is the one its trusted parent announced as
+    ``next_validators_hash``, so stake is learnt only through verified headers, epoch by
+    epoch; the proposer is eligible by its stake there and sealed the header; the time is
+    in its window. A block is yielded once ``finality_depth`` blocks are on top of it, and
+    between branches the longest wins, then fewer slots, then the lower tip hash."""
+
+    params: PosParams
+    """The chain's engine."""
+    genesis_time: int
+    """Its genesis time (block 1 is at least ``min_block_ms`` after it)."""
+
+    @property
+    def final_depth(self) -> int:
+        return self.params.finality_depth
+
+    def validate_alone(self, sh: SignedHeader) -> None:
+        # eligible in the table it carries: only worth an RPC call if at least that
+        h = sh.header
+        if sh.validators.hash != h.validators_hash:
+            raise UntrustedHeader(h.chain_id, h.height, "stake table does not match its hash")
+        try:
+            validate_seal(self.params, h, sh.validators)
+        except (ConsensusError, HeaderRejected) as exc:
+            raise UntrustedHeader(h.chain_id, h.height, str(exc)) from None
+
+    def validate_next(self, trusted: TrustedState, sh: SignedHeader, now_ms: int) -> None:
+        h = sh.header
+        _validate_link(trusted, h)
+        parent = PosTip(trusted.height, trusted.time, trusted.next_validators_hash)
+        try:
+            validate_pos_header(self.params, parent, h, sh.validators, now_ms)
+        except (ConsensusError, HeaderRejected) as exc:
+            raise UntrustedHeader(h.chain_id, h.height, str(exc)) from None
+
+    def apply(self, trusted: TrustedState, sh: SignedHeader) -> TrustedState:
+        return TrustedState.after(sh.header)
+
+    def anchor_height(self, height: int) -> int | None:
+        return None
+
+    def trust(self, header: Header, anchor: Header | None) -> TrustedState:
+        return TrustedState.after(header)
+
+    def trust_genesis(self, first: Header) -> TrustedState:
+        # header 1 is judged by the genesis stake table, after the genesis time
+        return TrustedState(
+            first.chain_id, 0, first.prev_hash, self.genesis_time, first.validators_hash
+        )
+
+    def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
+        if not theirs:
+            return False
+        if not ours:
+            return True
+        score = [
+            compute_score(len(b), sum(h.slot or 0 for h in b), get_pos_hash(b[-1]))
+            for b in (theirs, ours)
+        ]
+        return score[0] > score[1]
+
+
 def get_follow_rule(consensus: ChainConsensus | None) -> FollowRule:
     """The rule for a chain's engine (None or no engine: BFT)."""
     engine = None if consensus is None else consensus.engine
@@ -340,6 +413,9 @@ def get_follow_rule(consensus: ChainConsensus | None) -> FollowRule:
     if isinstance(engine, PowParams):
         assert consensus is not None
         return PowRule(engine, consensus.genesis_time)
+    if isinstance(engine, PosParams):
+        assert consensus is not None
+        return PosRule(engine, consensus.genesis_time)
     raise InvalidConsensusParams(f"no follow rule for engine {engine.name!r}")
 
 
@@ -514,7 +590,8 @@ class ChainSubscriber:
     from the bus are ignored (and later filled from the handle); also the most blocks one
     fill from the handle makes ready before they are taken.
     ``consensus``: the chain's engine (``ChainHandle.get_consensus``; None: BFT): a PoW
-    chain's headers are checked by work, and a block is yielded only once final.
+    chain's headers are checked by work, a PoS chain's by stake and seal, and a block is
+    yielded only once final.
     ``unverified_per_s``, ``unverified_burst``: the budget for headers that cannot be
     checked against the trusted head (ahead of it, or before any trust); one that leads
     to progress costs nothing. ``clock``: seconds, for that budget (tests pass their own).

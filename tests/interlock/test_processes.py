@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 from chains.devnet import DevnetChain, build_devnet
+from chains.pos import PosParams
 from chains.service.bus import open_bus
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain
@@ -466,29 +467,36 @@ async def test_a_slowloris_flood_does_not_take_a_chain_process_down(
     assert len(log) < 20_000
 
 
-async def test_a_pow_chain_runs_as_a_process_and_its_blocks_verify_by_work(
-    tmp_path: Path, mqtt_url: str, processes: list[ChainProcess]
+@pytest.mark.parametrize(("cid", "denom"), [("chain-w", "gbp"), ("chain-s", "chf")])
+async def test_pow_and_pos_chains_run_as_processes_and_their_blocks_verify(
+    tmp_path: Path, mqtt_url: str, processes: list[ChainProcess], cid: str, denom: str
 ) -> None:
-    """configs/chain-w.toml: the node mines, the publisher carries PoW headers, and a
-    verifying subscriber over the broker checks their work and yields a block only
-    once ``finality_depth`` blocks are on top of it."""
-    proc = ChainProcess(CONFIGS / "chain-w.toml", tmp_path / "w", mqtt_url).start()
-    cfg = load_chain_config(CONFIGS / "chain-w.toml").chain.with_interval(proc.interval)
-    assert cfg.genesis.consensus is not None
-    depth = cfg.genesis.consensus.finality_depth
+    """configs/chain-w.toml (the node mines) and configs/chain-s.toml (the node seals with
+    an eligible staked key): the publisher carries each engine's seal, and a verifying
+    subscriber over the broker checks it (work; stake and signature) and yields a block
+    only once ``finality_depth`` blocks are on top of it."""
+    proc = ChainProcess(CONFIGS / f"{cid}.toml", tmp_path / cid, mqtt_url).start()
+    cfg = load_chain_config(CONFIGS / f"{cid}.toml").chain.with_interval(proc.interval)
+    engine = cfg.genesis.consensus
+    assert engine is not None
+    depth = engine.finality_depth
     processes.append(proc)
-    async with open_bus(mqtt_url) as bus, HttpChain("chain-w", [proc.url], retry=RETRY) as w:
-        await wait_healthy(w, proc, 1)
-        consensus = await w.get_consensus()
-        assert consensus.engine == cfg.genesis.consensus
-        dc = build_devnet(["chain-w"], seed="interlock-devnet", denoms={"chain-w": "gbp"})[0]
-        receipt = await w.submit(transfer_on(dc))
-        sub = await subscriber_at(bus, w, 0, idle_timeout=0.5)
+    async with open_bus(mqtt_url) as bus, HttpChain(cid, [proc.url], retry=RETRY) as chain:
+        await wait_healthy(chain, proc, 1)
+        consensus = await chain.get_consensus()
+        assert consensus.engine == engine
+        dc = build_devnet([cid], seed="interlock-devnet", denoms={cid: denom})[0]
+        receipt = await chain.submit(transfer_on(dc))
+        sub = await subscriber_at(bus, chain, 0, idle_timeout=0.5)
         async with sub, asyncio.timeout(DEADLINE):
             async for vb in sub:
-                assert vb.header.nonce is not None
+                if isinstance(engine, PosParams):
+                    assert vb.header.slot is not None
+                    assert vb.header.proposer in vb.validators.by_key  # staked
+                else:
+                    assert vb.header.nonce is not None
                 assert vb.commit.signatures == ()
-                assert await w.latest_height() >= vb.height + depth  # final when yielded
+                assert await chain.latest_height() >= vb.height + depth  # final when yielded
                 if vb.height == receipt.height:
                     assert [e.type for e in vb.events] == ["bank.transfer"]
                     break

@@ -95,9 +95,9 @@ async def test_headers_without_the_work_or_the_target_are_refused(chain: Chain) 
     assert sub.trusted.height == 2
 
 
-async def test_a_bft_rule_refuses_pow_headers(chain: Chain) -> None:
-    """A follower that did not ask the chain for its engine checks signatures: a PoW
-    header has none, so nothing is yielded (it fails closed)."""
+async def test_a_bft_rule_refuses_headers_sealed_without_a_commit(chain: Chain) -> None:
+    """A follower that did not ask the chain for its engine checks signatures: a PoW (or
+    PoS) header's commit has none, so nothing is yielded (it fails closed)."""
     blocks = chain.blocks(2)
     g = chain.dc.genesis
     sub = ChainSubscriber(
