@@ -1,6 +1,6 @@
-"""The user's commands (keys, queries, transfers, manual swaps, compliance governance),
-each group in its own module; ``interlock.cli`` registers them all through
-:func:`register_user_commands`.
+"""The user's commands (keys, queries, transfers, manual swaps, compliance governance,
+private payments), each group in its own module; ``interlock.cli`` registers them all
+through :func:`register_user_commands`.
 
 Each command sets ``run``: a function of the parsed arguments returning the exit status.
 It raises an :class:`~chains.errors.InterlockError` for anything the user can fix, which
@@ -12,7 +12,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from interlock import cmd_compliance, cmd_keys, cmd_netting, cmd_query, cmd_swap, cmd_transfer
+from interlock import (
+    cmd_compliance,
+    cmd_keys,
+    cmd_netting,
+    cmd_private,
+    cmd_query,
+    cmd_swap,
+    cmd_transfer,
+)
 
 __all__ = ["register_user_commands"]
 
@@ -24,3 +32,4 @@ def register_user_commands(sub: argparse._SubParsersAction[Any]) -> None:
     cmd_transfer.register(sub)
     cmd_swap.register(sub)
     cmd_compliance.register(sub)
+    cmd_private.register(sub)

@@ -3,7 +3,6 @@ hostile cases in process: every bad input is one line, and nothing is submitted.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -31,10 +30,8 @@ ISSUE = ["issue", "devnet:alice", "--provider", "devnet:kyc", "--jurisdiction", 
 
 
 @pytest.fixture
-def quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("INTERLOCK_HOME", str(tmp_path))
-    monkeypatch.delenv("INTERLOCK_RPC", raising=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+def files(quiet: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The in-process CLI runs where two bad attestation files are."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "garbage.json").write_text("{not json")
     (tmp_path / "empty.json").write_text("{}")
@@ -80,7 +77,7 @@ def attestation_file(tmp_path: Path) -> Path:
     ],
 )  # fmt: skip
 def test_hostile_one_line(
-    quiet: None, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    files: None, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     try:
         code = main(["compliance", *argv])
@@ -94,7 +91,7 @@ def test_hostile_one_line(
 
 
 def test_an_attestation_for_another_account_is_refused_before_it_is_sent(
-    quiet: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    files: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = attestation_file(tmp_path)
     code = main(["compliance", "attest", str(path), "--key", "devnet:bob", "--rpc", DEAD])

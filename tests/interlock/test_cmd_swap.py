@@ -4,7 +4,6 @@ a manual swap needs none), and the cheap hostile cases in-process."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import subprocess
 import sys
@@ -26,13 +25,6 @@ ALICE, BOB = PrivateKey.derive(SEED, "alice"), PrivateKey.derive(SEED, "bob")
 DEADLINE = 90.0
 DEAD = f"http://127.0.0.1:{free_port()}"
 HEX = "ab" * 32
-
-
-@pytest.fixture
-def quiet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("INTERLOCK_HOME", str(tmp_path))
-    monkeypatch.delenv("INTERLOCK_RPC", raising=False)
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
 
 
 @pytest.mark.parametrize(
