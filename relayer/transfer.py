@@ -17,6 +17,11 @@ blocks (from the bus through the verifying subscriber; gaps filled over RPC):
    reason that may pass (a pause, a rate limit, a race) are kept, with the cursor, and
    retried with the next batch and after a restart.
 
+A client of a PoW or PoS source (``pow-<n>``, ``pos-<n>``) follows work or stake instead
+of commits: step 3 gives it runs of SRC's headers up to SRC's tip (``chains.powplan``;
+a PoS client with the stake tables the run names, ``plan_stake_tables``), and a packet is
+delivered only once its height is final in the client.
+
 A header that DST's client already holds at a height but that differs from SRC's own
 (verified) header is misbehaviour: the worker submits the real header, which the
 on-chain client checks and, finding two valid commits for one height, freezes on; it
@@ -47,9 +52,10 @@ from chains.encoding import JSONValue
 from chains.errors import ConsensusStateNotFound, InterlockError
 from chains.handle import ChainHandle
 from chains.lcplan import LightBlock, UpdatePlanner, needs_refresh
-from chains.lightclient import MAX_POW_BEST_QUERY, HeaderUpdate
-from chains.powclient import is_pow_client
-from chains.powplan import is_provable, plan_pow_headers
+from chains.lightclient import MAX_POW_BEST_QUERY, HeaderUpdate, get_chain_store
+from chains.posclient import MAX_TABLES_PER_UPDATE, is_pos_client
+from chains.powclient import MAX_HEADERS_PER_UPDATE
+from chains.powplan import is_provable, plan_pow_headers, plan_stake_tables
 from chains.service.subscriber import VerifiedBlock
 from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
 from relayer.feed import Feed
@@ -68,7 +74,7 @@ PENDING_PER_QUERY = MAX_PENDING_QUERY // 2
 2,048 fit the RPC's 68 KiB query body (``RpcLimits.max_tx_bytes``); the module's own
 4,096 did not once nonces passed ~10,000 (413, and the batch retried forever)."""
 POW_HEADERS_AT_ONCE = 64
-"""Source headers read at once when a PoW client needs many (a catch-up)."""
+"""Source headers read at once when a PoW or PoS client needs many (a catch-up)."""
 RETRY_KEPT_AFTER = 5.0
 """Seconds before packets the destination refused are sent again."""
 COMMIT_TIMES = 4
@@ -314,10 +320,11 @@ class TransferWorker:
         needed = heights_needed(todo)
         tip = blocks[-1].header
         later: list[Packet] = []
-        if is_pow_client(self.client_id):
-            # a PoW client follows work: runs of headers up to the source's tip, and
-            # events are proven only at heights that are then final
-            updates, latest = await self._pow_updates(client, headers)
+        chain_client = get_chain_store(self.client_id) is not None
+        if chain_client:
+            # a PoW or PoS client follows work or stake: runs of headers up to the
+            # source's tip, and events are proven only at heights that are then final
+            updates, latest = await self._chain_updates(client, headers)
             later = [p for p in todo if not is_provable(latest, p.proof.height)]
             todo = [p for p in todo if is_provable(latest, p.proof.height)]
             needed = [tip.height] if updates else []
@@ -337,9 +344,9 @@ class TransferWorker:
         committed = await self._commit_times(results)
         updated = [r for r in results[: len(updates)] if isinstance(r, Receipt) and r.ok]
         # "header relayed": when the destination committed the client's update, for the
-        # heights it was needed at (a PoW client's run covers every packet it makes final)
-        pow_client = is_pow_client(self.client_id)
-        covered = {p.proof.height for p in todo} if pow_client else set(needed)
+        # heights it was needed at (a PoW or PoS client's run covers every packet it makes
+        # final)
+        covered = {p.proof.height for p in todo} if chain_client else set(needed)
         relayed = {h: committed[updated[-1].height] for h in covered} if updated else {}
         self.feed.record_packets(
             self.name,
@@ -413,14 +420,23 @@ class TransferWorker:
             trusted, trusted_header = h, header
         return calls
 
-    async def _pow_updates(
+    async def _chain_updates(
         self, client: Any, verified: Mapping[int, Header]
     ) -> tuple[list[Call], int]:
-        """``update_pow_client`` calls taking the destination's PoW client to the
-        source's tip (``chains.powplan``), and the client's final height after them."""
+        """``update_pow_client`` (``update_pos_client``) calls taking the destination's
+        PoW (PoS) client to the source's tip (``chains.powplan``), and the client's final
+        height after them."""
         best = int(_field(client, "best_height", int))
         final = int(_field(client, "final_height", int))
-        depth = int(_field(_field(client, "params", dict), "finality_depth", int))
+        params = _field(client, "params", dict)
+        depth = int(_field(params, "finality_depth", int))
+        pos = is_pos_client(self.client_id)
+        per_update = MAX_HEADERS_PER_UPDATE
+        if pos:
+            # a run of (tables - 1) epochs and one header spans at most the tables an
+            # update carries, whatever the stake does
+            epoch = int(_field(params, "epoch_length", int))
+            per_update = min(per_update, (MAX_TABLES_PER_UPDATE - 1) * epoch + 1)
         top = await self.src.latest_height()
         hashes: dict[int, bytes] = {}
         for lo in range(final, best + 1, MAX_POW_BEST_QUERY):
@@ -436,16 +452,28 @@ class TransferWorker:
             got = await asyncio.gather(*map(self._header, chunk))
             source.update(zip(chunk, got, strict=True))
         source.update((h, x) for h, x in verified.items() if h >= final)
-        runs = plan_pow_headers(best, final, hashes, source, top)
-        calls = [
-            Call(
-                "lightclient",
-                "update_pow_client",
-                {"client_id": self.client_id, "headers": [h.to_json() for h in run]},
-            )
-            for run in runs
-        ]
+        runs = plan_pow_headers(best, final, hashes, source, top, per_update)
+        calls = [await self._run_update(run, pos) for run in runs]
         return calls, max(final, top - depth) if runs else final
+
+    async def _run_update(self, run: Sequence[Header], pos: bool) -> Call:
+        """One run of headers for a PoW client, or for a PoS client with the stake tables
+        the run names (each read once from the source: its validator set there)."""
+        update: dict[str, JSONValue] = {
+            "client_id": self.client_id,
+            "headers": [h.to_json() for h in run],
+        }
+        if not pos:
+            return Call("lightclient", "update_pow_client", update)
+        by_hash: dict[bytes, ValidatorSet] = {}
+        table_at: dict[int, ValidatorSet] = {}
+        for h in run:
+            table = by_hash.get(h.validators_hash)
+            if table is None:
+                table = by_hash[h.validators_hash] = await self._validators(h.height)
+            table_at[h.height] = table
+        update["tables"] = [t.to_json() for t in plan_stake_tables(run, table_at)]
+        return Call("lightclient", "update_pos_client", update)
 
     async def _header(self, height: int) -> Header:
         header = await self.src.get_header(height)
