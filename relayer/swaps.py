@@ -83,6 +83,10 @@ class SwapWorker:
         self.tower = tower or Watchtower(self.chains, finality=finality)
         self._saved_revision = -1
         self.heights: dict[str, int] = {}
+        """Per chain, the last (final) block processed: the cursor."""
+        self.heads: dict[str, int] = {}
+        """Per chain, its verified head: where a claim or refund sent now lands (on a PoW
+        chain ``finality_depth`` blocks past the last final block)."""
         self._failures: dict[str, int] = {}
 
     def _cursor_name(self, chain_id: str) -> str:
@@ -106,7 +110,7 @@ class SwapWorker:
         idle_timeout: float,
         busy: Callable[[str, bool], None],
     ) -> None:
-        queue: asyncio.Queue[tuple[str, list[VerifiedBlock]]] = asyncio.Queue(maxsize=8)
+        queue: asyncio.Queue[tuple[str, list[VerifiedBlock], int]] = asyncio.Queue(maxsize=8)
 
         async def feed(cid: str) -> None:
             handle = self.handles[cid]
@@ -115,7 +119,7 @@ class SwapWorker:
             async with sub:
                 while True:
                     first = await anext(sub)
-                    await queue.put((cid, [first, *sub.take_ready()]))
+                    await queue.put((cid, [first, *sub.take_ready()], sub.head))
 
         async with asyncio.TaskGroup() as tg:
             feeders = [tg.create_task(feed(cid), name=f"{self.name}:{cid}") for cid in self.chains]
@@ -129,24 +133,29 @@ class SwapWorker:
                     if getter not in done:
                         getter.cancel()
                         break  # a feeder failed: the TaskGroup raises its error
-                    cid, blocks = getter.result()
+                    cid, blocks, head = getter.result()
                     busy(self.name, True)
                     try:
-                        await self.process(cid, blocks)
+                        await self.process(cid, blocks, head)
                     finally:
                         busy(self.name, False)
             finally:
                 for f in feeders:
                     f.cancel()
 
-    async def process(self, cid: str, blocks: list[VerifiedBlock]) -> None:
+    async def process(self, cid: str, blocks: list[VerifiedBlock], head: int = 0) -> None:
+        """Feed final ``blocks`` of ``cid`` to the watchtower and submit what is due,
+        timed by the chain's verified ``head``: a claim must land below its timelock, and
+        on a PoW chain the head is ``finality_depth`` blocks past the final ones (judged
+        by those, a claim near expiry would be sent too late)."""
         for b in blocks:
             self.tower.observe(cid, b.height, b.events)
             self.feed.record_htlc(cid, b.header, b.events, time.time())
         self.heights[cid] = blocks[-1].height
+        self.heads[cid] = max(head, self.heights[cid])
         actions = [
             a
-            for a in self.tower.actions(self.heights)
+            for a in self.tower.actions({**self.heights, **self.heads})
             if self._failures.get(a.lock_id, 0) < MAX_ATTEMPTS
         ]
         by_chain: dict[str, list[Action]] = {}

@@ -647,6 +647,12 @@ class ChainSubscriber:
         """The last height yielded."""
         return self._emitted
 
+    @property
+    def head(self) -> int:
+        """The highest header verified, yielded or held until final (a PoW or PoS chain:
+        may still be replaced): the chain's tip as far as this subscriber checked it."""
+        return self._emitted if self.trusted is None else max(self._emitted, self.trusted.height)
+
     def _now_ms(self) -> int:
         return int(self._wall_clock() * 1000)
 

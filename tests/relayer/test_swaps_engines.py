@@ -17,18 +17,22 @@ import pytest
 
 from chains.crypto import PrivateKey
 from chains.devnet import build_devnet
+from chains.errors import InterlockError
 from chains.handle import InProcessChain
 from chains.node import Node
 from chains.pow import devnet_pow_params
 from chains.service.bus import MemoryBus
+from chains.service.subscriber import VerifiedBlock
 from chains.store import MemoryBlockStore
 from chains.types import Receipt, Tx
 from htlc import swap as verbs
 from htlc.types import compute_hashlock
+from htlc.watch import Watchtower
 from relayer.config import parse_relayer_config
 from relayer.daemon import Daemon
 from relayer.metrics import Metrics
 from relayer.store import RelayerStore
+from relayer.submitter import Call
 from relayer.swaps import SwapWorker
 from tests.relayer.test_daemon import SEED, eventually, modules, publishing
 
@@ -73,6 +77,18 @@ class Net:
     async def nonce(self, cid: str, key: PrivateKey) -> int:
         return await self.handles[cid].pending_nonce(key.address)
 
+    async def reveal(self) -> tuple[bytes, Receipt]:
+        """A fresh secret made public on chain-b: bob locks for alice, alice claims at
+        once. The secret and alice's claim."""
+        secret = os.urandom(32)
+        terms, tx = verbs.participate(
+            BOB, B, await self.nonce(B, BOB), receiver=ALICE.address, denom=self.denom[B],
+            amount=5, hashlock=compute_hashlock(secret), timelock=10_000,
+        )  # fmt: skip
+        await self.send(B, tx)
+        claim = verbs.redeem(ALICE, B, await self.nonce(B, ALICE), terms.lock_id, secret)
+        return secret, await self.send(B, claim)
+
     async def lock_record(self, cid: str, lock_id: bytes) -> dict[str, Any]:
         got = await self.handles[cid].query("htlc", "lock", {"lock_id": lock_id.hex()})
         assert isinstance(got, dict)
@@ -108,13 +124,7 @@ async def test_the_watcher_claims_and_refunds_on_a_pow_chain_only_once_final(net
     task = asyncio.create_task(daemon.run())
     try:
         # a secret is public on chain-b first (bob's lock, claimed by alice at once) ...
-        secret = os.urandom(32)
-        terms, tx = verbs.participate(
-            BOB, B, await net.nonce(B, BOB), receiver=ALICE.address, denom=net.denom[B],
-            amount=5, hashlock=compute_hashlock(secret), timelock=10_000,
-        )  # fmt: skip
-        await net.send(B, tx)
-        await net.send(B, verbs.redeem(ALICE, B, await net.nonce(B, ALICE), terms.lock_id, secret))
+        secret, _ = await net.reveal()
         # ... then alice locks on chain-w for bob with the same hashlock: the watcher
         # claims it for bob, but only once the lock's block is final
         top = net.nodes[W].height + 10_000
@@ -150,3 +160,55 @@ async def test_the_watcher_claims_and_refunds_on_a_pow_chain_only_once_final(net
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 30)
+
+
+class Recorder:
+    """A submitter that records the calls and sends nothing."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    async def submit(self, calls: list[Call]) -> list[InterlockError]:
+        self.calls.extend(calls)
+        return [InterlockError("not sent") for _ in calls]
+
+
+def verified(node: Node, upto: int) -> list[VerifiedBlock]:
+    out = []
+    for h in range(1, upto + 1):
+        block, vals = node.get_block(h), node.get_validators(h)
+        assert block is not None
+        assert vals is not None
+        out.append(VerifiedBlock(block.header, block.commit, vals, block.events, False))
+    return out
+
+
+async def test_a_claim_is_timed_by_the_chains_head_not_its_final_height(
+    net: Net, tmp_path: Path
+) -> None:
+    """The watcher sees a PoW chain's blocks once final, ``DEPTH`` behind its head. A lock
+    whose secret is known is claimed only while a claim sent at the head still lands
+    below its timelock; judged by the final height, it would be sent too late."""
+    secret, claimed = await net.reveal()
+    timelock = net.nodes[W].height + DEPTH + 10
+    made = verbs.initiate(
+        ALICE, W, await net.nonce(W, ALICE), receiver=BOB.address, denom=net.denom[W],
+        amount=7, timelock=timelock, secret=secret,
+    )  # fmt: skip
+    locked = await net.send(W, made.tx)
+    b_blocks, w_blocks = (
+        verified(net.nodes[B], claimed.height),
+        verified(net.nodes[W], locked.height),
+    )
+    store = RelayerStore(tmp_path / "store")
+    assert locked.height + DEPTH < timelock - 2  # at the lock's final height, a claim fits
+    for head, sent in ((timelock - 1, False), (timelock - 2, True)):
+        rec = Recorder()
+        worker = SwapWorker(net.handles, {W: rec, B: rec}, store, Metrics())  # type: ignore[dict-item]
+        worker.tower = Watchtower([B, W], finality={W: DEPTH})  # no snapshot between runs
+        await worker.process(B, b_blocks, claimed.height)
+        await worker.process(W, w_blocks, head)
+        assert [(c.method, c.args["lock_id"]) for c in rec.calls] == (
+            [("claim", made.terms.lock_id.hex())] if sent else []
+        )
+    store.close()
