@@ -319,14 +319,18 @@ async def _make(
             _warn(f"refused an acceptance: {exc}")
             continue
         break
-    safety = await _safety(a, b, MAKER_POLICY)
     secret = os.urandom(32)
     answer, terms = make_answer(
-        key, made, acc, hashlock=hashlib.sha256(secret).digest(), safety=safety,
+        key, made, acc, hashlock=hashlib.sha256(secret).digest(),
+        safety=await _safety(a, b, MAKER_POLICY),
         height_a=await a.latest_height(), height_b=await b.latest_height(),
     )  # fmt: skip
     store = SQLiteSwapStore(_store_path(args, oid), key=key)
     try:
+        # The driver keeps to the engine's default margins, as the taker's does: planned
+        # with MAKER_POLICY's at its bare minimum, a lock the maker's driver judged by the
+        # same policy was "too late" once B had moved a block (606 left, 607 needed).
+        safety = await _safety(a, b)
         driver = SwapDriver(Party(key, key), a, b, store, safety)
         # persisted (with the secret) before anyone hears of the hashlock
         await driver.open(terms, Role.INITIATOR, secret)

@@ -357,3 +357,23 @@ def test_commands_refuse_hostile_input_in_one_line(
     assert err.count("\n") == 1, err
     assert message in err
     assert not (tmp_path / "swaps").exists()  # nothing recorded
+
+
+def test_the_makers_terms_leave_its_driver_the_default_margins_blocks_later() -> None:
+    """The maker plans with MAKER_POLICY at the heights of its answer, and its driver
+    locks a few blocks later judged by the engine's default policy (as the taker's is).
+    Judged by MAKER_POLICY itself the plan is its bare minimum, too late a block on: the
+    maker's driver once aborted its own swap so ("606 blocks left, needs at least 607")."""
+    from htlc.errors import InsufficientTime
+    from interlock.cmd_offers import MAKER_POLICY
+
+    params = (ChainParams("chain-a", 200), ChainParams("chain-b", 200))
+    planned = Safety(*params, MAKER_POLICY)
+    o, acc = accepted()
+    _, terms = make_answer(
+        MAKER, o, acc, hashlock=HASHLOCK, safety=planned, height_a=1_000, height_b=500
+    )
+    later = 10_000 // 200  # 10 s of blocks between the answer and the maker's lock
+    Safety(*params, SafetyPolicy()).validate_terms(terms, 1_000 + later, 500 + later)
+    with pytest.raises(InsufficientTime):
+        planned.validate_terms(terms, 1_001, 501)

@@ -108,7 +108,12 @@ async def test_maker_and_taker_swap_through_offers(
 
             taker = cli(tmp_path / "bob", "accept", offer_id, "--key", "devnet:bob", "--wait",
                         *common)  # fmt: skip
-            code_t, out_t, err_t = finish(taker)
+            try:
+                code_t, out_t, err_t = finish(taker)
+            except AssertionError as exc:  # the maker's side says why the taker waited
+                maker.kill()
+                out_m, err_m = maker.communicate()
+                raise AssertionError(f"{exc}\nthe maker:\n{out_m}\n{err_m}") from None
             code_m, out_m, err_m = finish(maker)
             assert code_t == 0, out_t + err_t
             assert code_m == 0, out_m + err_m
