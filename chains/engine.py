@@ -11,6 +11,8 @@ ask only this:
 * ``finality_depth``: a block is final once this many blocks are built on it (the
   subscriber yields, the relayer proves and the HTLC rules wait by it);
 * ``block_interval_ms``: the interval the engine aims at;
+* ``branch_rule()``: how a node judges a peer's branch and chooses between branches
+  (``chains.branch``; BFT has none: a committed block is final, no peer's block is taken);
 * ``to_json``: the parameters as the genesis holds them.
 
 A new engine adds its parameter class to :data:`ENGINES`; nothing else dispatches on a
@@ -23,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from chains.branch import BranchRule
 from chains.encoding import JSONValue
 from chains.errors import InvalidConsensusParams
 from chains.pos import PosParams
@@ -31,8 +34,10 @@ from chains.pow import PowParams
 __all__ = [
     "BFT",
     "ENGINES",
+    "BranchRule",
     "ChainConsensus",
     "Engine",
+    "get_branch_rule",
     "get_engine_name",
     "get_finality_depth",
     "parse_engine",
@@ -53,6 +58,8 @@ class Engine(Protocol):
 
     @property
     def block_interval_ms(self) -> int: ...
+
+    def branch_rule(self) -> BranchRule: ...
 
     def to_json(self) -> dict[str, JSONValue]: ...
 
@@ -78,6 +85,11 @@ def parse_engine(d: object) -> Engine | None:
 
 def get_engine_name(engine: Engine | None) -> str:
     return BFT if engine is None else engine.name
+
+
+def get_branch_rule(engine: Engine | None) -> BranchRule | None:
+    """The engine's rules for a peer's branch (None for BFT: final when committed)."""
+    return None if engine is None else engine.branch_rule()
 
 
 def get_finality_depth(engine: Engine | None) -> int:

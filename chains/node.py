@@ -32,8 +32,10 @@ from typing import Any, TypeVar
 
 import orjson
 
+from chains.branch import BranchRule
 from chains.chain import BlockResult, Chain, Genesis
 from chains.crypto import PrivateKey
+from chains.engine import get_branch_rule, get_finality_depth
 from chains.errors import (
     ForkBelowFinality,
     InterlockError,
@@ -43,23 +45,12 @@ from chains.errors import (
 )
 from chains.mempool import Mempool
 from chains.module import Module
-from chains.pow import (
-    PowParams,
-    TipInfo,
-    compute_next_anchor,
-    get_anchor_height,
-    get_work,
-    is_better_branch,
-    is_work_valid,
-    mine,
-    target_int,
-    validate_pow_header,
-)
+from chains.pow import mine
 from chains.sqlite import connect as sqlite_connect
 from chains.sqlite import transaction
 from chains.store import BlockStore
 from chains.tasks import stop_within
-from chains.types import Block, Receipt, Tx, ValidatorSet
+from chains.types import Block, Header, Receipt, Tx, ValidatorSet
 
 __all__ = ["ChainReorganised", "Node", "SQLiteBlockStore", "Subscription", "SubscriptionLagged"]
 
@@ -423,8 +414,8 @@ class Node:
         node = cls._open(genesis, modules, keys, store, **options)
         node._modules = modules
         engine = genesis.consensus
-        if isinstance(engine, PowParams) and isinstance(store, SQLiteBlockStore):
-            store.undo_depth = engine.finality_depth + 1  # what a reorganisation may undo
+        if get_branch_rule(engine) is not None and isinstance(store, SQLiteBlockStore):
+            store.undo_depth = get_finality_depth(engine) + 1  # what a reorg may undo
         return node
 
     @classmethod
@@ -505,26 +496,29 @@ class Node:
         return await self.submit_nowait(tx)
 
     async def submit_block(self, block: Block) -> str:
-        """Take a block mined elsewhere (a peer's, as ``submitblock`` does in Bitcoin
-        Core), on a proof-of-work chain. Its header must meet the engine's rules after
-        its parent (a block of this chain or of a branch offered before). The branch it
-        ends becomes the chain when it has more work than the chain above their fork
-        point: the node executes it, replaces the blocks above the fork (the store and
-        the state roll back with its undo log), puts the dropped blocks' transactions
-        back in the mempool and tells every subscriber (:class:`ChainReorganised`).
+        """Take a block made elsewhere (a peer's, as ``submitblock`` does in Bitcoin
+        Core), on a chain whose engine has a branch rule (proof of work or of stake,
+        ``chains.branch``). Its header must meet the engine's rules after its parent (a
+        block of this chain or of a branch offered before). The branch it ends becomes
+        the chain when the engine's fork choice prefers it to the chain above their fork
+        point (PoW: more work; PoS: longer, then fewer slots, then the lower tip hash):
+        the node executes it, replaces the blocks above the fork (the store and the state
+        roll back with its undo log), puts the dropped blocks' transactions back in the
+        mempool and tells every subscriber (:class:`ChainReorganised`).
 
-        Returns ``best`` (the chain now ends with it), ``side`` (kept: less work, for
-        now) or ``duplicate``. Raises :class:`InvalidBlock`, :class:`UnknownParent` or
-        :class:`ForkBelowFinality` (a final block is never replaced), changing nothing.
+        Returns ``best`` (the chain now ends with it), ``side`` (kept: not preferred, for
+        now) or ``duplicate``. Raises :class:`InvalidBlock`, :class:`UnknownParent`,
+        :class:`ForkBelowFinality` (a final block is never replaced) or the engine's
+        header errors, changing nothing.
         """
         engine = self.chain.genesis.consensus
-        h = block.header
-        if not isinstance(engine, PowParams) or not isinstance(self.store, SQLiteBlockStore):
+        rule, h = get_branch_rule(engine), block.header
+        if rule is None or engine is None or not isinstance(self.store, SQLiteBlockStore):
             raise InvalidBlock(h.height, "this chain takes no blocks from peers")
         if h.chain_id != self.chain_id:
             raise InvalidBlock(h.height, f"it is a block of {h.chain_id!r}")
         async with self._building:
-            return self._take_block(engine, self.store, block)
+            return self._take_block(rule, engine.finality_depth, self.store, block)
 
     def _main_hash(self, height: int) -> bytes | None:
         if height == 0:
@@ -532,24 +526,27 @@ class Node:
         b = self.store.get_block(height)
         return None if b is None else b.header.hash
 
-    def _tip_at(self, engine: PowParams, height: int) -> TipInfo:
-        """What the retarget rule needs of this chain's block at ``height``."""
-        g = self.chain.genesis
-        if height == 0:
-            return TipInfo(0, g.time, engine.initial_target, g.time)
-        header, at = self.store.get_block(height), get_anchor_height(engine, height)
-        anchor = None if at == 0 else self.store.get_block(at)
-        if header is None or (at and anchor is None):
-            raise StoreError(f"block {height} or {at} is missing from the store")
-        anchor_time = g.time if anchor is None else anchor.header.time
-        return TipInfo(height, header.header.time, target_int(header.header.target), anchor_time)
+    # ChainView (chains.branch): what the engine's branch rule reads of this chain
+    @property
+    def genesis_time(self) -> int:
+        return self.chain.genesis.time
 
-    def _take_block(self, engine: PowParams, store: SQLiteBlockStore, block: Block) -> str:
+    def get_header(self, height: int) -> Header | None:
+        b = self.store.get_block(height) if height >= 1 else None
+        return None if b is None else b.header
+
+    def get_table(self, height: int) -> ValidatorSet | None:
+        if height == self.chain.height + 1:
+            return self.chain.validators
+        return self.store.get_validators(height)
+
+    def _take_block(
+        self, rule: BranchRule, depth: int, store: SQLiteBlockStore, block: Block
+    ) -> str:
         h = block.header
         if h.hash in self._side or self._main_hash(h.height) == h.hash:
             return "duplicate"
-        if not is_work_valid(h) or target_int(h.target) > engine.max_target:
-            raise InvalidBlock(h.height, "its seal does not meet its target")
+        rule.validate_alone(h)
         branch = [block]
         while self._main_hash(branch[0].height - 1) != branch[0].header.prev_hash:
             parent = self._side.get(branch[0].header.prev_hash)
@@ -557,21 +554,17 @@ class Node:
                 raise UnknownParent(branch[0].height, branch[0].header.prev_hash.hex())
             branch.insert(0, parent)
         fork, old_height = branch[0].height - 1, self.chain.height
-        final = max(0, old_height - engine.finality_depth)
+        final = max(0, old_height - depth)
         if fork < final:
             raise ForkBelowFinality(fork, final)
-        tip, now = self._tip_at(engine, fork), int(self.clock() * 1000)
-        for b in branch:  # the engine's header rules along the branch, from the fork
-            validate_pow_header(engine, tip, b.header, now)
-            anchor = compute_next_anchor(engine, tip)
-            tip = TipInfo(b.height, b.header.time, target_int(b.header.target), anchor)
+        headers = [b.header for b in branch]
+        rule.validate_branch(self, fork, headers, int(self.clock() * 1000))
         self._side[h.hash] = block
         while len(self._side) > MAX_SIDE_BLOCKS:
             del self._side[next(iter(self._side))]
         ours = [store.get_block(x) for x in range(fork + 1, old_height + 1)]
         old = [b for b in ours if b is not None]
-        work = [sum(get_work(target_int(b.header.target)) for b in x) for x in (branch, old)]
-        if not is_better_branch(work[0], work[1]):
+        if not rule.is_better_branch(headers, [b.header for b in old]):
             return "side"
         self._reorganise(store, fork, branch, old)
         return "best"
@@ -613,6 +606,7 @@ class Node:
         # longer fits the new state (a nonce the branch used) is refused, as after a block
         kept = {tx.hash for b in branch for tx in b.txs}
         waiting = self.mempool.take(len(self.mempool))
+        self.mempool.recheck()  # empty: forgets the nonces pending on the old chain
         for tx in [*(t for b in old for t in b.txs if t.hash not in kept), *waiting]:
             try:
                 self.mempool.add(tx, signature_checked=True)

@@ -64,14 +64,17 @@ from dataclasses import dataclass, replace
 from hashlib import sha256
 from typing import Any, ClassVar
 
+from chains.branch import ChainView
 from chains.crypto import PrivateKey, verify
 from chains.encoding import JSONValue, canonical, sign_bytes
 from chains.errors import (
     IneligibleProposer,
+    InvalidBlock,
     InvalidConsensusParams,
     InvalidProposerSignature,
     InvalidSeal,
     NoEligibleProposer,
+    StoreError,
     TimeOutOfWindow,
     ValidatorSetMismatch,
 )
@@ -79,6 +82,7 @@ from chains.types import Header, ValidatorSet
 
 __all__ = [
     "MAX_SLOT",
+    "PosBranchRule",
     "PosParams",
     "PosTip",
     "compute_score",
@@ -143,6 +147,10 @@ class PosParams:
             raise InvalidConsensusParams("unbonding_blocks must be at least epoch_length")
         if self.min_block_ms > self.block_interval_ms:
             raise InvalidConsensusParams("min_block_ms must be at most block_interval_ms")
+
+    def branch_rule(self) -> PosBranchRule:
+        """How a node judges a peer's branch (``chains.branch``)."""
+        return PosBranchRule(self)
 
     def to_json(self) -> dict[str, JSONValue]:
         return {
@@ -289,6 +297,62 @@ def validate_seal(
     if not verify(header.proposer, get_seal_bytes(pos_hash), header.seal):
         raise InvalidProposerSignature(header.height, header.proposer.hex())
     return pos_hash
+
+
+# --- a peer's branch (chains.branch) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PosBranchRule:
+    """Proof of stake's rules for a peer's branch: each header names the stake table its
+    parent announced, one the chain's state records (at a height above the fork, or for
+    the next block), its proposer is eligible by its stake there and sealed it, its time
+    is in its window; the longest branch wins, then fewer slots, then the lower tip hash.
+
+    A branch's block that announces a stake table the chain never recorded (the branch
+    executed other bonds than the chain before an epoch's end) cannot be judged before
+    it is executed, and is refused."""
+
+    params: PosParams
+
+    def validate_alone(self, header: Header) -> None:
+        h = header
+        if h.slot is None or not 0 <= h.slot <= MAX_SLOT or len(h.seal) != 64:
+            raise InvalidBlock(h.height, "not a proof-of-stake header")
+        if not verify(h.proposer, get_seal_bytes(get_pos_hash(h)), h.seal):
+            raise InvalidProposerSignature(h.height, h.proposer.hex())
+
+    def validate_branch(
+        self, view: ChainView, fork: int, headers: Sequence[Header], now: int
+    ) -> None:
+        at_fork = None if fork == 0 else view.get_header(fork)
+        first = view.get_table(fork + 1)
+        if first is None or (fork and at_fork is None):
+            raise StoreError(f"block {fork} or its next stake table is missing from the store")
+        tables = {first.hash: first}
+        for x in range(fork + 2, view.height + 2):
+            t = view.get_table(x)
+            if t is not None:
+                tables[t.hash] = t
+        parent_time = view.genesis_time if at_fork is None else at_fork.time
+        parent = PosTip(fork, parent_time, first.hash)
+        for h in headers:
+            table = tables.get(h.validators_hash)
+            if table is None and h.validators_hash == parent.next_validators_hash:
+                raise InvalidBlock(h.height, "it names a stake table this chain never recorded")
+            validate_pos_header(self.params, parent, h, table or first, now)
+            parent = PosTip(h.height, h.time, h.next_validators_hash)
+
+    def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
+        if not theirs:
+            return False
+        if not ours:
+            return True
+        score = [
+            compute_score(len(b), sum(h.slot or 0 for h in b), get_pos_hash(b[-1]))
+            for b in (theirs, ours)
+        ]
+        return score[0] > score[1]
 
 
 # --- the proposer ---------------------------------------------------------------------

@@ -39,16 +39,19 @@ Pure functions: no clock, no I/O. Time and height are arguments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from hashlib import sha256
 from typing import Any, ClassVar
 
+from chains.branch import ChainView
 from chains.encoding import JSONValue, canonical
 from chains.errors import (
     InsufficientWork,
+    InvalidBlock,
     InvalidConsensusParams,
     InvalidSeal,
+    StoreError,
     TimeOutOfWindow,
     WrongTarget,
 )
@@ -56,6 +59,7 @@ from chains.types import Header
 
 __all__ = [
     "MAX_NONCE",
+    "PowBranchRule",
     "PowParams",
     "TipInfo",
     "compute_next_anchor",
@@ -142,6 +146,10 @@ class PowParams:
         for v, name, lo, hi in checks:
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise InvalidConsensusParams(f"{name}: expected an integer in [{lo}, {hi}]")
+
+    def branch_rule(self) -> PowBranchRule:
+        """How a node judges a peer's branch (``chains.branch``)."""
+        return PowBranchRule(self)
 
     def to_json(self) -> dict[str, JSONValue]:
         return {
@@ -307,6 +315,46 @@ def validate_pow_header(
         pow_hash = get_pow_hash(header)
     if target_int(pow_hash) >= want:
         raise InsufficientWork(header.height, pow_hash.hex())
+
+
+# --- a peer's branch (chains.branch) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PowBranchRule:
+    """Proof of work's rules for a peer's branch: each header meets the target the
+    retarget rule gives after its parent and its time window; the most work wins."""
+
+    params: PowParams
+
+    def validate_alone(self, header: Header) -> None:
+        if not is_work_valid(header) or target_int(header.target) > self.params.max_target:
+            raise InvalidBlock(header.height, "its seal does not meet its target")
+
+    def validate_branch(
+        self, view: ChainView, fork: int, headers: Sequence[Header], now: int
+    ) -> None:
+        params, tip = self.params, self._tip_at(view, fork)
+        for h in headers:
+            validate_pow_header(params, tip, h, now)
+            anchor = compute_next_anchor(params, tip)
+            tip = TipInfo(h.height, h.time, target_int(h.target), anchor)
+
+    def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
+        work = [sum(get_work(target_int(h.target)) for h in b) for b in (theirs, ours)]
+        return is_better_branch(work[0], work[1])
+
+    def _tip_at(self, view: ChainView, height: int) -> TipInfo:
+        """What the retarget rule needs of the chain's block at ``height``."""
+        t0 = view.genesis_time
+        if height == 0:
+            return TipInfo(0, t0, self.params.initial_target, t0)
+        at = get_anchor_height(self.params, height)
+        header, anchor = view.get_header(height), None if at == 0 else view.get_header(at)
+        if header is None or (at and anchor is None):
+            raise StoreError(f"block {height} or {at} is missing from the store")
+        anchor_time = t0 if anchor is None else anchor.time
+        return TipInfo(height, header.time, target_int(header.target), anchor_time)
 
 
 # --- the miner ------------------------------------------------------------------------

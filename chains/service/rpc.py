@@ -478,7 +478,7 @@ class _Handlers:
         return _ok({"tx_hash": tx.hash.hex(), "receipt": receipt.to_json()})
 
     async def submit_block(self, request: web.Request) -> web.Response:
-        """A peer's block (proof-of-work chains): ``{"block": block}``."""
+        """A peer's block (proof-of-work and proof-of-stake chains): ``{"block": block}``."""
         _parse(NoParams, request.query, "query")
         self._unavailable()
         obj = await _read_json(request, self.limits.max_body_bytes, self.limits.body_timeout)

@@ -59,8 +59,6 @@ from chains.merkle import merkle_root, verify_inclusion
 from chains.pos import (
     PosParams,
     PosTip,
-    compute_score,
-    get_pos_hash,
     validate_pos_header,
     validate_seal,
 )
@@ -69,8 +67,6 @@ from chains.pow import (
     TipInfo,
     compute_next_anchor,
     get_anchor_height,
-    get_work,
-    is_better_branch,
     is_work_valid,
     target_bytes,
     target_int,
@@ -337,8 +333,7 @@ class PowRule:
         return TrustedState(first.chain_id, 0, first.prev_hash, t, first.validators_hash, target, t)
 
     def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
-        work = [sum(get_work(target_int(h.target)) for h in b) for b in (theirs, ours)]
-        return is_better_branch(work[0], work[1])
+        return self.params.branch_rule().is_better_branch(theirs, ours)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,15 +389,7 @@ class PosRule:
         )
 
     def is_better_branch(self, theirs: Sequence[Header], ours: Sequence[Header]) -> bool:
-        if not theirs:
-            return False
-        if not ours:
-            return True
-        score = [
-            compute_score(len(b), sum(h.slot or 0 for h in b), get_pos_hash(b[-1]))
-            for b in (theirs, ours)
-        ]
-        return score[0] > score[1]
+        return self.params.branch_rule().is_better_branch(theirs, ours)
 
 
 def get_follow_rule(consensus: ChainConsensus | None) -> FollowRule:

@@ -21,7 +21,8 @@ from chains.errors import ForkBelowFinality, InvalidBlock, UnknownParent
 from chains.node import ChainReorganised, Node
 from chains.pow import devnet_pow_params, mine
 from chains.store import MemoryBlockStore
-from chains.types import Header, Tx
+from chains.types import Header
+from tests.chains.peers import balance, pay, share, two_nodes
 from tests.conftest import open_node
 
 PARAMS = devnet_pow_params(finality_depth=3)
@@ -34,29 +35,7 @@ def dc() -> DevnetChain:
 
 @pytest.fixture
 def nodes(dc: DevnetChain, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    a, b = open_node(dc, tmp_path / "a"), open_node(dc, tmp_path / "b")
-    yield a, b
-    a.store.close()
-    b.store.close()
-
-
-def pay(dc: DevnetChain, nonce: int, to: str, amount: int = 1) -> Tx:
-    args = {"to": dc.accounts[to].address, "denom": dc.denom, "amount": amount}
-    return Tx.create(dc.accounts["alice"], dc.chain_id, nonce, "bank", "transfer", args)
-
-
-async def share(a: Node, b: Node, upto: int) -> None:
-    """``b`` takes ``a``'s blocks up to ``upto`` (as a peer would)."""
-    for h in range(b.height + 1, upto + 1):
-        block = a.get_block(h)
-        assert block is not None
-        assert await b.submit_block(block) == "best"
-
-
-def balance(node: Node, dc: DevnetChain, who: str) -> object:
-    return node.chain.query(
-        "bank", "balance", {"address": dc.accounts[who].address, "denom": dc.denom}
-    )
+    yield from two_nodes(dc, tmp_path)
 
 
 async def test_a_branch_with_more_work_replaces_the_tip(
