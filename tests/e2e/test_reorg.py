@@ -1,12 +1,17 @@
-"""Reorganisations of a proof-of-work chain under the running relayer, as processes.
+"""Reorganisations of a proof-of-work and of a proof-of-stake chain under the running
+relayer, as processes.
 
-chain-w (PoW, its node mines) and chain-b (BFT) as ``interlock chain start`` processes, a
-real Mosquitto, ``interlock start`` between them. The attacker is a second chain-w node
-in this process (:class:`Attacker`, the same config file, so the same genesis): it takes
-the chain's blocks over RPC up to a fork point, then mines a branch of its own in which
-alice's lock is replaced by a payment to dave with the same nonce (a double spend), and
-offers it to the chain's node through ``POST /blocks`` as a peer would. Everything is
-checked through the chains' RPC and the relayer's ``/metrics``.
+chain-w (PoW, its node mines) or chain-s (PoS, its node seals with its staked keys) and
+chain-b (BFT) as ``interlock chain start`` processes, a real Mosquitto, ``interlock
+start`` between them. The attacker is a second node of the source chain in this process
+(:class:`Attacker`, the same config file, so the same genesis): it takes the chain's
+blocks over RPC up to a fork point, then makes a branch of its own in which alice's lock
+is replaced by a payment to dave with the same nonce (a double spend), and offers it to
+the chain's node through ``POST /blocks`` as a peer would. On chain-w it mines with a
+key of its own (more hash power, for a moment); on chain-s it holds the validators' keys
+(the stake itself equivocating: its branch wins by being longer, its blocks sealed
+faster than the chain's interval, as the time rule allows). Everything is checked
+through the chains' RPC and the relayer's ``/metrics``.
 """
 
 from __future__ import annotations
@@ -33,32 +38,49 @@ from tests.e2e.test_relayer import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
-W, B = "chain-w", "chain-b"
+B = "chain-b"
 ALICE, BOB, CAROL, DAVE = key("alice"), key("bob"), key("carol"), key("dave")
 INTERVAL = 0.5
 DEPTH = 10
-"""chain-w's finality depth here: a lock's block is final 5 s after it is mined, time
-enough for the attacker to mine a heavier branch (a few blocks, ~50 ms each)."""
+"""The source's finality depth here: a lock's block is final 5 s after it is made, time
+enough for the attacker to make a winning branch (a few blocks, ~50 ms each)."""
 
 
-def pow_config(tmp: Path) -> Path:
-    """configs/chain-w.toml with ``finality_depth = DEPTH``."""
-    text = (CONFIGS / "chain-w.toml").read_text()
+@dataclass(frozen=True)
+class Source:
+    """The source chain under attack."""
+
+    chain_id: str
+    denom: str
+    staked: bool
+    """PoS: the attacker seals with the validators' keys (else: mines with its own)."""
+
+
+SOURCES = [Source("chain-w", "gbp", staked=False), Source("chain-s", "chf", staked=True)]
+
+
+@pytest.fixture(params=SOURCES, ids=lambda src: src.chain_id)
+def src(request: pytest.FixtureRequest) -> Source:
+    source: Source = request.param
+    return source
+
+
+def source_config(tmp: Path, src: Source) -> Path:
+    """configs/<chain>.toml with ``finality_depth = DEPTH``."""
+    text = (CONFIGS / f"{src.chain_id}.toml").read_text()
     assert "finality_depth = 6" in text
-    path = tmp / "chain-w.toml"
+    path = tmp / f"{src.chain_id}.toml"
     path.write_text(text.replace("finality_depth = 6", f"finality_depth = {DEPTH}"))
     return path
 
 
 class Attacker:
-    """A node of chain-w in this process that mines its own branch (a miner with more
-    hash power than the chain's, for a moment)."""
+    """A node of the source chain in this process that makes its own branch."""
 
-    def __init__(self, config: Path, store: Path) -> None:
+    def __init__(self, config: Path, store: Path, staked: bool) -> None:
         cs = load_chain_config(config).chain.with_interval(INTERVAL)
-        self.node = Node.open(
-            cs.genesis, cs.build_modules, [key("mallory")], SQLiteBlockStore(store)
-        )
+        keys = cs.validator_keys if staked else (key("mallory"),)
+        self.node = Node.open(cs.genesis, cs.build_modules, keys, SQLiteBlockStore(store))
 
     async def follow(self, w: HttpChain, upto: int) -> None:
         """Take the chain's blocks up to ``upto``, as any peer does."""
@@ -79,15 +101,15 @@ class Attacker:
         self.node.store.close()
 
 
-def double_spend(nonce: int) -> Tx:
-    """Alice's ``nonce`` spent on paying dave 100 gbp instead of locking them."""
-    args = {"to": DAVE.address, "denom": "gbp", "amount": 100}
-    return Tx.create(ALICE, W, nonce, "bank", "transfer", args)
+def double_spend(src: Source, nonce: int) -> Tx:
+    """Alice's ``nonce`` spent on paying dave 100 instead of locking them."""
+    args = {"to": DAVE.address, "denom": src.denom, "amount": 100}
+    return Tx.create(ALICE, src.chain_id, nonce, "bank", "transfer", args)
 
 
-async def lock(w: HttpChain, nonce: int, recipient: str, amount: int) -> Receipt:
-    args = {"denom": "gbp", "amount": amount, "dest_chain": B, "recipient": recipient}
-    r = await w.submit(Tx.create(ALICE, W, nonce, "bridge", "lock", args))
+async def lock(w: HttpChain, src: Source, nonce: int, recipient: str, amount: int) -> Receipt:
+    args = {"denom": src.denom, "amount": amount, "dest_chain": B, "recipient": recipient}
+    r = await w.submit(Tx.create(ALICE, src.chain_id, nonce, "bridge", "lock", args))
     assert r.ok, r.error
     return r
 
@@ -119,9 +141,9 @@ async def hash_at(w: HttpChain, height: int) -> bytes:
     return header.hash
 
 
-async def escrowed(w: HttpChain) -> int:
+async def escrowed(w: HttpChain, src: Source) -> int:
     return await balance(
-        w, str(await w.query("bridge", "escrow_address", {"remote_chain": B})), "gbp"
+        w, str(await w.query("bridge", "escrow_address", {"remote_chain": B})), src.denom
     )
 
 
@@ -137,10 +159,11 @@ async def check_relayer_never_tried(port: int, minted: int) -> None:
 
 @dataclass
 class Scene:
-    """The processes running, alice's lock of 100 gbp for bob committed on chain-w, and
-    the attacker holding chain-w up to the lock's parent with alice's double spend of
+    """The processes running, alice's lock of 100 for bob committed on the source, and
+    the attacker holding the source up to the lock's parent with alice's double spend of
     the lock's nonce in its mempool."""
 
+    src: Source
     broker_url: str
     w: HttpChain
     b: HttpChain
@@ -156,23 +179,28 @@ class Scene:
     def fork(self) -> int:
         return self.lock.height - 1
 
+    @property
+    def wrapped(self) -> str:
+        """The source's denom as minted on chain-b."""
+        return f"{self.src.chain_id}/{self.src.denom}"
+
 
 @contextlib.asynccontextmanager
-async def lock_under_attack(broker: Mosquitto, tmp: Path) -> AsyncIterator[Scene]:
-    config = pow_config(tmp)
-    attacker = Attacker(config, tmp / "attacker.sqlite3")
+async def lock_under_attack(broker: Mosquitto, tmp: Path, src: Source) -> AsyncIterator[Scene]:
+    config, cid = source_config(tmp, src), src.chain_id
+    attacker = Attacker(config, tmp / "attacker.sqlite3", src.staked)
     try:
-        with network(broker, tmp, INTERVAL, (W, B), {W: config}) as net:
+        with network(broker, tmp, INTERVAL, (cid, B), {cid: config}) as net:
             relayer = net.relayer()
             port = await wait_ready(relayer)
-            async with chain(net, W) as w, chain(net, B) as b:
+            async with chain(net, cid) as w, chain(net, B) as b:
                 await attacker.follow(w, await w.latest_height())
-                dave_before = await balance(w, DAVE.address, "gbp")
+                dave_before = await balance(w, DAVE.address, src.denom)
                 nonce = await w.pending_nonce(ALICE.address)
-                r = await lock(w, nonce, BOB.address, 100)
+                r = await lock(w, src, nonce, BOB.address, 100)
                 await attacker.follow(w, r.height - 1)
-                attacker.node.mempool.add(double_spend(nonce))
-                yield Scene(broker.url, w, b, port, attacker, r, nonce, dave_before)
+                attacker.node.mempool.add(double_spend(src, nonce))
+                yield Scene(src, broker.url, w, b, port, attacker, r, nonce, dave_before)
             assert relayer.terminate() == 0
     finally:
         attacker.close()
@@ -183,13 +211,14 @@ async def past(w: HttpChain, height: int) -> bool:
 
 
 async def test_a_reorg_that_drops_the_lock_block_never_mints(
-    own_mosquitto: Mosquitto, tmp_path: Path
+    own_mosquitto: Mosquitto, tmp_path: Path, src: Source
 ) -> None:
-    async with lock_under_attack(own_mosquitto, tmp_path) as s:
+    cid = src.chain_id
+    async with lock_under_attack(own_mosquitto, tmp_path, src) as s:
         w, b, attacker, fork = s.w, s.b, s.attacker, s.fork
-        async with open_bus(s.broker_url) as bus, bus.subscribe(reorgs_topic(W)) as notices:
-            # the attacker's branch from the fork, one block heavier than the chain's
-            # (the chain goes on mining meanwhile: mine on until the node takes it)
+        async with open_bus(s.broker_url) as bus, bus.subscribe(reorgs_topic(cid)) as notices:
+            # the attacker's branch from the fork, one block heavier (PoW) or longer (PoS)
+            # than the chain's (which goes on meanwhile: on until the node takes it)
             outcome = ""
             while outcome != "best":
                 while attacker.node.height <= await w.latest_height():
@@ -205,36 +234,36 @@ async def test_a_reorg_that_drops_the_lock_block_never_mints(
         # the chain is the attacker's branch now: the lock is gone, dave was paid
         assert await hash_at(w, s.lock.height) == attacker.branch(fork)[0].header.hash
         assert await w.get_receipt(s.lock.tx_hash) is None
-        assert await balance(w, DAVE.address, "gbp") == s.dave_before + 100
-        assert await escrowed(w) == 0
+        assert await balance(w, DAVE.address, src.denom) == s.dave_before + 100
+        assert await escrowed(w, src) == 0
         # an honest lock after it is relayed: the relayer follows the new branch
-        r2 = await lock(w, s.nonce + 1, CAROL.address, 7)
+        r2 = await lock(w, src, s.nonce + 1, CAROL.address, 7)
         assert r2.height > fork
 
         async def minted() -> bool:
-            return await balance(b, CAROL.address, f"{W}/gbp") == 7
+            return await balance(b, CAROL.address, s.wrapped) == 7
 
         await eventually(minted, "the honest lock minted on chain-b")
         # and the dropped lock never was, nor was it tried
-        assert await balance(b, BOB.address, f"{W}/gbp") == 0
-        assert await supply(b, f"{W}/gbp") == 7 == await escrowed(w)
+        assert await balance(b, BOB.address, s.wrapped) == 0
+        assert await supply(b, s.wrapped) == 7 == await escrowed(w, src)
         assert await w.get_receipt(s.lock.tx_hash) is None
         await check_relayer_never_tried(s.port, minted=1)
-        # the relayer read the notice and followed the reorganisation (checked on chain-w)
+        # the relayer read the notice and followed the reorganisation (checked on the source)
         samples = await metrics(s.port)
-        work = f"transfer:{W}->{B}"
+        work = f"transfer:{cid}->{B}"
         assert total(samples, "interlock_reorg_notices_total", work=work) >= 1
         assert total(samples, "interlock_source_reorgs_total", work=work) >= 1
 
 
 async def test_a_lighter_branch_and_one_below_finality_change_nothing(
-    own_mosquitto: Mosquitto, tmp_path: Path
+    own_mosquitto: Mosquitto, tmp_path: Path, src: Source
 ) -> None:
-    async with lock_under_attack(own_mosquitto, tmp_path) as s:
+    async with lock_under_attack(own_mosquitto, tmp_path, src) as s:
         w, b, attacker, r = s.w, s.b, s.attacker, s.lock
         attacker.mine()
         attacker.mine()
-        # a branch that drops the lock's block, with less work than the chain's
+        # a branch that drops the lock's block, with less work (PoW) or shorter (PoS)
         await eventually(lambda: past(w, s.fork + 3), "three blocks on the fork point")
         for block in attacker.branch(s.fork):
             assert await w.submit_block(block) == "side"
@@ -255,11 +284,11 @@ async def test_a_lighter_branch_and_one_below_finality_change_nothing(
         assert unknown.value.code == "unknown_parent"
         assert await hash_at(w, r.height) == lock_hash
         assert await w.get_receipt(r.tx_hash) == r
-        assert await balance(w, DAVE.address, "gbp") == s.dave_before
+        assert await balance(w, DAVE.address, src.denom) == s.dave_before
 
         async def minted() -> bool:
-            return await balance(b, BOB.address, f"{W}/gbp") == 100
+            return await balance(b, BOB.address, s.wrapped) == 100
 
         await eventually(minted, "the lock minted on chain-b once final")
-        assert await supply(b, f"{W}/gbp") == 100 == await escrowed(w)
+        assert await supply(b, s.wrapped) == 100 == await escrowed(w, src)
         await check_relayer_never_tried(s.port, minted=1)
