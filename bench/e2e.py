@@ -141,7 +141,7 @@ def sender_names(n: int) -> list[str]:
 
 
 def chain_toml(cid: str, tmp: Path, port: int, bus: str, args: argparse.Namespace) -> Path:
-    names = ", ".join(f'"{n}"' for n in ["alice", "bob", *sender_names(args.senders)])
+    names = ", ".join(f'"{n}"' for n in ["alice", "bob", "relayer", *sender_names(args.senders)])
     path = tmp / f"{cid}.toml"
     path.write_text(
         f'chain_id = "{cid}"\ndata_dir = "{tmp / cid}"\nseed = "{SEED}"\n'
