@@ -2,16 +2,20 @@
 shipped ``configs/devnet-engines.toml`` (chain-b BFT, chain-w proof of work, chain-s proof
 of stake, one process) and ``interlock start`` the shipped
 ``configs/relayer-engines.toml`` between them, over a real Mosquitto; only the ports, the
-broker and the data dirs are the test's. One transfer on each of the four paths, checked
-through the chains' RPC."""
+broker and the data dirs are the test's. One transfer on each of the four paths, and an
+HTLC swap between the PoS and the PoW chain made with ``interlock swap`` subprocesses
+(bob audits alice's lock once final on chain-s; he learns the secret from alice's claim
+event on chain-w), all checked through the chains' RPC."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +124,46 @@ async def test_a_bft_a_pow_and_a_pos_chain_side_by_side_relay_on_every_path(
             assert await balance(c[B], BOB.address, f"{S}/chf") == 11
             assert await balance(c[W], BOB.address, f"{B}/eur") == 13
             assert await balance(c[S], BOB.address, f"{B}/eur") == 17
+
+            # an HTLC swap between the PoS and the PoW chain, as two people make it with
+            # `interlock swap` (the timelocks and audits take each engine's finality)
+            rpc = [x for port in ports.values() for x in ("--rpc", f"http://127.0.0.1:{port}")]
+
+            def swap(*args: str) -> dict[str, Any]:
+                r = run_cli("swap", *args, *rpc, "--json")
+                assert r.returncode == 0, r.stdout + r.stderr
+                answer: dict[str, Any] = json.loads(r.stdout)
+                return answer
+
+            before = (
+                await balance(c[S], ALICE.address, "chf"), await balance(c[S], BOB.address, "chf"),
+                await balance(c[W], ALICE.address, "gbp"), await balance(c[W], BOB.address, "gbp"),
+            )  # fmt: skip
+            init = swap("initiate", "devnet:bob", "30chf", "--chain", S, "--key", "devnet:alice",
+                        "--locktime", "30m")  # fmt: skip
+            hashlock, secret = str(init["hashlock"]), str(init["secret"])
+            deadline = time.monotonic() + DEADLINE
+            while True:  # bob audits alice's lock, which must first be final on chain-s
+                r = run_cli(
+                    "swap", "audit", str(init["lock_id"]), "--chain", S, "--amount", "30chf",
+                    "--receiver", "devnet:bob", "--min-time", "20m", *rpc,
+                )  # fmt: skip
+                if r.returncode == 0:
+                    break
+                assert "final" in r.stderr.lower(), r.stderr
+                assert time.monotonic() < deadline, r.stderr
+                await asyncio.sleep(0.5)
+            part = swap("participate", "devnet:alice", "20gbp", hashlock, "--chain", W,
+                        "--key", "devnet:bob", "--locktime", "10m")  # fmt: skip
+            swap("redeem", str(part["lock_id"]), secret, "--chain", W, "--key", "devnet:alice")
+            found = swap("extract-secret", str(part["lock_id"]), "--chain", W)
+            assert found["secret"] == secret  # read from alice's claim event on chain-w
+            swap("redeem", str(init["lock_id"]), secret, "--chain", S, "--key", "devnet:bob")
+            after = (
+                await balance(c[S], ALICE.address, "chf"), await balance(c[S], BOB.address, "chf"),
+                await balance(c[W], ALICE.address, "gbp"), await balance(c[W], BOB.address, "gbp"),
+            )  # fmt: skip
+            assert after == (before[0] - 30, before[1] + 30, before[2] + 20, before[3] - 20)
         assert relayer.terminate() == 0, relayer.stderr()
         assert devnet.terminate() == 0, devnet.stderr()
     finally:
