@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import hashlib
 import os
 import sys
@@ -162,7 +163,7 @@ a loaded machine refused the maker's lock by one block (104 left, 105 needed) af
 ~15 s of scheduling delays; the extra 10 s only lengthen the timelocks."""
 
 
-async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None) -> Safety:
+async def _safety(a: HttpChain, b: HttpChain) -> Safety:
     """Each chain's interval (its engine's, or measured on a BFT chain) and its engine's
     finality depth (its ``/status``): the driver acts on the counterparty's lock or claim
     once that deep, and Δ covers both chains' depths."""
@@ -172,7 +173,7 @@ async def _safety(a: HttpChain, b: HttpChain, policy: SafetyPolicy | None = None
         ms = max(1, round(interval * 1000))
         depth = get_finality_depth((await chain.get_consensus()).engine)
         params.append(ChainParams(chain.chain_id, ms, depth, INTERVAL_SLACK_PERMILLE))
-    return Safety(params[0], params[1], policy or SafetyPolicy())
+    return Safety(params[0], params[1], SafetyPolicy())
 
 
 async def _check_funds(chain: HttpChain, who: str, denom: str, amount: int) -> None:
@@ -320,17 +321,18 @@ async def _make(
             continue
         break
     secret = os.urandom(32)
+    # The chains are measured once. The plan takes MAKER_POLICY's margins; the driver
+    # keeps to the engine's default ones, as the taker's does: planned at MAKER_POLICY's
+    # bare minimum, a lock the maker's driver judged by that same policy was "too late"
+    # once B had moved a block (606 left, 607 needed).
+    safety = await _safety(a, b)
     answer, terms = make_answer(
         key, made, acc, hashlock=hashlib.sha256(secret).digest(),
-        safety=await _safety(a, b, MAKER_POLICY),
+        safety=dataclasses.replace(safety, policy=MAKER_POLICY),
         height_a=await a.latest_height(), height_b=await b.latest_height(),
     )  # fmt: skip
     store = SQLiteSwapStore(_store_path(args, oid), key=key)
     try:
-        # The driver keeps to the engine's default margins, as the taker's does: planned
-        # with MAKER_POLICY's at its bare minimum, a lock the maker's driver judged by the
-        # same policy was "too late" once B had moved a block (606 left, 607 needed).
-        safety = await _safety(a, b)
         driver = SwapDriver(Party(key, key), a, b, store, safety)
         # persisted (with the secret) before anyone hears of the hashlock
         await driver.open(terms, Role.INITIATOR, secret)
