@@ -231,31 +231,31 @@ async def test_forged_bus_messages_are_dropped(own_mosquitto: Mosquitto, tmp_pat
         relayer = net.relayer()
         port = await wait_ready(relayer)
         forged = (b"garbage", b"{}", b'{"v":1,"kind":"header"}', b"\xff" * 1000)
+        async with open_bus(own_mosquitto.url) as bus:  # the stranger's one connection
 
-        async def forge() -> None:
-            async with open_bus(own_mosquitto.url) as bus:
+            async def forge() -> None:
                 for payload in forged:
                     for topic in ("headers", "events"):
                         await bus.publish(f"interlock/v1/chains/{A}/{topic}", payload, qos=1)
 
-        # "ready" is printed before the workers subscribe: what is published before then
-        # reaches nobody (under load the first forgeries were never seen), so the
-        # stranger publishes again before every check
-        await forge()
-        async with chain(net, A) as a, chain(net, B) as b:
-            n = await lock(a, ALICE, B, BOB.address, 9, "usd")
-            await eventually(lambda: received(b, A, n), "mint despite forged messages")
-
-        async def counted() -> bool:
+            # "ready" is printed before the workers subscribe: what is published before
+            # then reaches nobody (under load the first forgeries were never seen), so
+            # the stranger publishes again before every check
             await forge()
-            url = f"http://127.0.0.1:{port}/metrics"
-            async with aiohttp.ClientSession() as s, s.get(url) as resp:
-                text = await resp.text()
-            name = 'interlock_bus_rejected_total{work="transfer:chain-a->chain-b"}'
-            line = next(ln for ln in text.splitlines() if ln.startswith(name))
-            return float(line.split()[-1]) >= 1
+            async with chain(net, A) as a, chain(net, B) as b:
+                n = await lock(a, ALICE, B, BOB.address, 9, "usd")
+                await eventually(lambda: received(b, A, n), "mint despite forged messages")
 
-        await eventually(counted, "the forged messages counted as rejected")
+            async def counted() -> bool:
+                await forge()
+                url = f"http://127.0.0.1:{port}/metrics"
+                async with aiohttp.ClientSession() as s, s.get(url) as resp:
+                    text = await resp.text()
+                name = 'interlock_bus_rejected_total{work="transfer:chain-a->chain-b"}'
+                line = next(ln for ln in text.splitlines() if ln.startswith(name))
+                return float(line.split()[-1]) >= 1
+
+            await eventually(counted, "the forged messages counted as rejected")
 
 
 async def test_endpoint_of_another_chain_is_refused(
