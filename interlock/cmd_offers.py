@@ -4,10 +4,11 @@ someone you do not trust, then run your side of it to the end.
 The messages and their checks are :mod:`interlock.offers` (pure); this is the shell: the
 bus, the chains' RPC, the clock, and the swap driver. The maker is the swap's initiator
 (it makes the secret and locks first, on the chain it gives from); the taker is the
-participant. Each swap lives in its own SQLite store,
-``$INTERLOCK_HOME/swaps/<offer id>.sqlite``, written before every transaction, so
-``swap status ID --wait`` after a crash resumes it exactly (a store per swap: two
-drivers sharing a store would move each other's chain cursors).
+participant. Each side of a swap lives in its own SQLite store,
+``$INTERLOCK_HOME/swaps/<offer id>.<role>.sqlite``, written before every transaction, so
+``swap status ID --wait`` after a crash resumes it exactly (a store per side: two
+drivers sharing a store would move each other's chain cursors, and a maker and a taker
+may share one home, as two keys of one person do).
 """
 
 from __future__ import annotations
@@ -150,8 +151,8 @@ def _home(args: argparse.Namespace) -> Path:
     return Path(args.home) if args.home is not None else interlock_home()
 
 
-def _store_path(args: argparse.Namespace, offer_id: str) -> Path:
-    return _home(args) / "swaps" / f"{offer_id}.sqlite"
+def _store_path(args: argparse.Namespace, offer_id: str, role: Role) -> Path:
+    return _home(args) / "swaps" / f"{offer_id}.{role.value}.sqlite"
 
 
 MAKER_POLICY = SafetyPolicy(reaction_ms=20_000, min_delta_ms=60_000)
@@ -331,7 +332,7 @@ async def _make(
         safety=dataclasses.replace(safety, policy=MAKER_POLICY),
         height_a=await a.latest_height(), height_b=await b.latest_height(),
     )  # fmt: skip
-    store = SQLiteSwapStore(_store_path(args, oid), key=key)
+    store = SQLiteSwapStore(_store_path(args, oid, Role.INITIATOR), key=key)
     try:
         driver = SwapDriver(Party(key, key), a, b, store, safety)
         # persisted (with the secret) before anyone hears of the hashlock
@@ -422,7 +423,7 @@ async def accept(args: argparse.Namespace) -> int:
             terms, safety, height_a=await a.latest_height(), height_b=await b.latest_height(),
             max_lock_ms=max_lock_ms,
         )  # fmt: skip
-        store = SQLiteSwapStore(_store_path(args, oid), key=key)
+        store = SQLiteSwapStore(_store_path(args, oid, Role.PARTICIPANT), key=key)
         try:
             driver = SwapDriver(Party(key, key), a, b, store, safety)
             await driver.open(terms, Role.PARTICIPANT)
@@ -433,6 +434,17 @@ async def accept(args: argparse.Namespace) -> int:
             return await _drive(args, driver, terms.swap_id, safety.b.block_interval_ms / 2000)
         finally:
             store.close()
+
+
+def _party(swap: Swap) -> str:
+    """The address of the side this store drives: the initiator locks on A, the
+    participant on B."""
+    leg = swap.terms.a if swap.role is Role.INITIATOR else swap.terms.b
+    return leg.sender
+
+
+def _offer_id(path: Path) -> str:
+    return path.name.split(".", 1)[0]
 
 
 def _stores(args: argparse.Namespace) -> list[Path]:
@@ -459,7 +471,7 @@ def list_swaps(args: argparse.Namespace) -> int:
         f"{s.terms.b.amount}{s.terms.b.denom}@{s.terms.b.chain_id}  offer {p.stem[:16]}..."
         for p, s in swaps
     ] or ["no swaps"]
-    emit(args, {"swaps": [{"swap_id": s.swap_id, "offer_id": p.stem, "role": s.role.value,
+    emit(args, {"swaps": [{"swap_id": s.swap_id, "offer_id": _offer_id(p), "role": s.role.value,
                            "state": s.state.value} for p, s in swaps]}, lines)  # fmt: skip
     return 0
 
@@ -471,18 +483,22 @@ async def _list(args: argparse.Namespace) -> int:
 async def status(args: argparse.Namespace) -> int:
     want = args.swap_id.strip().lower()
     hits = [(p, s) for p, s in _all_swaps(args) if s.swap_id.startswith(want)
-            or p.stem.startswith(want)]  # fmt: skip
+            or _offer_id(p).startswith(want)]  # fmt: skip
     if not hits or not want:
         raise NotFound(f"swap {want[:64]!r} in {_home(args) / 'swaps'}")
-    if len(hits) > 1:
+    if len({s.swap_id for _, s in hits}) > 1:
         raise CommandError(f"{len(hits)} swaps start with {want!r}: give more digits")
-    path, swap = hits[0]
-    if not args.wait or swap.is_terminal:
-        return _report(args, swap)
+    if not args.wait or all(s.is_terminal for _, s in hits):
+        return max(_report(args, s) for _, s in hits)
     async with Chains.from_args(args) as chains:
         key = chains.key(args.key) if args.key else None
         if key is None:
             raise CommandError("--wait needs --key: the driver signs its transactions")
+        # both sides of one swap may be kept in one home: drive the side --key is party to
+        mine = [(p, s) for p, s in hits if _party(s) == key.address]
+        if len(mine) != 1:
+            raise CommandError(f"--key {args.key!r} is not a party to swap {want!r}")
+        path, swap = mine[0]
         a, b = await chains.get(swap.terms.a.chain_id), await chains.get(swap.terms.b.chain_id)
         safety = await _safety(a, b)
         store = SQLiteSwapStore(path, key=key)

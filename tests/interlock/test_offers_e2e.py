@@ -91,8 +91,10 @@ async def test_maker_and_taker_swap_through_offers(
                 await balance(ha, BOB.address, "usd"), await balance(hb, BOB.address, "eur"),
             )  # fmt: skip
             await publish_hostile(own_mosquitto.url)
+            # one home for both keys, as one person trying a swap between two of their own
+            # keys has it: each side keeps its own store
             maker = cli(
-                tmp_path / "alice", "offer", "--give", f"100usd@{A}", "--take", f"92eur@{B}",
+                tmp_path / "home", "offer", "--give", f"100usd@{A}", "--take", f"92eur@{B}",
                 "--key", "devnet:alice", "--expires", "5m", "--wait", *common,
             )  # fmt: skip
             assert maker.stdout is not None
@@ -106,16 +108,28 @@ async def test_maker_and_taker_swap_through_offers(
             assert [o["offer_id"] for o in shown["offers"]] == [offer_id]
             assert shown["refused"] >= 4
 
-            taker = cli(tmp_path / "bob", "accept", offer_id, "--key", "devnet:bob", "--wait",
+            taker = cli(tmp_path / "home", "accept", offer_id, "--key", "devnet:bob", "--wait",
                         *common)  # fmt: skip
+            # the taker is killed -9 once its swap is stored; `swap status --wait` resumes
+            # it from its store (the maker's store is in the same home: --key picks bob's)
+            assert taker.stdout is not None
+            opened = ""
+            while not opened.startswith("  swap "):
+                opened = taker.stdout.readline()
+                assert opened, "the taker ended before opening its swap"
+            taker.kill()
+            taker.wait()
+            swap_id = opened.split()[1].rstrip(";")
+            taker = cli(tmp_path / "home", "status", swap_id, "--wait", "--key", "devnet:bob",
+                        "--config", str(net.config))  # fmt: skip
             try:
                 code_t, out_t, err_t = finish(taker)
             except AssertionError as exc:  # the maker's side says why the taker waited
                 maker.kill()
                 out_m, err_m = maker.communicate()
                 raise AssertionError(f"{exc}\nthe maker:\n{out_m}\n{err_m}") from None
-            code_m, out_m, err_m = finish(maker)
             assert code_t == 0, out_t + err_t
+            code_m, out_m, err_m = finish(maker)
             assert code_m == 0, out_m + err_m
             assert "redeemed" in out_t
             assert "redeemed" in out_m
@@ -126,11 +140,13 @@ async def test_maker_and_taker_swap_through_offers(
             )  # fmt: skip
             assert after == (before[0] - 100, before[1] + 92, before[2] + 100, before[3] - 92)
 
-        for who in ("alice", "bob"):
-            r = run(tmp_path / who, "list", "--json")
-            (row,) = json.loads(r.stdout)["swaps"]
-            assert row["state"] == "redeemed"
-            assert row["offer_id"] == offer_id
-            r = run(tmp_path / who, "status", row["swap_id"][:12])
-            assert r.returncode == 0, r.stderr
-            assert "redeemed" in r.stdout
+        r = run(tmp_path / "home", "list", "--json")
+        rows = json.loads(r.stdout)["swaps"]
+        assert sorted(row["role"] for row in rows) == ["initiator", "participant"]
+        assert {row["state"] for row in rows} == {"redeemed"}
+        assert {row["offer_id"] for row in rows} == {offer_id}
+        assert len({row["swap_id"] for row in rows}) == 1
+        r = run(tmp_path / "home", "status", rows[0]["swap_id"][:12])
+        assert r.returncode == 0, r.stderr
+        assert "(initiator): redeemed" in r.stdout
+        assert "(participant): redeemed" in r.stdout
