@@ -21,7 +21,9 @@ and carrying every proof. The scenario:
    designated decrypts exactly what moved, and the escrow still matches the supply.
 
 Each step prints what crossed (the source height, event index and ``event_root`` the
-proof was checked against) and how long it took, and the demo ends with a balance table.
+proof was checked against) and how long it took, and the demo ends with a balance table,
+through an ``interlock.progress`` reporter: a live display on a terminal, plain lines
+otherwise (``--plain``, a pipe, ``NO_COLOR``, ``TERM=dumb``).
 It exits 1 if any step's outcome is not the expected one.
 """
 
@@ -52,6 +54,7 @@ from htlc.driver import Party, SwapDriver
 from htlc.store import MemorySwapStore
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapState, plan_swap
 from interlock.config import DEFAULT_MODULES, DEFAULT_SEED, parse_devnet_config
+from interlock.progress import Column, Reporter, open_reporter
 from relayer.config import parse_relayer_config
 from relayer.connect import connect
 from relayer.daemon import Daemon
@@ -78,10 +81,15 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     d.add_argument("--data-dir", type=Path, default=None, help="keep the chains here")
     d.add_argument("--bus-url", default="memory://", help="memory:// (default) or mqtt://...")
     d.add_argument("--interval", type=float, default=0.2, help="block interval, s")
+    d.add_argument(
+        "--plain", action="store_true", help="plain lines even on a terminal (no live display)"
+    )
 
 
 class Demo:
-    def __init__(self, nodes: Sequence[Node], bus: Bus, data_dir: Path, interval: float):
+    def __init__(
+        self, nodes: Sequence[Node], bus: Bus, data_dir: Path, interval: float, report: Reporter
+    ):
         self.nodes = {n.chain_id: n for n in nodes}
         self.chains = {cid: InProcessChain(n) for cid, n in self.nodes.items()}
         self.bus = bus
@@ -92,11 +100,9 @@ class Demo:
         self.key["us-gov"] = PrivateKey.derive(DEFAULT_SEED, US, "gov")
         self.key["mallory"] = PrivateKey.derive(DEFAULT_SEED, "mallory")  # sanctioned in step 5
         self.failures: list[str] = []
-        self.t0 = time.monotonic()
+        self.report = report
 
     # --- plumbing ---------------------------------------------------------------------
-    def say(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.t0:6.2f}s] {text}", flush=True)
 
     async def send(self, cid: str, who: str, module: str, method: str, args: Any) -> Receipt:
         key = self.key[who]
@@ -116,7 +122,7 @@ class Demo:
         return time.monotonic() - start
 
     def expect(self, ok: bool, what: str) -> None:
-        self.say(("  ok    " if ok else "  FAIL  ") + what)
+        self.report.check(ok, what)
         if not ok:
             self.failures.append(what)
 
@@ -136,7 +142,7 @@ class Demo:
 
     # --- the scenario -------------------------------------------------------------------
     async def swap(self) -> None:
-        self.say("1. cross-border payment: alice (US) swaps 100 USD for 92 EUR with bob")
+        self.report.step("1. cross-border payment: alice (US) swaps 100 USD for 92 EUR with bob")
         us, eu = self.chains[US], self.chains[EU]
         ms = int(self.interval * 1000)
         safety = Safety(
@@ -159,7 +165,9 @@ class Demo:
             height_a=await us.latest_height(),
             height_b=await eu.latest_height(),
         )
-        self.say(f"   quote accepted; timelocks {US} {terms.a.timelock}, {EU} {terms.b.timelock}")
+        self.report.detail(
+            f"quote accepted; timelocks {US} {terms.a.timelock}, {EU} {terms.b.timelock}"
+        )
         initiator = SwapDriver(alice, us, eu, MemorySwapStore(), safety)
         participant = SwapDriver(bob, us, eu, MemorySwapStore(), safety)
         await initiator.open(terms, Role.INITIATOR, secret)
@@ -192,7 +200,7 @@ class Demo:
         self.expect(r.ok, f"alice paid carol 92 EUR ({EU} height {r.height})")
 
     async def stablecoin(self) -> None:
-        self.say("2. stablecoin: 250 USD from us-bank to carol on eu-bank (lock -> mint)")
+        self.report.step("2. stablecoin: 250 USD from us-bank to carol on eu-bank (lock -> mint)")
         r = await self.send(
             US,
             "alice",
@@ -206,14 +214,14 @@ class Demo:
             },
         )
         nonce = int(r.events[-1].attributes["nonce"])
-        self.say(f"   locked at {self.proof_line(US, r, 'bridge.locked')}")
+        self.report.detail(f"locked at {self.proof_line(US, r, 'bridge.locked')}")
         took = await self.until(lambda: self.received(EU, US, nonce), "the mint on eu-bank")
         got = await self.balance(EU, "carol", f"{US}/usd")
         self.expect(
             got == 250,
             f"relayer proved it to {EU}: carol holds {got} {US}/usd ({took:.2f} s after the lock)",
         )
-        self.say("   and 100 back to alice on us-bank (burn -> release)")
+        self.report.detail("and 100 back to alice on us-bank (burn -> release)")
         before = await self.balance(US, "alice", "usd")
         r = await self.send(
             EU,
@@ -223,7 +231,7 @@ class Demo:
             {"denom": f"{US}/usd", "amount": 100, "recipient": self.key["alice"].address},
         )
         burn = int(r.events[-1].attributes["nonce"])
-        self.say(f"   burned at {self.proof_line(EU, r, 'bridge.burned')}")
+        self.report.detail(f"burned at {self.proof_line(EU, r, 'bridge.burned')}")
         took = await self.until(lambda: self.received(US, EU, burn), "the release on us-bank")
         got = await self.balance(US, "alice", "usd") - before
         self.expect(got == 100, f"released {got} USD to alice on {US} ({took:.2f} s)")
@@ -247,7 +255,7 @@ class Demo:
         return check
 
     async def timeout_refund(self) -> None:
-        self.say("3. a transfer that times out before it arrives is refunded")
+        self.report.step("3. a transfer that times out before it arrives is refunded")
         path = await self.chains[US].query("bridge", "path", {"remote_chain": EU})
         client = await self.chains[US].query(
             "lightclient",
@@ -270,8 +278,8 @@ class Demo:
             },
         )
         nonce = int(r.events[-1].attributes["nonce"])
-        self.say(
-            f"   locked with timeout {EU} height {known + 1}, at "
+        self.report.detail(
+            f"locked with timeout {EU} height {known + 1}, at "
             f"{self.proof_line(US, r, 'bridge.locked')}"
         )
 
@@ -283,7 +291,7 @@ class Demo:
         )
 
     async def offline_counterparty(self) -> None:
-        self.say("4. bob locks his side of a second swap, then goes offline")
+        self.report.step("4. bob locks his side of a second swap, then goes offline")
         us, eu = self.chains[US], self.chains[EU]
         secret = os.urandom(32)
         hashlock = hashlib.sha256(secret).hexdigest()
@@ -320,8 +328,8 @@ class Demo:
         r = await self.send(
             EU, "alice", "htlc", "claim", {"lock_id": lock_b, "preimage": secret.hex()}
         )
-        self.say(
-            f"   alice claimed on {EU}, revealing the secret at "
+        self.report.detail(
+            f"alice claimed on {EU}, revealing the secret at "
             f"{self.proof_line(EU, r, 'htlc.claimed')}"
         )
 
@@ -338,7 +346,9 @@ class Demo:
         )
 
     async def compliance_refund(self) -> None:
-        self.say(f"5. compliance: {EU}'s governance puts mallory on its sanctions deny list")
+        self.report.step(
+            f"5. compliance: {EU}'s governance puts mallory on its sanctions deny list"
+        )
         mallory = self.key["mallory"].address
         await self.send(EU, "eu-gov", "compliance", "deny", {"address": mallory})
         before = await self.balance(US, "alice", "usd")
@@ -350,8 +360,8 @@ class Demo:
             {"denom": "usd", "amount": 60, "dest_chain": EU, "recipient": mallory},
         )
         nonce = int(r.events[-1].attributes["nonce"])
-        self.say(
-            f"   alice sends mallory 60 USD: locked at {self.proof_line(US, r, 'bridge.locked')}"
+        self.report.detail(
+            f"alice sends mallory 60 USD: locked at {self.proof_line(US, r, 'bridge.locked')}"
         )
 
         took = await self.until(
@@ -361,7 +371,7 @@ class Demo:
             "bridge", "refusal", {"remote_chain": US, "nonce": nonce}
         )
         rule = refusal.get("rule") if isinstance(refusal, dict) else None
-        self.say(f"   refused by {EU}: {rule}")
+        self.report.detail(f"refused by {EU}: {rule}")
         after = await self.balance(US, "alice", "usd")
         minted = await self.balance(EU, "mallory", f"{US}/usd")
         self.expect(
@@ -378,7 +388,7 @@ class Demo:
         )
 
     async def private_payment(self) -> None:
-        self.say(f"6. private payment: alice pays carol 40 USD on {US}, the amount hidden")
+        self.report.step(f"6. private payment: alice pays carol 40 USD on {US}, the amount hidden")
         # the auditor's secret stays with the auditor; governance only registers its key
         auditor = ElGamalKeypair.generate()
         gov = self.key["us-gov"].address
@@ -416,8 +426,8 @@ class Demo:
         )
         r = await self.send(US, "alice", "confidential", "transfer", args)
         event = next(e for e in r.events if e.type == "confidential.transferred")
-        self.say(
-            f"   on chain at {US} height {r.height}: {sorted(event.attributes)}, "
+        self.report.detail(
+            f"on chain at {US} height {r.height}: {sorted(event.attributes)}, "
             "the amount only as ciphertexts"
         )
         seen = decrypt(
@@ -429,8 +439,8 @@ class Demo:
         carol_after = await self.private_value("carol", kps["carol"])
         supply = await self.chains[US].query("confidential", "supply", {"denom": "usd"})
         escrow = await self.chains[US].query("bank", "balance", {"address": ESCROW, "denom": "usd"})
-        self.say(
-            f"   auditor decrypts {seen}; alice's private balance {alice_before} -> "
+        self.report.detail(
+            f"auditor decrypts {seen}; alice's private balance {alice_before} -> "
             f"{alice_after}, carol's {carol_before} -> {carol_after}; "
             f"escrow {escrow} = supply {supply}"
         )
@@ -444,15 +454,22 @@ class Demo:
         )
 
     async def table(self) -> None:
-        print()
-        print(f"{'account':<8} {'us-bank usd':>16} {'eu-bank eur':>16} {'eu-bank us-bank/usd':>20}")
-        for who in ("alice", "bob", "carol"):
-            print(
-                f"{who:<8} {await self.balance(US, who, 'usd'):>16,} "
-                f"{await self.balance(EU, who, 'eur'):>16,} "
-                f"{await self.balance(EU, who, f'{US}/usd'):>20,}"
-            )
-        print()
+        columns = [
+            Column("account", 8),
+            Column(f"{US} usd", 16),
+            Column(f"{EU} eur", 16),
+            Column(f"{EU} {US}/usd", 20),
+        ]
+        rows: list[list[str | int]] = [
+            [
+                who,
+                await self.balance(US, who, "usd"),
+                await self.balance(EU, who, "eur"),
+                await self.balance(EU, who, f"{US}/usd"),
+            ]
+            for who in PEOPLE
+        ]
+        self.report.table(columns, rows)
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -461,13 +478,21 @@ async def run_demo(args: argparse.Namespace) -> int:
     temp = args.data_dir is None
     data_dir = Path(tempfile.mkdtemp(prefix="interlock-demo-")) if temp else args.data_dir
     try:
-        return await _run(data_dir, args.bus_url, args.interval)
+        with open_reporter(plain=args.plain, stamp=True) as report:
+            code = await _run(data_dir, args.bus_url, args.interval, report)
+        # after the live display stopped: the verdict is the last line
+        if code:
+            print(f"demo: {code} step(s) did not end as expected", file=sys.stderr)
+            return 1
+        print("demo: every step ended as expected")
+        return 0
     finally:
         if temp:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
+async def _run(data_dir: Path, bus_url: str, interval: float, report: Reporter) -> int:
+    """Run the scenario; the number of steps that did not end as expected."""
     from interlock.cli import run_chains  # the CLI owns chain composition
 
     devnet = parse_devnet_config(
@@ -525,8 +550,8 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
         )
         try:
             nodes = await asyncio.wait_for(asyncio.shield(started), STEP_DEADLINE)
-            demo = Demo(nodes, bus, data_dir, interval)
-            demo.say(
+            demo = Demo(nodes, bus, data_dir, interval, report)
+            report.info(
                 f"two ledgers: {US} (USD) and {EU} (EUR), blocks every {interval} s, "
                 f"bus {bus_url}, data in {data_dir}"
             )
@@ -534,17 +559,17 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
             for src, dst in ((US, EU), (EU, US)):
                 gov = PrivateKey.derive(DEFAULT_SEED, dst, "gov")
                 line = await connect(demo.chains[src], demo.chains[dst], relayer_key, gov)
-                demo.say(f"connected: {line}")
+                report.info(f"connected: {line}")
             keys = {cid: relayer_key for cid in (US, EU)}
             daemon = Daemon(settings, keys, handles=demo.chains, bus=bus, idle_timeout=0.5)
             relay = asyncio.create_task(
                 daemon.run(
-                    ready=lambda d: demo.say(f"console http://{settings.api_host}:{d.api_port}/")
+                    ready=lambda d: report.info(f"console http://{settings.api_host}:{d.api_port}/")
                 ),
                 name="demo:relayer",
             )
             try:
-                demo.say(
+                report.info(
                     "relayer daemon started: "
                     + ", ".join(
                         [
@@ -571,13 +596,7 @@ async def _run(data_dir: Path, bus_url: str, interval: float) -> int:
                 daemon.stop()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(relay, 15)
-            if demo.failures:
-                print(
-                    f"demo: {len(demo.failures)} step(s) did not end as expected", file=sys.stderr
-                )
-                return 1
-            print("demo: every step ended as expected")
-            return 0
+            return len(demo.failures)
         finally:
             stop.set()
             with contextlib.suppress(Exception):

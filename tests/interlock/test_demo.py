@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +15,15 @@ pytestmark = pytest.mark.slow
 
 
 def demo(*args: str) -> subprocess.CompletedProcess[str]:
+    # a terminal type that would get colour: only the pipe makes the output plain
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm-256color"}
     return subprocess.run(
         [sys.executable, "-m", "interlock.cli", "demo", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
 
 
@@ -44,6 +49,9 @@ def test_demo_on_the_embedded_defaults(tmp_path: Path) -> None:
     r = demo("--data-dir", str(tmp_path / "d"))
     assert r.returncode == 0, r.stderr[-3000:]
     check_story(r.stdout)
+    # stdout is a pipe: the plain lines, no live display, not one escape code
+    assert "\x1b" not in r.stdout
+    assert re.search(r"^account +us-bank usd +eu-bank eur +eu-bank us-bank/usd$", r.stdout, re.M)
     # the chains are kept in the given data dir (SQLite)
     assert any((tmp_path / "d").glob("*.sqlite3")), list((tmp_path / "d").iterdir())
 
