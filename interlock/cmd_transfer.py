@@ -45,6 +45,7 @@ from interlock.cmd_common import (
     submit,
 )
 from interlock.errors import CommandError, NotFound
+from interlock.progress import Reporter, open_reporter
 from zk.compliance import seal_travel_rule
 from zk.errors import ZkError
 
@@ -178,6 +179,9 @@ def _send_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--wait", action="store_true", help="follow it to the mint or the refund")
     p.add_argument("--wait-timeout", default="10m", help="give up waiting after (default 10m)")
+    p.add_argument(
+        "--plain", action="store_true", help="--wait: plain lines even on a terminal (no spinner)"
+    )
 
 
 async def transfer(args: argparse.Namespace) -> int:
@@ -258,9 +262,9 @@ async def _send(args: argparse.Namespace, method: str) -> int:
                 [emit_line],
             )
             return 0
-        if not args.json:
-            print(emit_line, flush=True)
-        return await _follow(args, src, dst, tid, receipt.height, wait_s)
+        with open_reporter(plain=args.plain, quiet=args.json) as report:
+            report.info(emit_line)
+            return await _follow(args, src, dst, tid, receipt.height, wait_s, report)
 
 
 async def _sealed_travel_rule(dst: HttpChain, text: str) -> str:
@@ -336,6 +340,7 @@ async def _follow(
     tid: TransferId,
     lock_height: int,
     wait_s: float,
+    report: Reporter,
 ) -> int:
     """Watch both chains until the transfer is final or ``wait_s`` passes."""
     deadline = time.monotonic() + wait_s
@@ -346,6 +351,7 @@ async def _follow(
         {"status": "locked", "chain": src.chain_id, "height": lock_height}
     ]
     refusal: Any = None
+    report.wait(_waiting_for(Progress.LOCKED, tid, lock_height))
     while True:
         sent, received, refusal = await _read(src, dst, tid)
         _, client_height = await _client_of_src(dst, src.chain_id)
@@ -359,25 +365,37 @@ async def _follow(
                 step, src, dst, tid, client_height, dst_from, src_from, refusal
             )
             events.append(record)
-            if not args.json:
-                print(line, flush=True)
+            report.info(line)
             seen = step
         if now in (Progress.DELIVERED, Progress.REFUNDED):
             code = EXIT_DELIVERED if now is Progress.DELIVERED else EXIT_REFUNDED
             break
         if time.monotonic() > deadline:
-            if not args.json:
-                print(
-                    f"still {now.value} after {wait_s:.0f}s; stopped waiting "
-                    f"(see 'interlock transfer status {tid}')",
-                    flush=True,
-                )
+            report.info(
+                f"still {now.value} after {wait_s:.0f}s; stopped waiting "
+                f"(see 'interlock transfer status {tid}')"
+            )
             code = EXIT_WAIT_TIMEOUT
             break
+        if steps:
+            report.wait(_waiting_for(now, tid, lock_height))
         await asyncio.sleep(0.5)
     if args.json:
         emit(args, {"id": str(tid), "status": seen.value if seen else "?", "events": events}, [])
     return code
+
+
+def _waiting_for(now: Progress, tid: TransferId, lock_height: int) -> str:
+    """What a transfer at ``now`` (not final) waits for, as a spinner's text."""
+    if now is Progress.LOCKED:
+        return (
+            f"waiting for the header: {tid.dst}'s client of {tid.src} to reach height {lock_height}"
+        )
+    if now is Progress.RELAYED:
+        return f"waiting for the delivery on {tid.dst}"
+    if now is Progress.QUEUED:
+        return f"waiting out the bridge's delay on {tid.dst}"
+    return f"waiting for the refund on {tid.src}"
 
 
 async def _describe(

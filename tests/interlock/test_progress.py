@@ -9,6 +9,7 @@ import re
 import pytest
 from rich.console import Console
 
+from interlock.cmd_transfer import Progress, TransferId, _waiting_for
 from interlock.errors import CommandError
 from interlock.progress import (
     Column,
@@ -208,3 +209,17 @@ def test_open_reporter_stops_the_display_before_the_error(tty_stdout: Tty) -> No
     assert re.search(r"stopped 1\. a swap +\d+\.\d\d s\n$", ANSI.sub("", raw)), raw
     # the live display was stopped (the cursor shown again) before the step was printed
     assert raw.rindex("\x1b[?25h") < raw.index("stopped")
+
+
+# --- transfer --wait: what the spinner says ---------------------------------------------------
+
+
+def test_transfer_waits_name_what_comes_next() -> None:
+    tid = TransferId("chain-a", "chain-b", 7)
+    assert "chain-b's client of chain-a to reach height 12" in _waiting_for(
+        Progress.LOCKED, tid, 12
+    )
+    assert "delivery on chain-b" in _waiting_for(Progress.RELAYED, tid, 12)
+    assert "delay on chain-b" in _waiting_for(Progress.QUEUED, tid, 12)
+    for refunding in (Progress.EXPIRED, Progress.REFUSED):
+        assert "refund on chain-a" in _waiting_for(refunding, tid, 12)
