@@ -56,6 +56,8 @@ __all__ = [
     "Progress",
     "TransferId",
     "compute_progress",
+    "read_path",
+    "read_transfer",
     "register",
 ]
 
@@ -222,7 +224,7 @@ async def _send(args: argparse.Namespace, method: str) -> int:
         dst = await chains.get(args.dst)
         key = chains.key(key_ref)  # after every cheap check: the passphrase comes last
         # refuse what the source would refuse, before anything is signed
-        path = await _path(src, dst.chain_id)
+        path = await read_path(src, dst.chain_id)
         if path.get("paused"):
             raise CommandError(f"the bridge path {src.chain_id} -> {dst.chain_id} is paused")
         have = await src.query("bank", "balance", {"address": key.address, "denom": denom})
@@ -281,7 +283,7 @@ async def _sealed_travel_rule(dst: HttpChain, text: str) -> str:
         raise CommandError(f"{dst.chain_id}'s travel-rule key is unusable: {exc}") from None
 
 
-async def _path(src: HttpChain, remote: str) -> Mapping[str, Any]:
+async def read_path(src: HttpChain, remote: str) -> Mapping[str, Any]:
     try:
         got = await src.query("bridge", "path", {"remote_chain": remote})
     except UnknownPath:
@@ -293,7 +295,7 @@ async def _path(src: HttpChain, remote: str) -> Mapping[str, Any]:
     return got
 
 
-async def _read(
+async def read_transfer(
     src: HttpChain, dst: HttpChain, tid: TransferId
 ) -> tuple[Mapping[str, Any], Any, Any]:
     """The source's record, the destination's status and its refusal (or None)."""
@@ -311,7 +313,7 @@ async def _read(
 
 
 async def _client_of_src(dst: HttpChain, src_id: str) -> tuple[str, int]:
-    path = await _path(dst, src_id)
+    path = await read_path(dst, src_id)
     client_id = str(path["client_id"])
     got = await dst.query("lightclient", "client", {"client_id": client_id})
     height = got.get("latest_height", 0) if isinstance(got, Mapping) else 0
@@ -353,7 +355,7 @@ async def _follow(
     refusal: Any = None
     report.wait(_waiting_for(Progress.LOCKED, tid, lock_height))
     while True:
-        sent, received, refusal = await _read(src, dst, tid)
+        sent, received, refusal = await read_transfer(src, dst, tid)
         _, client_height = await _client_of_src(dst, src.chain_id)
         now = compute_progress(sent, received, client_height, lock_height, refusal)
         steps = [now] if now != seen else []
@@ -484,7 +486,7 @@ async def transfer_status(args: argparse.Namespace) -> int:
     async with Chains.from_args(args) as chains:
         src = await chains.get(tid.src)
         dst = await chains.get(tid.dst)
-        sent, received, refusal = await _read(src, dst, tid)
+        sent, received, refusal = await read_transfer(src, dst, tid)
         _, client_height = await _client_of_src(dst, tid.src)
     packet = sent.get("packet", {})
     lock_height = 0  # unknown from state alone: "relayed" needs the client past the lock

@@ -91,3 +91,23 @@ def run_round(
         for i, p in enumerate(parties):
             if i not in down and not p.finished:
                 deliver(parties, p.tick(now), now, offline=down, tamper=tamper, wire=wire)
+
+
+# --- settlement: round files and banks as processes -----------------------------------
+
+
+def round_toml(
+    round_id: str,
+    start: float,
+    parties: list[tuple[str, PrivateKey, str]],
+    *,
+    phase_s: float = 30.0,
+    asset: tuple[str, str] = ("chain-a", "usd"),
+) -> str:
+    """A round file: ``parties`` as (name, key, chain)."""
+    out = f'id = "{round_id}"\nstart = {start}\nphase_s = {phase_s}\n'
+    out += f'\n[asset]\nchain = "{asset[0]}"\ndenom = "{asset[1]}"\n'
+    for name, key, chain in parties:
+        pk = key.public_key.hex()
+        out += f'\n[[parties]]\nname = "{name}"\nkey = "{pk}"\nchain = "{chain}"\n'
+    return out
