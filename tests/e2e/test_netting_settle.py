@@ -22,7 +22,11 @@ from pathlib import Path
 import pytest
 
 from chains.crypto import PrivateKey
+from chains.types import Tx
+from interlock.cmd_transfer import Progress, TransferId
 from interlock.netting_round import load_round_file
+from interlock.netting_settle import SettlementJournal, compute_leg_call, pay_leg, wait_for_transfer
+from netting.plan import Leg, LegKind, Transfer
 from netting.protocol import compute_plain_netting
 from tests.conftest import Mosquitto
 from tests.e2e.harness import (
@@ -39,7 +43,7 @@ from tests.e2e.harness import (
     network,
     supply,
 )
-from tests.e2e.test_relayer import wait_ready
+from tests.e2e.test_relayer import client_height, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
@@ -221,6 +225,39 @@ async def test_three_banks_net_and_settle_across_two_chains_through_the_daemon(
         async with chain(net, B) as b:
             assert await b.next_nonce(BOB.address) == nonce
         assert await holdings(net) == after2
+
+        # a lock leg the bridge refunded (it timed out on chain-b) is paid anew, once
+        rf = load_round_file(r3)
+        leg = Leg(LegKind.LOCK, A, B, Transfer(0, 1, 3))
+        journal = SettlementJournal(net.tmp / "refunded.sqlite")
+        async with chain(net, A) as a, chain(net, B) as b:
+            handles = {A: a, B: b}
+            module, method, args = compute_leg_call(leg, rf)
+            args["timeout_height"] = await client_height(a, B) + 1
+            nonce = await a.pending_nonce(ALICE.address)
+            tx = Tx.create(ALICE, A, nonce, module, method, args)
+            journal.put_leg(rf.bus_round_id, ALICE.public_key, 0, tx)
+            first = await a.submit(tx)
+            assert first.ok, first.error
+            tid = TransferId(A, B, int(str(first.events[-1].attributes["nonce"])))
+            end = time.monotonic() + DEADLINE
+            assert await wait_for_transfer(a, b, tid, end) is Progress.REFUNDED
+            assert await holdings(net) == after2
+            paid = await pay_leg(handles, ALICE, journal, rf, 0, leg, end)
+            assert not paid.resumed
+            assert paid.transfer is not None
+            assert paid.transfer != tid
+            assert await wait_for_transfer(a, b, paid.transfer, end) is Progress.DELIVERED
+            again = await pay_leg(handles, ALICE, journal, rf, 0, leg, end)
+            assert again.resumed
+            assert again.receipt.tx_hash == paid.receipt.tx_hash
+        journal.close()
+        assert moved(after2, await holdings(net)) == {
+            f"bank-a@{A}": -3,
+            f"bank-b@{B}": +3,
+            "escrow": +3,
+            "wrapped": +3,
+        }
 
 
 async def test_banks_whose_round_files_differ_pay_nothing(
