@@ -381,8 +381,11 @@ def _first_interlock_error(group: BaseExceptionGroup[BaseException]) -> Interloc
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the user's commands print what happened on stdout: their log says only what went
+    # wrong, unless -v; the services (devnet, chain start, start, demo) log their work
+    user_command = getattr(args, "run", None) is not None
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if user_command else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
