@@ -15,6 +15,7 @@ from typing import Any
 
 from chains.crypto import PrivateKey
 from interlock.cmd_common import add_output_args, emit
+from interlock.config import DEFAULT_SEED
 from interlock.errors import CommandError, KeyExists, KeystoreError
 from interlock.keys import (
     DEVNET_PREFIX,
@@ -67,7 +68,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     ls.set_defaults(run=run_list)
 
     s = ks.add_parser("show", help="a key's address and public key (never the secret)")
-    s.add_argument("name")
+    s.add_argument("name", help="a keystore name, or devnet:NAME for a devnet account")
+    s.add_argument("--seed", default=DEFAULT_SEED, help=f"devnet seed ({DEFAULT_SEED})")
     add_output_args(s)
     s.set_defaults(run=run_show)
 
@@ -142,7 +144,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    info = _store(args).show(args.name)
+    if args.name.startswith(DEVNET_PREFIX):  # derived from the seed, never stored
+        account = args.name[len(DEVNET_PREFIX) :]
+        if not account:
+            raise CommandError("devnet:NAME needs a NAME")
+        key = PrivateKey.derive(args.seed, account)
+        info = KeyInfo(args.name, key.address, key.public_key)
+    else:
+        info = _store(args).show(args.name)
     emit(
         args,
         _info_json(info),

@@ -101,7 +101,7 @@ async def run_start(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, daemon.stop)
 
     def ready(d: Daemon) -> None:
-        names = ", ".join(d.running) or "none"
+        names = ", ".join(d.work) or "none"
         print(
             f"relayer: api http://{settings.api_host}:{d.api_port}; data {settings.data_dir}; "
             f"workers: {names}; console http://{settings.api_host}:{d.api_port}/",

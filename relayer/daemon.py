@@ -210,6 +210,8 @@ class Daemon:
         self._own_handles = handles is None
         self._bus = bus
         self.running: dict[str, _Running] = {}
+        self.work: tuple[str, ...] = ()
+        """The names of the work this daemon runs, once started."""
         self.api_port: int | None = None
         self.started = time.time()
         self._stop = asyncio.Event()
@@ -268,6 +270,7 @@ class Daemon:
                         for cid in s.chains
                     }
                     tasks = self._workers(bus, store, submitters)
+                    self.work = tuple(w.name for w, _ in tasks)
                     if ready is not None:
                         ready(self)
                     await self._supervise(tasks)

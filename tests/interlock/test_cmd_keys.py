@@ -150,3 +150,23 @@ def test_as_a_subprocess(tmp_path: Path) -> None:
     show = subprocess.run([*cli, "show", "alice"], env=wrong, capture_output=True, text=True)
     assert show.returncode == 0  # show needs no passphrase
     assert Keystore(tmp_path).show("alice").address in show.stdout
+
+
+def test_show_a_devnet_key_derives_it_from_the_seed(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    want = PrivateKey.derive("interlock-devnet", "alice")
+    code, out, _ = run(capsys, "keys", "show", "devnet:alice", "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "name": "devnet:alice",
+        "address": want.address,
+        "public_key": want.public_key.hex(),
+    }
+    code, out, _ = run(capsys, "keys", "show", "devnet:alice", "--seed", "elsewhere", "--json")
+    assert json.loads(out)["address"] == PrivateKey.derive("elsewhere", "alice").address
+    code, out, err = run(capsys, "keys", "show", "devnet:")
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert "NAME" in err
+    assert not (home / "keys").exists() or not any((home / "keys").iterdir())
