@@ -18,7 +18,10 @@ and carrying every proof. The scenario:
    refused on arrival by eu-bank's policy and refunded on us-bank, nothing minted;
 6. a private payment: on us-bank (which runs the opt-in ``confidential`` module) alice
    pays carol an amount the chain never sees; the auditor that us-bank's governance
-   designated decrypts exactly what moved, and the escrow still matches the supply.
+   designated decrypts exactly what moved, and the escrow still matches the supply;
+7. end-of-day netting: three banks compute their net positions by secure multi-party
+   computation over the bus (no bank sees another's book) and settle only the net
+   across the ledgers, the relayer carrying the cross-chain legs.
 
 Each step prints what crossed (the source height, event index and ``event_root`` the
 proof was checked against) and how long it took, and the demo ends with a balance table,
@@ -55,6 +58,9 @@ from htlc.store import MemorySwapStore
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapState, plan_swap
 from interlock.config import DEFAULT_MODULES, DEFAULT_SEED, parse_devnet_config
 from interlock.progress import Column, Reporter, open_reporter
+from netting.plan import LegKind, compute_call, plan_settlement, route_settlement
+from netting.protocol import RoundSpec, compute_plain_netting
+from netting.shell import run_party
 from relayer.config import parse_relayer_config
 from relayer.connect import connect
 from relayer.daemon import Daemon
@@ -241,6 +247,9 @@ class Demo:
             "bridge", "received", {"remote_chain": remote, "nonce": nonce}
         )
         return got is not None
+
+    def delivered(self, cid: str, remote: str, nonce: int) -> Callable[[], Awaitable[bool]]:
+        return lambda: self.received(cid, remote, nonce)
 
     def refunded(self, nonce: int) -> Callable[[], Awaitable[bool]]:
         """Whether us-bank settled its transfer ``nonce`` to eu-bank, which was never
@@ -453,6 +462,68 @@ class Demo:
             "private payment settled: the auditor read 40 USD, the chain no amount",
         )
 
+    async def netting(self) -> None:
+        self.report.step(
+            "7. end-of-day netting: three banks settle only their net positions, "
+            "computed by MPC over the bus"
+        )
+        banks = ("alice", "carol", "bob")
+        homes = (US, EU, US)  # where each bank holds its USD (carol: bridged, from step 2)
+        book = ((0, 40, 30), (50, 0, 60), (10, 50, 0))  # book[i][k]: bank i owes bank k
+        denoms = {US: "usd", EU: f"{US}/usd"}
+        spec = RoundSpec(
+            f"demo-{os.getpid()}-{time.time_ns()}",
+            tuple(self.key[b].public_key for b in banks),
+            1,
+            time.time() + 0.1,
+            5.0,
+        )
+        start = time.monotonic()
+        reports = await asyncio.gather(
+            *(
+                run_party(self.bus, spec, self.key[b], row)
+                for b, row in zip(banks, book, strict=True)
+            )
+        )
+        results = [r.result for r in reports]
+        if any(r is None for r in results) or len({r.positions for r in results if r}) != 1:
+            raise DemoFailed(
+                f"the netting round did not agree: {[str(r.failure) for r in reports]}"
+            )
+        result = results[0]
+        assert result is not None  # checked just above
+        self.expect(
+            result.positions == compute_plain_netting([list(row) for row in book]),
+            f"round over the bus in {time.monotonic() - start:.2f} s: each bank saw only "
+            f"shares of the others' books; net positions "
+            + ", ".join(f"{b} {p:+d}" for b, p in zip(banks, result.positions, strict=True)),
+        )
+        before = [await self.balance(h, b, denoms[h]) for b, h in zip(banks, homes, strict=True)]
+        legs = route_settlement(plan_settlement(result.positions), homes, US)
+        self.report.detail(f"gross {result.gross} USD nets to {result.net} in {len(legs)} legs")
+        start = time.monotonic()
+        for leg in legs:
+            payer, payee = banks[leg.transfer.payer], banks[leg.transfer.payee]
+            module, method, args = compute_call(leg, self.key[payee].address, US, "usd")
+            r = await self.send(leg.chain, payer, module, method, args)
+            what = f"{payer} pays {payee} {leg.transfer.amount}: {leg.kind.value} on {leg.chain}"
+            if leg.kind is LegKind.TRANSFER:
+                self.report.detail(f"{what} (height {r.height})")
+                continue
+            kind = "bridge.locked" if leg.kind is LegKind.LOCK else "bridge.burned"
+            self.report.detail(f"{what}, at {self.proof_line(leg.chain, r, kind)}")
+            nonce = int(r.events[-1].attributes["nonce"])
+            await self.until(
+                self.delivered(leg.to_chain, leg.chain, nonce), f"the delivery on {leg.to_chain}"
+            )
+        after = [await self.balance(h, b, denoms[h]) for b, h in zip(banks, homes, strict=True)]
+        moved = [a - b for a, b in zip(after, before, strict=True)]
+        self.expect(
+            moved == list(result.positions),
+            f"settled across both ledgers in {time.monotonic() - start:.2f} s, the relayer "
+            f"carrying the cross-chain legs: {result.gross} gross, {result.net} moved",
+        )
+
     async def table(self) -> None:
         columns = [
             Column("account", 8),
@@ -586,6 +657,7 @@ async def _run(data_dir: Path, bus_url: str, interval: float, report: Reporter) 
                     demo.offline_counterparty,
                     demo.compliance_refund,
                     demo.private_payment,
+                    demo.netting,
                 ):
                     try:
                         await step()

@@ -47,7 +47,7 @@ from chains.types import Receipt, Tx
 from interlock.cmd_common import TxRefused
 from interlock.cmd_transfer import Progress, TransferId, compute_progress, read_transfer
 from interlock.netting_round import RoundFile
-from netting.plan import Leg, LegKind
+from netting.plan import Leg, compute_call
 
 __all__ = [
     "JournalRound",
@@ -164,22 +164,7 @@ class SettlementJournal:
 
 def compute_leg_call(leg: Leg, rf: RoundFile) -> tuple[str, str, dict[str, Any]]:
     """The (module, method, args) of the transaction that pays ``leg``."""
-    t = leg.transfer
-    payee = rf.parties[t.payee].address
-    if leg.kind is LegKind.TRANSFER:
-        return (
-            "bank",
-            "transfer",
-            {"to": payee, "denom": rf.denom_on(leg.chain), "amount": t.amount},
-        )
-    if leg.kind is LegKind.LOCK:
-        args = {"denom": rf.denom, "amount": t.amount, "dest_chain": leg.to_chain}
-        return "bridge", "lock", {**args, "recipient": payee}
-    return (
-        "bridge",
-        "burn",
-        {"denom": rf.denom_on(leg.chain), "amount": t.amount, "recipient": payee},
-    )
+    return compute_call(leg, rf.parties[leg.transfer.payee].address, rf.asset_chain, rf.denom)
 
 
 async def get_holding(chain: HttpChain, address: str, denom: str) -> int:

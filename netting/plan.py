@@ -19,10 +19,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from bridge.transfer import compute_wrapped_denom
 from netting.errors import BadObligations
 
-__all__ = ["Leg", "LegKind", "Transfer", "plan_settlement", "route_settlement"]
+__all__ = [
+    "Leg",
+    "LegKind",
+    "Transfer",
+    "compute_call",
+    "plan_settlement",
+    "route_settlement",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +106,19 @@ def route_settlement(
         else:  # wrapped on both sides: the bridge would wrap it twice, never unwrap it
             raise BadObligations(f"no route from {src} to {dst} that avoids {asset_chain}")
     return tuple(legs)
+
+
+def compute_call(
+    leg: Leg, payee: str, asset_chain: str, denom: str
+) -> tuple[str, str, dict[str, Any]]:
+    """The (module, method, args) of the transaction the payer signs for ``leg``, paying
+    the address ``payee``; the asset is ``denom`` at home on ``asset_chain``."""
+    t = leg.transfer
+    local = denom if leg.chain == asset_chain else compute_wrapped_denom(asset_chain, denom)
+    if leg.kind is LegKind.TRANSFER:
+        return "bank", "transfer", {"to": payee, "denom": local, "amount": t.amount}
+    if leg.kind is LegKind.LOCK:
+        args = {"denom": denom, "amount": t.amount, "dest_chain": leg.to_chain}
+        return "bridge", "lock", {**args, "recipient": payee}
+    return "bridge", "burn", {"denom": local, "amount": t.amount, "recipient": payee}
+

@@ -28,7 +28,7 @@ def demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def check_story(out: str) -> None:
-    assert out.count("  ok    ") == 9, out
+    assert out.count("  ok    ") == 11, out
     assert "FAIL" not in out
     assert "demo: every step ended as expected" in out
     for line in (
@@ -41,6 +41,10 @@ def check_story(out: str) -> None:
         "auditor decrypts 40; alice's private balance 100 -> 60, carol's 0 -> 40; "
         "escrow 100 = supply 100",
         "private payment settled: the auditor read 40 USD, the chain no amount",
+        "net positions alice -10, carol -20, bob +30",
+        "gross 240 USD nets to 30 in 2 legs",
+        "carol pays bob 20: burn on eu-bank, at eu-bank height",
+        "settled across both ledgers",
     ):
         assert line in out, out
 
