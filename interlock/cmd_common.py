@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -44,11 +43,9 @@ from interlock.keys import DEVNET_PREFIX, Keystore, interlock_home, load_key
 
 __all__ = [
     "Chains",
-    "add_chain_args",
-    "add_output_args",
-    "emit",
     "parse_amount",
     "parse_duration",
+    "run_async",
 ]
 
 RPC_ENV = "INTERLOCK_RPC"
@@ -136,36 +133,6 @@ def sources_from_config(path: Path) -> list[ChainSource]:
         for c in dcfg.chains
         if c.rpc is not None
     ]
-
-
-def add_chain_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("reaching the chains")
-    g.add_argument(
-        "--rpc",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="a chain's RPC endpoint (repeatable; also $INTERLOCK_RPC)",
-    )
-    g.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE",
-        help="chain, devnet or relayer TOML naming RPC endpoints (repeatable)",
-    )
-    g.add_argument("--seed", default=None, help="devnet seed for devnet:NAME keys")
-    g.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="keystore home (default $INTERLOCK_HOME or ~/.interlock)",
-    )
-
-
-def add_output_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="one JSON object on stdout, for scripts")
 
 
 @dataclass
@@ -332,15 +299,6 @@ class TxRefused(CommandError):
 
 
 # --- output ---------------------------------------------------------------------------
-
-
-def emit(args: argparse.Namespace, obj: Mapping[str, Any], lines: Sequence[str]) -> None:
-    """``--json``: one JSON object; else the human lines."""
-    if getattr(args, "json", False):
-        print(json.dumps(obj, sort_keys=True), flush=True)
-    else:
-        for line in lines:
-            print(line, flush=True)
 
 
 def run_async(

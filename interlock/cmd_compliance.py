@@ -41,100 +41,27 @@ from chains.errors import InvalidArgument
 from chains.module import is_chain_id
 from interlock.cmd_common import (
     Chains,
-    add_chain_args,
-    add_output_args,
-    emit,
     parse_duration,
-    run_async,
     submit,
 )
+from interlock.commands import emit
 from interlock.errors import CommandError
 from interlock.keys import DEVNET_PREFIX, Keystore
 from zk.compliance import KycAttestation, Policy, prove_holder
 
-__all__ = ["register"]
+__all__ = [
+    "attest",
+    "deny_add",
+    "deny_remove",
+    "issue",
+    "policy_clear",
+    "policy_set",
+    "provider_add",
+    "revoke",
+    "show",
+]
 
 _JURISDICTION = re.compile(r"[A-Z]{2}|\*")
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    c = sub.add_parser("compliance", help="KYC providers, deny list, policies; attestations")
-    cs = c.add_subparsers(dest="compliance_command", required=True)
-
-    def command(
-        parent: argparse._SubParsersAction[Any], name: str, help: str, run: Any, gov: bool = True
-    ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(name, help=help)
-        p.add_argument("--chain", default=None, help="chain id (when several are given)")
-        if gov:
-            p.add_argument(
-                "--authority",
-                default="devnet",
-                help="governance key: 'devnet' (derived from the seed) or a keystore name",
-            )
-        add_chain_args(p)
-        add_output_args(p)
-        p.set_defaults(run=run_async(run))
-        return p
-
-    def group(name: str, help: str) -> argparse._SubParsersAction[Any]:
-        g = cs.add_parser(name, help=help)
-        subs: argparse._SubParsersAction[Any] = g.add_subparsers(
-            dest=f"compliance_{name}_command", required=True
-        )
-        return subs
-
-    prov = group("provider", "register or revoke a KYC provider's key")
-    p = command(prov, "add", "register a KYC provider (governance)", provider_add)
-    p.add_argument("pubkey", metavar="PUBKEY|KEY", help="64 hex digits, or a key's name")
-    p.add_argument("--name", required=True, help="the provider's name (up to 64 characters)")
-    p = command(prov, "revoke", "revoke a KYC provider: its attestations stop counting", revoke)
-    p.add_argument("pubkey", metavar="PUBKEY|KEY")
-
-    deny = group("deny", "the sanctions deny list")
-    p = command(deny, "add", "deny an address the bridge (governance)", deny_add)
-    p.add_argument("account", metavar="ADDRESS|KEY")
-    p = command(deny, "remove", "take an address off the deny list (governance)", deny_remove)
-    p.add_argument("account", metavar="ADDRESS|KEY")
-
-    pol = group("policy", "a bridge path's policy per jurisdiction")
-    p = command(pol, "set", "set a path's policy for a jurisdiction (governance)", policy_set)
-    _path_args(p)
-    p.add_argument("--min-level", type=_int, required=True, help="least KYC level (0: none)")
-    p.add_argument("--limit", type=_int, required=True, help="most moved per account per window")
-    p.add_argument("--window", required=True, help="the sliding window, e.g. 24h")
-    p.add_argument(
-        "--travel-rule-threshold",
-        type=_int,
-        required=True,
-        help="transfers of at least this carry travel-rule data",
-    )
-    p = command(pol, "clear", "remove a path's policy for a jurisdiction", policy_clear)
-    _path_args(p)
-
-    p = command(cs, "issue", "as a KYC provider: sign an attestation (offline)", issue, gov=False)
-    p.add_argument("account", metavar="ADDRESS|KEY", help="the attested account")
-    p.add_argument("--provider", required=True, help="the provider's key")
-    p.add_argument("--jurisdiction", required=True, help="ISO 3166 alpha-2, e.g. US")
-    p.add_argument("--level", type=_int, required=True, help="the KYC level checked, 1..255")
-    p.add_argument("--valid-days", type=_int, default=365, help="days until it expires")
-    p.add_argument("--data", required=True, help="the personal data: only its SHA-256 is kept")
-    p = command(cs, "attest", "as its holder: record an attestation on chain", attest, gov=False)
-    p.add_argument("file", help="the attestation JSON ('-': standard input)")
-    p.add_argument("--key", required=True, help="the attested account's key")
-    p = command(cs, "show", "providers; an account's attestation and denial", show, gov=False)
-    p.add_argument("account", nargs="?", default=None, metavar="ADDRESS|KEY")
-
-
-def _int(text: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,20}", text):
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}")
-    return int(text)
-
-
-def _path_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--remote", required=True, help="the path's other chain")
-    p.add_argument("--jurisdiction", default="*", help="ISO 3166 alpha-2, or * (the default)")
 
 
 def _path(args: argparse.Namespace) -> dict[str, str]:

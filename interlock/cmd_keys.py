@@ -10,14 +10,12 @@ import argparse
 import os
 import re
 import sys
-from pathlib import Path
-from typing import Any
 
 from chains.crypto import PrivateKey
-from interlock.cmd_common import add_output_args, emit
-from interlock.config import DEFAULT_SEED
+from interlock.commands import emit
 from interlock.errors import CommandError, KeyExists, KeystoreError
 from interlock.keys import (
+    DEFAULT_SEED,
     DEVNET_PREFIX,
     PASSPHRASE_ENV,
     KeyInfo,
@@ -27,56 +25,7 @@ from interlock.keys import (
     validate_key_name,
 )
 
-__all__ = ["register"]
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    k = sub.add_parser("keys", help="the keystore: add, import, list, show, delete keys")
-    k.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="keystore home (default $INTERLOCK_HOME or ~/.interlock)",
-    )
-    ks = k.add_subparsers(dest="keys_command", required=True)
-
-    a = ks.add_parser("add", help="make a new key and store it encrypted")
-    a.add_argument("name")
-    add_output_args(a)
-    a.set_defaults(run=run_add)
-
-    i = ks.add_parser(
-        "import", help="store an existing key: a hex secret on stdin, or a devnet account"
-    )
-    i.add_argument("name")
-    i.add_argument(
-        "--devnet-seed",
-        default=None,
-        metavar="SEED",
-        help="import the devnet account derived from SEED (never real funds)",
-    )
-    i.add_argument(
-        "--account",
-        default=None,
-        help="with --devnet-seed: the devnet account name (default: NAME)",
-    )
-    add_output_args(i)
-    i.set_defaults(run=run_import)
-
-    ls = ks.add_parser("list", help="every key: name and address")
-    add_output_args(ls)
-    ls.set_defaults(run=run_list)
-
-    s = ks.add_parser("show", help="a key's address and public key (never the secret)")
-    s.add_argument("name", help="a keystore name, or devnet:NAME for a devnet account")
-    s.add_argument("--seed", default=DEFAULT_SEED, help=f"devnet seed ({DEFAULT_SEED})")
-    add_output_args(s)
-    s.set_defaults(run=run_show)
-
-    d = ks.add_parser("delete", help="remove a key for good")
-    d.add_argument("name")
-    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    d.set_defaults(run=run_delete)
+__all__ = ["run_add", "run_delete", "run_import", "run_list", "run_show"]
 
 
 def _store(args: argparse.Namespace) -> Keystore:
@@ -148,7 +97,7 @@ def run_show(args: argparse.Namespace) -> int:
         account = args.name[len(DEVNET_PREFIX) :]
         if not account:
             raise CommandError("devnet:NAME needs a NAME")
-        key = PrivateKey.derive(args.seed, account)
+        key = PrivateKey.derive(args.seed or DEFAULT_SEED, account)
         info = KeyInfo(args.name, key.address, key.public_key)
     else:
         info = _store(args).show(args.name)

@@ -27,7 +27,6 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from bridge.localnet import LocalNet
@@ -36,7 +35,7 @@ from chains.crypto import PrivateKey
 from chains.errors import ConfigError
 from chains.service.bus import open_bus
 from chains.service.rpc_client import HttpChain
-from interlock.cmd_common import Chains, add_chain_args, parse_duration, run_async
+from interlock.cmd_common import Chains, parse_duration, run_async
 from interlock.cmd_transfer import EXIT_REFUNDED, EXIT_WAIT_TIMEOUT, Progress, read_path
 from interlock.config import DEFAULT_SEED
 from interlock.errors import CommandError
@@ -55,7 +54,7 @@ from netting.protocol import NettingResult, RoundSpec, default_threshold
 from netting.sharing import compute_contribution
 from netting.shell import RoundReport, run_netting
 
-__all__ = ["register"]
+__all__ = ["run_demo", "run_run", "settle_in_process"]
 
 DEMO_SEED = "interlock-netting-demo"
 ASSET_CHAIN, OTHER_CHAIN = "chain-a", "chain-b"
@@ -63,64 +62,6 @@ EXIT_MISMATCH = 5
 """A bank's holding moved by something other than its net position."""
 FUNDING = 10**10
 """What each chain-b bank bridges over before settling (more than any demo position)."""
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    n = sub.add_parser("netting", help="multilateral netting by secure multi-party computation")
-    ns = n.add_subparsers(dest="netting_command", required=True)
-
-    r = ns.add_parser("run", help="take part in a netting round as one bank (and settle it)")
-    r.add_argument("--bus-url", required=True, help="memory:// or mqtt[s]://host[:port]")
-    r.add_argument(
-        "--round",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the round file (TOML, the same at every bank): timing, asset, parties",
-    )
-    r.add_argument("--round-id", default=None, help="without --round: shared by every bank")
-    r.add_argument("--start", type=float, default=None, help="without --round: Unix time")
-    r.add_argument("--phase-s", type=float, default=None, help="without --round: seconds (10)")
-    r.add_argument(
-        "--parties", default=None, help="without --round: the banks' public keys, hex, a,b,c"
-    )
-    r.add_argument("--threshold", type=int, default=None, help="t (default (n-1)//2)")
-    r.add_argument("--key", required=True, help="this bank's key: a keystore name or devnet:NAME")
-    r.add_argument(
-        "--owes",
-        required=True,
-        help="what this bank owes: one amount per party in order (0,70,20), "
-        "or by name with --round (bank-b=70,bank-c=20)",
-    )
-    r.add_argument(
-        "--settle", action="store_true", help="then pay this bank's legs of the plan (--round)"
-    )
-    r.add_argument(
-        "--wait",
-        action="store_true",
-        help="follow the legs to delivery and this bank's holding to its net position",
-    )
-    r.add_argument("--wait-timeout", default="10m", help="give up waiting after (default 10m)")
-    r.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="the settlement journal's directory (default HOME/netting)",
-    )
-    add_chain_args(r)
-    r.add_argument("--json", action="store_true", help="one JSON object")
-    r.set_defaults(run=run_run)
-
-    d = ns.add_parser("demo", help="a round among banks with a random book, in this process")
-    d.add_argument("--banks", type=int, default=3, help="how many banks (3)")
-    d.add_argument("--bus-url", default="memory://", help="memory:// (default) or mqtt://...")
-    d.add_argument("--seed", type=int, default=1, help="seed of the random book")
-    d.add_argument("--phase-s", type=float, default=10.0, help="seconds per phase (10)")
-    d.add_argument(
-        "--settle", action="store_true", help="then pay the plan on two in-process chains"
-    )
-    d.add_argument("--json", action="store_true", help="one JSON object")
-    d.set_defaults(run=run_demo)
 
 
 def _ints(text: str, what: str) -> list[int]:

@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from chains.crypto import PrivateKey
 from chains.engine import get_finality_depth
@@ -33,14 +32,11 @@ from htlc.driver import Party, SwapDriver
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, Swap, SwapState
 from interlock.cmd_common import (
     Chains,
-    add_chain_args,
-    add_output_args,
     block_interval,
-    emit,
     parse_amount,
     parse_duration,
-    run_async,
 )
+from interlock.commands import BUS_ENV, emit
 from interlock.errors import CommandError, NotFound, OfferError
 from interlock.keys import interlock_home
 from interlock.offers import (
@@ -63,55 +59,10 @@ from interlock.offers import (
 )
 from interlock.swap_store import SQLiteSwapStore
 
-__all__ = ["register"]
+__all__ = ["accept", "list_swaps", "offer", "offers", "status"]
 
-BUS_ENV = "INTERLOCK_BUS_URL"
 INTERVAL_SLACK_PERMILLE = 500
 """Measured block intervals vary: the safety rules assume each may be 50 % off."""
-
-
-def register(ss: argparse._SubParsersAction[Any]) -> None:
-    """Add the offer verbs to the ``swap`` group's subparsers."""
-
-    def verb(name: str, help: str, run: Any, chains: bool = True) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = ss.add_parser(name, help=help)
-        if chains:
-            add_chain_args(p)
-        else:
-            p.add_argument("--home", type=Path, default=None, help="default $INTERLOCK_HOME")
-        add_output_args(p)
-        p.set_defaults(run=run_async(run))
-        return p
-
-    def bus(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bus-url", default=None, help=f"mqtt://HOST:PORT (or ${BUS_ENV})")
-
-    o = verb("offer", "publish a signed swap offer; --wait: answer a taker and swap", offer)
-    o.add_argument("--give", required=True, help="what you lock, e.g. 100usd@chain-a")
-    o.add_argument("--take", required=True, help="what you want, e.g. 92eur@chain-b")
-    o.add_argument("--key", required=True, help="your key: a keystore name or devnet:NAME")
-    o.add_argument("--expires", default="10m", help="offer valid this long (default 10m)")
-    o.add_argument("--wait", action="store_true", help="answer the first taker, swap to the end")
-    bus(o)
-
-    ls = verb("offers", "list open offers whose signatures verify", offers, chains=False)
-    ls.add_argument("--listen", default="1s", help="how long to collect offers (default 1s)")
-    bus(ls)
-
-    a = verb("accept", "accept an offer; --wait: run your side of the swap to the end", accept)
-    a.add_argument("offer_id", help="the offer id (64 hex digits) from 'swap offers'")
-    a.add_argument("--key", required=True, help="your key: a keystore name or devnet:NAME")
-    a.add_argument("--answer-timeout", default="60s", help="wait this long for the maker")
-    a.add_argument("--max-lock", default="1h", help="refuse to lock your funds longer")
-    a.add_argument("--wait", action="store_true", help="run your side of the swap to the end")
-    bus(a)
-
-    st = verb("status", "show one swap of yours (--wait: resume it to the end)", status)
-    st.add_argument("swap_id", help="a swap id or offer id, or a unique prefix")
-    st.add_argument("--wait", action="store_true", help="resume its driver to the end")
-    st.add_argument("--key", default=None, help="with --wait: the key the swap signs with")
-
-    verb("list", "list your swaps", _list, chains=False)
 
 
 # --- shell helpers ------------------------------------------------------------------------
@@ -474,10 +425,6 @@ def list_swaps(args: argparse.Namespace) -> int:
     emit(args, {"swaps": [{"swap_id": s.swap_id, "offer_id": _offer_id(p), "role": s.role.value,
                            "state": s.state.value} for p, s in swaps]}, lines)  # fmt: skip
     return 0
-
-
-async def _list(args: argparse.Namespace) -> int:
-    return list_swaps(args)
 
 
 async def status(args: argparse.Namespace) -> int:

@@ -27,62 +27,20 @@ from chains.crypto import PrivateKey
 from chains.service.rpc_client import HttpChain
 from interlock.cmd_common import (
     Chains,
-    add_chain_args,
-    add_output_args,
-    emit,
     parse_amount,
-    run_async,
     submit,
 )
+from interlock.commands import emit
 from interlock.errors import CommandError, NotFound
 from zk.elgamal import Ciphertext, ElGamalKeypair, decrypt
 from zk.errors import ZkError
 from zk.wallet import keypair_from_seed, register_args, transfer_args, withdraw_args
 
-__all__ = ["register"]
+__all__ = ["audit", "auditor_set", "balance", "deposit", "transfer", "withdraw"]
 
 BOUND = 2**32
 """Balances and amounts this wallet decrypts: below 2^32 base units."""
 NAME = "confidential"
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    p = sub.add_parser("private", help="confidential balances: deposit, transfer, withdraw")
-    ps = p.add_subparsers(dest="private_command", required=True)
-
-    def command(parent: argparse._SubParsersAction[Any], name: str, help: str, run: Any) -> Any:
-        c = parent.add_parser(name, help=help)
-        c.add_argument("--chain", default=None, help="chain id (when several are given)")
-        add_chain_args(c)
-        add_output_args(c)
-        c.set_defaults(run=run_async(run))
-        return c
-
-    c = command(ps, "deposit", "public balance -> private balance", deposit)
-    c.add_argument("amount", metavar="AMOUNTDENOM", help="e.g. 100usd")
-    c.add_argument("--key", required=True, help="the account's key")
-    c = command(ps, "transfer", "pay a registered account, the amount hidden", transfer)
-    c.add_argument("to", metavar="ADDRESS|KEY")
-    c.add_argument("amount", metavar="AMOUNTDENOM")
-    c.add_argument("--key", required=True)
-    c = command(ps, "withdraw", "private balance -> public balance", withdraw)
-    c.add_argument("amount", metavar="AMOUNTDENOM")
-    c.add_argument("--key", required=True)
-    c = command(ps, "balance", "decrypt the account's private balance", balance)
-    c.add_argument("denom")
-    c.add_argument("--key", required=True)
-    a = ps.add_parser("auditor", help="the auditor governance designates")
-    asub = a.add_subparsers(dest="private_auditor_command", required=True)
-    c = command(asub, "set", "designate the auditor's key (governance)", auditor_set)
-    c.add_argument("--auditor", required=True, help="the auditor's key")
-    c.add_argument(
-        "--authority",
-        default="devnet",
-        help="governance key: 'devnet' (derived from the seed) or a keystore name",
-    )
-    c = command(ps, "audit", "as the auditor: the amount a transfer moved", audit)
-    c.add_argument("hash", help="the transfer's tx hash, 64 hex digits")
-    c.add_argument("--auditor", required=True, help="the auditor's key")
 
 
 async def _ciphertext(chain: HttpChain, path: str, args: dict[str, Any]) -> Ciphertext:

@@ -10,40 +10,11 @@ from typing import Any
 
 from chains.errors import InterlockError
 from chains.service.rpc_client import HttpChain, RpcError, RpcUnavailable
-from interlock.cmd_common import Chains, add_chain_args, add_output_args, emit, run_async
+from interlock.cmd_common import Chains
+from interlock.commands import emit
 from interlock.errors import CommandError, NotFound
 
-__all__ = ["register"]
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    q = sub.add_parser("query", help="read balances, txs, blocks, clients, paths over RPC")
-    qs = q.add_subparsers(dest="query_command", required=True)
-
-    def command(name: str, help: str, run: Any, chain_required: bool = False) -> Any:
-        p = qs.add_parser(name, help=help)
-        p.add_argument(
-            "--chain",
-            default=None,
-            required=chain_required,
-            help="chain id (may be left out when only one chain is given)",
-        )
-        add_chain_args(p)
-        add_output_args(p)
-        p.set_defaults(run=run_async(run))
-        return p
-
-    b = command("balance", "balances of an address or key", query_balance)
-    b.add_argument("account", metavar="ADDRESS|KEY", help="40 hex digits, a key, or devnet:NAME")
-    b.add_argument("--denom", default=None, help="only this denom")
-    t = command("tx", "a committed transaction's receipt (every given chain is asked)", query_tx)
-    t.add_argument("hash", help="64 hex digits")
-    k = command("block", "a block: header, transactions, events", query_block)
-    k.add_argument("height", help="a height, or 'latest'")
-    c = command("client", "a light client: its chain, latest height, frozen or not", query_client)
-    c.add_argument("client_id")
-    p = command("path", "bridge paths: every one of a chain, or --remote R's", query_path)
-    p.add_argument("--remote", default=None, help="the counterparty chain id")
+__all__ = ["query_balance", "query_block", "query_client", "query_path", "query_tx"]
 
 
 async def query_balance(args: argparse.Namespace) -> int:

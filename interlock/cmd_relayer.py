@@ -22,49 +22,23 @@ import logging
 import signal
 import sys
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError
 from chains.service.bus import parse_bus_url
 from chains.service.rpc_client import HttpChain
+from interlock.cmd_devnet import GC_THRESHOLDS
 from interlock.keys import load_key
 from relayer.config import RelayerSettings, load_errors, load_relayer_config
 from relayer.connect import connect
 from relayer.daemon import Daemon
 
-__all__ = ["add_parsers", "run"]
+__all__ = ["path_create", "start", "validate"]
 
 log = logging.getLogger("interlock.cli")
 
 TRUSTING_PERIOD_MS = 14 * 24 * 3600 * 1000
 MAX_CLOCK_DRIFT_MS = 10_000
-
-
-def add_parsers(sub: argparse._SubParsersAction[Any]) -> None:
-    s = sub.add_parser("start", help="run the relayer daemon")
-    s.add_argument("--config", type=Path, required=True, help="relayer TOML")
-    s.add_argument("--data-dir", type=Path, default=None, help="override relayer.data_dir")
-    s.add_argument("--bus-url", default=None, help="override relayer.bus_url")
-    s.add_argument("--api-port", type=int, default=None, help="override api.port (0: free)")
-
-    c = sub.add_parser("config", help="check config files")
-    csub = c.add_subparsers(dest="config_command", required=True)
-    v = csub.add_parser("validate", help="print every error of a relayer file")
-    v.add_argument("file", type=Path)
-
-    p = sub.add_parser("path", help="connect chains: light clients and bridge paths")
-    psub = p.add_subparsers(dest="path_command", required=True)
-    pc = psub.add_parser("create", help="clients of each chain on the other, and bridge paths")
-    pc.add_argument("--config", type=Path, required=True, help="relayer TOML")
-    pc.add_argument("--src", required=True, help="chain id")
-    pc.add_argument("--dst", required=True, help="chain id")
-    pc.add_argument(
-        "--authority",
-        default="devnet",
-        help="governance key: 'devnet' (derived from each chain's seed) or a keystore name",
-    )
 
 
 def relayer_keys(settings: RelayerSettings) -> dict[str, PrivateKey]:
@@ -87,8 +61,6 @@ def _settings(args: argparse.Namespace) -> RelayerSettings:
 
 
 async def run_start(args: argparse.Namespace) -> None:
-    from interlock.cli import GC_THRESHOLDS  # the CLI imports this module
-
     settings = _settings(args)
     daemon = Daemon(settings, relayer_keys(settings))
     # As in a chain process: the daemon decodes every event of the source chains into
@@ -112,7 +84,7 @@ async def run_start(args: argparse.Namespace) -> None:
     print("relayer: stopped", flush=True)
 
 
-def run_validate(args: argparse.Namespace) -> int:
+def validate(args: argparse.Namespace) -> int:
     errors = load_errors(args.file)
     if not errors:
         print(f"{args.file}: ok")
@@ -152,14 +124,11 @@ async def run_path_create(args: argparse.Namespace) -> None:
             await h.close()
 
 
-def run(args: argparse.Namespace) -> int | None:
-    """Run one of this module's commands; None if ``args`` is not one of them."""
-    if args.command == "start":
-        asyncio.run(run_start(args))
-        return 0
-    if args.command == "config" and args.config_command == "validate":
-        return run_validate(args)
-    if args.command == "path" and args.path_command == "create":
-        asyncio.run(run_path_create(args))
-        return 0
-    return None
+def start(args: argparse.Namespace) -> int:
+    asyncio.run(run_start(args))
+    return 0
+
+
+def path_create(args: argparse.Namespace) -> int:
+    asyncio.run(run_path_create(args))
+    return 0

@@ -37,69 +37,18 @@ from chains.service.rpc_client import HttpChain
 from chains.types import Receipt, Tx
 from htlc import swap as verbs
 from htlc.types import Lock, LockStatus, LockTerms
-from interlock import cmd_offers
 from interlock.cmd_common import (
     Chains,
     TxRefused,
-    add_chain_args,
-    add_output_args,
     block_interval,
     blocks_for,
-    emit,
     parse_amount,
     parse_duration,
-    run_async,
 )
+from interlock.commands import emit
 from interlock.errors import CommandError, NotFound
 
-__all__ = ["register"]
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    s = sub.add_parser("swap", help="drive an HTLC atomic swap by hand (decred atomicswap verbs)")
-    ss = s.add_subparsers(dest="swap_command", required=True)
-
-    def verb(name: str, help: str, run: Any, key: bool = True) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = ss.add_parser(name, help=help)
-        p.add_argument("--chain", default=None, help="chain id (optional with one chain)")
-        if key:
-            p.add_argument("--key", required=True, help="your key: a keystore name or devnet:NAME")
-        add_chain_args(p)
-        add_output_args(p)
-        p.set_defaults(run=run_async(run))
-        return p
-
-    i = verb("initiate", "make a secret and lock the first leg to the participant", initiate)
-    i.add_argument("participant", help="address, key, or devnet:NAME")
-    i.add_argument("amount", help="e.g. 100usd")
-    i.add_argument("--locktime", default="2h", help="refundable after this (default 2h)")
-
-    p = verb("participate", "lock the second leg on the initiator's hashlock", participate)
-    p.add_argument("initiator", help="address, key, or devnet:NAME")
-    p.add_argument("amount", help="e.g. 92eur")
-    p.add_argument("hashlock", help="the initiator's SHA-256(secret), 64 hex digits")
-    p.add_argument("--locktime", default="1h", help="refundable after this (default 1h)")
-
-    r = verb("redeem", "claim a lock with the secret (reveals it on this chain)", redeem)
-    r.add_argument("lock_id")
-    r.add_argument("secret", help="64 hex digits")
-
-    f = verb("refund", "take a lock back once its timelock height is reached", refund)
-    f.add_argument("lock_id")
-
-    x = verb("extract-secret", "read the secret a claim revealed", extract, key=False)
-    x.add_argument("lock_id")
-    x.add_argument("--hashlock", default=None, help="only accept a secret of this hashlock")
-
-    a = verb("audit", "show a lock and check it against the agreed terms", audit, key=False)
-    a.add_argument("lock_id")
-    a.add_argument("--amount", default=None, help="expected amount and denom, e.g. 100usd")
-    a.add_argument("--sender", default=None, help="expected sender")
-    a.add_argument("--receiver", default=None, help="expected receiver")
-    a.add_argument("--hashlock", default=None, help="expected hashlock")
-    a.add_argument("--min-time", default=None, help="at least this long left, e.g. 30m")
-
-    cmd_offers.register(ss)
+__all__ = ["audit", "extract", "initiate", "participate", "redeem", "refund"]
 
 
 def _hex32(text: str, what: str) -> bytes:

@@ -35,15 +35,12 @@ from bridge.transfer import compute_returning_denom
 from chains.service.rpc_client import HttpChain
 from interlock.cmd_common import (
     Chains,
-    add_chain_args,
-    add_output_args,
     blocks_for,
-    emit,
     parse_amount,
     parse_duration,
-    run_async,
     submit,
 )
+from interlock.commands import KEY_ENV, emit
 from interlock.errors import CommandError, NotFound
 from interlock.progress import Reporter, open_reporter
 from zk.compliance import seal_travel_rule
@@ -55,16 +52,16 @@ __all__ = [
     "EXIT_WAIT_TIMEOUT",
     "Progress",
     "TransferId",
+    "burn",
     "compute_progress",
     "read_path",
     "read_transfer",
-    "register",
+    "transfer",
 ]
 
 EXIT_DELIVERED = 0
 EXIT_REFUNDED = 3
 EXIT_WAIT_TIMEOUT = 4
-KEY_ENV = "INTERLOCK_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,54 +133,6 @@ def compute_progress(
     if client_height >= lock_height > 0:
         return Progress.RELAYED
     return Progress.LOCKED
-
-
-def register(sub: argparse._SubParsersAction[Any]) -> None:
-    t = sub.add_parser(
-        "transfer",
-        help="move a token to another chain (lock; a wrapped token "
-        "going home is burned); status and list",
-    )
-    t.add_argument("amount", metavar="AMOUNT|status|list", help="e.g. 100usd, or a subcommand")
-    t.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
-    t.add_argument("--from", dest="src", default=None, metavar="CHAIN", help="source chain")
-    t.add_argument("--to", dest="dst", default=None, metavar="CHAIN", help="destination chain")
-    _send_args(t)
-    t.add_argument("--account", default=None, help="transfer list: only this sender/recipient")
-    t.add_argument("--limit", type=int, default=20, help="transfer list: at most N per path")
-    add_chain_args(t)
-    add_output_args(t)
-    t.set_defaults(run=run_async(transfer))
-
-    b = sub.add_parser("burn", help="send a wrapped token home to its origin chain")
-    b.add_argument("amount", metavar="AMOUNT", help="e.g. 40chain-a/usd")
-    b.add_argument("--from", dest="src", required=True, metavar="CHAIN", help="where it is now")
-    _send_args(b)
-    add_chain_args(b)
-    add_output_args(b)
-    b.set_defaults(run=run_async(burn), dst=None)
-
-
-def _send_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipient", default=None, help="address, key, or devnet:NAME")
-    p.add_argument("--key", default=None, help=f"the sender's key (default ${KEY_ENV})")
-    p.add_argument(
-        "--timeout",
-        default=None,
-        help="deliverable for this long, e.g. 60s, 10m (converted to destination heights)",
-    )
-    p.add_argument(
-        "--travel-rule",
-        default=None,
-        metavar="TEXT",
-        help="originator and beneficiary information, sealed to the destination's "
-        "compliance key (its hash travels in the packet)",
-    )
-    p.add_argument("--wait", action="store_true", help="follow it to the mint or the refund")
-    p.add_argument("--wait-timeout", default="10m", help="give up waiting after (default 10m)")
-    p.add_argument(
-        "--plain", action="store_true", help="--wait: plain lines even on a terminal (no spinner)"
-    )
 
 
 async def transfer(args: argparse.Namespace) -> int:

@@ -62,11 +62,13 @@ from chains.staking import MAX_STAKE, StakingModule
 from chains.types import ValidatorSet
 from chains.validators import ValidatorsModule
 from htlc.module import HTLCModule
+from interlock.keys import DEFAULT_SEED
 from zk.confidential import ConfidentialModule
 from zk.registry import ComplianceModule
 
 __all__ = [
     "DEFAULT_MODULES",
+    "DEFAULT_SEED",
     "MODULES",
     "ChainConfig",
     "ChainSettings",
@@ -77,8 +79,6 @@ __all__ = [
     "parse_chain_config",
     "parse_devnet_config",
 ]
-
-DEFAULT_SEED = "interlock-devnet"
 
 MODULES: Mapping[str, Callable[[], Module]] = {
     "bank": BankModule,

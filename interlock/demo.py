@@ -56,6 +56,7 @@ from chains.types import Receipt, Tx
 from htlc.driver import Party, SwapDriver
 from htlc.store import MemorySwapStore
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapState, plan_swap
+from interlock.cmd_devnet import run_chains
 from interlock.config import DEFAULT_MODULES, DEFAULT_SEED, parse_devnet_config
 from interlock.progress import Column, Reporter, open_reporter
 from netting.plan import LegKind, compute_call, plan_settlement, route_settlement
@@ -68,7 +69,7 @@ from zk.confidential import ESCROW
 from zk.elgamal import Ciphertext, ElGamalKeypair, decrypt
 from zk.wallet import keypair_from_seed, register_args, transfer_args
 
-__all__ = ["add_parser", "run_demo"]
+__all__ = ["demo", "run_demo"]
 
 US, EU = "us-bank", "eu-bank"
 STEP_DEADLINE = 60.0
@@ -80,16 +81,6 @@ PRIVATE_BOUND = 2**20
 
 class DemoFailed(InterlockError):
     """A step of the demo did not end as expected."""
-
-
-def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
-    d = sub.add_parser("demo", help="the cross-border payment scenario, end to end")
-    d.add_argument("--data-dir", type=Path, default=None, help="keep the chains here")
-    d.add_argument("--bus-url", default="memory://", help="memory:// (default) or mqtt://...")
-    d.add_argument("--interval", type=float, default=0.2, help="block interval, s")
-    d.add_argument(
-        "--plain", action="store_true", help="plain lines even on a terminal (no live display)"
-    )
 
 
 class Demo:
@@ -543,6 +534,11 @@ class Demo:
         self.report.table(columns, rows)
 
 
+def demo(args: argparse.Namespace) -> int:
+    """``interlock demo``: the exit status (1 if any step's outcome differs)."""
+    return asyncio.run(run_demo(args))
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # the demo's own lines tell the story; the daemon's log is for -v
         logging.getLogger("interlock").setLevel(logging.ERROR)
@@ -564,8 +560,6 @@ async def run_demo(args: argparse.Namespace) -> int:
 
 async def _run(data_dir: Path, bus_url: str, interval: float, report: Reporter) -> int:
     """Run the scenario; the number of steps that did not end as expected."""
-    from interlock.cli import run_chains  # the CLI owns chain composition
-
     devnet = parse_devnet_config(
         {
             "seed": DEFAULT_SEED,

@@ -1,26 +1,29 @@
-"""Errors of the user's side: the keystore and the commands that read and write chains.
+"""Errors of the user's side: the keystore, the commands that read and write chains, and
+a chain process that stops.
 
 Each renders as one line a user can act on; each keeps the offending values.
 
     InterlockError (chains.errors)
-    └── CommandError                  a command the user gave cannot be carried out
-        ├── KeystoreError             the keystore refused
-        │   ├── BadKeyName
-        │   ├── KeyNotFound
-        │   ├── KeyExists
-        │   ├── WrongPassphrase
-        │   ├── KeystoreCorrupt
-        │   └── UnsupportedKeystoreVersion
-        ├── BadAmount                 ``100usd`` that does not parse
-        ├── UnknownChain              a chain no config or flag names
-        ├── ChainUnreachable          its RPC did not answer
-        ├── NotFound                  a tx, block, client or transfer the chain does not have
-        ├── WrongSwapKey              a swap store's sealed secret does not open with this key
-        └── SwapKeyNeeded             a swap's secret cannot be stored without a key to seal it
+    ├── CommandError                  a command the user gave cannot be carried out
+    │   ├── KeystoreError             the keystore refused
+    │   │   ├── BadKeyName
+    │   │   ├── KeyNotFound
+    │   │   ├── KeyExists
+    │   │   ├── WrongPassphrase
+    │   │   ├── KeystoreCorrupt
+    │   │   └── UnsupportedKeystoreVersion
+    │   ├── BadAmount                 ``100usd`` that does not parse
+    │   ├── UnknownChain              a chain no config or flag names
+    │   ├── ChainUnreachable          its RPC did not answer
+    │   ├── NotFound                  a tx, block, client or transfer the chain does not have
+    │   ├── WrongSwapKey              a swap store's sealed secret does not open with this key
+    │   └── SwapKeyNeeded             a swap's secret cannot be stored without a key to seal it
+    └── ChainFailed                   a node of this process stopped producing blocks: exit 1
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from chains.errors import InterlockError
@@ -28,6 +31,7 @@ from chains.errors import InterlockError
 __all__ = [
     "BadAmount",
     "BadKeyName",
+    "ChainFailed",
     "ChainUnreachable",
     "CommandError",
     "KeyExists",
@@ -45,6 +49,15 @@ __all__ = [
 
 class CommandError(InterlockError):
     """A command the user gave cannot be carried out; nothing was submitted."""
+
+
+class ChainFailed(InterlockError):
+    """A node stopped producing blocks (fail-stop): the process exits 1, so a supervisor
+    restarts it; the restart resumes at the last persisted block."""
+
+    def __init__(self, chain_ids: Sequence[str]) -> None:
+        self.chain_ids = tuple(chain_ids)
+        super().__init__(f"{', '.join(chain_ids)} stopped producing blocks (see the log)")
 
 
 # --- keystore --------------------------------------------------------------------------

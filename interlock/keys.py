@@ -63,6 +63,7 @@ from interlock.errors import (
 
 __all__ = [
     "DEFAULT_SCRYPT",
+    "DEFAULT_SEED",
     "DEVNET_PREFIX",
     "FORMAT_VERSION",
     "KeyInfo",
@@ -78,6 +79,8 @@ __all__ = [
 
 DEVNET_PREFIX = "devnet:"
 """A key reference with this prefix names a devnet account derived from the devnet seed."""
+DEFAULT_SEED = "interlock-devnet"
+"""The devnet seed when a command or a config file names none."""
 
 FORMAT_VERSION = 1
 KIND = "interlock-keystore"

@@ -14,8 +14,10 @@ import pytest
 from chains.node import Node
 from chains.service.datadir import DataDirLock, DataDirLocked
 from chains.service.rpc import RpcServer
-from interlock.cli import ChainFailed, main, run_chains
+from interlock.cli import main
+from interlock.cmd_devnet import run_chains
 from interlock.config import parse_devnet_config
+from interlock.errors import ChainFailed
 
 
 async def test_a_console_that_falls_behind_does_not_stop_the_chain(tmp_path: Path) -> None:
