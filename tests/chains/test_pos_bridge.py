@@ -9,87 +9,28 @@ the client through the epoch's last header; the burn back is released on the PoS
 
 from __future__ import annotations
 
-from bridge.localnet import LocalNet, Side
-from bridge.module import BridgeModule
-from chains.bank import get_balance
+from bridge.localnet import LocalNet
 from chains.crypto import PrivateKey
-from chains.devnet import base_modules, build_devnet
 from chains.pos import devnet_pos_params
-from chains.powplan import plan_pow_headers, plan_stake_tables
+from chains.powplan import plan_stake_tables
+from chains.types import Header
+from tests.chains.bridged import B, balance, bridged_net, client_view, update_client
 
-S, B = "chain-s", "chain-b"
+S = "chain-s"
 PARAMS = devnet_pos_params(finality_depth=3)
-ACCOUNTS = ("alice", "bob", "carol", "dave", "relayer")
 
 
 def pos_net() -> LocalNet:
-    net = LocalNet((S, B), accounts=ACCOUNTS)
-    spec = build_devnet((S,), seed="interlock-bridge", accounts=ACCOUNTS, consensus={S: PARAMS})[0]
-    net.sides[S] = Side(spec, spec.build(lambda: [*base_modules(PARAMS), BridgeModule()]))
-    checkpoint = net.produce(S).header
-    r = net.call(
-        B,
-        "relayer",
-        "lightclient",
-        "create_pos_client",
-        {
+    """B's client of S: a PoS client from S's first block and the stake table after it."""
+
+    def create(net: LocalNet, checkpoint: Header) -> dict[str, object]:
+        return {
             "params": PARAMS.to_json(),
             "checkpoint": checkpoint.to_json(),
             "table": net[S].next_sets[1].to_json(),
-        },
-    )
-    assert r.ok, r.error
-    net[B].clients[S] = str(r.events[0].attributes["client_id"])
-    net.produce(B)
-    r = net.call(
-        S,
-        "relayer",
-        "lightclient",
-        "create_client",
-        {
-            "update": net.header_update(B, 1, 1).to_json(),
-            "trusting_period": 14 * 24 * 3600 * 1000,
-            "max_clock_drift": 10_000,
-        },
-    )
-    assert r.ok, r.error
-    net[S].clients[B] = str(r.events[0].attributes["client_id"])
-    for dst, src in ((B, S), (S, B)):
-        args = {"remote_chain": src, "client_id": net[dst].clients[src]}
-        assert net.call(dst, "gov", "bridge", "register_path", args).ok
-    return net
-
-
-def client_view(net: LocalNet) -> dict[str, object]:
-    got = net[B].chain.query("lightclient", "client", {"client_id": net[B].clients[S]})
-    assert isinstance(got, dict)
-    return got
-
-
-def update_pos_client(net: LocalNet) -> None:
-    """What a relayer does: read the client's best chain, plan, submit runs and tables."""
-    cid = net[B].clients[S]
-    view = client_view(net)
-    best, final = int(str(view["best_height"])), int(str(view["final_height"]))
-    raw = net[B].chain.query(
-        "lightclient", "pow_best", {"client_id": cid, "from": final, "to": best}
-    )
-    assert isinstance(raw, dict)
-    hashes = {int(h): bytes.fromhex(v) for h, v in raw.items()}
-    source = {h: b.header for h, b in net[S].blocks.items()}
-    for run in plan_pow_headers(best, final, hashes, source, net[S].chain.height):
-        tables = plan_stake_tables(run, net[S].signed_by)
-        args = {
-            "client_id": cid,
-            "headers": [h.to_json() for h in run],
-            "tables": [t.to_json() for t in tables],
         }
-        r = net.call(B, "relayer", "lightclient", "update_pos_client", args)
-        assert r.ok, r.error
 
-
-def balance(net: LocalNet, chain: str, who: str, denom: str) -> int:
-    return get_balance(net[chain].chain.read_state(), net.key(chain, who).address, denom)
+    return bridged_net(S, PARAMS, "create_pos_client", create)
 
 
 def test_a_lock_on_a_pos_chain_is_minted_on_a_bft_chain_once_final_and_back() -> None:
@@ -107,8 +48,8 @@ def test_a_lock_on_a_pos_chain_is_minted_on_a_bft_chain_once_final_and_back() ->
 
     # the client follows the lock's block, but it is not final: nothing to relay yet,
     # and a mint forced through anyway is refused
-    update_pos_client(net)
-    assert client_view(net)["best_height"] == lock_height
+    update_client(net, S, PARAMS)
+    assert client_view(net, S)["best_height"] == lock_height
     assert net.pending(S, B) == []
     forced = net.deliver(B, net.pending(S, B, proven_only=False))
     assert [x.code for x in forced] == ["NotFinal"]
@@ -116,9 +57,9 @@ def test_a_lock_on_a_pos_chain_is_minted_on_a_bft_chain_once_final_and_back() ->
 
     # past the epoch boundary (8) and finality_depth blocks on top: final, proven, minted
     net.advance(S, max(PARAMS.finality_depth, PARAMS.epoch_length + 2 - lock_height))
-    update_pos_client(net)
+    update_client(net, S, PARAMS)
     assert net[S].signed_by[net[S].chain.height].by_key.get(dave.public_key) == 30
-    assert int(str(client_view(net)["final_height"])) >= lock_height
+    assert int(str(client_view(net, S)["final_height"])) >= lock_height
     receipts = net.deliver(B, net.pending(S, B))
     assert [x.ok for x in receipts] == [True]
     assert balance(net, B, "bob", wrapped) == 100

@@ -24,7 +24,7 @@ from chains.errors import (
     InvalidProposerSignature,
     UnknownParent,
 )
-from chains.node import ChainReorganised, Node
+from chains.node import Node
 from chains.pos import (
     MAX_SLOT,
     devnet_pos_params,
@@ -34,8 +34,14 @@ from chains.pos import (
     propose,
 )
 from chains.types import Block
-from tests.chains.peers import balance, pay, share, two_nodes
-from tests.conftest import open_node
+from tests.chains.peers import (
+    check_a_bft_node_refuses,
+    check_switched,
+    double_spend,
+    pay,
+    shared_history,
+    two_nodes,
+)
 
 PARAMS = devnet_pos_params(finality_depth=3)
 RULE = PARAMS.branch_rule()
@@ -72,46 +78,23 @@ async def test_a_longer_pos_branch_replaces_the_tip(
     dc: DevnetChain, nodes: tuple[Node, Node]
 ) -> None:
     a, b = nodes
-    for _ in range(2):
-        a.produce_block()
-    await share(a, b, 2)
-    sub = a.subscribe()
-    bob_before, reorgs = balance(a, dc, "bob"), a.reorgs
-    # a: block 3 pays bob (alice's nonce 0) and carol (nonce 1)
-    a.submit_nowait(pay(dc, 0, "bob"))
-    a.submit_nowait(pay(dc, 1, "carol"))
-    ours = a.produce_block()
-    assert (await anext(sub)).height == 3
-    # b: alice's nonce 0 pays dave instead (a double spend), then one more block
-    b.submit_nowait(pay(dc, 0, "dave", 7))
-    first, second = b.produce_block(), b.produce_block()
+    race = await double_spend(a, b, dc)
+    reorgs = a.reorgs
     # equally long: the PoS fork choice (fewer slots, then the lower tip hash) decides
-    wins = RULE.is_better_branch([first.header], [ours.header])
-    assert await a.submit_block(first) == ("best" if wins else "side")
-    assert await a.submit_block(second) == "best"  # longer: it wins either way
-    assert a.height == 4
-    assert [block(a, h).header.hash for h in (3, 4)] == [first.header.hash, second.header.hash]
-    assert a.chain.state.root() == second.header.state_root
-    assert balance(a, dc, "dave") == balance(b, dc, "dave")
-    assert balance(a, dc, "bob") == bob_before  # the payment to bob is gone with block 3
-    with pytest.raises(ChainReorganised) as info:
-        await anext(sub)
-    assert (info.value.fork_height, info.value.next_height) == (2, 3)
-    # the dropped block's transactions: bob's (nonce 0, spent by the branch on dave) is
-    # refused; carol's (nonce 1) fits the new branch and waits in the mempool again
-    assert [tx.hash for tx in a.mempool.take(10)] == [pay(dc, 1, "carol").hash]
-    assert await a.submit_block(second) == "duplicate"
+    wins = RULE.is_better_branch([race.first.header], [race.ours.header])
+    assert await a.submit_block(race.first) == ("best" if wins else "side")
+    assert await a.submit_block(race.second) == "best"  # longer: it wins either way
+    await check_switched(a, b, dc, race)
     assert a.reorgs > reorgs
     # and the node builds on the new tip, its block judged by the chain's stake table
-    assert a.produce_block().header.prev_hash == second.header.hash
+    assert a.produce_block().header.prev_hash == race.second.header.hash
 
 
 async def test_dropped_transactions_are_mined_again(
     dc: DevnetChain, nodes: tuple[Node, Node]
 ) -> None:
     a, b = nodes
-    a.produce_block()
-    await share(a, b, 1)
+    await shared_history(a, b, 1)
     a.submit_nowait(pay(dc, 0, "bob"))
     a.produce_block()
     a.submit_nowait(pay(dc, 1, "bob"))  # waiting, its nonce pending after the first's
@@ -126,8 +109,7 @@ async def test_dropped_transactions_are_mined_again(
 
 async def test_a_losing_pos_branch_is_kept_aside(dc: DevnetChain, nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    a.produce_block()
-    await share(a, b, 1)
+    await shared_history(a, b, 1)
     a.produce_block()
     a.produce_block()
     b.submit_nowait(pay(dc, 0, "dave"))
@@ -150,8 +132,7 @@ async def test_hostile_pos_blocks_are_refused_and_change_nothing(
     dc: DevnetChain, nodes: tuple[Node, Node]
 ) -> None:
     a, b = nodes
-    a.produce_block()
-    await share(a, b, 1)
+    await shared_history(a, b, 1)
     for _ in range(PARAMS.finality_depth + 2):
         a.produce_block()
     a.submit_nowait(pay(dc, 0, "bob"))
@@ -205,8 +186,4 @@ async def test_hostile_pos_blocks_are_refused_and_change_nothing(
     await refused(
         dataclasses.replace(own, header=dataclasses.replace(own.header, chain_id="x")), InvalidBlock
     )
-    bft = build_devnet(["chain-a"], seed="pos-reorg-tests")[0]
-    node = open_node(bft, a.store.path.parent / "bft")
-    with pytest.raises(InvalidBlock):
-        await node.submit_block(own)
-    node.store.close()
+    await check_a_bft_node_refuses(own, a.store.path.parent / "bft")

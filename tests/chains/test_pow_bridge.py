@@ -9,81 +9,24 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.localnet import LocalNet, Side
-from bridge.module import BridgeModule
-from chains.bank import get_balance
-from chains.devnet import base_modules, build_devnet
+from bridge.localnet import LocalNet
 from chains.errors import InvalidPlan
 from chains.pow import devnet_pow_params
 from chains.powplan import plan_pow_headers
 from chains.types import Header
+from tests.chains.bridged import B, balance, bridged_net, client_view, update_client
 
-W, B = "chain-w", "chain-b"
+W = "chain-w"
 PARAMS = devnet_pow_params(finality_depth=3)
-ACCOUNTS = ("alice", "bob", "carol", "dave", "relayer")
 
 
 def pow_net() -> LocalNet:
-    net = LocalNet((W, B), accounts=ACCOUNTS)
-    spec = build_devnet((W,), seed="interlock-bridge", accounts=ACCOUNTS, consensus={W: PARAMS})[0]
-    net.sides[W] = Side(spec, spec.build(lambda: [*base_modules(), BridgeModule()]))
-    # B's client of W: a PoW client from W's first block
-    checkpoint = net.produce(W).header
-    r = net.call(
-        B,
-        "relayer",
-        "lightclient",
-        "create_pow_client",
-        {"params": PARAMS.to_json(), "checkpoint": checkpoint.to_json(), "anchor_time": 0},
-    )
-    assert r.ok, r.error
-    net[B].clients[W] = str(r.events[0].attributes["client_id"])
-    # W's client of B: the usual BFT client
-    net.produce(B)
-    r = net.call(
-        W,
-        "relayer",
-        "lightclient",
-        "create_client",
-        {
-            "update": net.header_update(B, 1, 1).to_json(),
-            "trusting_period": 14 * 24 * 3600 * 1000,
-            "max_clock_drift": 10_000,
-        },
-    )
-    assert r.ok, r.error
-    net[W].clients[B] = str(r.events[0].attributes["client_id"])
-    for dst, src in ((B, W), (W, B)):
-        args = {"remote_chain": src, "client_id": net[dst].clients[src]}
-        assert net.call(dst, "gov", "bridge", "register_path", args).ok
-    return net
+    """B's client of W: a PoW client from W's first block."""
 
+    def create(net: LocalNet, checkpoint: Header) -> dict[str, object]:
+        return {"params": PARAMS.to_json(), "checkpoint": checkpoint.to_json(), "anchor_time": 0}
 
-def client_view(net: LocalNet) -> dict[str, object]:
-    got = net[B].chain.query("lightclient", "client", {"client_id": net[B].clients[W]})
-    assert isinstance(got, dict)
-    return got
-
-
-def update_pow_client(net: LocalNet) -> None:
-    """What a relayer does: read the client's best chain, plan, submit the runs."""
-    cid = net[B].clients[W]
-    view = client_view(net)
-    best, final = int(str(view["best_height"])), int(str(view["final_height"]))
-    raw = net[B].chain.query(
-        "lightclient", "pow_best", {"client_id": cid, "from": final, "to": best}
-    )
-    assert isinstance(raw, dict)
-    hashes = {int(h): bytes.fromhex(v) for h, v in raw.items()}
-    source = {h: b.header for h, b in net[W].blocks.items()}
-    for run in plan_pow_headers(best, final, hashes, source, net[W].chain.height):
-        args = {"client_id": cid, "headers": [h.to_json() for h in run]}
-        r = net.call(B, "relayer", "lightclient", "update_pow_client", args)
-        assert r.ok, r.error
-
-
-def balance(net: LocalNet, chain: str, who: str, denom: str) -> int:
-    return get_balance(net[chain].chain.read_state(), net.key(chain, who).address, denom)
+    return bridged_net(W, PARAMS, "create_pow_client", create)
 
 
 def test_a_lock_on_a_pow_chain_is_minted_on_a_bft_chain_once_final_and_back() -> None:
@@ -102,8 +45,8 @@ def test_a_lock_on_a_pow_chain_is_minted_on_a_bft_chain_once_final_and_back() ->
 
     # the client follows the lock's block, but it is not final: nothing to relay yet,
     # and a mint forced through anyway is refused
-    update_pow_client(net)
-    assert client_view(net)["best_height"] == lock_height
+    update_client(net, W, PARAMS)
+    assert client_view(net, W)["best_height"] == lock_height
     assert net.pending(W, B) == []
     forced = net.deliver(B, net.pending(W, B, proven_only=False))
     assert [x.code for x in forced] == ["NotFinal"]
@@ -111,8 +54,8 @@ def test_a_lock_on_a_pow_chain_is_minted_on_a_bft_chain_once_final_and_back() ->
 
     # finality_depth blocks on top: final, proven, minted
     net.advance(W, PARAMS.finality_depth)
-    update_pow_client(net)
-    assert client_view(net)["final_height"] == lock_height
+    update_client(net, W, PARAMS)
+    assert client_view(net, W)["final_height"] == lock_height
     receipts = net.deliver(B, net.pending(W, B))
     assert [x.ok for x in receipts] == [True]
     assert balance(net, B, "bob", wrapped) == 100
@@ -131,8 +74,8 @@ def test_a_lock_on_a_pow_chain_is_minted_on_a_bft_chain_once_final_and_back() ->
 def test_the_planner_submits_from_the_fork_point_in_runs() -> None:
     net = pow_net()
     net.advance(W, 7)
-    update_pow_client(net)
-    assert client_view(net)["best_height"] == net[W].chain.height
+    update_client(net, W, PARAMS)
+    assert client_view(net, W)["best_height"] == net[W].chain.height
     source = {h: b.header for h, b in net[W].blocks.items()}
     hashes = {h: hd.hash for h, hd in source.items()}
     runs = plan_pow_headers(8, 5, hashes, source, 8)

@@ -18,11 +18,18 @@ import pytest
 import chains.node as node_module
 from chains.devnet import DevnetChain, base_modules, build_devnet
 from chains.errors import ForkBelowFinality, InvalidBlock, UnknownParent
-from chains.node import ChainReorganised, Node
+from chains.node import Node
 from chains.pow import devnet_pow_params, mine
 from chains.store import MemoryBlockStore
 from chains.types import Header
-from tests.chains.peers import balance, pay, share, two_nodes
+from tests.chains.peers import (
+    check_a_bft_node_refuses,
+    check_switched,
+    double_spend,
+    pay,
+    shared_history,
+    two_nodes,
+)
 from tests.conftest import open_node
 
 PARAMS = devnet_pow_params(finality_depth=3)
@@ -42,43 +49,12 @@ async def test_a_branch_with_more_work_replaces_the_tip(
     dc: DevnetChain, nodes: tuple[Node, Node]
 ) -> None:
     a, b = nodes
-    for _ in range(2):
-        a.produce_block()
-    await share(a, b, 2)
-    sub = a.subscribe()
-    bob_before = balance(a, dc, "bob")
-    # a: block 3 pays bob (alice's nonce 0) and carol (nonce 1)
-    a.submit_nowait(pay(dc, 0, "bob"))
-    a.submit_nowait(pay(dc, 1, "carol"))
-    a.produce_block()
-    assert [blk.height for blk in [await anext(sub)]] == [3]
-    # b: alice's nonce 0 pays dave instead (a double spend), then one more block
-    b.submit_nowait(pay(dc, 0, "dave", 7))
-    b.produce_block()
-    b.produce_block()
-    first = b.get_block(3)
-    assert first is not None
-    assert await a.submit_block(first) == "side"  # equal work: the incumbent stays
-    assert a.get_block(3).header.hash != first.header.hash  # type: ignore[union-attr]
-    second = b.get_block(4)
-    assert second is not None
-    assert await a.submit_block(second) == "best"
-    assert a.height == 4
-    assert [a.get_block(h).header.hash for h in (3, 4)] == [  # type: ignore[union-attr]
-        first.header.hash,
-        second.header.hash,
-    ]
-    assert a.chain.state.root() == second.header.state_root
-    assert balance(a, dc, "dave") == balance(b, dc, "dave")
-    assert balance(a, dc, "bob") == bob_before  # the payment to bob is gone with block 3
-    # the typed notice, then the new branch from the fork
-    with pytest.raises(ChainReorganised) as info:
-        await anext(sub)
-    assert (info.value.fork_height, info.value.next_height, info.value.new_height) == (2, 3, 4)
-    # the dropped block's transactions: bob's (nonce 0, spent by the branch on dave) is
-    # refused; carol's (nonce 1) fits the new branch and waits in the mempool again
-    assert [tx.hash for tx in a.mempool.take(10)] == [pay(dc, 1, "carol").hash]
-    assert await a.submit_block(second) == "duplicate"
+    race = await double_spend(a, b, dc)
+    assert await a.submit_block(race.first) == "side"  # equal work: the incumbent stays
+    assert a.get_block(3).header.hash == race.ours.header.hash  # type: ignore[union-attr]
+    assert await a.submit_block(race.second) == "best"
+    reorg = await check_switched(a, b, dc, race)
+    assert reorg.new_height == 4
     assert a.reorgs == 1
 
 
@@ -86,8 +62,7 @@ async def test_dropped_transactions_go_back_to_the_mempool(
     dc: DevnetChain, nodes: tuple[Node, Node]
 ) -> None:
     a, b = nodes
-    a.produce_block()
-    await share(a, b, 1)
+    await shared_history(a, b, 1)
     a.submit_nowait(pay(dc, 0, "bob"))
     a.produce_block()
     b.produce_block()
@@ -106,8 +81,7 @@ async def test_a_deep_branch_is_refused_and_a_lighter_one_changes_nothing(
     dc: DevnetChain, nodes: tuple[Node, Node]
 ) -> None:
     a, b = nodes
-    a.produce_block()
-    await share(a, b, 1)
+    await shared_history(a, b, 1)
     for _ in range(PARAMS.finality_depth + 2):
         a.produce_block()
     for _ in range(PARAMS.finality_depth + 4):  # more work, but forking below final
@@ -146,12 +120,7 @@ async def test_a_deep_branch_is_refused_and_a_lighter_one_changes_nothing(
         await a.submit_block(dataclasses.replace(real, header=child_header))
     assert a.get_block(a.height) == real
     # not a PoW chain: no blocks from peers
-    bft = build_devnet(["chain-a"], seed="reorg-tests")[0]
-    node = open_node(bft, a.store.path.parent / "bft")
-    with pytest.raises(InvalidBlock):
-        await node.submit_block(real)
-    node.store.close()
-    await asyncio.sleep(0)
+    await check_a_bft_node_refuses(real, a.store.path.parent / "bft")
 
 
 async def test_the_node_mines_off_the_event_loop(
