@@ -12,9 +12,9 @@ same monotonic clock, so latencies are measured across the process boundary.
   over, and sends them as fast as the bus takes them; timed from the first publish to the
   subscriber's verification of the last block.
 * ``commit_to_subscriber_p50_ms`` / ``_p99_ms``: a live node commits a block every
-  ``--interval`` s with ``--txs`` transfers in it; latency runs from the moment
-  ``produce_block`` returns (persisted, handed to subscribers) to the moment the other
-  process's subscriber yields the verified block.
+  ``--interval`` s with ``--txs`` transfers in it; latency runs from the moment the
+  node commits a block (``Node.on_commit``: persisted, handed to subscribers) to the
+  moment the other process's subscriber yields the verified block.
 * ``qos1_round_trip_p50_ms``: one message at a time, publish at QoS 1 and wait for it on
   another connection.
 * ``nagle_untuned``: the same latency run and round trip against a broker *without*
@@ -263,16 +263,11 @@ async def latency(
         block_interval=interval,
     )
     committed: dict[int, float] = {}
-    announce = node._announce
 
-    def timed_announce(result: Any) -> Block:
-        # every block the node commits passes here, whichever production path made it
-        # (timing produce_block missed the run loop's yielding path: no latency at all)
-        block = announce(result)
+    def stamp(block: Block) -> None:
         committed[block.height] = time.perf_counter()
-        return block
 
-    node._announce = timed_announce  # type: ignore[method-assign]
+    node.on_commit.append(stamp)  # every block, whichever production path made it
     upto = int(seconds / interval)
     node.produce_block()  # height 1 exists before the subscriber opens the store
     remote = Remote(port, dc.chain_id, path, upto, nodelay)

@@ -15,6 +15,9 @@ The only module in ``chains`` that touches a clock, the event loop or the disk.
   call, and the block is written in one: the loop is never held by either.
 * A subscriber that falls ``maxsize`` blocks behind gets :class:`SubscriptionLagged` and
   re-reads the gap with ``get_block`` rather than the node buffering without bound.
+* ``Node.on_commit`` observers are called with each block the node produces at the
+  moment it is committed (a subscriber sees it only when its task next runs): for
+  measurements such as ``bench/bus.py``'s commit-to-subscriber latency.
 """
 
 from __future__ import annotations
@@ -400,6 +403,12 @@ class Node:
         self._side: dict[bytes, Block] = {}  # competing branches' blocks, by hash
         self.reorgs = 0
         """Reorganisations so far (this process)."""
+        self.on_commit: list[Callable[[Block], None]] = []
+        """Called, in order and synchronously, with each block this node produces, once it
+        is persisted and handed to the subscribers, whichever path produced it (the run
+        loop or ``produce_block``): the moment of the commit, for a bench or a metric.
+        Each must be quick; one that raises is logged and skipped, never stops the node.
+        A peer's branch the node adopts is announced by :class:`ChainReorganised`."""
 
     @classmethod
     def open(
@@ -715,6 +724,11 @@ class Node:
         for sub in self._subs:
             sub._push(block)
         self._new_block.set()
+        for observe in self.on_commit:
+            try:
+                observe(block)
+            except Exception:  # an observer's bug is no reason to stop the chain
+                log.exception("%s: an on_commit observer failed", self.chain_id)
         return block
 
     async def run(self) -> None:

@@ -23,7 +23,7 @@ from chains.errors import (
 )
 from chains.node import Node, SQLiteBlockStore, SubscriptionLagged
 from chains.store import MemoryBlockStore
-from chains.types import Tx
+from chains.types import Block, Tx
 from tests.chains.helpers import devnet, transfer
 
 TIMEOUT = 10  # generous: a stuck node fails the test instead of hanging the suite
@@ -143,6 +143,34 @@ async def test_subscription_yields_blocks_in_order() -> None:
     await node.stop()
     heights = [b.height async for b in sub]
     assert heights == [1, 2, 3, 4, 5]
+
+
+async def test_on_commit_sees_each_block_once_persisted_and_handed_to_subscribers() -> None:
+    dc = _dc()
+    node = _node(dc, block_interval=0.01)
+    sub = node.subscribe()
+    seen: list[tuple[int, bool, int]] = []
+
+    def observe(block: Block) -> None:
+        stored = node.get_block(block.height)
+        seen.append((block.height, stored == block, sub._queue.qsize()))
+
+    def broken(block: Block) -> None:
+        raise RuntimeError("an observer's bug")
+
+    node.on_commit += [broken, observe]
+    node.produce_block()  # in one piece
+    async with node:  # and the run loop's yielding path
+        await asyncio.wait_for(node.wait_for_height(3), TIMEOUT)
+    # in height order, each already on the store and in the subscriber's queue; the
+    # observer that raised stopped neither the node nor the next observer
+    assert node.height >= 3
+    assert [(h, on_store) for h, on_store, _ in seen] == [
+        (h, True) for h in range(1, node.height + 1)
+    ]
+    assert all(queued >= 1 for _, _, queued in seen)
+    assert node.failure is None
+    assert [b.height async for b in sub] == list(range(1, node.height + 1))
 
 
 async def test_slow_subscriber_gets_lagged_and_where_to_resume() -> None:
