@@ -10,17 +10,20 @@ from typing import Any
 import pytest
 
 from chains.chain import Chain
+from chains.crypto import PrivateKey
 from chains.devnet import build_devnet
 from chains.errors import ConfigError
 from chains.pos import PosParams
 from chains.pow import PowParams, get_work
 from interlock.config import (
     DEFAULT_MODULES,
+    DEFAULT_SEED,
     load_chain_config,
     load_devnet_config,
     parse_chain_config,
     parse_devnet_config,
 )
+from interlock.netting_round import load_round_file
 from relayer.config import load_relayer_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -48,8 +51,12 @@ def test_every_shipped_config_loads(path: Path) -> None:
         assert cfg.chain.rpc is not None
         assert cfg.chain.rpc.host == "127.0.0.1"
         assert cfg.chain.chain_id in path.name
+    elif "parties" in raw:  # a netting round file: its keys are the devnet banks'
+        rf = load_round_file(path)
+        devnet = [PrivateKey.derive(DEFAULT_SEED, n).public_key for n in ("alice", "bob", "carol")]
+        assert [p.public_key for p in rf.parties] == devnet
     else:
-        raise AssertionError(f"{path.name}: not a chain, devnet or relayer file")
+        raise AssertionError(f"{path.name}: not a chain, devnet, relayer or round file")
 
 
 def test_chain_files_and_devnet_files_define_the_same_chains() -> None:
