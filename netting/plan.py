@@ -121,4 +121,3 @@ def compute_call(
         args = {"denom": denom, "amount": t.amount, "dest_chain": leg.to_chain}
         return "bridge", "lock", {**args, "recipient": payee}
     return "bridge", "burn", {"denom": local, "amount": t.amount, "recipient": payee}
-
