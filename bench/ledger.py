@@ -4,8 +4,11 @@ What is timed for ``signed_transfers_per_s``: transactions already signed by the
 clients (many accounts, sequential nonces) go through the node's front door
 (``Node.submit_nowait``: mempool admission with the ed25519 signature check), then
 ``Node.produce_block`` executes them, builds the header, signs the commit and persists the
-block, receipts index and changed state in one SQLite (WAL) transaction, and resolves every
-submitter's future with its receipt. Every transaction must commit with an ok receipt.
+block, receipts index, event index (as a chain process keeps it,
+``chains.service.eventindex``, which skips ``bank.transfer``; ``--index all`` indexes
+those too, ``--index none`` leaves it out) and changed state in one
+SQLite (WAL) transaction, and resolves every submitter's future with its receipt. Every
+transaction must commit with an ok receipt.
 
 Next to it, in the same run: the raw ed25519 verify rate of the backend in use (PyNaCl)
 and of ``cryptography`` (for the record), the header-commit verify rate (a 4-validator
@@ -38,6 +41,7 @@ from chains.crypto import BACKEND, PrivateKey, verify_with_cryptography
 from chains.devnet import build_devnet
 from chains.merkle import inclusion_proof, merkle_root, verify_inclusion
 from chains.node import Node, SQLiteBlockStore
+from chains.service.eventindex import DEFAULT_TYPES, EventIndex
 from chains.types import Header, Tx
 
 
@@ -131,13 +135,15 @@ def presign(accounts: int, txs: int) -> tuple[list[Tx], object]:
 
 
 async def bench_transfers(
-    txs: list[Tx], dc: object, block_txs: int, data_dir: Path
+    txs: list[Tx], dc: object, block_txs: int, data_dir: Path, index: str = "default"
 ) -> tuple[float, float]:
     """(CPU-time rate, wall-clock rate) of committing ``txs``."""
     from chains.devnet import DevnetChain, base_modules
 
     assert isinstance(dc, DevnetChain)
-    store = SQLiteBlockStore(data_dir / "chain.sqlite")
+    types = {"default": DEFAULT_TYPES, "all": ("*",)}.get(index)
+    indexer = None if types is None else EventIndex(types)
+    store = SQLiteBlockStore(data_dir / "chain.sqlite", indexer=indexer)
     node = Node.open(
         dc.genesis,
         base_modules,
@@ -168,6 +174,12 @@ def main() -> None:
     ap.add_argument("--block-txs", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=3, help="best of N (shared machines)")
     ap.add_argument("--profile", action="store_true", help="cProfile one transfer run")
+    ap.add_argument(
+        "--index",
+        choices=("default", "all", "none"),
+        default="default",
+        help="event index: a chain's default types, all types (bank.transfer too), none",
+    )
     args = ap.parse_args()
 
     header_rate = bench_header_verify(1000)
@@ -183,7 +195,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="interlock-bench-") as d:
             prof = cProfile.Profile()
             prof.enable()
-            asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d)))
+            asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d), args.index))
             prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
 
@@ -194,7 +206,7 @@ def main() -> None:
     for i in range(args.rounds):
         n, c = bench_raw_verify(5000)
         with tempfile.TemporaryDirectory(prefix="interlock-bench-") as d:
-            r, w = asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d)))
+            r, w = asyncio.run(bench_transfers(txs, dc, args.block_txs, Path(d), args.index))
         print(
             f"round {i + 1}: ed25519 verify pynacl {n:,.0f}/s, cryptography {c:,.0f}/s; "
             f"signed transfers committed {r:,.0f}/s of CPU, {w:,.0f}/s wall (ratio {r / n:.2f})"
@@ -222,6 +234,7 @@ def main() -> None:
                 "rounds": args.rounds,
                 "clock": "process CPU time",
                 "wall_signed_transfers_per_s": round(wall),
+                "event_index": args.index,
             }
         )
     )

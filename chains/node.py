@@ -31,7 +31,7 @@ import time as _time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -55,7 +55,14 @@ from chains.store import BlockStore
 from chains.tasks import stop_within
 from chains.types import Block, Header, Receipt, Tx, ValidatorSet
 
-__all__ = ["ChainReorganised", "Node", "SQLiteBlockStore", "Subscription", "SubscriptionLagged"]
+__all__ = [
+    "BlockIndexer",
+    "ChainReorganised",
+    "Node",
+    "SQLiteBlockStore",
+    "Subscription",
+    "SubscriptionLagged",
+]
 
 MAX_SIDE_BLOCKS = 256
 """Most blocks of competing branches a node holds (in memory) until one has more work."""
@@ -122,9 +129,41 @@ async def _in_thread(work: Callable[[], _T]) -> tuple[_T, bool]:
     return fut.result(), cancelled
 
 
+class BlockIndexer(Protocol):
+    """Rows derived from each block (an event index), kept in the block store's own file
+    and written in the block's own transaction: a crash leaves both or neither.
+
+    An indexer may start on a store that already holds blocks (it was switched off, or is
+    new): :meth:`SQLiteBlockStore.catch_up` feeds it the blocks it lacks, from
+    :meth:`indexed_tip`. The service layer implements it
+    (:class:`chains.service.eventindex.EventIndex`); the store only calls it."""
+
+    schema: str
+    """SQL run once when the store opens (``CREATE TABLE IF NOT EXISTS ...``)."""
+
+    def indexed_tip(self, db: sqlite3.Connection) -> tuple[int, bytes] | None:
+        """The height and header hash of the last block indexed (None: none yet, or
+        indexed under other settings: the store then resets it and indexes every block)."""
+        ...
+
+    def index_block(self, db: sqlite3.Connection, block: Block) -> None:
+        """Write ``block``'s rows and make it the tip, inside the caller's transaction."""
+        ...
+
+    def rewind(self, db: sqlite3.Connection, height: int, tip: bytes | None) -> None:
+        """Forget every row above ``height``, whose header hash ``tip`` (None: height 0)
+        becomes the tip, inside the caller's transaction."""
+        ...
+
+    def reset(self, db: sqlite3.Connection) -> None:
+        """Forget everything (its tip is no block of this chain any more)."""
+        ...
+
+
 class SQLiteBlockStore:
     """Blocks, receipts index and state in one SQLite file (WAL, one synced transaction per
-    block: a block is on disk before its receipts resolve or its header is published)."""
+    block: a block is on disk before its receipts resolve or its header is published).
+    ``indexer``: rows derived from each block, written in the block's transaction."""
 
     SCHEMA = """
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -138,8 +177,13 @@ class SQLiteBlockStore:
     """
     RECENT_BLOCKS = 8
 
-    def __init__(self, path: str | Path) -> None:
+    CATCH_UP_CHUNK = 64
+    """Blocks an indexer catching up indexes per transaction (a kill meanwhile keeps the
+    chunks done; the next open resumes from the indexer's tip)."""
+
+    def __init__(self, path: str | Path, *, indexer: BlockIndexer | None = None) -> None:
         self.path = Path(path)
+        self.indexer = indexer
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Two connections: the node saves a block from a worker thread (the fsync must
@@ -150,6 +194,8 @@ class SQLiteBlockStore:
             # published; the node would then sign another block at the same height.
             self._wdb = sqlite_connect(self.path, synchronous="FULL")
             self._wdb.executescript(self.SCHEMA)
+            if indexer is not None:
+                self._wdb.executescript(indexer.schema)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open block store {self.path}: {exc}") from None
@@ -159,6 +205,46 @@ class SQLiteBlockStore:
         # The last blocks saved, as objects: subscribers, publishers and receipt lookups
         # read the newest blocks, and re-parsing a 5,000-tx block costs ~0.2 s.
         self._recent: dict[int, tuple[Block, ValidatorSet]] = {}
+        if indexer is not None:
+            self.catch_up()
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        """The reading connection: it sees committed blocks only (an indexer's reads)."""
+        return self._db
+
+    def catch_up(self) -> int:
+        """Index the blocks the indexer lacks (it was off, or is new), in chunks of
+        ``CATCH_UP_CHUNK`` blocks per transaction; an indexer whose tip is not a block of
+        this store (it was off during a reorganisation) starts over. Returns the number
+        of blocks indexed."""
+        ix = self.indexer
+        if ix is None:
+            return 0
+        latest = self.latest_height()
+        try:
+            tip = ix.indexed_tip(self._wdb)
+            block = None if tip is None or tip[0] > latest else self.get_block(tip[0])
+            if tip is not None and block is not None and block.header.hash == tip[1]:
+                start = tip[0]
+            else:  # new, or under other settings, or its tip was rewound away meanwhile
+                start = 0
+                with transaction(self._wdb) as db:
+                    ix.reset(db)
+                if tip is not None:
+                    log.warning("%s: event index is not of these blocks; rebuilding", self.path)
+            if start < latest:
+                log.info("%s: indexing blocks %d..%d", self.path, start + 1, latest)
+            for lo in range(start + 1, latest + 1, self.CATCH_UP_CHUNK):
+                with transaction(self._wdb) as db:
+                    for h in range(lo, min(lo + self.CATCH_UP_CHUNK, latest + 1)):
+                        block = self.get_block(h)
+                        if block is None:
+                            raise StoreError(f"block {h} is missing from the store")
+                        ix.index_block(db, block)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot index block store {self.path}: {exc}") from None
+        return max(0, latest - start)
 
     def load_genesis(self) -> Genesis | None:
         row = self._db.execute("SELECT value FROM meta WHERE key='genesis'").fetchone()
@@ -185,6 +271,8 @@ class SQLiteBlockStore:
                 "INSERT OR REPLACE INTO txs VALUES (?, ?, ?)",
                 ((r.tx_hash, h, r.index) for r in block.receipts),
             )
+            if self.indexer is not None:
+                self.indexer.index_block(db, block)
             if self.undo_depth:
                 old = {
                     k: None if row is None else row[0]
@@ -221,6 +309,7 @@ class SQLiteBlockStore:
     def rewind(self, height: int) -> None:
         """Forget every block above ``height`` and undo its state changes, in one
         transaction (a crash leaves the store at the old tip or at ``height``)."""
+        at = self.get_block(height) if height >= 1 else None
         with transaction(self._wdb) as db:
             rows = db.execute(
                 "SELECT key, value FROM undo WHERE height > ? ORDER BY height DESC", (height,)
@@ -232,6 +321,8 @@ class SQLiteBlockStore:
                     db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, value))
             for table in ("undo", "txs", "blocks"):
                 db.execute(f"DELETE FROM {table} WHERE height > ?", (height,))
+            if self.indexer is not None:
+                self.indexer.rewind(db, height, None if at is None else at.header.hash)
         for h in [h for h in self._recent if h > height]:
             del self._recent[h]
 

@@ -38,6 +38,7 @@ from chains.service.bus import (
     validate_bus_url,
 )
 from chains.service.datadir import DataDirLock
+from chains.service.eventindex import EventIndex
 from chains.service.publisher import Publisher, status_will
 from chains.service.rpc import RpcServer
 from chains.types import Block
@@ -78,11 +79,14 @@ def _print_head(block: Block) -> None:
 
 
 def _open_node(cs: ChainSettings, data_dir: Path) -> Node:
+    # the index is written in each block's transaction; switched on over a store that
+    # has blocks, it catches up here, before the node starts
+    index = None if cs.index_types is None else EventIndex(cs.index_types)
     return Node.open(
         cs.genesis,
         cs.build_modules,
         cs.validator_keys,
-        SQLiteBlockStore(cs.store_path(data_dir)),
+        SQLiteBlockStore(cs.store_path(data_dir), indexer=index),
         block_interval=cs.block_interval,
         mempool_capacity=cs.mempool_capacity,
         max_block_txs=cs.max_block_txs,

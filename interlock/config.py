@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from bridge.module import BridgeModule
 from chains.bank import BankModule
@@ -57,6 +57,7 @@ from chains.service.configfile import (
     config_error,
     read_toml,
 )
+from chains.service.eventindex import DEFAULT_TYPES, validate_type_patterns
 from chains.service.rpc import RpcLimits
 from chains.staking import MAX_STAKE, StakingModule
 from chains.types import ValidatorSet
@@ -123,6 +124,20 @@ class RpcModel(_Model):
     )
     header_timeout: HeaderTimeout = _RPC_DEFAULTS.header_timeout
     max_connections: MaxConnections = _RPC_DEFAULTS.max_connections
+
+
+def _index_types(v: list[str]) -> list[str]:
+    validate_type_patterns(v)
+    return v
+
+
+class IndexModel(_Model):
+    """``[index]``: the event index ``GET /events`` searches (chains.service.eventindex)."""
+
+    enabled: StrictBool = True
+    types: Annotated[list[str], AfterValidator(_index_types)] = Field(
+        default_factory=lambda: list(DEFAULT_TYPES)
+    )
 
 
 class BusModel(_Model):
@@ -215,6 +230,7 @@ class _ChainCommon(_Model):
     mempool_capacity: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 20_000
     validators: ValidatorsModel = ValidatorsModel()
     genesis: GenesisModel = GenesisModel()
+    index: IndexModel = IndexModel()
 
 
 class ChainFileModel(_ChainCommon):
@@ -280,6 +296,9 @@ class ChainSettings:
     """RPC server, if any."""
     modules: tuple[str, ...] = DEFAULT_MODULES
     """Names of the chain's modules (see :data:`MODULES`), in dispatch order."""
+    index_types: tuple[str, ...] | None = DEFAULT_TYPES
+    """Event types the node indexes (patterns, ``chains.service.eventindex``); None: the
+    node keeps no event index (``[index] enabled = false``)."""
 
     @property
     def chain_id(self) -> str:
@@ -478,6 +497,7 @@ def _chain_settings(
         max_block_txs=m.max_block_txs,
         mempool_capacity=m.mempool_capacity,
         modules=modules,
+        index_types=tuple(m.index.types) if m.index.enabled else None,
         rpc=None
         if rpc is None
         else RpcSettings(

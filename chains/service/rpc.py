@@ -24,6 +24,9 @@ GET      /headers/{height|latest}            ``{"header", "hash"}``
 GET      /commits/{height|latest}            ``{"commit"}``
 GET      /validators/{height|latest}         ``{"validators", "hash"}``: the set that signed it
 GET      /events/{height}/{index}            ``{"proof"}``: the event and its RFC 6962 audit path
+GET      /events?type=T[,T..][&attr=NAME:VALUE] ``{"events": [{"height", "index", "event"}],
+         [&limit=N][&before=H[.I]]           "next"}``: indexed events, newest first
+                                             (:mod:`chains.service.eventindex`)
 GET      /accounts/{address}                 ``{"address", "nonce", "pending_nonce", "balances"}``
 GET      /accounts/{address}/nonce           ``{"nonce", "pending_nonce"}``
 GET      /accounts/{address}/balances        ``{"balances"}``
@@ -89,7 +92,8 @@ from chains.errors import (
     UnknownModule,
     WrongChain,
 )
-from chains.node import Node
+from chains.node import Node, SQLiteBlockStore
+from chains.service.eventindex import BadEventQuery, EventIndex, EventQuery, parse_cursor
 from chains.service.httpserver import HardenedRunner, ServerLimits, ServerStats
 from chains.service.sigworker import die_with, first_bad, ready
 from chains.tasks import stop_within
@@ -226,6 +230,31 @@ class HeightParams(_Params):
 class EventParams(_Params):
     height: _Decimal
     index: _Decimal
+
+
+class EventSearchParams(_Params):
+    """``GET /events``: the strings of the query; :func:`_event_query` converts them."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=800)]
+    attr: Annotated[str, StringConstraints(min_length=3, max_length=200)] | None = None
+    limit: _Decimal | None = None
+    before: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+
+
+def _event_query(p: EventSearchParams) -> EventQuery:
+    attr = None
+    if p.attr is not None:
+        name, sep, value = p.attr.partition(":")
+        if not sep:
+            raise BadEventQuery("attr", "expected NAME:VALUE")
+        attr = (name, value)
+    q = EventQuery(
+        types=tuple(p.type.split(",")),
+        attr=attr,
+        limit=20 if p.limit is None else p.limit,
+        before=None if p.before is None else parse_cursor(p.before),
+    )
+    return q
 
 
 class HashParams(_Params):
@@ -367,9 +396,15 @@ class SignatureChecker:
 
 class _Handlers:
     def __init__(
-        self, node: Node, limits: RpcLimits, stopping: list[bool], verifier: SignatureChecker
+        self,
+        node: Node,
+        limits: RpcLimits,
+        stopping: list[bool],
+        verifier: SignatureChecker,
+        index: EventIndex | None = None,
     ) -> None:
         self.node = node
+        self.index = index
         self.limits = limits
         self.stopping = stopping
         self.verifier = verifier
@@ -582,6 +617,29 @@ class _Handlers:
             )
         return _ok({"proof": block.prove_event(p.index).to_json()})
 
+    async def search_events(self, request: web.Request) -> web.Response:
+        params = _parse(EventSearchParams, request.query, "query")
+        try:
+            q = _event_query(params)
+            store = self.node.store
+            if self.index is None or not isinstance(store, SQLiteBlockStore):
+                raise ApiError(404, "index_disabled", "this node keeps no event index")
+            found = self.index.search(store.reader, q)
+        except BadEventQuery as exc:  # bad_request, or not_indexed for a type left out
+            raise ApiError(400, exc.code, f"query {exc}") from None
+        frag = getattr(orjson, "Fragment", None)
+        events = [
+            {
+                "height": e.height,
+                "index": e.index,
+                # the committed bytes as they are (canonical JSON of the event)
+                "event": frag(e.leaf) if frag is not None else orjson.loads(e.leaf),
+            }
+            for e in found
+        ]
+        more = len(found) == q.limit
+        return _ok({"events": events, "next": found[-1].cursor if more else None})
+
     def _balances(self, addr: str) -> Any:
         try:
             return self.node.chain.query("bank", "balances", {"address": addr})
@@ -675,9 +733,16 @@ async def _errors(
         return _error_response(ApiError(500, "internal", "internal error (see the node's log)"))
 
 
-def make_app(node: Node, limits: RpcLimits | None = None) -> web.Application:
-    """The RPC application for ``node`` (routes as in the module docstring)."""
+def make_app(
+    node: Node, limits: RpcLimits | None = None, index: EventIndex | None = None
+) -> web.Application:
+    """The RPC application for ``node`` (routes as in the module docstring); ``index``:
+    the event index its store writes (default: the store's own, if it is one;
+    ``GET /events`` answers 404 ``index_disabled`` without one)."""
     limits = limits or RpcLimits()
+    if index is None and isinstance(node.store, SQLiteBlockStore):
+        found = node.store.indexer
+        index = found if isinstance(found, EventIndex) else None
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[_errors])
     app[NODE] = node
     app[LIMITS] = limits
@@ -690,7 +755,7 @@ def make_app(node: Node, limits: RpcLimits | None = None) -> web.Application:
         verifier.close()
 
     app.cleanup_ctx.append(close_verifier)
-    h = _Handlers(node, limits, app[STOPPING], verifier)
+    h = _Handlers(node, limits, app[STOPPING], verifier, index)
     r = app.router
     r.add_get("/healthz", h.healthz)
     r.add_get("/status", h.status)
@@ -702,6 +767,7 @@ def make_app(node: Node, limits: RpcLimits | None = None) -> web.Application:
     r.add_get("/headers/{height}", h.header)
     r.add_get("/commits/{height}", h.commit)
     r.add_get("/validators/{height}", h.validators)
+    r.add_get("/events", h.search_events)
     r.add_get("/events/{height}/{index}", h.event)
     r.add_get("/accounts/{address}", h.account)
     r.add_get("/accounts/{address}/nonce", h.nonce)
@@ -728,10 +794,11 @@ class RpcServer:
         *,
         limits: RpcLimits | None = None,
         shutdown_timeout: float = 5.0,
+        index: EventIndex | None = None,
     ) -> None:
         self.node = node
         self.host = host
-        self.app = make_app(node, limits)
+        self.app = make_app(node, limits, index)
         limits = limits or RpcLimits()
         self._runner = HardenedRunner(
             self.app,

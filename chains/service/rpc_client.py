@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
@@ -46,7 +46,7 @@ from chains.errors import (
 )
 from chains.handle import ChainHandle
 from chains.service.retry import Backoff
-from chains.types import Block, EventProof, Header, Receipt, Tx, ValidatorSet
+from chains.types import Block, Event, EventProof, Header, Receipt, Tx, ValidatorSet
 
 __all__ = ["HttpChain", "RemoteTxRejected", "RpcError", "RpcUnavailable"]
 
@@ -342,6 +342,40 @@ class HttpChain:
         if proof is not None:
             self._check_chain(proof.chain_id, "event proof")
         return proof
+
+    async def search_events(
+        self,
+        types: Sequence[str],
+        attr: tuple[str, str] | None = None,
+        *,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> tuple[list[tuple[int, int, Event]], str | None]:
+        """One page of ``GET /events`` (the chain's event index), newest first: each
+        event with its height and index, and the cursor of the next page (None: no
+        more). Unproven: check each with :meth:`get_event_proof` before trusting it."""
+        query: dict[str, str] = {"type": ",".join(types), "limit": str(int(limit))}
+        if attr is not None:
+            query["attr"] = f"{attr[0]}:{attr[1]}"
+        if before is not None:
+            query["before"] = before
+        obj = await self._get(f"/events?{urlencode(query)}")
+        found, nxt = self._field(obj, "events"), self._field(obj, "next")
+        if (
+            not isinstance(found, list)
+            or len(found) > limit
+            or not (nxt is None or (isinstance(nxt, str) and len(nxt) <= 40))
+        ):
+            raise RpcError(self._chain_id, 200, "malformed_response", "bad event page")
+        out = []
+        for item in found:
+            if not isinstance(item, dict):
+                raise RpcError(self._chain_id, 200, "malformed_response", "bad event page")
+            h, i = item.get("height"), item.get("index")
+            if not (isinstance(h, int) and isinstance(i, int) and h >= 1 and i >= 0):
+                raise RpcError(self._chain_id, 200, "malformed_response", "bad event position")
+            out.append((h, i, self._decoded(Event.from_json, item.get("event"))))
+        return out, nxt
 
     async def get_receipt(self, tx_hash: bytes) -> Receipt | None:
         return await self._get_decoded(f"/tx/{tx_hash.hex()}", "receipt", Receipt.from_json)
