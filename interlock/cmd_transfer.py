@@ -42,6 +42,7 @@ from interlock.cmd_common import (
 )
 from interlock.commands import KEY_ENV, emit
 from interlock.errors import CommandError, NotFound
+from interlock.history import SEND_TYPES, FoundEvent, find_events, packet_of, read_history
 from interlock.progress import Reporter, open_reporter
 from zk.compliance import seal_travel_rule
 from zk.errors import ZkError
@@ -416,16 +417,22 @@ async def _describe(
     return now.value, {"status": now.value}
 
 
+def _shown(v: object, limit: int = 200) -> str:
+    """A chain's words as a line may show them: bounded and printable."""
+    return "".join(c if c.isprintable() else "?" for c in str(v)[:limit])
+
+
 def _refusal(refusal: object) -> tuple[str, str]:
     """The rule and detail of a destination's refusal record, as shown to a user: a
     chain's words, so bounded and printable."""
     if not isinstance(refusal, Mapping):
         return "?", ""
 
-    def shown(v: object) -> str:
-        return "".join(c if c.isprintable() else "?" for c in str(v)[:200])
+    return _shown(refusal.get("rule")), _shown(refusal.get("detail"))
 
-    return shown(refusal.get("rule")), shown(refusal.get("detail"))
+
+def _where(found: FoundEvent) -> str:
+    return f"{found.name} on {found.chain_id} at height {found.height} (event {found.index})"
 
 
 async def transfer_status(args: argparse.Namespace) -> int:
@@ -437,41 +444,137 @@ async def transfer_status(args: argparse.Namespace) -> int:
         dst = await chains.get(tid.dst)
         sent, received, refusal = await read_transfer(src, dst, tid)
         _, client_height = await _client_of_src(dst, tid.src)
-    packet = sent.get("packet", {})
-    lock_height = 0  # unknown from state alone: "relayed" needs the client past the lock
+        # what state no longer holds (a settled transfer's packet, every height) is in
+        # both chains' events: found by the index, each checked against its header
+        history = await read_history(src, dst, str(tid))
+    packet = dict(sent.get("packet", {})) or packet_of(history.sent)
+    lock_height = history.sent.height if history.sent is not None else 0
     now = compute_progress(sent, received, client_height, lock_height, refusal)
     status = now.value
     if isinstance(refusal, Mapping):
         rule, detail = _refusal(refusal)
         status += f" (refused by {tid.dst}: {rule}: {detail})"
-    lines = [
-        f"transfer {tid}: {status}",
-        f"  {packet.get('amount')} {packet.get('denom')} from {packet.get('sender')} "
-        f"to {packet.get('recipient')}",
-        f"  {sent.get('kind')} on {tid.src}; deliverable until {tid.dst} height "
-        f"{packet.get('timeout_height')}; {tid.dst}'s client of {tid.src} at {client_height}",
-    ]
-    if not sent:  # the source keeps what is in flight; the history is in its events
-        lines[1:] = [f"  settled: {tid.src} pruned its record (acknowledged or refunded)"]
+    lines = [f"transfer {tid}: {status}"]
+    if packet:
+        lines.append(
+            f"  {packet.get('amount')} {packet.get('denom')} from {packet.get('sender')} "
+            f"to {packet.get('recipient')}"
+        )
+    if history.sent is not None:
+        lines.append(
+            f"  {_where(history.sent)}; deliverable until {tid.dst} height "
+            f"{packet.get('timeout_height')}"
+        )
+    elif sent:
+        lines.append(
+            f"  {sent.get('kind')} on {tid.src}; deliverable until {tid.dst} height "
+            f"{packet.get('timeout_height')}"
+        )
+    if history.outcome is not None:
+        lines.append(f"  {_where(history.outcome)}")
+    elif now in (Progress.LOCKED, Progress.RELAYED):
+        lines.append(f"  {tid.dst}'s client of {tid.src} at height {client_height}")
+    if history.settled is not None:
+        lines.append(f"  {_where(history.settled)}: {tid.src} pruned its record")
+    elif not sent:
+        lines.append(f"  settled: {tid.src} pruned its record (acknowledged or refunded)")
+    found = [f for f in (history.sent, history.outcome, history.settled) if f is not None]
+    if found:
+        lines.append(
+            "  each event checked: its audit path leads to the event_root of its block's "
+            "header, as the same node serves it"
+        )
+    if not history.indexed:
+        lines.append("  (a chain keeps no event index: the history above is what state holds)")
     emit(
         args,
         {
             "id": str(tid),
             "status": now.value,
+            "packet": packet,
             "sent": dict(sent),
             "received": received,
             "refusal": dict(refusal) if isinstance(refusal, Mapping) else None,
+            "events": {
+                "sent": None if history.sent is None else history.sent.to_json(),
+                "outcome": None if history.outcome is None else history.outcome.to_json(),
+                "settled": None if history.settled is None else history.settled.to_json(),
+            },
+            "indexed": history.indexed,
         },
         lines,
     )
     return 0
 
 
+LIST_MAX = 100
+"""Most transfers ``transfer list`` shows per source chain (one page of the index)."""
+
+
+async def _list_source(
+    chains: Chains, src: HttpChain, account: str | None, dst_only: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` transfers sent from ``src`` (to or from ``account``), from
+    its event index, each with its status from both chains' state."""
+    attrs: list[tuple[str, str] | None] = (
+        [("sender", account), ("recipient", account)] if account else [None]
+    )
+    if dst_only and not account:
+        attrs = [("dst_chain", dst_only)]
+    pages = []
+    for attr in attrs:
+        page = await find_events(src, SEND_TYPES, attr, limit=limit)
+        if page is None:
+            raise CommandError(
+                f"{src.chain_id} keeps no index of bridge events ([index] in its config); "
+                f"see 'interlock transfer status ID' for one transfer"
+            )
+        pages.append(page)
+    newest = sorted(
+        {(f.height, f.index): f for p in pages for f in p}.values(),
+        key=lambda f: (f.height, f.index),
+        reverse=True,
+    )
+    seen: dict[str, dict[str, Any]] = {}
+    clients: dict[str, int] = {}
+    for f in newest:
+        a = f.event.attributes
+        try:  # a node's words: a malformed event is not listed
+            tid = TransferId.parse(f"{src.chain_id}:{a.get('dst_chain')}:{a.get('nonce')}")
+        except CommandError:
+            continue
+        if str(tid) in seen:  # a resend: the first lock is the older one, listed below
+            seen[str(tid)]["height"] = f.height
+            continue
+        if dst_only and tid.dst != dst_only:
+            continue
+        if len(seen) == limit:
+            break
+        seen[str(tid)] = {"id": str(tid), "kind": f.name, "height": f.height, "index": f.index, **a}
+    for row in seen.values():
+        tid_ = TransferId.parse(row["id"])
+        sent = await src.query("bridge", "sent", {"remote_chain": tid_.dst, "nonce": tid_.nonce})
+        sent = sent if isinstance(sent, Mapping) else {}
+        received: Any = None
+        if tid_.dst in chains.known():
+            dst = await chains.get(tid_.dst)
+            at = {"remote_chain": tid_.src, "nonce": tid_.nonce}
+            received = await dst.query("bridge", "received", at)
+            if tid_.dst not in clients and received is None and sent:
+                clients[tid_.dst] = (await _client_of_src(dst, tid_.src))[1]
+        progress = compute_progress(sent, received, clients.get(tid_.dst, 0), row["height"])
+        if not sent and received is None:
+            row["status"] = "settled"  # pruned, and the destination is not known here
+        else:
+            row["status"] = progress.value
+    return list(seen.values())
+
+
 async def transfer_list(args: argparse.Namespace) -> int:
     if args.rest:
         raise CommandError("usage: interlock transfer list [--from CHAIN] [--account A]")
-    if not 1 <= args.limit <= 1000:
-        raise CommandError("--limit: expected 1..1000")
+    if not 1 <= args.limit <= LIST_MAX:
+        raise CommandError(f"--limit: expected 1..{LIST_MAX}")
     rows: list[dict[str, Any]] = []
     async with Chains.from_args(args) as chains:
         account = chains.address(args.account) if args.account else None
@@ -479,39 +582,11 @@ async def transfer_list(args: argparse.Namespace) -> int:
         sources = [args.src] if args.src else list(chains.known())
         for sid in sources:
             src = await chains.get(sid)
-            paths = await src.query("bridge", "paths", {})
-            for p in paths if isinstance(paths, list) else []:
-                remote = str(p.get("remote_chain")) if isinstance(p, Mapping) else ""
-                if not remote or (args.dst and remote != args.dst):
-                    continue
-                nxt = await src.query("bridge", "next_nonce", {"remote_chain": remote})
-                last = int(nxt) - 1 if isinstance(nxt, int) else 0
-                for nonce in range(last, max(0, last - args.limit), -1):
-                    sent = await src.query(
-                        "bridge", "sent", {"remote_chain": remote, "nonce": nonce}
-                    )
-                    if not isinstance(sent, Mapping):
-                        # settled (acknowledged or refunded): the source pruned the packet,
-                        # so there is nothing to match an --account against
-                        if not account:
-                            rows.append({"id": f"{sid}:{remote}:{nonce}", "status": "settled"})
-                        continue
-                    pk = sent.get("packet", {})
-                    if account and account not in (pk.get("sender"), pk.get("recipient")):
-                        continue
-                    rows.append(
-                        {
-                            "id": f"{sid}:{remote}:{nonce}",
-                            "status": sent.get("status"),
-                            "kind": sent.get("kind"),
-                            **pk,
-                        }
-                    )
+            rows += await _list_source(chains, src, account, args.dst, args.limit)
     lines = [
-        f"{r['id']:<28} {r['amount']:>14} {r['denom']:<16} {r['kind']:<6} "
-        f"{r['status']:<9} to {r['recipient']}"
-        if "amount" in r
-        else f"{r['id']:<28} {'':>14} {'':<16} {'':<6} {r['status']:<9} (pruned by its source)"
+        f"{r['id']:<24} {_shown(r.get('amount'), 20):>12} {_shown(r.get('denom'), 40):<14} "
+        f"{r['status']:<14} h={r['height']:<7} {_shown(r.get('sender'), 12)}.. -> "
+        f"{_shown(r.get('recipient'), 12)}.."
         for r in rows
     ] or ["no transfers"]
     emit(args, {"transfers": rows}, lines)

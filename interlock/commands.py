@@ -366,7 +366,9 @@ def _transfer(sub: argparse._SubParsersAction[Any]) -> None:
     t.add_argument("--to", dest="dst", default=None, metavar="CHAIN", help="destination chain")
     _send_args(t)
     t.add_argument("--account", default=None, help="transfer list: only this sender/recipient")
-    t.add_argument("--limit", type=int, default=20, help="transfer list: at most N per path")
+    t.add_argument(
+        "--limit", type=int, default=20, help="transfer list: the newest N per source chain"
+    )
     add_chain_args(t)
     add_output_args(t)
     t.set_defaults(run="interlock.cmd_transfer:transfer")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from bridge.transfer import Packet
+from chains.service.rpc_client import HttpChain
 from interlock.cli import main
 from interlock.cmd_common import parse_amount, parse_duration
 from interlock.cmd_transfer import (
@@ -31,7 +32,18 @@ from interlock.cmd_transfer import (
 from interlock.errors import BadAmount, CommandError
 from interlock.keys import Keystore
 from tests.conftest import Mosquitto, free_port
-from tests.e2e.harness import DEADLINE, ROOT, A, B, balance, chain, key, network
+from tests.e2e.harness import (
+    DEADLINE,
+    ROOT,
+    A,
+    B,
+    balance,
+    chain,
+    eventually,
+    key,
+    network,
+    sent_status,
+)
 
 ALICE, BOB = key("alice"), key("bob")
 
@@ -178,6 +190,23 @@ def test_hostile_one_line(
 # --- against real chains and the daemon -------------------------------------------------
 
 
+async def is_settled(h: HttpChain, remote: str, nonce: int) -> bool:
+    return await sent_status(h, remote, nonce) == "settled"
+
+
+async def find_height(h: HttpChain, kind: str, src: str, nonce: int) -> int:
+    """The height of ``kind`` for transfer ``nonce`` from ``src``, by reading every block
+    (what the index spares the CLI; here it checks the index's answer)."""
+    for height in range(1, await h.latest_height() + 1):
+        block = await h.get_block(height)
+        assert block is not None
+        for e in block.events:
+            a = e.attributes
+            if e.type == kind and a.get("src_chain") == src and a.get("nonce") == nonce:
+                return height
+    raise AssertionError(f"no {kind} of {src}:{nonce} on {h.chain_id}")
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "interlock.cli", *args],
@@ -234,6 +263,32 @@ async def test_transfer_burn_query_and_refund_from_the_shell(
             assert await balance(b, BOB.address, "chain-a/usd") == 100
             tid = r.stdout.split("transfer ", 1)[1].split(",", 1)[0]
             assert tid == f"{A}:{B}:1"
+            lock_height = int(r.stdout.split(" at height ", 1)[1].split(":", 1)[0])
+
+            # the relayer's acknowledgement prunes chain-a's record: the history is only
+            # in the events now, found through both chains' indexes
+            await eventually(lambda: is_settled(a, B, 1), "chain-a pruning transfer 1")
+            minted_at = await find_height(b, "bridge.minted", A, 1)  # by reading blocks
+            r = cli("transfer", "status", tid, *conf, env=env)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert f"transfer {tid}: delivered" in r.stdout, r.stdout
+            assert f"100 usd from {ALICE.address} to {BOB.address}" in r.stdout, r.stdout
+            assert f"locked on {A} at height {lock_height} (event " in r.stdout, r.stdout
+            assert f"minted on {B} at height {minted_at} (event " in r.stdout, r.stdout
+            assert f"acknowledged on {A} at height" in r.stdout, r.stdout
+            r = cli("transfer", "status", tid, "--json", *conf, env=env)
+            got = json.loads(r.stdout)
+            assert got["sent"] == {}  # pruned: what follows comes from the events
+            assert got["packet"]["amount"] == 100
+            assert got["events"]["outcome"]["height"] == minted_at
+            assert all(e["proven"] for e in got["events"].values())
+            r = cli("transfer", "list", "--account", "devnet:bob", "--json", *conf, env=env)
+            assert r.returncode == 0, r.stdout + r.stderr
+            (row,) = json.loads(r.stdout)["transfers"]
+            assert (row["id"], row["amount"], row["status"]) == (tid, 100, "delivered")
+            assert row["height"] == lock_height
+            r = cli("transfer", "list", "--account", "devnet:carol", *conf, env=env)
+            assert r.stdout.strip() == "no transfers", r.stdout
 
             # burn -> release, --json
             r = cli(
@@ -262,19 +317,14 @@ async def test_transfer_burn_query_and_refund_from_the_shell(
             r = cli("query", "path", "--chain", B, *conf, env=env)
             assert r.returncode == 0, r.stderr
             assert "chain-b <- chain-a" in r.stdout
-            r = cli("transfer", "status", tid, *conf, env=env)
-            assert r.returncode == 0, r.stderr
-            assert "delivered" in r.stdout
             r = cli("transfer", "list", "--json", *conf, env=env)
             assert r.returncode == 0, r.stderr
             listed = {t["id"]: t["status"] for t in json.loads(r.stdout)["transfers"]}
-            assert listed.keys() == {f"{A}:{B}:1", f"{B}:{A}:1"}
-            # delivered: still sent until the relayer's acknowledgement prunes the record
-            assert set(listed.values()) <= {"sent", "settled"}
+            assert listed == {f"{A}:{B}:1": "delivered", f"{B}:{A}:1": "delivered"}
             r = cli("transfer", "list", "--account", "devnet:bob", "--json", *conf, env=env)
             assert r.returncode == 0, r.stderr
             ids = {t["id"] for t in json.loads(r.stdout)["transfers"]}
-            assert ids <= {f"{A}:{B}:1", f"{B}:{A}:1"}  # what is still in flight
+            assert ids == {f"{A}:{B}:1", f"{B}:{A}:1"}  # bob received one, sent the other
 
             # hostile, with every chain up: nothing is submitted
             nonce = await a.pending_nonce(ALICE.address)
