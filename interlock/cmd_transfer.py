@@ -485,7 +485,7 @@ async def transfer_status(args: argparse.Namespace) -> int:
             "header, as the same node serves it"
         )
     if not history.indexed:
-        lines.append("  (a chain keeps no event index: the history above is what state holds)")
+        lines.append("  (a chain keeps no event index: what its state pruned is not shown)")
     emit(
         args,
         {

@@ -165,6 +165,7 @@ def send(amount: str = "100usd", *extra: str, to: str = B) -> list[str]:
         (send("100usd", "--recipient", "nobody", "--rpc", DEAD), "no key 'nobody'"),
         (send("100usd", "--timeout", "soon", "--rpc", DEAD), "bad duration"),
         (["transfer", "status", "nonsense"], "bad transfer id"),
+        (["transfer", "list", "--limit", "101", "--rpc", DEAD], "--limit: expected 1..100"),
         (["burn", "5usd", "--from", B, "--recipient", "devnet:alice", "--key", "devnet:bob"],
          "not a wrapped denom"),
         (["query", "balance", "devnet:alice", "--rpc", DEAD], "unreachable"),
