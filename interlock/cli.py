@@ -17,7 +17,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from chains.errors import InterlockError
 from interlock.commands import register_commands, resolve_run
@@ -27,7 +27,14 @@ __all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (``interlock: error: ...``), exit 2."""
+    """An argument parser whose errors are one line (``interlock: error: ...``), exit 2,
+    and that takes options only as spelled: argparse's abbreviations read
+    ``keys import alice --devnet alice`` as ``--devnet-seed alice`` and imported an
+    unfunded key without a word. Every subcommand's parser is of this class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"interlock: error: {message} (see {self.prog} --help)", file=sys.stderr)

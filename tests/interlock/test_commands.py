@@ -120,3 +120,13 @@ def test_every_command_names_a_function_that_exists(
     target = parser.get_default("run")
     assert isinstance(target, str), f"{path} has no run"
     assert callable(resolve_run(target)), f"{path}: {target}"
+
+
+def test_options_are_taken_only_as_spelled(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse's abbreviations read "--devnet alice" as "--devnet-seed alice"
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["keys", "import", "alice", "--devnet", "alice"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "unrecognized arguments: --devnet alice" in err
