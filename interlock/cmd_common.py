@@ -32,6 +32,7 @@ from typing import Any
 
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError
+from chains.handle import ChainHandle
 from chains.module import MAX_AMOUNT
 from chains.service.configfile import read_toml
 from chains.service.retry import Backoff
@@ -263,7 +264,7 @@ async def submit(
     return receipt
 
 
-async def block_interval(chain: HttpChain) -> tuple[int, float]:
+async def block_interval(chain: ChainHandle) -> tuple[int, float]:
     """The chain's latest height and its seconds per block: the interval its engine aims
     at (a PoW or PoS chain's ``/status`` consensus), else (BFT) as its last ten headers
     show (1 s when it has too few blocks to tell)."""

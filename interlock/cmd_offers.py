@@ -15,30 +15,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import hashlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from chains.crypto import PrivateKey
-from chains.engine import get_finality_depth
 from chains.service.bus import Bus, BusMessage, open_bus
 from chains.service.rpc_client import HttpChain
 from htlc.driver import Party, SwapDriver
-from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, Swap, SwapState
+from htlc.swap import Role, Swap, SwapState
 from interlock.cmd_common import (
     Chains,
-    block_interval,
     parse_amount,
     parse_duration,
 )
 from interlock.commands import BUS_ENV, emit
 from interlock.errors import CommandError, NotFound, OfferError
 from interlock.keys import interlock_home
+from interlock.offer_steps import (
+    check_funds,
+    measure_safety,
+    messages,
+    next_message,
+    now_ms,
+    open_answer,
+    publish_answer,
+)
 from interlock.offers import (
     ACCEPTS_TOPIC,
     ANSWERS_TOPIC,
@@ -50,7 +53,6 @@ from interlock.offers import (
     compute_terms,
     encode,
     make_acceptance,
-    make_answer,
     make_offer,
     parse_acceptance,
     parse_answer,
@@ -61,15 +63,8 @@ from interlock.swap_store import SQLiteSwapStore
 
 __all__ = ["accept", "list_swaps", "offer", "offers", "status"]
 
-INTERVAL_SLACK_PERMILLE = 500
-"""Measured block intervals vary: the safety rules assume each may be 50 % off."""
-
 
 # --- shell helpers ------------------------------------------------------------------------
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _say(args: argparse.Namespace, line: str) -> None:
@@ -104,68 +99,6 @@ def _home(args: argparse.Namespace) -> Path:
 
 def _store_path(args: argparse.Namespace, offer_id: str, role: Role) -> Path:
     return _home(args) / "swaps" / f"{offer_id}.{role.value}.sqlite"
-
-
-MAKER_POLICY = SafetyPolicy(reaction_ms=20_000, min_delta_ms=60_000)
-"""The maker plans with four times the reaction time the taker checks against (the
-engine's default policy, 5 s): the taker judges the answer later, from its own measure
-of the block intervals, once the maker's lock is final, and an answer planned at the
-bare minimum would be refused by a taker a few blocks on. With twice (10 s) a taker on
-a loaded machine refused the maker's lock by one block (104 left, 105 needed) after
-~15 s of scheduling delays; the extra 10 s only lengthen the timelocks."""
-
-
-async def _safety(a: HttpChain, b: HttpChain) -> Safety:
-    """Each chain's interval (its engine's, or measured on a BFT chain) and its engine's
-    finality depth (its ``/status``): the driver acts on the counterparty's lock or claim
-    once that deep, and Δ covers both chains' depths."""
-    params = []
-    for chain in (a, b):
-        _, interval = await block_interval(chain)
-        ms = max(1, round(interval * 1000))
-        depth = get_finality_depth((await chain.get_consensus()).engine)
-        params.append(ChainParams(chain.chain_id, ms, depth, INTERVAL_SLACK_PERMILLE))
-    return Safety(params[0], params[1], SafetyPolicy())
-
-
-async def _check_funds(chain: HttpChain, who: str, denom: str, amount: int) -> None:
-    have = await chain.query("bank", "balance", {"address": who, "denom": denom})
-    if not isinstance(have, int) or have < amount:
-        raise CommandError(
-            f"{who} has {have} {denom} on {chain.chain_id}, less than {amount}; nothing published"
-        )
-
-
-@asynccontextmanager
-async def _messages(bus: Bus, topic: str) -> AsyncIterator[asyncio.Queue[BusMessage]]:
-    """The messages of ``topic`` in a queue fed by an owned task (subscribed on entry)."""
-    queue: asyncio.Queue[BusMessage] = asyncio.Queue(1000)
-    sub = bus.subscribe(topic)
-    await sub.start()
-
-    async def pump() -> None:
-        async for msg in sub:
-            if queue.full():
-                continue  # a flood of junk: drop it, a real message is re-sent or retained
-            queue.put_nowait(msg)
-
-    task = asyncio.create_task(pump(), name=f"offers:{topic}")
-    try:
-        yield queue
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await sub.aclose()
-
-
-async def _next(queue: asyncio.Queue[BusMessage], deadline: float) -> BusMessage | None:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        return None
-    try:
-        return await asyncio.wait_for(queue.get(), left)
-    except TimeoutError:
-        return None
 
 
 async def _drive(
@@ -225,17 +158,17 @@ async def offer(args: argparse.Namespace) -> int:
     async with Chains.from_args(args) as chains:
         a, b = await chains.get(give_chain), await chains.get(take_chain)
         key = chains.key(args.key)
-        await _check_funds(a, key.address, give_denom, give_amount)
+        await check_funds(a, key.address, give_denom, give_amount)
         made = make_offer(
             key,
             Leg(give_chain, give_denom, give_amount, key.address),
             Leg(take_chain, take_denom, take_amount, key.address),
-            expires_ms=_now_ms() + lifetime_ms,
+            expires_ms=now_ms() + lifetime_ms,
         )
         oid = made.offer_id.hex()
         async with (
             open_bus(url) as bus,
-            _messages(bus, ACCEPTS_TOPIC.format(offer_id=oid)) as accepts,
+            messages(bus, ACCEPTS_TOPIC.format(offer_id=oid)) as accepts,
         ):
             await bus.publish(OFFERS_TOPIC.format(offer_id=oid), encode(made), retain=True)
             _say(args, f"offer {oid}")
@@ -259,37 +192,24 @@ async def _make(
 ) -> int:
     oid = made.offer_id.hex()
     book = OfferBook()
-    deadline = time.monotonic() + (made.expires_ms - _now_ms()) / 1000
+    deadline = time.monotonic() + (made.expires_ms - now_ms()) / 1000
     while True:
-        msg = await _next(accepts, deadline)
+        msg = await next_message(accepts, deadline)
         if msg is None:
             await bus.publish(OFFERS_TOPIC.format(offer_id=oid), b"", retain=True)
             raise CommandError(f"offer {oid[:16]}... expired untaken (withdrawn)")
         try:
-            acc = parse_acceptance(msg.payload, made, now_ms=_now_ms())
+            acc = parse_acceptance(msg.payload, made, now_ms=now_ms())
             book.record(acc)
         except OfferError as exc:  # strangers publish here too: refuse and go on
             _warn(f"refused an acceptance: {exc}")
             continue
         break
-    secret = os.urandom(32)
-    # The chains are measured once. The plan takes MAKER_POLICY's margins; the driver
-    # keeps to the engine's default ones, as the taker's does: planned at MAKER_POLICY's
-    # bare minimum, a lock the maker's driver judged by that same policy was "too late"
-    # once B had moved a block (606 left, 607 needed).
-    safety = await _safety(a, b)
-    answer, terms = make_answer(
-        key, made, acc, hashlock=hashlib.sha256(secret).digest(),
-        safety=dataclasses.replace(safety, policy=MAKER_POLICY),
-        height_a=await a.latest_height(), height_b=await b.latest_height(),
-    )  # fmt: skip
     store = SQLiteSwapStore(_store_path(args, oid, Role.INITIATOR), key=key)
     try:
-        driver = SwapDriver(Party(key, key), a, b, store, safety)
-        # persisted (with the secret) before anyone hears of the hashlock
-        await driver.open(terms, Role.INITIATOR, secret)
-        await bus.publish(ANSWERS_TOPIC.format(offer_id=oid), encode(answer), retain=True)
-        await bus.publish(OFFERS_TOPIC.format(offer_id=oid), b"", retain=True)  # taken
+        opened = await open_answer(made, acc, key, a, b, store)
+        await publish_answer(bus, made, opened.answer)
+        driver, terms, safety = opened.driver, opened.terms, opened.safety
         _say(args, f"  accepted by {acc.address_b}; swap {terms.swap_id}")
         _say(args, f"  timelocks {terms.a.chain_id} {terms.a.timelock}, "
              f"{terms.b.chain_id} {terms.b.timelock}")  # fmt: skip
@@ -303,13 +223,13 @@ async def offers(args: argparse.Namespace) -> int:
     listen = parse_duration(args.listen)
     found: dict[str, Offer] = {}
     refused = 0
-    async with open_bus(url) as bus, _messages(bus, OFFERS_FILTER) as queue:
+    async with open_bus(url) as bus, messages(bus, OFFERS_FILTER) as queue:
         deadline = time.monotonic() + listen
-        while (msg := await _next(queue, deadline)) is not None:
+        while (msg := await next_message(queue, deadline)) is not None:
             if not msg.payload:
                 continue  # a withdrawn offer
             try:
-                got = parse_offer(msg.payload, now_ms=_now_ms(), offer_id=msg.topic.split("/")[-1])
+                got = parse_offer(msg.payload, now_ms=now_ms(), offer_id=msg.topic.split("/")[-1])
             except OfferError:
                 refused += 1  # never shown
                 continue
@@ -318,7 +238,7 @@ async def offers(args: argparse.Namespace) -> int:
     lines = [
         f"{o.offer_id.hex()}  give {o.give.amount}{o.give.denom}@{o.give.chain_id}  "
         f"take {o.take.amount}{o.take.denom}@{o.take.chain_id}  maker {o.give.address}  "
-        f"expires in {max(0, o.expires_ms - _now_ms()) // 1000}s"
+        f"expires in {max(0, o.expires_ms - now_ms()) // 1000}s"
         for o in rows
     ] or ["no open offers"]
     if refused:
@@ -337,28 +257,28 @@ async def accept(args: argparse.Namespace) -> int:
     url = _bus_url(args)
     async with Chains.from_args(args) as chains, open_bus(url) as bus:
         key = chains.key(args.key)
-        async with _messages(bus, OFFERS_TOPIC.format(offer_id=oid)) as q:
+        async with messages(bus, OFFERS_TOPIC.format(offer_id=oid)) as q:
             the_offer: Offer | None = None
             deadline = time.monotonic() + 10.0
-            while the_offer is None and (msg := await _next(q, deadline)) is not None:
+            while the_offer is None and (msg := await next_message(q, deadline)) is not None:
                 try:
-                    the_offer = parse_offer(msg.payload, now_ms=_now_ms(), offer_id=oid)
+                    the_offer = parse_offer(msg.payload, now_ms=now_ms(), offer_id=oid)
                 except OfferError as exc:
                     _warn(f"refused: {exc}")
         if the_offer is None:
             raise NotFound(f"open offer {oid[:16]}... on the bus")
         a = await chains.get(the_offer.give.chain_id)
         b = await chains.get(the_offer.take.chain_id)
-        await _check_funds(b, key.address, the_offer.take.denom, the_offer.take.amount)
+        await check_funds(b, key.address, the_offer.take.denom, the_offer.take.amount)
         acc = make_acceptance(
-            key, the_offer, address_a=key.address, expires_ms=_now_ms() + int(timeout * 1000)
+            key, the_offer, address_a=key.address, expires_ms=now_ms() + int(timeout * 1000)
         )
-        async with _messages(bus, ANSWERS_TOPIC.format(offer_id=oid)) as answers:
+        async with messages(bus, ANSWERS_TOPIC.format(offer_id=oid)) as answers:
             await bus.publish(ACCEPTS_TOPIC.format(offer_id=oid), encode(acc))
             _say(args, f"accepted offer {oid[:16]}...; waiting for the maker's answer")
             deadline = time.monotonic() + timeout
             while True:
-                msg = await _next(answers, deadline)
+                msg = await next_message(answers, deadline)
                 if msg is None:
                     raise CommandError(f"no answer from the maker within {timeout:g} s")
                 try:
@@ -369,7 +289,7 @@ async def accept(args: argparse.Namespace) -> int:
                     continue  # an answer to an earlier taker, retained: not ours
                 break
         terms = compute_terms(the_offer, acc, ans)
-        safety = await _safety(a, b)
+        safety = await measure_safety(a, b)
         validate_answer_terms(
             terms, safety, height_a=await a.latest_height(), height_b=await b.latest_height(),
             max_lock_ms=max_lock_ms,
@@ -447,7 +367,7 @@ async def status(args: argparse.Namespace) -> int:
             raise CommandError(f"--key {args.key!r} is not a party to swap {want!r}")
         path, swap = mine[0]
         a, b = await chains.get(swap.terms.a.chain_id), await chains.get(swap.terms.b.chain_id)
-        safety = await _safety(a, b)
+        safety = await measure_safety(a, b)
         store = SQLiteSwapStore(path, key=key)
         try:
             driver = SwapDriver(Party(key, key), a, b, store, safety)

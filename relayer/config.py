@@ -24,6 +24,15 @@ src = "chain-a"
 dst = "chain-b"
 relay = ["transfers", "swaps"]
 denoms = []                           # allow list of source denoms ([]: all)
+
+[[makers]]                            # a standing swap offer the daemon answers (optional)
+name = "desk"                         # the worker is maker:desk
+key = "devnet:alice"                  # the maker's key (keystore name or devnet:NAME)
+give = "100usd@chain-a"               # what each swap locks
+take = "92eur@chain-b"                # what each swap wants in return
+offer_lifetime = 600                  # seconds one published offer is valid
+max_swaps = 10                        # budget: at most this many swaps answered
+max_give = 1000                       # budget: at most this much given in all (either or both)
 ```
 
 Light-client ids and bridge paths are not configured: the daemon reads them from the
@@ -35,13 +44,15 @@ error of a file with its key path; :func:`load_relayer_config` raises the first 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chains.encoding import MAX_INT
 from chains.errors import ConfigError
 from chains.service.configfile import (
     BusUrl,
@@ -58,6 +69,7 @@ from chains.service.httpserver import ServerLimits
 
 __all__ = [
     "ChainEntry",
+    "MakerEntry",
     "PathEntry",
     "RelayerSettings",
     "load_errors",
@@ -124,11 +136,35 @@ class PathModel(_Model):
         return v
 
 
+_LEG = re.compile(r"([1-9][0-9]{0,18})([A-Za-z][A-Za-z0-9/:._-]{1,127})@([A-Za-z0-9_.-]{1,64})")
+
+
+def _check_leg(v: str) -> str:
+    m = _LEG.fullmatch(v)
+    if m is None or int(m.group(1)) > MAX_INT:
+        raise ValueError("expected AMOUNTDENOM@CHAIN, e.g. 100usd@chain-a (whole units)")
+    return v
+
+
+Leg = Annotated[str, Field(max_length=256), AfterValidator(_check_leg)]
+
+
+class MakerModel(_Model):
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    key: KeyRef
+    give: Leg
+    take: Leg
+    offer_lifetime: float = Field(default=600.0, ge=5, le=7 * 86_400)
+    max_swaps: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_give: int | None = Field(default=None, ge=1, le=MAX_INT)
+
+
 class RelayerFile(_Model):
     relayer: RelayerSection = RelayerSection()
     api: ApiSection = ApiSection()
     chains: list[ChainModel] = Field(min_length=2, max_length=64)
     paths: list[PathModel] = Field(min_length=1, max_length=256)
+    makers: list[MakerModel] = Field(default_factory=list, max_length=64)
 
 
 # --- core values -------------------------------------------------------------------------
@@ -168,6 +204,30 @@ class PathEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class MakerEntry:
+    """A standing swap offer the daemon publishes, answers and runs (``maker:NAME``)."""
+
+    name: str
+    """Its name: the worker is ``maker:NAME``, its state under ``data_dir/makers/NAME``."""
+    key: str
+    """The maker's key: a keystore name or ``devnet:NAME`` (the give chain's seed)."""
+    give: tuple[int, str, str]
+    """``(amount, denom, chain)`` each swap locks from the maker's key."""
+    take: tuple[int, str, str]
+    """``(amount, denom, chain)`` each swap wants paid to the maker's key."""
+    offer_lifetime_s: float
+    """Seconds one published offer is valid; then a fresh one replaces it."""
+    max_swaps: int | None
+    """Budget: at most this many swaps answered, ever (None: no count limit)."""
+    max_give: int | None
+    """Budget: at most this much of ``give``'s denom in all swaps answered (None: none)."""
+
+    @property
+    def work(self) -> str:
+        return f"maker:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class RelayerSettings:
     """A validated relayer file."""
 
@@ -193,6 +253,8 @@ class RelayerSettings:
     """Chains by id."""
     paths: tuple[PathEntry, ...]
     """Paths in file order."""
+    makers: tuple[MakerEntry, ...] = ()
+    """Standing swap offers, in file order."""
 
 
 def _check_references(m: RelayerFile) -> list[str]:
@@ -215,7 +277,33 @@ def _check_references(m: RelayerFile) -> list[str]:
                 f"paths[{i}]: the path {p.src}->{p.dst} is already paths[{seen[p.src, p.dst]}]"
             )
         seen.setdefault((p.src, p.dst), i)
+    names: dict[str, int] = {}
+    for i, mk in enumerate(m.makers):
+        if mk.name in names:
+            errors.append(
+                f"makers[{i}].name: maker {mk.name!r} is already makers[{names[mk.name]}]"
+            )
+        names.setdefault(mk.name, i)
+        give, take = _leg(mk.give), _leg(mk.take)
+        for end, leg in (("give", give), ("take", take)):
+            if leg[2] not in ids:
+                errors.append(f"makers[{i}].{end}: no chain {leg[2]!r} in [[chains]]")
+        if give[2] == take[2]:
+            errors.append(f"makers[{i}].take: give and take must be on different chains")
+        if mk.max_swaps is None and mk.max_give is None:
+            errors.append(
+                f"makers[{i}]: a budget is required: max_swaps, max_give or both "
+                "(else the daemon could be drained)"
+            )
+        if mk.max_give is not None and mk.max_give < give[0]:
+            errors.append(f"makers[{i}].max_give: less than one swap's give ({give[0]})")
     return errors
+
+
+def _leg(text: str) -> tuple[int, str, str]:
+    """``100usd@chain-a`` (already matched by the Leg pattern) -> (100, usd, chain-a)."""
+    digits, denom, chain = _LEG.fullmatch(text).groups()  # type: ignore[union-attr]
+    return int(digits), denom, chain
 
 
 def validate_relayer_config(data: Mapping[str, Any]) -> list[str]:
@@ -254,6 +342,18 @@ def parse_relayer_config(
             for c in m.chains
         },
         paths=tuple(PathEntry(p.src, p.dst, tuple(p.relay), frozenset(p.denoms)) for p in m.paths),
+        makers=tuple(
+            MakerEntry(
+                mk.name,
+                mk.key,
+                _leg(mk.give),
+                _leg(mk.take),
+                mk.offer_lifetime,
+                mk.max_swaps,
+                mk.max_give,
+            )
+            for mk in m.makers
+        ),
     )
 
 

@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,7 +44,7 @@ from relayer.store import DataDirLock, RelayerStore
 from relayer.submitter import Submitter
 from relayer.transfer import TransferWorker, WorkStatus
 
-__all__ = ["Daemon", "WrongEndpoint"]
+__all__ = ["Daemon", "WorkerContext", "WorkerKind", "WrongEndpoint"]
 
 log = logging.getLogger("interlock.relayer")
 
@@ -81,6 +81,33 @@ class _Running:
     worker: Worker
     busy_since: float | None = None
     waiting_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerContext:
+    """What a worker kind registered from above (``Daemon(kinds=...)``) builds its
+    workers from: the daemon's chains, bus, metrics and stop signal."""
+
+    settings: RelayerSettings
+    """The daemon's validated config."""
+    handles: Mapping[str, ChainHandle]
+    """Each configured chain's handle."""
+    bus: Bus
+    """The daemon's bus connection."""
+    metrics: Metrics
+    """The daemon's metrics registry."""
+    feed: Feed
+    """The console's feed."""
+    stop: asyncio.Event
+    """Set when the daemon stops."""
+    busy: Callable[[str, bool], None]
+    """``busy(name, True)`` around work the stop should let finish (bounded)."""
+
+
+FollowFn = Callable[[], Awaitable[None]]
+WorkerKind = Callable[[WorkerContext], list[tuple[Worker, FollowFn]]]
+"""A kind of work the composition adds (the relayer package cannot import it): given the
+context, its workers and their loops, supervised as the daemon's own."""
 
 
 def shared_headers(group: str, chain_id: str) -> str:
@@ -195,6 +222,7 @@ class Daemon:
         bus: Bus | None = None,
         idle_timeout: float = 1.0,
         stop_timeout: float = 10.0,
+        kinds: Sequence[WorkerKind] = (),
     ) -> None:
         missing = [c for c in settings.chains if c not in keys]
         if missing:
@@ -215,6 +243,8 @@ class Daemon:
         self.api_port: int | None = None
         self.started = time.time()
         self._stop = asyncio.Event()
+        self.kinds = tuple(kinds)
+        """Worker kinds registered by the composition (e.g. the swap makers)."""
 
     # --- status -----------------------------------------------------------------------
     def health(self) -> tuple[bool, list[str]]:
@@ -311,6 +341,11 @@ class Daemon:
                 )
                 out.append((w, self._follow_transfers(w, bus)))
         out.extend(self._swap_workers(bus, store, submitters))
+        ctx = WorkerContext(
+            self.settings, self.handles, bus, self.metrics, self.feed, self._stop, self._busy
+        )
+        for kind in self.kinds:
+            out.extend(kind(ctx))
         return out
 
     def _swap_workers(

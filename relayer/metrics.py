@@ -69,6 +69,18 @@ class Metrics:
             ["work", "rule"],
             registry=r,
         )
+        self.maker_refused = Counter(
+            "interlock_maker_refused",
+            "Acceptances a maker refused, by reason (forged, expired, taken, malformed, ...)",
+            ["work", "reason"],
+            registry=r,
+        )
+        self.maker_swaps = Counter(
+            "interlock_maker_swaps",
+            "Swaps a maker answered (begun) and ended, by outcome",
+            ["work", "outcome"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "interlock_backlog", "Packets seen and not yet delivered", ["work"], registry=r
         )

@@ -365,7 +365,7 @@ def test_the_makers_terms_leave_its_driver_the_default_margins_blocks_later() ->
     Judged by MAKER_POLICY itself the plan is its bare minimum, too late a block on: the
     maker's driver once aborted its own swap so ("606 blocks left, needs at least 607")."""
     from htlc.errors import InsufficientTime
-    from interlock.cmd_offers import MAKER_POLICY
+    from interlock.offer_steps import MAKER_POLICY
 
     params = (ChainParams("chain-a", 200), ChainParams("chain-b", 200))
     planned = Safety(*params, MAKER_POLICY)
