@@ -17,7 +17,9 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["SYNCHRONOUS", "connect", "transaction"]
+from chains.errors import StoreError
+
+__all__ = ["SYNCHRONOUS", "connect", "open_store", "transaction"]
 
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 """SQLite's ``synchronous`` levels; the stores default to FULL (a power loss keeps every
@@ -37,6 +39,24 @@ def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connectio
     except BaseException:
         db.close()
         raise
+    return db
+
+
+def open_store(
+    path: Path, schema: str, what: str, *, synchronous: str = "FULL"
+) -> sqlite3.Connection:
+    """:func:`connect` to ``path`` (its directory made if missing) with ``schema``
+    applied; a failure is one :class:`StoreError` line naming ``what`` and the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = connect(path, synchronous=synchronous)
+        try:
+            db.executescript(schema)
+        except BaseException:
+            db.close()
+            raise
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"cannot open {what} {path}: {exc}") from None
     return db
 
 

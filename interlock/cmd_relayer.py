@@ -45,6 +45,12 @@ def relayer_keys(settings: RelayerSettings) -> dict[str, PrivateKey]:
     return {cid: load_key(c.key, seed=c.seed) for cid, c in settings.chains.items()}
 
 
+def maker_keys(settings: RelayerSettings) -> dict[str, PrivateKey]:
+    """Each ``[[makers]]`` entry's key by maker name (``devnet:NAME``: the give chain's
+    seed; a keystore name: opened with ``$INTERLOCK_PASSPHRASE``)."""
+    return {m.name: load_key(m.key, seed=settings.chains[m.give[2]].seed) for m in settings.makers}
+
+
 def _settings(args: argparse.Namespace) -> RelayerSettings:
     s = load_relayer_config(args.config)
     changes: dict[str, object] = {}
@@ -62,7 +68,10 @@ def _settings(args: argparse.Namespace) -> RelayerSettings:
 
 async def run_start(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    daemon = Daemon(settings, relayer_keys(settings))
+    from interlock.maker import maker_kind  # the swap machinery only when it is started
+
+    kinds = [maker_kind(maker_keys(settings))] if settings.makers else []
+    daemon = Daemon(settings, relayer_keys(settings), kinds=kinds)
     # As in a chain process: the daemon decodes every event of the source chains into
     # short-lived acyclic objects, and CPython's default thresholds collect so often that
     # decoding and verifying a bus event cost 45-62 us with them, 35-44 us with these.

@@ -30,7 +30,6 @@ first.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,9 +39,9 @@ from typing import Any
 import orjson
 
 from chains.crypto import PrivateKey
-from chains.errors import StoreError, TxRejected
+from chains.errors import TxRejected
 from chains.service.rpc_client import HttpChain, RpcError, RpcUnavailable
-from chains.sqlite import connect, transaction
+from chains.sqlite import open_store, transaction
 from chains.types import Receipt, Tx
 from interlock.cmd_common import TxRefused
 from interlock.cmd_transfer import Progress, TransferId, compute_progress, read_transfer
@@ -101,12 +100,7 @@ class SettlementJournal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = connect(path)
-            self._db.executescript(_SCHEMA)
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open settlement journal {path}: {exc}") from None
+        self._db = open_store(path, _SCHEMA, "settlement journal")
 
     def close(self) -> None:
         self._db.close()

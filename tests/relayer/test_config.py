@@ -117,3 +117,52 @@ def test_not_toml_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_relayer_config(bad)
     assert "invalid TOML" in str(info.value)
+
+
+MAKER: dict[str, Any] = {
+    "name": "desk", "key": "devnet:alice", "give": "100usd@chain-a", "take": "92eur@chain-b",
+    "offer_lifetime": 300, "max_swaps": 3,
+}  # fmt: skip
+
+
+def test_a_maker_converts() -> None:
+    s = parse_relayer_config({**GOOD, "makers": [MAKER, {**MAKER, "name": "b", "max_give": 200}]})
+    desk, b = s.makers
+    assert (desk.work, desk.key, desk.give, desk.take) == (
+        "maker:desk", "devnet:alice", (100, "usd", "chain-a"), (92, "eur", "chain-b")
+    )  # fmt: skip
+    assert (desk.offer_lifetime_s, desk.max_swaps, desk.max_give) == (300, 3, None)
+    assert (b.max_swaps, b.max_give) == (3, 200)
+    assert parse_relayer_config(GOOD).makers == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"give": "100usd@chain-z"}, "makers[0].give: no chain 'chain-z' in [[chains]]"),
+        ({"take": "92eur@chain-a"}, "makers[0].take: give and take must be on different chains"),
+        ({"give": "1.5usd@chain-a"}, "makers[0].give: expected AMOUNTDENOM@CHAIN"),
+        ({"give": "99999999999999999999usd@chain-a"}, "makers[0].give: expected AMOUNTDENOM"),
+        ({"take": "eur@chain-b"}, "makers[0].take: expected AMOUNTDENOM@CHAIN"),
+        ({"key": "../x"}, "makers[0].key"),
+        ({"name": "Bad Name"}, "makers[0].name"),
+        ({"offer_lifetime": 0}, "makers[0].offer_lifetime"),
+        ({"max_swaps": None}, "makers[0]: a budget is required"),
+        ({"max_swaps": 0}, "makers[0].max_swaps"),
+        ({"max_give": 99}, "makers[0].max_give: less than one swap's give (100)"),
+        ({"extra": 1}, "makers[0].extra: unknown key"),
+    ],
+)
+def test_each_bad_maker_key_is_named(change: dict[str, Any], named: str) -> None:
+    maker = {k: v for k, v in {**MAKER, **change}.items() if v is not None}
+    data = {**GOOD, "makers": [maker]}
+    errors = validate_relayer_config(data)
+    assert any(named in e for e in errors), errors
+    with pytest.raises(ConfigError) as info:
+        parse_relayer_config(data, "r.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_two_makers_of_one_name_are_refused() -> None:
+    errors = validate_relayer_config({**GOOD, "makers": [MAKER, MAKER]})
+    assert errors == ["makers[1].name: maker 'desk' is already makers[0]"]
