@@ -115,7 +115,8 @@ async def _drive(
         swap = driver.swaps.get(swap_id)
         if swap is not None and swap.state is not seen:
             seen = swap.state
-            _say(args, f"  swap {swap_id[:16]}...: {swap.state.value} ({swap.note})")
+            note = f" ({swap.note})" if swap.note else ""
+            _say(args, f"  swap {swap_id[:16]}...: {swap.state.value}{note}")
         await asyncio.sleep(interval)
 
     try:
@@ -135,7 +136,8 @@ def _report(args: argparse.Namespace, swap: Swap) -> int:
         "note": swap.note, "terms": t.to_json(),
     }  # fmt: skip
     lines = [
-        f"swap {swap.swap_id} ({swap.role.value}): {swap.state.value} - {swap.note}",
+        f"swap {swap.swap_id} ({swap.role.value}): {swap.state.value}"
+        + (f" - {swap.note}" if swap.note else ""),
         f"  {t.a.chain_id}: {t.a.amount} {t.a.denom} {t.a.sender} -> {t.a.receiver}, "
         f"timelock {t.a.timelock}",
         f"  {t.b.chain_id}: {t.b.amount} {t.b.denom} {t.b.sender} -> {t.b.receiver}, "
