@@ -46,7 +46,7 @@ from chains.errors import (
 )
 from chains.handle import ChainHandle
 from chains.service.retry import Backoff
-from chains.types import Block, Event, EventProof, Header, Receipt, Tx, ValidatorSet
+from chains.types import Block, Commit, Event, EventProof, Header, Receipt, Tx, ValidatorSet
 
 __all__ = ["HttpChain", "RemoteTxRejected", "RpcError", "RpcUnavailable"]
 
@@ -327,6 +327,16 @@ class HttpChain:
         if header is not None:
             self._check_chain(header.chain_id, f"header {height}")
         return header
+
+    async def get_commit(self, height: int) -> Commit | None:
+        """The commit of the block at ``height`` (``GET /commits/{height}``): what a
+        light client needs besides the header, without the block's transactions."""
+        if height < 1:
+            return None
+        commit = await self._get_decoded(f"/commits/{int(height)}", "commit", Commit.from_json)
+        if commit is not None and commit.height != height:
+            raise RpcError(self._chain_id, 200, "malformed_response", f"commit for {commit.height}")
+        return commit
 
     async def get_validators(self, height: int) -> ValidatorSet | None:
         if height < 1:

@@ -71,6 +71,10 @@ async def test_http_chain_answers_like_the_in_process_handle(
         assert await handle.get_block(h) == await local.get_block(h)
         assert await handle.get_header(h) == await local.get_header(h)
         assert await handle.get_validators(h) == await local.get_validators(h)
+        block = await local.get_block(h)
+        assert block is not None
+        assert await remote.get_commit(h) == block.commit
+        assert await remote.get_commit(10**9) is None
         assert await handle.get_event_proof(h, 0) == await local.get_event_proof(h, 0)
         alice = d.accounts["alice"].address
         assert await handle.next_nonce(alice) == 1
