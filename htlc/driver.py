@@ -45,6 +45,16 @@ stays where the events stop), so work on the other chain, such as a refund or a 
 with a learnt secret, goes on meanwhile. A poll is assumed to
 take well under the policy's reaction time (the margins budget one reaction per decision).
 
+*Proofs* (optional: ``prover``). Without one, the driver believes its chain handles, as
+a wallet believes its node. Given a :class:`LockProver` (``interlock.trust.ProvenLocks``:
+light-client-verified headers and event proofs), every observation of the
+*counterparty's* lock (open, claimed, refunded: what makes a party lock, reveal, or stop)
+is held back until the prover shows the event that made it, in a final header verified
+from the party's trust anchor; an observation it cannot prove is refused (in
+:attr:`SwapDriver.rejected`, as :class:`~htlc.errors.LockNotProven`) and tried again
+next poll. Observations of our own lock, and a secret (which proves itself against the
+hashlock), are not held back.
+
 No clock and no sockets here: chains are :class:`chains.handle.ChainHandle`-shaped
 objects, and the caller passes ``idle`` (how to wait between polls).
 """
@@ -58,12 +68,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError, EncodingError, InterlockError, TxRejected
 from chains.handle import ChainHandle
 from chains.types import Block, Receipt
-from htlc.errors import InsufficientTime, InvalidTerms, SwapError
+from htlc.errors import InsufficientTime, InvalidTerms, LockNotProven, SwapError
 from htlc.store import SwapStore
 from htlc.swap import (
     Action,
@@ -86,7 +97,7 @@ from htlc.swap import (
 )
 from htlc.types import Lock, LockStatus, lock_from_event
 
-__all__ = ["Party", "SwapDriver"]
+__all__ = ["LockProver", "Party", "SwapDriver"]
 
 log = logging.getLogger("interlock.htlc")
 
@@ -101,8 +112,17 @@ class Party:
     """Signs on chain B."""
 
 
+class LockProver(Protocol):
+    """Proves a lock's state on its chain from light-client-verified headers."""
+
+    async def prove_lock(self, lock: Lock) -> None:
+        """Return once an event proven against a final, verified header shows ``lock``
+        (every term, its status, a claim's preimage); raise an ``InterlockError`` else."""
+
+
 class SwapDriver:
-    """Drives all active swaps of one party in one store."""
+    """Drives all active swaps of one party in one store. ``prover``: see the module
+    docstring (None: the chain handles are believed)."""
 
     def __init__(
         self,
@@ -113,6 +133,7 @@ class SwapDriver:
         safety: Safety,
         *,
         history: int = 10_000,
+        prover: LockProver | None = None,
     ) -> None:
         if (chain_a.chain_id, chain_b.chain_id) != (safety.a.chain_id, safety.b.chain_id):
             raise ConfigError(
@@ -146,6 +167,11 @@ class SwapDriver:
         # said whether the lock exists (in memory only: after a restart the lock is re-sent
         # and fails, or is found, the same way)
         self._lock_failed: dict[str, tuple[int, str]] = {}
+        self.prover = prover
+        # counterparty lock observations waiting for their proof, and those proven
+        self._unproven: dict[tuple[str, LockStatus], Lock] = {}
+        self._proven: set[tuple[bytes, LockStatus]] = set()
+        self._proof_failed: set[tuple[str, LockStatus]] = set()  # logged once each
 
     # --- lifecycle ------------------------------------------------------------------
     async def open(self, terms: SwapTerms, role: Role, secret: bytes | None = None) -> Swap:
@@ -282,6 +308,8 @@ class SwapDriver:
         for swap_id, relaunch in todo.items():
             await self._reconcile_swap(swap_id, relaunch=relaunch, down=down)
         await self._flush()
+        await self._prove_pending()
+        await self._flush()
         tick = Tick(tips[self.a.chain_id], tips[self.b.chain_id], complete)
         for swap_id, swap in list(self.swaps.items()):
             if not swap.is_terminal:
@@ -316,6 +344,9 @@ class SwapDriver:
         swap = self.swaps.get(swap_id)
         if swap is None:
             return
+        if isinstance(event, LockObserved) and self._needs_proof(swap, event.lock):
+            self._unproven[(swap_id, event.lock.status)] = event.lock  # acted on once proven
+            return
         try:
             step = transition(swap, event, self.safety)
         except SwapError as exc:  # hostile input: refused, nothing changes
@@ -334,6 +365,41 @@ class SwapDriver:
             self.counts["transitions"] += 1
         if step.action is not None:
             self._actions.append((swap_id, step.action))
+
+    def _needs_proof(self, swap: Swap, lock: Lock) -> bool:
+        """An observation of the counterparty's lock that would move the swap, not yet
+        proven (a replay of an audited lock, or a terminal swap, moves nothing)."""
+        if self.prover is None or lock.terms != swap.counter or swap.is_terminal:
+            return False
+        if lock.status is LockStatus.LOCKED and swap.counter_audited:
+            return False
+        return (lock.lock_id, lock.status) not in self._proven
+
+    async def _prove_pending(self) -> None:
+        """Prove the held observations; feed those proven. One that fails stays held
+        (the event may not be final or indexed yet) and is refused, logged once."""
+        if self.prover is None:
+            return
+        for key, lock in list(self._unproven.items()):
+            swap_id = key[0]
+            swap = self.swaps.get(swap_id)
+            if swap is None or swap.is_terminal:
+                del self._unproven[key]
+                continue
+            try:
+                await self.prover.prove_lock(lock)
+            except InterlockError as exc:
+                err = LockNotProven(lock.lock_id.hex(), lock.status.value, str(exc))
+                if key not in self._proof_failed:
+                    self._proof_failed.add(key)
+                    self._refuse(swap_id, err)
+                else:
+                    log.debug("swap %s: %s", swap_id[:12], err)
+                continue
+            del self._unproven[key]
+            self._proof_failed.discard(key)
+            self._proven.add((lock.lock_id, lock.status))
+            self._feed(swap_id, LockObserved(lock))
 
     def _refuse(self, swap_id: str, exc: SwapError) -> None:
         log.warning("swap %s: refused: %s", swap_id[:12], exc)

@@ -25,6 +25,7 @@ and renders as one line.
         │   ├── TermMismatch           one term differs (field, expected, got)
         │   ├── LockNotOpen            the lock is already claimed or refunded
         │   ├── LockNotFinal           its block is not final yet (a PoW or PoS chain)
+        │   ├── LockNotProven          no event proven against a verified header shows it
         │   └── InsufficientTime       too little time left on the lock
         ├── SecretMismatch             a preimage that does not open the expected hashlock
         ├── SecretNotFound             no claim with the expected hashlock was found
@@ -54,6 +55,7 @@ __all__ = [
     "LockNotFinal",
     "LockNotFound",
     "LockNotOpen",
+    "LockNotProven",
     "PreimageMismatch",
     "PreimageSize",
     "SecretMismatch",
@@ -193,6 +195,15 @@ class LockNotFinal(AuditFailed):
         super().__init__(
             f"lock {lock_id} is {depth} blocks deep, final at {required}: wait and audit again"
         )
+
+
+class LockNotProven(AuditFailed):
+    """What an endpoint says of a lock (open, claimed, refunded) and no event of the
+    chain, proven against a header verified from the party's trust anchor, shows."""
+
+    def __init__(self, lock_id: str, status: str, reason: str) -> None:
+        self.lock_id, self.status, self.reason = lock_id, status, reason
+        super().__init__(f"lock {lock_id[:16]}... {status}: not proven: {reason[:300]}")
 
 
 class InsufficientTime(AuditFailed):

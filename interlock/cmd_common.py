@@ -24,12 +24,14 @@ import asyncio
 import math
 import os
 import re
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chains.chain import Genesis
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError
 from chains.handle import ChainHandle
@@ -37,10 +39,12 @@ from chains.module import MAX_AMOUNT
 from chains.service.configfile import read_toml
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain, RpcUnavailable
+from chains.service.verified import VerifiedReader
 from chains.types import Receipt, Tx
 from interlock.config import DEFAULT_SEED, load_chain_config, load_devnet_config
 from interlock.errors import BadAmount, ChainUnreachable, CommandError, UnknownChain
 from interlock.keys import DEVNET_PREFIX, Keystore, interlock_home, load_key
+from interlock.trust import ProvenLocks, open_reader, parse_trust_flag
 
 __all__ = [
     "Chains",
@@ -106,6 +110,11 @@ class ChainSource:
     """Its endpoints."""
     seed: str
     """The file's devnet seed."""
+    genesis: Genesis | None = None
+    """The chain's genesis, when the file determines it (a chain or devnet file): the
+    trust anchor of verified reads (``interlock.trust``)."""
+    path: Path | None = None
+    """The file."""
 
 
 def _url(host: str, port: int) -> str:
@@ -121,7 +130,8 @@ def sources_from_config(path: Path) -> list[ChainSource]:
         if rpc is None:
             raise ConfigError(f"{path}: the chain has no [rpc]: nothing to reach")
         seed = data.get("seed", DEFAULT_SEED)
-        return [ChainSource(cfg.chain.chain_id, (_url(rpc.host, rpc.port),), str(seed))]
+        url = (_url(rpc.host, rpc.port),)
+        return [ChainSource(cfg.chain.chain_id, url, str(seed), cfg.chain.genesis, path)]
     if "relayer" in data:
         from relayer.config import load_relayer_config
 
@@ -130,7 +140,7 @@ def sources_from_config(path: Path) -> list[ChainSource]:
     dcfg = load_devnet_config(path)
     seed = str(data.get("seed", DEFAULT_SEED))
     return [
-        ChainSource(c.chain_id, (_url(c.rpc.host, c.rpc.port),), seed)
+        ChainSource(c.chain_id, (_url(c.rpc.host, c.rpc.port),), seed, c.genesis, path)
         for c in dcfg.chains
         if c.rpc is not None
     ]
@@ -148,7 +158,10 @@ class Chains:
     """Devnet seed."""
     home: Path
     """Keystore home."""
+    pinned: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    """``--trust CHAIN:HEIGHT:HASH``: a trusted header per chain."""
     _open: dict[str, HttpChain] = field(default_factory=dict)
+    _readers: dict[str, VerifiedReader] = field(default_factory=dict)
     _probed: bool = False
 
     @classmethod
@@ -166,7 +179,11 @@ class Chains:
         first = next(iter(sources.values()), None)
         seed = args.seed or (first.seed if first else DEFAULT_SEED)
         home = args.home or interlock_home()
-        return cls(urls=urls, sources=sources, seed=seed, home=home)
+        pinned: dict[str, tuple[int, bytes]] = {}
+        for text in getattr(args, "trust", None) or ():
+            cid, height, digest = parse_trust_flag(text)
+            pinned[cid] = (height, digest)
+        return cls(urls=urls, sources=sources, seed=seed, home=home, pinned=pinned)
 
     async def __aenter__(self) -> Chains:
         return self
@@ -227,6 +244,29 @@ class Chains:
 
     async def pick(self, chain_id: str | None) -> HttpChain:
         return await self.only() if chain_id is None else await self.get(chain_id)
+
+    async def reader(self, chain_id: str) -> VerifiedReader:
+        """A verified reader of ``chain_id`` (its anchor: ``interlock.trust``); one per
+        chain and command, so what it verified is verified once."""
+        got = self._readers.get(chain_id)
+        if got is None:
+            chain = await self.get(chain_id)
+            src = self.sources.get(chain_id)
+            got = await open_reader(
+                chain,
+                self.home / "trust",
+                genesis=None if src is None else src.genesis,
+                genesis_source=str(src.path) if src is not None else "",
+                pinned=self.pinned.get(chain_id),
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+                consensus_of=chain.get_consensus,
+            )
+            self._readers[chain_id] = got
+        return got
+
+    async def prover(self, *chain_ids: str) -> ProvenLocks:
+        """What a swap driver proves the counterparty's lock with, on these chains."""
+        return ProvenLocks({cid: await self.reader(cid) for cid in chain_ids})
 
     def key(self, ref: str) -> PrivateKey:
         return load_key(ref, seed=self.seed, home=self.home)

@@ -180,7 +180,7 @@ async def offer(args: argparse.Namespace) -> int:
                 emit(args, {"offer_id": oid, "offer": made.to_json()}, [])
                 return 0
             _say(args, "  waiting for a taker...")
-            return await _make(args, bus, accepts, made, key, a, b)
+            return await _make(args, bus, accepts, made, key, a, b, chains)
 
 
 async def _make(
@@ -191,6 +191,7 @@ async def _make(
     key: PrivateKey,
     a: HttpChain,
     b: HttpChain,
+    chains: Chains,
 ) -> int:
     oid = made.offer_id.hex()
     book = OfferBook()
@@ -209,7 +210,8 @@ async def _make(
         break
     store = SQLiteSwapStore(_store_path(args, oid, Role.INITIATOR), key=key)
     try:
-        opened = await open_answer(made, acc, key, a, b, store)
+        prover = await chains.prover(a.chain_id, b.chain_id)
+        opened = await open_answer(made, acc, key, a, b, store, prover=prover)
         await publish_answer(bus, made, opened.answer)
         driver, terms, safety = opened.driver, opened.terms, opened.safety
         _say(args, f"  accepted by {acc.address_b}; swap {terms.swap_id}")
@@ -296,9 +298,10 @@ async def accept(args: argparse.Namespace) -> int:
             terms, safety, height_a=await a.latest_height(), height_b=await b.latest_height(),
             max_lock_ms=max_lock_ms,
         )  # fmt: skip
+        prover = await chains.prover(a.chain_id, b.chain_id)
         store = SQLiteSwapStore(_store_path(args, oid, Role.PARTICIPANT), key=key)
         try:
-            driver = SwapDriver(Party(key, key), a, b, store, safety)
+            driver = SwapDriver(Party(key, key), a, b, store, safety, prover=prover)
             await driver.open(terms, Role.PARTICIPANT)
             _say(args, f"  swap {terms.swap_id}; timelocks {terms.a.chain_id} "
                  f"{terms.a.timelock}, {terms.b.chain_id} {terms.b.timelock}")  # fmt: skip
@@ -370,9 +373,10 @@ async def status(args: argparse.Namespace) -> int:
         path, swap = mine[0]
         a, b = await chains.get(swap.terms.a.chain_id), await chains.get(swap.terms.b.chain_id)
         safety = await measure_safety(a, b)
+        prover = await chains.prover(a.chain_id, b.chain_id)
         store = SQLiteSwapStore(path, key=key)
         try:
-            driver = SwapDriver(Party(key, key), a, b, store, safety)
+            driver = SwapDriver(Party(key, key), a, b, store, safety, prover=prover)
             await driver.resume()
             return await _drive(args, driver, swap.swap_id, safety.a.block_interval_ms / 2000)
         finally:

@@ -32,21 +32,22 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from chains.engine import get_finality_depth
 from chains.service.rpc_client import HttpChain
+from chains.service.verified import HeaderNotFinal, VerifiedReader
 from chains.types import Receipt, Tx
 from htlc import swap as verbs
+from htlc.errors import LockNotFinal
 from htlc.types import Lock, LockStatus, LockTerms
 from interlock.cmd_common import (
     Chains,
     TxRefused,
-    block_interval,
     blocks_for,
     parse_amount,
     parse_duration,
 )
 from interlock.commands import emit
 from interlock.errors import CommandError, NotFound
+from interlock.trust import prove_lock
 
 __all__ = ["audit", "extract", "initiate", "participate", "redeem", "refund"]
 
@@ -258,14 +259,31 @@ async def extract(args: argparse.Namespace) -> int:
 
 
 async def audit(args: argparse.Namespace) -> int:
+    """Check a lock against the agreed terms, believing only what is proven: the lock's
+    ``htlc.locked`` event (found in the chain's index by lock id) against a header
+    verified from the chain's trust anchor (``interlock.trust``), its terms equal to the
+    state's, final by the anchor's engine, and the time left counted from a verified
+    tip. Anything unproven or disagreeing is refused in one line (exit 2)."""
     lock_id = _hex32(args.lock_id, "lock id")
     min_time = parse_duration(args.min_time) if args.min_time is not None else None
     async with Chains.from_args(args) as chains:
         chain = await chains.pick(args.chain)
-        lock, record = await _get_lock_record(chain, lock_id)
-        height, interval = await block_interval(chain)
-        depth = get_finality_depth((await chain.get_consensus()).engine)
-        opened = record.get("opened")
+        lock, record = await _get_lock_record(chain, lock_id)  # the endpoint's word
+        try:
+            reader = await chains.reader(chain.chain_id)
+            proven = await prove_lock(
+                reader, replace(lock, status=LockStatus.LOCKED, preimage=None)
+            )
+        except HeaderNotFinal as exc:  # a reorganisation could still undo it
+            opened = record.get("opened")  # untrusted: only for the message
+            at = opened if isinstance(opened, int) else exc.height
+            raise LockNotFinal(lock_id.hex(), max(0, exc.tip - at), exc.depth) from None
+        for closed in (LockStatus.CLAIMED, LockStatus.REFUNDED):
+            # the state may hide a close; a proven close event shows it whatever it says
+            kind = "htlc." + closed.value
+            if await reader.find_proven([kind], ("lock_id", lock_id.hex()), limit=1):
+                lock = replace(lock, status=closed)
+        height, interval = await _verified_tip(chain, reader)
         expected = lock.terms
         if args.amount is not None:
             amount, denom = parse_amount(args.amount)
@@ -276,8 +294,12 @@ async def audit(args: argparse.Namespace) -> int:
             expected = _replace(expected, receiver=chains.address(args.receiver))
         if args.hashlock is not None:
             expected = _replace(expected, hashlock=_hex32(args.hashlock, "hashlock"))
+    proof = (
+        f"  proven: htlc.locked is event {proven.index} of height {proven.height}, "
+        f"header {proven.header.hash.hex()[:16]}... verified from {reader.anchor.source}"
+    )
     if not args.json:
-        for line in _lock_lines(lock, height, interval):
+        for line in [*_lock_lines(lock, height, interval), proof]:
             print(line, flush=True)
     min_blocks = 0 if min_time is None else max(1, int(min_time / interval) + 1)
     verbs.audit(
@@ -285,14 +307,41 @@ async def audit(args: argparse.Namespace) -> int:
         expected,
         height=height,
         min_blocks=min_blocks,
-        opened=opened if isinstance(opened, int) else None,
-        finality_depth=depth,
+        opened=proven.height,
+        finality_depth=reader.depth,
     )
     if args.json:
-        emit(args, {**_lock_json(lock, height), "audit": "ok"}, [])
+        obj = {
+            **_lock_json(lock, height),
+            "audit": "ok",
+            "proof": {
+                "height": proven.height,
+                "index": proven.index,
+                "header_hash": proven.header.hash.hex(),
+                "anchor": reader.anchor.source,
+            },
+        }
+        emit(args, obj, [])
     else:
-        print("audit: ok (the lock is open and matches every term given)", flush=True)
+        print("audit: ok (the lock is proven, open and matches every term given)", flush=True)
     return 0
+
+
+async def _verified_tip(chain: HttpChain, reader: VerifiedReader) -> tuple[int, float]:
+    """The chain's height as far as verified headers show it (the newest final header
+    the endpoint serves, plus the engine's depth: a PoW or PoS tip is not final), and
+    its seconds per block: the engine's aim, or (BFT) as ten verified headers show."""
+    latest = await chain.latest_height()  # untrusted: only what to verify
+    final = await reader.verified_header(max(1, latest - reader.depth))
+    engine = reader.consensus.engine
+    if engine is not None:
+        return final.height + reader.depth, engine.block_interval_ms / 1000
+    interval = 1.0
+    if final.height > 10:
+        old = await reader.verified_header(final.height - 10)
+        if final.time > old.time:
+            interval = (final.time - old.time) / 1000 / 10
+    return final.height, interval
 
 
 def _replace(terms: LockTerms, **changes: Any) -> LockTerms:

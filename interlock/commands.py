@@ -404,6 +404,19 @@ def _send_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_trust_args(p: argparse.ArgumentParser) -> None:
+    """Where verified reads get their trust (``interlock.trust``): a chain file given
+    with --config is its genesis; else these; else the trust file, else first use."""
+    p.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="CHAIN:HEIGHT:HASH",
+        help="trust this header of CHAIN and verify from it (repeatable; a chain file "
+        "given with --config anchors at its genesis instead)",
+    )
+
+
 def _swap(sub: argparse._SubParsersAction[Any]) -> None:
     s = sub.add_parser("swap", help="drive an HTLC atomic swap by hand (decred atomicswap verbs)")
     ss = s.add_subparsers(dest="swap_command", required=True)
@@ -447,6 +460,7 @@ def _swap(sub: argparse._SubParsersAction[Any]) -> None:
     a.add_argument("--receiver", default=None, help="expected receiver")
     a.add_argument("--hashlock", default=None, help="expected hashlock")
     a.add_argument("--min-time", default=None, help="at least this long left, e.g. 30m")
+    add_trust_args(a)
 
     _offers(ss)
 
@@ -458,6 +472,7 @@ def _offers(ss: argparse._SubParsersAction[Any]) -> None:
         p: argparse.ArgumentParser = ss.add_parser(name, help=help)
         if chains:
             add_chain_args(p)
+            add_trust_args(p)
         else:
             p.add_argument("--home", type=Path, default=None, help="default $INTERLOCK_HOME")
         add_output_args(p)

@@ -77,6 +77,7 @@ from interlock.offers import (
     parse_offer,
 )
 from interlock.swap_store import SQLiteSwapStore
+from interlock.trust import ProvenLocks, open_prover
 from relayer.config import MakerEntry
 from relayer.daemon import FollowFn, Worker, WorkerContext, WorkerKind
 from relayer.metrics import Metrics
@@ -291,6 +292,7 @@ class MakerWorker:
         *,
         stop: asyncio.Event | None = None,
         ctx: WorkerContext | None = None,
+        trust_dir: Path | None = None,
     ) -> None:
         self.entry = entry
         self.key = key
@@ -309,6 +311,19 @@ class MakerWorker:
         self.spent = Spent()
         self._drivers: dict[str, asyncio.Task[None]] = {}
         self._no_funds_until = 0.0
+        self.trust_dir = trust_dir or home / "trust"
+        """Where the verified readers' trust files are (``interlock.trust``)."""
+        self._prover: ProvenLocks | None = None
+        self._prover_opened = False
+
+    async def prover(self) -> ProvenLocks | None:
+        """What the drivers prove the taker's lock with: verified readers of both chains,
+        anchored in the trust files (first use: the chains' final headers then, logged
+        loudly); None over in-process handles (the demo's, the tests'), which are believed."""
+        if not self._prover_opened:
+            self._prover = await open_prover((self.a, self.b), self.trust_dir, log.warning)
+            self._prover_opened = True
+        return self._prover
 
     @property
     def swaps_dir(self) -> Path:
@@ -383,7 +398,10 @@ class MakerWorker:
             if answer is not None:  # retained: a taker that missed it still finds it
                 await self.bus.publish(ANSWERS_TOPIC.format(offer_id=oid), answer, retain=True)
             safety = await measure_safety(self.a, self.b)
-            driver = SwapDriver(Party(self.key, self.key), self.a, self.b, swap_store, safety)
+            driver = SwapDriver(
+                Party(self.key, self.key), self.a, self.b, swap_store, safety,
+                prover=await self.prover(),
+            )  # fmt: skip
             try:
                 await driver.resume()
             except BaseException:
@@ -469,7 +487,9 @@ class MakerWorker:
         try:
             swap_store = SQLiteSwapStore(self.store_path(oid), key=self.key)
             try:
-                opened = await open_answer(made, acc, self.key, self.a, self.b, swap_store)
+                opened = await open_answer(
+                    made, acc, self.key, self.a, self.b, swap_store, prover=await self.prover()
+                )
             except BaseException:
                 swap_store.close()
                 raise
@@ -553,6 +573,7 @@ def maker_kind(keys: Mapping[str, PrivateKey]) -> WorkerKind:
             w = MakerWorker(
                 m, keys[m.name], ctx.handles[m.give[2]], ctx.handles[m.take[2]], ctx.bus,
                 ctx.metrics, ctx.settings.data_dir / "makers" / m.name, stop=ctx.stop, ctx=ctx,
+                trust_dir=ctx.settings.data_dir / "trust",
             )  # fmt: skip
             out.append((w, w.follow))
         return out

@@ -42,6 +42,7 @@ call)::
     InterlockError
     └── Unverified               an answer that could not be verified
         ├── UnverifiedHeader     a header that does not verify from the anchor
+        │   └── HeaderNotFinal   not final yet by the anchor's engine: ask again later
         ├── UnverifiedEvent      an event whose proof does not lead to a verified header
         ├── AnchorMismatch       the endpoint's chain does not lead to the anchor
         ├── TrustExpired         the trusted state is past its trusting period
@@ -77,6 +78,7 @@ __all__ = [
     "DEFAULT_TRUSTING_PERIOD_MS",
     "AnchorMismatch",
     "Checkpoint",
+    "HeaderNotFinal",
     "ProvenEvent",
     "TrustAnchor",
     "TrustExpired",
@@ -108,6 +110,18 @@ class Unverified(InterlockError):
 
 class UnverifiedHeader(Unverified):
     """A header that does not verify from the anchor (forged, wrong set, wrong link)."""
+
+
+class HeaderNotFinal(UnverifiedHeader):
+    """A header the endpoint's tip does not yet bury ``depth`` deep (PoW, PoS)."""
+
+    def __init__(self, chain_id: str, height: int, tip: int, depth: int) -> None:
+        self.height, self.tip, self.depth = height, tip, depth
+        super().__init__(
+            chain_id,
+            f"header {height}",
+            f"not final: the endpoint's tip is {tip}, the engine's depth {depth}",
+        )
 
 
 class UnverifiedEvent(Unverified):
@@ -327,6 +341,11 @@ class VerifiedReader:
             self._add(checkpoint, save=False)
 
     # --- public -----------------------------------------------------------------------
+    def known_hash(self, height: int) -> bytes | None:
+        """The hash of the header at ``height`` if this reader verified it."""
+        header = self._verified.get(height)
+        return None if header is None else header.hash
+
     @property
     def latest_checkpoint(self) -> Checkpoint | None:
         return self._checkpoints[max(self._checkpoints)] if self._checkpoints else None
@@ -444,11 +463,7 @@ class VerifiedReader:
             return below.light.header if below.light is not None else await self._top(below)
         latest = await self.chain.latest_height()  # untrusted: only bounds what to ask
         if height > latest - self.depth:
-            raise UnverifiedHeader(
-                self.chain_id,
-                f"header {height}",
-                f"not final: the endpoint's tip is {latest}, the engine's depth {self.depth}",
-            )
+            raise HeaderNotFinal(self.chain_id, height, latest, self.depth)
         if below is not None:
             try:
                 return await self._verify_forward(below, height)
