@@ -40,6 +40,7 @@ HEX = "ab" * 32
         (["refund", HEX, "--key", "devnet:bob", "--rpc", DEAD], "unreachable"),
         (["extract-secret", "1234"], "bad lock id"),
         (["audit", HEX, "--min-time", "forever"], "bad duration"),
+        (["audit", HEX, "--trust", "chain-a:0:" + HEX, "--rpc", DEAD], "bad --trust"),
     ],
 )  # fmt: skip
 def test_hostile_one_line(
