@@ -477,8 +477,11 @@ class VerifiedReader:
     async def _top(self, cp: Checkpoint) -> Header:
         header = await self._header(cp.height)
         if header.hash != cp.state.header_hash:
-            raise UnverifiedHeader(
-                self.chain_id, f"header {cp.height}", "differs from the one verified before"
+            raise AnchorMismatch(
+                self.chain_id,
+                f"header {cp.height}",
+                f"differs from the one verified before from {self.anchor.source} "
+                "(a chain started over?)",
             )
         return header
 
@@ -495,8 +498,11 @@ class VerifiedReader:
         while cur.height > height:
             nxt = await self._header(cur.height - 1)
             if nxt.hash != cur.prev_hash:
-                raise UnverifiedHeader(
-                    self.chain_id, f"header {nxt.height}", "not the parent of a verified header"
+                raise AnchorMismatch(
+                    self.chain_id,
+                    f"header {nxt.height}",
+                    f"not the parent of the verified header {cur.height}: another history "
+                    f"than the one trusted from {self.anchor.source} (a chain started over?)",
                 )
             cur = nxt
             if cur.height > 0:

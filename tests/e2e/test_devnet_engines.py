@@ -90,8 +90,10 @@ async def handles(ports: dict[str, int]) -> AsyncIterator[dict[str, HttpChain]]:
 
 
 async def test_a_bft_a_pow_and_a_pos_chain_side_by_side_relay_on_every_path(
-    own_mosquitto: Mosquitto, tmp_path: Path
+    own_mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the swap commands' trust files (first use: this devnet's headers) stay in the test
+    monkeypatch.setenv("INTERLOCK_HOME", str(tmp_path / "home"))
     ports = {cid: free_port() for cid in SHIPPED_PORTS}
     devnet_cfg = local_copy("devnet-engines.toml", ports, own_mosquitto.url, tmp_path)
     relayer_cfg = local_copy("relayer-engines.toml", ports, own_mosquitto.url, tmp_path)

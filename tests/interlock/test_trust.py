@@ -3,6 +3,7 @@ pinned header, the trust file, first use; and what a damaged or stale one does."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from interlock.trust import (
     prove_lock,
     trust_path,
 )
+from tests.conftest import open_node
 from tests.service import test_subscriber
 from tests.service.test_subscriber import Chain
 from tests.service.test_verified import Endpoint
@@ -112,3 +114,20 @@ async def test_a_lock_with_no_proven_event_is_unproven(chain: Chain, tmp_path: P
         await prove_lock(r, Lock(terms, LockStatus.LOCKED))
     with pytest.raises(UnprovenLock, match="the reader is of chain-a"):
         await prove_lock(r, Lock(replace(terms, chain_id="chain-b"), LockStatus.LOCKED))
+
+
+async def test_a_chain_started_over_is_refused_until_its_trust_file_goes(
+    chain: Chain, tmp_path: Path
+) -> None:
+    chain.blocks(8)
+    r = await open_reader(Endpoint(chain.node), tmp_path / "home", consensus_of=bft)
+    await r.verified_header(8)
+    again = Chain(chain.dc, open_node(chain.dc, tmp_path / "again"))  # same genesis, new blocks
+    try:
+        await asyncio.sleep(0.01)  # other block times: other hashes
+        again.blocks(10)
+        r = await open_reader(Endpoint(again.node), tmp_path / "home", consensus_of=bft)
+        with pytest.raises(AnchorMismatch, match=r"a chain started over\?"):
+            await r.verified_header(3)
+    finally:
+        again.node.store.close()
