@@ -26,6 +26,7 @@ __all__ = [
     "inclusion_proofs",
     "merkle_root",
     "merkle_root_of_hashes",
+    "root_and_proofs",
     "verify_inclusion",
 ]
 
@@ -80,9 +81,20 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
 def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> list[list[bytes]]:
     """Audit paths for many leaves from one tree: O(n + k log n) instead of O(k n).
 
+    Equal to ``[inclusion_proof(leaves, i) for i in indices]``.
+    """
+    return root_and_proofs(leaves, indices)[1]
+
+
+def root_and_proofs(
+    leaves: Sequence[bytes], indices: Iterable[int]
+) -> tuple[bytes, list[list[bytes]]]:
+    """The Merkle Tree Hash of ``leaves`` and the audit paths of ``indices``, from one tree.
+
     Built level by level with an odd last node carried up unchanged (exactly the RFC 6962
     tree, see :func:`merkle_root_of_hashes`); a carried node has no sibling at its level.
-    Equal to ``[inclusion_proof(leaves, i) for i in indices]``.
+    A reader holding every leaf of a block checks them all against its root with this
+    (two hashes a leaf) instead of one audit path each (``log2 n`` hashes a leaf).
     """
     size = len(leaves)
     levels = [[sha256(b"\x00" + leaf).digest() for leaf in leaves]]
@@ -102,7 +114,7 @@ def inclusion_proofs(leaves: Sequence[bytes], indices: Iterable[int]) -> list[li
                 path.append(lv[m ^ 1])
             m >>= 1
         out.append(path)
-    return out
+    return (levels[-1][0] if size else EMPTY_ROOT), out
 
 
 def verify_inclusion(

@@ -55,7 +55,7 @@ from chains.consensus import verify_commit
 from chains.engine import ChainConsensus
 from chains.errors import ConsensusError, HeaderRejected, InvalidConsensusParams
 from chains.handle import ChainHandle
-from chains.merkle import merkle_root, verify_inclusion
+from chains.merkle import root_and_proofs, verify_inclusion
 from chains.pos import (
     PosParams,
     PosTip,
@@ -75,17 +75,19 @@ from chains.pow import (
 from chains.service.bus import Bus, BusMessage, BusSubscription
 from chains.service.wire import (
     BadEventProof,
-    BlockEvents,
     ChainReorg,
     ChainStatus,
     Envelope,
+    RawEvent,
     SignedHeader,
     UntrustedHeader,
     WireError,
     WrongChain,
     chain_filter,
     decode_envelope,
+    decode_raw_event,
     open_envelope,
+    open_events,
 )
 from chains.tasks import stop_within
 from chains.types import Block, Commit, Event, EventProof, Header, ValidatorSet
@@ -102,6 +104,7 @@ __all__ = [
     "VerifiedBlock",
     "apply_header",
     "get_follow_rule",
+    "prove_block_events",
     "subscriber_at",
     "trust_at",
     "trusted_state_from_handle",
@@ -421,10 +424,33 @@ def validate_event(header: Header, proof: EventProof) -> None:
 
 def validate_block_events(header: Header, events: Sequence[Event]) -> None:
     """Check a block's complete event list against its header (root and count)."""
-    if len(events) != header.event_count or merkle_root([e.leaf() for e in events]) != (
-        header.event_root
-    ):
+    prove_block_events(header, events, _NONE)
+
+
+def _none(event_type: str) -> bool:
+    return False
+
+
+_NONE = _none
+
+
+def prove_block_events(
+    header: Header, events: Sequence[Event], want: Callable[[str], bool] | None = None
+) -> dict[int, EventProof | None]:
+    """Check a block's complete event list against its header (root and count), and give
+    each event's audit path, by index, for the types ``want`` accepts (all when None;
+    the others map to None: checked, not followed). One tree for the whole block."""
+    if len(events) != header.event_count:
         raise BadEventProof(header.chain_id, header.height, -1, "events do not match event_root")
+    wanted = [i for i, e in enumerate(events) if want is None or want(e.type)]
+    root, paths = root_and_proofs([e.leaf() for e in events], wanted)
+    if root != header.event_root:
+        raise BadEventProof(header.chain_id, header.height, -1, "events do not match event_root")
+    got: dict[int, EventProof | None] = dict.fromkeys(range(len(events)))
+    cid, h, n = header.chain_id, header.height, len(events)
+    for i, path in zip(wanted, paths, strict=True):
+        got[i] = EventProof(cid, h, i, n, events[i], tuple(path))
+    return got
 
 
 @dataclass(slots=True)
@@ -459,7 +485,7 @@ class TokenBucket:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedBlock:
-    """A header that verified and all of its events, each proven."""
+    """A header that verified and the events followed in its block, each proven."""
 
     header: Header
     """The verified header."""
@@ -467,14 +493,27 @@ class VerifiedBlock:
     """Its commit."""
     validators: ValidatorSet
     """The validator set that signed it."""
-    events: tuple[Event, ...]
-    """All of the block's events, in ``event_root`` order."""
+    proofs: tuple[EventProof, ...]
+    """The block's events of the types followed (all of them unless the subscriber was
+    given a filter), in ``event_root`` order, each with its index and audit path against
+    the header's ``event_root``. Every event of the block was checked, followed or not."""
     filled: bool
     """True when (part of) the block came from the chain handle instead of the bus."""
 
     @property
     def height(self) -> int:
         return self.header.height
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The events followed, without their proofs."""
+        return tuple(p.event for p in self.proofs)
+
+    @classmethod
+    def of(cls, block: Block, validators: ValidatorSet, *, filled: bool = False) -> VerifiedBlock:
+        """A block (checked by the caller, e.g. the chain's own) with all of its events."""
+        proofs = block.prove_events(range(len(block.events)))
+        return cls(block.header, block.commit, validators, tuple(proofs), filled)
 
 
 @dataclass(slots=True)
@@ -582,6 +621,10 @@ class ChainSubscriber:
     ``unverified_per_s``, ``unverified_burst``: the budget for headers that cannot be
     checked against the trusted head (ahead of it, or before any trust); one that leads
     to progress costs nothing. ``clock``: seconds, for that budget (tests pass their own).
+    ``want``: the event types followed (None: all). Every event of a block is still
+    checked against the header's ``event_root``, but only those followed are decoded
+    and yielded: a whole block's events in one message are checked with one tree (two
+    hashes an event), the others by their own audit paths.
     """
 
     def __init__(
@@ -597,8 +640,10 @@ class ChainSubscriber:
         clock: Callable[[], float] = time.monotonic,
         consensus: ChainConsensus | None = None,
         wall_clock: Callable[[], float] = time.time,
+        want: Callable[[str], bool] | None = None,
     ) -> None:
         self.bus = bus
+        self.want = want
         self.handle = handle
         self.chain_id = handle.chain_id
         if trusted is not None and trusted.chain_id != self.chain_id:
@@ -617,7 +662,9 @@ class ChainSubscriber:
         # back to one of them
         self._states: dict[int, TrustedState] = {} if trusted is None else {self._emitted: trusted}
         self._headers: dict[int, SignedHeader] = {}
-        self._got: dict[int, dict[int, Event]] = {}
+        # per held height, its events checked so far by index: a proof, or None for one
+        # checked and not followed
+        self._got: dict[int, dict[int, EventProof | None]] = {}
         self._filled: set[int] = set()
         self._early: dict[int, list[BusMessage]] = {}  # raw: see EARLY_BYTES
         self._early_bytes = 0
@@ -628,6 +675,8 @@ class ChainSubscriber:
         self._ended = False
         self._fill_cut = False  # a fill stopped at max_pending: go on once they are taken
         self._fill_vals: ValidatorSet | None = None  # the set that signed the last filled block
+        self._progress = 0  # headers accepted and events messages taken (verified work)
+        self._idle_latest = 0  # the chain's height at the last idle check
 
     @property
     def height(self) -> int:
@@ -670,7 +719,7 @@ class ChainSubscriber:
                 raise StopAsyncIteration
             if self._fill_cut:
                 self._fill_cut = False
-                await self._on_idle()
+                await self._on_idle(catching_up=True)  # a fill cut short goes on
                 continue
             try:
                 async with asyncio.timeout_at(deadline):
@@ -682,11 +731,22 @@ class ChainSubscriber:
             except StopAsyncIteration:
                 self._ended = True
                 continue
-            before = self.trusted
+            before = self._progress
             await self.process(msg)
-            if self.trusted is not before:  # progress; anything else leaves the deadline
+            # progress (a header or events that verified: a stranger cannot fake it)
+            # pushes the idle fill back; anything else leaves the deadline
+            if self._progress != before:
                 deadline = loop.time() + self.idle_timeout
         return self._ready.popleft()
+
+    async def fill_to(self, upto: int) -> list[VerifiedBlock]:
+        """Verify heights after the last yielded one up to ``upto`` (and as far as
+        finality needs beyond it) from the chain handle alone, without the bus; the
+        blocks that became ready, at most ``max_pending`` a call (call again for more).
+        Empty when the handle does not answer (logged and counted in ``fill_errors``)."""
+        if self.trusted is not None and self._emitted < upto:
+            await self._fill_headers(upto + self.rule.final_depth)
+        return self.take_ready()
 
     def take_ready(self) -> list[VerifiedBlock]:
         """Blocks verified by :meth:`process` calls and not yet taken, in height order."""
@@ -819,16 +879,17 @@ class ChainSubscriber:
         if block.header.chain_id != self.chain_id:
             raise WrongChain(self.chain_id, block.header.chain_id)
         self.rule.validate_alone(own)
-        validate_block_events(block.header, block.events)
+        proven = prove_block_events(block.header, block.events, self.want)
         h = block.height
         self.trusted = await trust_header(self.handle, self.rule, block.header)
         self._emitted = h - 1
         self._states = {h: self.trusted}
         self._headers[h] = own
-        self._got[h] = dict(enumerate(block.events))
+        self._got[h] = proven
 
     def _accept(self, sh: SignedHeader) -> None:
         assert self.trusted is not None
+        self._progress += 1
         self.trusted = self.rule.apply(self.trusted, sh)
         h = sh.height
         self._states[h] = self.trusted
@@ -866,9 +927,7 @@ class ChainSubscriber:
         if len(self._got[header.height]) == header.event_count:
             self.stats.duplicates += 1  # all of this height's events are in already
             return
-        be = decode_envelope(env)
-        assert isinstance(be, BlockEvents)
-        self._take_events(sh, be)
+        self._take_events(sh, open_events(env))
 
     def _hold_early(self, height: int, msg: BusMessage) -> None:
         """Events whose header is not verified yet: held raw and unverified, so tightly
@@ -894,26 +953,48 @@ class ChainSubscriber:
         self._early.setdefault(height, []).append(msg)
         self._early_bytes += size
 
-    def _take_events(self, sh: SignedHeader, be: BlockEvents) -> None:
-        """Verify every event of the message first, then record them: all or nothing."""
+    def _take_events(self, sh: SignedHeader, raws: Sequence[RawEvent]) -> None:
+        """Verify every event of the message first, then record them: all or nothing.
+
+        A message with the whole block (the usual case) is checked with one tree over
+        its leaves against ``event_root``; a part of a block, event by event with the
+        audit paths it carries. Either way every leaf is proven, so the types read off
+        the proven leaves decide which events are followed: only those are decoded."""
         header = sh.header
-        if be.block_hash != header.hash:
-            raise BadEventProof(self.chain_id, be.height, -1, "events are for another block")
-        if be.event_count != header.event_count:
-            raise BadEventProof(self.chain_id, be.height, -1, "event_count differs from header")
-        for proof in be.proofs:
-            validate_event(header, proof)
-        got = self._got[be.height]
-        for proof in be.proofs:
-            got[proof.index] = proof.event
+        h, n, root = header.height, header.event_count, header.event_root
+        paths: dict[int, tuple[bytes, ...]] = {}
+        if len(raws) == n and all(r.index == i for i, r in enumerate(raws)):
+            wanted = [r.index for r in raws if self._follows(r.type)]
+            got_root, got_paths = root_and_proofs([r.leaf for r in raws], wanted)
+            if got_root != root:
+                raise BadEventProof(self.chain_id, h, -1, "events do not match event_root")
+            paths = {i: tuple(p) for i, p in zip(wanted, got_paths, strict=True)}
+        else:
+            for r in raws:
+                path = r.proof()
+                if not verify_inclusion(r.leaf, r.index, n, path, root):
+                    raise BadEventProof(
+                        self.chain_id, h, r.index, "audit path does not lead to event_root"
+                    )
+                if self._follows(r.type):
+                    paths[r.index] = path
+        taken: dict[int, EventProof | None] = dict.fromkeys(r.index for r in raws)
+        for r in raws:
+            if (found := paths.get(r.index)) is not None:
+                event = decode_raw_event(r)
+                taken[r.index] = EventProof(self.chain_id, h, r.index, n, event, found)
+        self._got[h].update(taken)
+        self._progress += 1
+
+    def _follows(self, event_type: str) -> bool:
+        return self.want is None or self.want(event_type)
 
     def _take_block(self, block: Block) -> None:
         """Events of a block read from the handle, checked against the verified header."""
         sh = self._headers[block.height]
         if block.header.hash != sh.header.hash:
             raise UntrustedHeader(self.chain_id, block.height, "the handle's block differs")
-        validate_block_events(sh.header, block.events)
-        self._got[block.height] = dict(enumerate(block.events))
+        self._got[block.height] = prove_block_events(sh.header, block.events, self.want)
         self._filled.add(block.height)
 
     async def _complete(self) -> None:
@@ -930,9 +1011,9 @@ class ChainSubscriber:
                 if not await self._fill_events(h):
                     return
                 got = self._got[h]
-            events = tuple(got[i] for i in range(sh.header.event_count))
+            proofs = tuple(p for i in range(sh.header.event_count) if (p := got[i]) is not None)
             self._ready.append(
-                VerifiedBlock(sh.header, sh.commit, sh.validators, events, h in self._filled)
+                VerifiedBlock(sh.header, sh.commit, sh.validators, proofs, h in self._filled)
             )
             self.stats.verified += 1
             self._emitted = h
@@ -1002,13 +1083,13 @@ class ChainSubscriber:
             sh = SignedHeader(block.header, block.commit, vals)
             try:
                 self.rule.validate_next(self.trusted, sh, self._now_ms())
-                validate_block_events(block.header, block.events)
+                proven = prove_block_events(block.header, block.events, self.want)
             except WireError as exc:
                 log.error("%s: the chain handle served a bad block %d: %s", self.chain_id, h, exc)
                 self.stats.fill_errors += 1
                 return
             self._accept(sh)
-            self._got[h] = dict(enumerate(block.events))
+            self._got[h] = proven
             self._filled.add(h)
             self.stats.filled += 1
             await self._complete()
@@ -1062,7 +1143,9 @@ class ChainSubscriber:
         log.warning("%s: followed a reorganisation above height %d", self.chain_id, fork)
         await self._fill_headers(latest)
 
-    async def _on_idle(self) -> None:
+    async def _on_idle(self, *, catching_up: bool = False) -> None:
+        """Fill what the bus did not bring from the handle; ``catching_up``: a fill cut
+        short by ``max_pending`` goes on, up to the chain's head."""
         try:
             latest = await self.handle.latest_height()
         except Exception as exc:
@@ -1082,8 +1165,15 @@ class ChainSubscriber:
                 self._fill_failed(latest, exc)
             await self._complete()
             return
-        if latest > self.trusted.height:
-            await self._fill_headers(latest)
+        # Only heights the chain already had at the last idle check are overdue: a newer
+        # one may still be on its way over the bus (a block interval longer than
+        # idle_timeout, or a reader busy with the messages before it), and reading it
+        # over RPC as well paid for the block twice (measured: most of the fills under
+        # load). A tail the bus really lost is read one idle period later.
+        overdue = latest if catching_up else min(latest, self._idle_latest)
+        self._idle_latest = latest
+        if overdue > self.trusted.height:
+            await self._fill_headers(overdue)
         h = self._emitted + 1
         if h in self._headers and len(self._got[h]) != self._headers[h].header.event_count:
             await self._fill_events(h)

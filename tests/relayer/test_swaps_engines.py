@@ -179,7 +179,7 @@ def verified(node: Node, upto: int) -> list[VerifiedBlock]:
         block, vals = node.get_block(h), node.get_validators(h)
         assert block is not None
         assert vals is not None
-        out.append(VerifiedBlock(block.header, block.commit, vals, block.events, False))
+        out.append(VerifiedBlock.of(block, vals))
     return out
 
 

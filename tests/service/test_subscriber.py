@@ -24,6 +24,7 @@ from chains.service.subscriber import (
     ChainSubscriber,
     TrustedState,
     VerifiedBlock,
+    validate_event,
     validate_next_header,
 )
 from chains.service.wire import (
@@ -150,6 +151,57 @@ async def test_events_split_over_several_messages_are_joined(chain: Chain) -> No
     assert v.events == b1.events
 
 
+@pytest.mark.parametrize("followed", ["bank.transfer", "htlc.locked"])
+async def test_a_filter_yields_only_the_events_followed_and_checks_all(
+    chain: Chain, followed: str
+) -> None:
+    [b1, b2] = chain.blocks(2, txs=6)
+    sub = ChainSubscriber(
+        MemoryBus(),
+        InProcessChain(chain.node),
+        trusted=TrustedState.from_genesis(chain.dc.genesis),
+        want=lambda t: t == followed,
+    )
+    topic = events_topic(chain.dc.chain_id)
+    # b2's events in parts: each part is checked by the audit paths it carries, and an
+    # altered event is refused whether it is followed or not
+    parts = [BusMessage(topic, p, False) for p in encode_events(b2, chunk_bytes=400)]
+    assert len(parts) > 1
+
+    def bad_event(o: dict) -> None:  # type: ignore[type-arg]
+        o["events"][0]["event"]["attributes"]["amount"] = 10**9
+
+    forged = BusMessage(topic, mutate(parts[0].payload, bad_event), False)
+    got = await feed(sub, [*chain.msgs(b1), chain.header_msg(b2), forged, *parts])
+    assert sub.stats.rejected == {"BadEventProof": 1}
+    assert [v.height for v in got] == [1, 2]
+    for v, b in zip(got, [b1, b2], strict=True):
+        kept = [(i, e) for i, e in enumerate(b.events) if e.type == followed]
+        assert [(p.index, p.event) for p in v.proofs] == kept
+        for p in v.proofs:
+            validate_event(v.header, p)  # raises if not
+    assert sum(len(v.proofs) for v in got) == (12 if followed == "bank.transfer" else 0)
+
+
+async def test_a_whole_block_is_proven_by_its_root_and_its_carried_paths_unused(
+    chain: Chain,
+) -> None:
+    """A message with every event of its block is checked with one tree: the audit paths
+    it carries are not read, so garbage there changes nothing, and the proofs yielded
+    are the subscriber's own; an altered event is refused (see the hostile cases)."""
+    [b1] = chain.blocks(1, txs=5)
+    [events] = encode_events(b1)
+    o = orjson.loads(events)
+    for e in o["events"]:
+        e["proof"] = ["cd" * 32] * len(e["proof"])
+    msg = BusMessage(events_topic(chain.dc.chain_id), orjson.dumps(o), False)
+    sub = subscriber(chain)
+    [v] = await feed(sub, [chain.header_msg(b1), msg])
+    assert v.events == b1.events
+    assert [p.proof for p in v.proofs] == [p.proof for p in b1.prove_events(range(len(b1.events)))]
+    assert sub.stats.rejected == {}
+
+
 async def test_follows_a_validator_set_change(chain: Chain) -> None:
     gov = chain.dc.accounts["gov"]
     v0 = chain.dc.validator_keys[0].public_key
@@ -188,6 +240,8 @@ def hostile_cases(
         o["events"][0]["event"]["attributes"]["amount"] = 10**9
 
     def bad_path(o: dict) -> None:  # type: ignore[type-arg]
+        # a part of the block: each event is checked by its own audit path
+        o["events"] = o["events"][:1]
         o["events"][0]["proof"][0] = "cd" * 32
 
     def other_block(o: dict) -> None:  # type: ignore[type-arg]
@@ -518,3 +572,23 @@ async def test_before_any_trust_no_events_are_held(chain: Chain) -> None:
     assert sub.stats.dropped_early == len(early)
     got = await feed(sub, chain.msgs(blocks[0]) + chain.msgs(blocks[1]) + chain.msgs(blocks[2]))
     assert [(v.height, v.events) for v in got] == [(b.height, b.events) for b in blocks]
+
+
+async def test_the_idle_fill_reads_only_heights_overdue_since_the_last_check(
+    chain: Chain,
+) -> None:
+    """A height the chain committed after the last idle check may still be on its way
+    over the bus (a block interval longer than ``idle_timeout``, or a reader busy with
+    the messages before it): reading it from the handle too paid for it twice. Only the
+    heights the chain already had one idle period ago are filled."""
+    chain.blocks(2)
+    sub = subscriber(chain)
+    await sub._on_idle()
+    assert sub.take_ready() == []
+    assert sub.stats.filled == 0
+    chain.blocks(1)
+    await sub._on_idle()
+    assert [v.height for v in sub.take_ready()] == [1, 2]
+    await sub._on_idle()
+    assert [v.height for v in sub.take_ready()] == [3]
+    assert sub.stats.filled == 3
