@@ -50,9 +50,11 @@ __all__ = [
     "Refusal",
     "drop_delivered",
     "heights_needed",
+    "is_packet_event",
     "pack_deliveries",
     "pending_query",
     "select_packets",
+    "select_proven_packets",
     "select_refusals",
 ]
 
@@ -99,6 +101,29 @@ def _nonce(attributes: Mapping[str, JSONValue]) -> int:
     return nonce
 
 
+def is_packet_event(event_type: str, *, module: str = "bridge") -> bool:
+    """Whether events of this type can be packets (:func:`select_packets` looks at no
+    others): a subscriber follows only these for a transfer worker."""
+    prefix, _, kind = event_type.partition(".")
+    return prefix == module and kind in ACTIONS
+
+
+def _is_for(event: Event, src: str, dst: str, prefix: str) -> bool:
+    """Whether ``event`` of ``src`` is a packet that ``dst`` must act on."""
+    kind = event.type[len(prefix) :]
+    if kind not in ACTIONS or not event.type.startswith(prefix):
+        return False
+    a = event.attributes
+    if kind in ("minted", "released"):  # these name only the transfer's source
+        return a.get("src_chain") == dst
+    route = (a.get("src_chain"), a.get("dst_chain"))
+    return route == ((dst, src) if kind in _BACK else (src, dst))
+
+
+def _packet(p: EventProof, prefix: str) -> Packet:
+    return Packet(ACTIONS[p.event.type[len(prefix) :]], _nonce(p.event.attributes), p)
+
+
 def select_packets(block: Block, src: str, dst: str, *, module: str = "bridge") -> list[Packet]:
     """The events of ``block`` (a block of ``src``) that ``dst`` must act on, in block
     order: ``locked``/``burned`` packets of the path ``src -> dst``, and ``expired``,
@@ -108,24 +133,22 @@ def select_packets(block: Block, src: str, dst: str, *, module: str = "bridge") 
     if block.header.chain_id != src:
         return []
     prefix = module + "."
-    wanted: list[int] = []
-    for i, ev in enumerate(block.events):
-        kind = ev.type[len(prefix) :]
-        if kind not in ACTIONS or not ev.type.startswith(prefix):
-            continue
-        a = ev.attributes
-        if kind in ("minted", "released"):  # these name only the transfer's source
-            if a.get("src_chain") == dst:
-                wanted.append(i)
-            continue
-        route = (a.get("src_chain"), a.get("dst_chain"))
-        if route == ((dst, src) if kind in _BACK else (src, dst)):
-            wanted.append(i)
+    wanted = [i for i, ev in enumerate(block.events) if _is_for(ev, src, dst, prefix)]
     if not wanted:
         return []
+    return [_packet(p, prefix) for p in block.prove_events(wanted)]
+
+
+def select_proven_packets(
+    proofs: Sequence[EventProof], src: str, dst: str, *, module: str = "bridge"
+) -> list[Packet]:
+    """As :func:`select_packets`, from events of ``src`` already proven (a verifying
+    subscriber's, each with its audit path): no tree is built again."""
+    prefix = module + "."
     return [
-        Packet(ACTIONS[p.event.type[len(prefix) :]], _nonce(p.event.attributes), p)
-        for p in block.prove_events(wanted)
+        _packet(p, prefix)
+        for p in proofs
+        if p.chain_id == src and _is_for(p.event, src, dst, prefix)
     ]
 
 

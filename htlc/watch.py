@@ -57,6 +57,7 @@ __all__ = [
     "DEFAULT_MAX_SPARE_SECRETS",
     "Action",
     "Watchtower",
+    "is_htlc_event",
 ]
 
 DEFAULT_MAX_OPEN = 100_000
@@ -482,6 +483,12 @@ class Watchtower:
 # --- parsing (every input untrusted) ---------------------------------------------------
 
 
+def is_htlc_event(event_type: str) -> bool:
+    """Whether the watchtower looks at events of this type (it skips all others): a
+    subscriber follows only these for a swap watcher."""
+    return event_type.startswith("htlc.")
+
+
 class _NotHTLC(Exception):
     """Not an htlc lifecycle event: skipped without counting."""
 
@@ -494,7 +501,7 @@ def _parse_event(chain_id: str, event: object) -> tuple[LockTerms, LockStatus, b
         raise EncodingError("event", "not an event")
     kind: object = event.type
     attrs: object = event.attributes
-    if not isinstance(kind, str) or not kind.startswith("htlc."):
+    if not isinstance(kind, str) or not is_htlc_event(kind):
         raise _NotHTLC
     if not isinstance(attrs, Mapping):
         raise EncodingError(kind, "attributes are not an object")

@@ -5,8 +5,13 @@ until SIGTERM/SIGINT. Its parts:
 
 * one :class:`~relayer.submitter.Submitter` per chain (the relayer's key and nonces);
 * one worker per (path, kind), named like ``transfer:chain-a->chain-b`` in task names,
-  logs and metric labels; each follows its source chain(s) through the verifying
-  subscriber (bus first, gaps filled over RPC) and acts through the chains' RPC;
+  logs and metric labels; each follows its source chain(s) and acts through the chains'
+  RPC;
+* one verified stream per chain followed (:class:`~chains.service.fanout.SharedStream`):
+  one verifying subscriber (bus first, gaps filled over RPC) decodes and checks each
+  block once, only the event types some worker acts on decoded, and hands it to every
+  worker following that chain, each with its own cursor and bounded queue (a slow one
+  reads what it missed from the chain itself, verified, and holds no other back);
 * a supervisor loop per worker: a failure (a chain unreachable, a path not registered
   yet) stops only that worker, which retries with jittered backoff and resumes from its
   cursor when the chain is back;
@@ -29,14 +34,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bridge.relay import is_packet_event
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError, InterlockError
 from chains.handle import ChainHandle
 from chains.service.bus import Bus, BusSubscription, open_bus
+from chains.service.fanout import Follower, SharedStream
 from chains.service.retry import Backoff
 from chains.service.rpc_client import HttpChain
-from chains.service.subscriber import ChainSubscriber, VerifiedBlock, subscriber_at
+from chains.service.subscriber import ChainSubscriber, VerifiedBlock
 from chains.service.wire import WireError, chain_filter, open_envelope
+from htlc.watch import is_htlc_event
 from relayer.config import RelayerSettings
 from relayer.feed import Feed
 from relayer.metrics import Metrics
@@ -176,37 +184,8 @@ class SubscriberCounts:
         return cls(sum(st.rejected.values()), st.reorg_notices, st.reorgs)
 
 
-async def _read_ahead(sub: ChainSubscriber, out: asyncio.Queue[VerifiedBlock]) -> None:
-    async for block in sub:
-        await out.put(block)
-
-
-async def _cancel(task: asyncio.Task[None], bound: float) -> None:
-    task.cancel()
-    await asyncio.wait([task], timeout=bound)
-
-
-async def _next_batch(
-    ahead: asyncio.Queue[VerifiedBlock], reader: asyncio.Task[None]
-) -> list[VerifiedBlock]:
-    """Every block read ahead, waiting for the first; the reader's end (the subscription
-    ended, or failed) is raised here, as ``anext(sub)`` raised it."""
-    if ahead.empty():
-        getter = asyncio.ensure_future(ahead.get())
-        try:
-            await asyncio.wait([getter, reader], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if not getter.done() or getter.cancelled():
-            reader.result()  # its exception, if it failed
-            raise StopAsyncIteration
-        batch = [getter.result()]
-    else:
-        batch = [ahead.get_nowait()]
-    while not ahead.empty():
-        batch.append(ahead.get_nowait())
-    return batch
+def _any_of(wants: list[Callable[[str], bool]]) -> Callable[[str], bool]:
+    return lambda event_type: any(w(event_type) for w in wants)
 
 
 class Daemon:
@@ -299,7 +278,10 @@ class Daemon:
                         cid: Submitter(self.handles[cid], self.keys[cid], self.metrics)
                         for cid in s.chains
                     }
-                    tasks = self._workers(bus, store, submitters)
+                    streams = self._streams(bus)
+                    for stream in streams.values():
+                        await stack.enter_async_context(stream)
+                    tasks = self._workers(bus, streams, store, submitters)
                     self.work = tuple(w.name for w, _ in tasks)
                     if ready is not None:
                         ready(self)
@@ -324,8 +306,38 @@ class Daemon:
                 if got != cid:
                     raise WrongEndpoint(url, cid, str(got))
 
+    def _swap_pairs(self) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = []
+        for p in self.settings.paths:
+            pair = tuple(sorted((p.src, p.dst)))
+            if "swaps" in p.kinds and pair not in pairs:
+                pairs.append((pair[0], pair[1]))
+        return pairs
+
+    def _streams(self, bus: Bus) -> dict[str, SharedStream]:
+        """One verified stream per chain some worker follows, decoding the event types
+        its workers act on: bridge packets for a transfer worker from that chain,
+        ``htlc.*`` for a swap watcher of a pair with that chain."""
+        wants: dict[str, list[Callable[[str], bool]]] = {}
+        for p in self.settings.paths:
+            if "transfers" in p.kinds:
+                wants.setdefault(p.src, []).append(is_packet_event)
+        for pair in self._swap_pairs():
+            for cid in pair:
+                wants.setdefault(cid, []).append(is_htlc_event)
+        return {
+            cid: SharedStream(
+                bus, self.handles[cid], want=_any_of(w), idle_timeout=self.idle_timeout
+            )
+            for cid, w in wants.items()
+        }
+
     def _workers(
-        self, bus: Bus, store: RelayerStore, submitters: Mapping[str, Submitter]
+        self,
+        bus: Bus,
+        streams: Mapping[str, SharedStream],
+        store: RelayerStore,
+        submitters: Mapping[str, Submitter],
     ) -> list[tuple[Worker, Callable[[], Awaitable[None]]]]:
         out: list[tuple[Worker, Callable[[], Awaitable[None]]]] = []
         for p in self.settings.paths:
@@ -339,8 +351,8 @@ class Daemon:
                     denoms=p.denoms,
                     feed=self.feed,
                 )
-                out.append((w, self._follow_transfers(w, bus)))
-        out.extend(self._swap_workers(bus, store, submitters))
+                out.append((w, self._follow_transfers(w, bus, streams[p.src])))
+        out.extend(self._swap_workers(streams, store, submitters))
         ctx = WorkerContext(
             self.settings, self.handles, bus, self.metrics, self.feed, self._stop, self._busy
         )
@@ -349,17 +361,15 @@ class Daemon:
         return out
 
     def _swap_workers(
-        self, bus: Bus, store: RelayerStore, submitters: Mapping[str, Submitter]
+        self,
+        streams: Mapping[str, SharedStream],
+        store: RelayerStore,
+        submitters: Mapping[str, Submitter],
     ) -> list[tuple[Worker, Callable[[], Awaitable[None]]]]:
         from relayer.swaps import SwapWorker
 
-        pairs: list[tuple[str, str]] = []
-        for p in self.settings.paths:
-            pair = tuple(sorted((p.src, p.dst)))
-            if "swaps" in p.kinds and pair not in pairs:
-                pairs.append((pair[0], pair[1]))
         out: list[tuple[Worker, Callable[[], Awaitable[None]]]] = []
-        for a, b in pairs:
+        for a, b in self._swap_pairs():
             floor = {c: self.settings.chains[c].finality_depth for c in (a, b)}
             w = SwapWorker(
                 {a: self.handles[a], b: self.handles[b]},
@@ -369,13 +379,16 @@ class Daemon:
                 min_finality=floor,
                 feed=self.feed,
             )
-            out.append(
-                (w, functools.partial(w.follow, bus, self._stop, self.idle_timeout, self._busy))
-            )
+            out.append((w, functools.partial(w.follow, streams, self._stop, self._busy)))
         return out
 
-    def _count(self, name: str, sub: ChainSubscriber, seen: SubscriberCounts) -> SubscriberCounts:
-        """Carry what the subscriber counted since ``seen`` into the metrics."""
+    def _count(self, name: str, f: Follower, seen: SubscriberCounts) -> SubscriberCounts:
+        """Carry what the stream's subscriber counted since ``seen`` into the metrics
+        (every worker following the stream counts what it refused, as each worker's own
+        subscriber did)."""
+        sub = f.subscriber
+        if sub is None:
+            return seen
         now = SubscriberCounts.of(sub)
         self.metrics.bus_rejected.labels(name).inc(now.rejected - seen.rejected)
         self.metrics.reorg_notices.labels(name).inc(now.reorg_notices - seen.reorg_notices)
@@ -394,12 +407,17 @@ class Daemon:
         if r is not None:
             r.busy_since = time.time() if busy else None
 
-    def _follow_transfers(self, w: TransferWorker, bus: Bus) -> Callable[[], Awaitable[None]]:
+    def _follow_transfers(
+        self, w: TransferWorker, bus: Bus, stream: SharedStream
+    ) -> Callable[[], Awaitable[None]]:
         group = self.settings.share_group
         delay = self.settings.takeover_delay
 
         async def follow() -> None:
-            sub = await subscriber_at(bus, w.src, w.cursor, idle_timeout=self.idle_timeout)
+            # The stream reads and verifies in a task of its own, so blocks that arrive
+            # while a batch waits for the destination's commit make up the next batch.
+            # Past batch_blocks queued, this worker reads the rest from the chain later.
+            sub = stream.follow(w.name, w.cursor, maxsize=self.settings.batch_blocks)
             async with sub, contextlib.AsyncExitStack() as stack:
                 owner: Ownership | None = None
                 if group:
@@ -408,21 +426,13 @@ class Daemon:
                 w.status.state = "running"
                 self.running[w.name].waiting_since = None
                 seen = SubscriberCounts()
-                # The subscriber reads and verifies in a task of its own, so blocks that
-                # arrive while a batch waits for the destination's commit make up the next
-                # batch (read only between batches, each batch held one block and the lag
-                # grew by a commit wait per block). Past batch_blocks the reader waits and
-                # the bus holds the rest.
-                ahead: asyncio.Queue[VerifiedBlock] = asyncio.Queue(self.settings.batch_blocks)
-                reader = asyncio.create_task(_read_ahead(sub, ahead), name=f"{w.name}:read")
-                stack.push_async_callback(_cancel, reader, self.stop_timeout)
                 deferred: list[tuple[float, VerifiedBlock]] = []
                 while not self._stop.is_set():
                     batch: list[VerifiedBlock] = []
                     try:
                         # with deferred blocks pending, wake up to take them over in time
                         async with asyncio.timeout(delay / 4 if deferred else None):
-                            batch = await _next_batch(ahead, reader)
+                            batch = await sub.next_batch()
                     except TimeoutError:
                         pass
                     if owner is None:

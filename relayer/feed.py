@@ -455,13 +455,20 @@ class Feed:
         return _Item(key, fields, round(now, 3), a)
 
     def record_htlc(
-        self, chain_id: str, header: Header, events: Sequence[Event], now: float
+        self,
+        chain_id: str,
+        header: Header,
+        events: Sequence[Event],
+        now: float,
+        indices: Sequence[int] | None = None,
     ) -> None:
         """A block's ``htlc.*`` events: each moves one leg of the swap keyed by its
-        hashlock (both legs of an atomic swap share it)."""
+        hashlock (both legs of an atomic swap share it). ``indices``: each event's
+        position in its block, when ``events`` are not all of the block's."""
         changed = False
         root = header.event_root.hex()
-        for index, e in enumerate(events):
+        at = range(len(events)) if indices is None else indices
+        for index, e in zip(at, events, strict=True):
             leg_state = HTLC_STATES.get(e.type)
             key = get_item_key(e) if leg_state is not None else None
             if leg_state is None or key is None:

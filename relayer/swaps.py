@@ -1,7 +1,8 @@
 """The swap worker: ``swap:chain-a<->chain-b`` finishes HTLC swaps for parties who left.
 
-A shell around :class:`htlc.watch.Watchtower`. It follows both chains through the
-verifying subscriber, feeds every block's events to the watchtower, and submits what the
+A shell around :class:`htlc.watch.Watchtower`. It follows both chains' verified streams
+(shared with the daemon's other workers on those chains; only ``htlc.*`` events are
+decoded for it), feeds every block's events to the watchtower, and submits what the
 watchtower says anyone may submit: a ``claim`` with a secret revealed on the other chain
 (it pays the receiver, whoever sends it) or a ``refund`` of an expired lock (it pays the
 sender). No party's keys are needed: the relayer pays nothing and gains nothing, it only
@@ -27,8 +28,8 @@ from collections.abc import Callable, Mapping
 from chains.engine import get_finality_depth
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
-from chains.service.bus import Bus
-from chains.service.subscriber import VerifiedBlock, subscriber_at
+from chains.service.fanout import SharedStream
+from chains.service.subscriber import VerifiedBlock
 from chains.types import Receipt
 from htlc.watch import Action, Watchtower
 from relayer.feed import Feed
@@ -105,21 +106,18 @@ class SwapWorker:
 
     async def follow(
         self,
-        bus: Bus,
+        streams: Mapping[str, SharedStream],
         stop: asyncio.Event,
-        idle_timeout: float,
         busy: Callable[[str, bool], None],
     ) -> None:
         queue: asyncio.Queue[tuple[str, list[VerifiedBlock], int]] = asyncio.Queue(maxsize=8)
 
         async def feed(cid: str) -> None:
-            handle = self.handles[cid]
             cursor = self.store.cursor(self._cursor_name(cid)) or 0
-            sub = await subscriber_at(bus, handle, cursor, idle_timeout=idle_timeout)
-            async with sub:
+            async with streams[cid].follow(self._cursor_name(cid), cursor) as follower:
                 while True:
-                    first = await anext(sub)
-                    await queue.put((cid, [first, *sub.take_ready()], sub.head))
+                    blocks = await follower.next_batch()
+                    await queue.put((cid, blocks, follower.head))
 
         async with asyncio.TaskGroup() as tg:
             feeders = [tg.create_task(feed(cid), name=f"{self.name}:{cid}") for cid in self.chains]
@@ -149,8 +147,9 @@ class SwapWorker:
         on a PoW chain the head is ``finality_depth`` blocks past the final ones (judged
         by those, a claim near expiry would be sent too late)."""
         for b in blocks:
-            self.tower.observe(cid, b.height, b.events)
-            self.feed.record_htlc(cid, b.header, b.events, time.time())
+            events = b.events
+            self.tower.observe(cid, b.height, events)
+            self.feed.record_htlc(cid, b.header, events, time.time(), [p.index for p in b.proofs])
         self.heights[cid] = blocks[-1].height
         self.heads[cid] = max(head, self.heights[cid])
         actions = [

@@ -1,7 +1,8 @@
 """The transfer worker: ``transfer:SRC->DST`` carries SRC's proven bridge packets to DST.
 
 The shell around :mod:`bridge.relay`'s pure planner. For each batch of SRC's verified
-blocks (from the bus through the verifying subscriber; gaps filled over RPC):
+blocks (from the daemon's shared verified stream of SRC, only bridge packet events
+decoded; gaps filled over RPC):
 
 1. select the packets for DST (``bridge.locked``/``burned`` towards DST, and
    ``bridge.expired`` records of DST's transfers, which DST turns into refunds);
@@ -45,7 +46,7 @@ from bridge.relay import (
     heights_needed,
     pack_deliveries,
     pending_query,
-    select_packets,
+    select_proven_packets,
     select_refusals,
 )
 from chains.encoding import JSONValue
@@ -57,7 +58,7 @@ from chains.posclient import MAX_TABLES_PER_UPDATE, is_pos_client
 from chains.powclient import MAX_HEADERS_PER_UPDATE
 from chains.powplan import is_provable, plan_pow_headers, plan_stake_tables
 from chains.service.subscriber import VerifiedBlock
-from chains.types import Block, Commit, EventProof, Header, Receipt, ValidatorSet
+from chains.types import Commit, EventProof, Header, Receipt, ValidatorSet
 from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.store import RelayerStore
@@ -136,11 +137,6 @@ class WorkStatus:
             "last_error": self.last_error,
             "misbehaviour": self.misbehaviour,
         }
-
-
-def _as_block(vb: VerifiedBlock) -> Block:
-    # the planner proves events against the header: transactions are not needed for that
-    return Block(vb.header, vb.commit, (), (), vb.events)
 
 
 def _field(obj: Any, key: str, kind: type) -> Any:
@@ -287,7 +283,8 @@ class TransferWorker:
         for b in blocks:
             packets.extend(
                 p
-                for p in select_packets(_as_block(b), self.src.chain_id, self.dst.chain_id)
+                # proven by the subscriber already: their audit paths are reused
+                for p in select_proven_packets(b.proofs, self.src.chain_id, self.dst.chain_id)
                 if self._wanted(p)
             )
         for p in packets:
