@@ -33,6 +33,18 @@ BROKER_CONF = ROOT / "configs" / "mosquitto.conf"
 BROKER_FIXTURES = {"mqtt_url", "own_mosquitto"}
 
 
+@pytest.fixture(autouse=True)
+def _interlock_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test, and every command it runs as a subprocess, has a fresh
+    ``$INTERLOCK_HOME``: keystores, swap stores and the trust files of verified reads
+    never land in the runner's home, and never carry from one test to the next (a trust
+    file of one test's chain-a would name the next test's chain-a a chain started over).
+    A test that sets its own home overrides this one."""
+    monkeypatch.setenv("INTERLOCK_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     if found:
