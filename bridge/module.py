@@ -25,7 +25,10 @@ kernel light-client error, and rolls the whole call back):
 
 Queries (read-only, same hostile-args rule) include ``pending(remote_chain, packets)``:
 given up to ``MAX_PENDING_QUERY`` ``[kind, nonce]`` pairs of ``remote_chain``'s events,
-it answers the sublist still to do here, so a relayer checks a whole batch in one read.
+it answers the sublist still to do here, so a relayer checks a whole batch in one read;
+and ``in_flight(remote_chain[, after][, limit])``: a page of the nonces of transfers to
+``remote_chain`` whose sent record is still kept, so a new relayer finds where its work
+begins without reading the chain from genesis.
 
 Rules, in the order they apply to a received packet: path registered and not paused →
 event type ``<remote module>.<locked|burned|expired>`` → proof verifies under a stored,
@@ -166,6 +169,8 @@ DEFAULT_TIMEOUT = 10_000
 """Heights past the destination's last known height, when a sender gives no timeout."""
 MAX_PENDING_QUERY = 4096
 """Packets one ``pending`` query may ask about: bounds the work of one RPC read."""
+MAX_IN_FLIGHT_PAGE = 1000
+"""Sent records one ``in_flight`` query reads (and answers) at most: one page."""
 _PENDING_KINDS = frozenset({"locked", "burned", "expired", "minted", "released"})
 _ACK_KINDS = {"escrow": "minted", "burn": "released"}
 """A sent record's kind -> the destination event that acknowledges it."""
@@ -918,6 +923,8 @@ class BridgeModule:
             return state.get(f"bridge/{key}/{remote}/{nonce}")
         if path == "pending":
             return self._pending(state, remote, args.get("packets"))
+        if path == "in_flight":
+            return self._in_flight(state, remote, args)
         raise InvalidArgument("path", f"bridge has no query {path!r}")
 
     @staticmethod
@@ -954,6 +961,32 @@ class BridgeModule:
             elif f"bridge/recv/{remote}/{nonce}" not in state:
                 todo.append([kind, nonce])
         return todo
+
+    @staticmethod
+    def _in_flight(state: State, remote: str, args: Mapping[str, Any]) -> JSONValue:
+        """One page of the nonces of transfers sent to ``remote`` still in flight (their
+        sent record kept: neither acknowledged nor refunded), ``{"nonces", "next"}``.
+        Pages follow the records' key order, which is not numeric ("10" before "9"):
+        pass ``next`` back as ``after`` for the next page; ``next`` is null after the
+        last. At most ``limit`` (1..:data:`MAX_IN_FLIGHT_PAGE`) records are read a page.
+        A record added while a caller pages may land on a page already read: a caller
+        that must see everything up to a height reads that height first (a record
+        added later belongs to a later block)."""
+        limit = arg_int(args, "limit", 1, MAX_IN_FLIGHT_PAGE) if "limit" in args else 100
+        prefix = f"bridge/sent/{remote}/"
+        start = prefix
+        if "after" in args:
+            # just above the key of nonce ``after``: "\0" sorts below every digit
+            start = f"{prefix}{arg_int(args, 'after', 1, MAX_AMOUNT)}\0"
+        nonces: list[JSONValue] = []
+        read = last = 0
+        for key, sent in state.items(prefix, start=start):
+            read, last = read + 1, int(key[len(prefix) :])
+            if sent["status"] == Status.SENT.value:  # else a record from before pruning
+                nonces.append(last)
+            if read >= limit:
+                break
+        return {"nonces": nonces, "next": last if read >= limit else None}
 
     _METHODS: ClassVar[Mapping[str, Callable[..., None]]] = {
         "register_path": register_path,

@@ -61,6 +61,7 @@ from chains.service.subscriber import VerifiedBlock
 from chains.types import Commit, EventProof, Header, Receipt, ValidatorSet
 from relayer.feed import Feed
 from relayer.metrics import Metrics
+from relayer.start import find_transfer_start
 from relayer.store import RelayerStore
 from relayer.submitter import Call, Submitter
 
@@ -118,6 +119,9 @@ class WorkStatus:
     """Wall time (s) of the last completed batch or idle check."""
     misbehaviour: str = ""
     """Set when a conflicting header was found and reported."""
+    start: dict[str, JSONValue] | None = None
+    """Where the worker began without a cursor, and why (``relayer.start.FreshStart``);
+    None when it resumed from one."""
 
     def to_json(self) -> dict[str, JSONValue]:
         return {
@@ -136,6 +140,7 @@ class WorkStatus:
             "relayed": self.relayed,
             "last_error": self.last_error,
             "misbehaviour": self.misbehaviour,
+            "start": self.start,
         }
 
 
@@ -233,6 +238,17 @@ class TransferWorker:
                 f"not {self.src.chain_id!r}"
             )
         self.status.client_id = self.client_id
+        if self.store.cursor(self.name) is None:
+            await self._start_fresh()
+
+    async def _start_fresh(self) -> None:
+        """No cursor: begin at the oldest work in flight, not at genesis
+        (:mod:`relayer.start`); the choice becomes the cursor, so it is made once."""
+        start = await find_transfer_start(self.src, self.dst)
+        log.info("%s: %s", self.name, start.describe())
+        self.status.start = start.to_json()
+        self.store.set_cursor(self.name, start.cursor)
+        self.status.source_height = start.cursor
 
     async def _client(self) -> Any:
         return await self.dst.query("lightclient", "client", {"client_id": self.client_id})
