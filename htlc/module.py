@@ -224,7 +224,8 @@ class HTLCModule:
     def query(self, state: State, path: str, args: Mapping[str, Any]) -> JSONValue:
         """``lock {lock_id}`` -> record or null; ``lock_by_hashlock {sender, hashlock}``
         -> record or null; ``locks {address?, limit?}`` -> records where the address is
-        sender or receiver; ``escrow`` -> the escrow address; ``params``."""
+        sender or receiver; ``open_locks {after?, limit?}`` -> a page of the records still
+        open (:func:`_open_locks`); ``escrow`` -> the escrow address; ``params``."""
         # answers are copies: an in-process caller must not be able to edit the state
         if path == "lock":
             return _copy(get_lock(state, arg_bytes(args, "lock_id", 32).hex()))
@@ -242,11 +243,37 @@ class HTLCModule:
                     if len(out) >= limit:
                         break
             return out
+        if path == "open_locks":
+            return _open_locks(state, args)
         if path == "escrow":
             return ESCROW
         if path == "params":
             return _copy(state.get(_PARAMS))
         raise InvalidArgument("path", f"htlc has no query {path!r}")
+
+
+MAX_LOCKS_PAGE = 1000
+"""Lock records one ``open_locks`` query reads at most (open or not): one page."""
+
+
+def _open_locks(state: State, args: Mapping[str, Any]) -> JSONValue:
+    """``{"locks", "next"}``: the open locks among the next ``limit`` (1..
+    :data:`MAX_LOCKS_PAGE`, default 100) records after lock id ``after``, in id order;
+    ``next`` (null after the last page) is the ``after`` of the next page. Closed records
+    are kept for ever, so a page may hold fewer open locks than it read, even none."""
+    limit = arg_int(args, "limit", 1, MAX_LOCKS_PAGE) if "limit" in args else 100
+    start = _lock_key("")
+    if "after" in args:
+        start = _lock_key(arg_bytes(args, "after", 32).hex()) + "\0"  # just above it
+    out: list[JSONValue] = []
+    read, last = 0, ""
+    for _, record in state.items(_lock_key(""), start=start):
+        read, last = read + 1, record["lock_id"]
+        if record["status"] == LockStatus.LOCKED.value:
+            out.append(dict(record))
+        if read >= limit:
+            break
+    return {"locks": out, "next": last if read >= limit else None}
 
 
 def _copy(record: Mapping[str, Any] | None) -> dict[str, JSONValue] | None:

@@ -36,6 +36,14 @@ header (``chains.service.subscriber.trust_at``) and the ``pending`` query. An en
 that lies about what is in flight can make a new worker start late, as one that lies to
 ``pending`` can make a worker skip a packet: it loses work, never funds.
 
+The rule for ``swap:A<->B`` (:func:`find_swap_start`), per chain: both chains' final
+heights first, then every open HTLC lock on both (``htlc/open_locks``); a chain's cursor
+is just below the oldest ``htlc.locked`` of a lock open on it and the oldest
+``htlc.claimed`` on it revealing the secret of a lock open on either chain (the index
+finds claims by ``hashlock``). What a watchtower fed from genesis would also know and
+this one does not: secrets revealed before the start for no lock then open (a lock made
+later with an already public hashlock is its receiver's to claim).
+
 The choice (:class:`FreshStart`, built by the pure :func:`compute_start`) is logged once
 and shown in ``/status``.
 """
@@ -45,7 +53,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -60,9 +68,11 @@ __all__ = [
     "MAX_LOOKUPS",
     "FreshStart",
     "compute_start",
+    "find_swap_start",
     "find_transfer_start",
     "from_genesis",
     "get_in_flight",
+    "get_open_locks",
 ]
 
 log = logging.getLogger("interlock.relayer")
@@ -128,23 +138,30 @@ def from_genesis(reason: str) -> FreshStart:
     return FreshStart(0, 0, None, reason)
 
 
-def compute_start(final: int, events: Sequence[tuple[int, str]], in_flight: int) -> FreshStart:
+def compute_start(
+    final: int,
+    events: Sequence[tuple[int, str]],
+    in_flight: int,
+    *,
+    what: str = "transfers in flight",
+) -> FreshStart:
     """The cursor of a worker whose source was final up to ``final`` when the in-flight
-    set was read, and whose in-flight work has its oldest events at ``events`` (height,
-    kind): just below the oldest event, and never above ``final``."""
+    set was read, and whose ``in_flight`` pieces of work (``what``: ``transfers in
+    flight``, ``locks open``) have their oldest events at ``events`` (height, kind): just
+    below the oldest event, and never above ``final``."""
     if final < 0 or any(h < 1 for h, _ in events):
         raise ValueError("heights start at 1")
     if not events:
         if in_flight:
-            why = f"{in_flight} transfers in flight, none delivered yet; final height {final}"
+            why = f"{in_flight} {what}, none to act on here yet; final height {final}"
         else:
-            why = f"nothing in flight at final height {final}"
+            why = f"no {what} at final height {final}"
         return FreshStart(final, in_flight, None, why)
     oldest = min(events)
     cursor = min(final, oldest[0] - 1)
     if cursor == 0:
-        return FreshStart(0, in_flight, oldest, "the oldest event in flight is at height 1")
-    why = f"{in_flight} transfers in flight, the oldest {oldest[1]} at {oldest[0]}"
+        return FreshStart(0, in_flight, oldest, f"the oldest event of the {what} is at height 1")
+    why = f"{in_flight} {what}, the oldest {oldest[1]} at {oldest[0]}"
     return FreshStart(cursor, in_flight, oldest, why)
 
 
@@ -299,3 +316,105 @@ async def _transfer_start(src: ChainHandle, dst: ChainHandle, index: EventSearch
     found = await _gather_bounded([functools.partial(delivery, n) for n in received])
     events.extend(e for e in found if e is not None)
     return compute_start(final, events, len(ours) + len(received))
+
+
+# --- swap watchers ------------------------------------------------------------------------
+
+MAX_LOCK_PAGES = 1000
+"""``htlc/open_locks`` pages read per chain at most (closed records are kept for ever, so
+a page reads up to 1,000 records of any state): past it, genesis."""
+
+
+async def get_open_locks(handle: ChainHandle) -> list[dict[str, Any]]:
+    """Every open HTLC lock record of ``handle``'s chain, every page."""
+    out: list[dict[str, Any]] = []
+    after: str | None = None
+    for _ in range(MAX_LOCK_PAGES):
+        args: dict[str, JSONValue] = {"limit": IN_FLIGHT_PAGE}
+        if after is not None:
+            args["after"] = after
+        page = await handle.query("htlc", "open_locks", args)
+        if not isinstance(page, dict) or not isinstance(page.get("locks"), list):
+            raise CannotStartFresh("malformed htlc/open_locks answer")
+        for record in page["locks"]:
+            if not (
+                isinstance(record, dict)
+                and isinstance(record.get("hashlock"), str)
+                and _is_nonce(record.get("opened"))
+            ):
+                raise CannotStartFresh("an open lock without its hashlock or height opened")
+            out.append(record)
+        nxt = page.get("next")
+        if nxt is None:
+            return out
+        if not isinstance(nxt, str):
+            raise CannotStartFresh("malformed htlc/open_locks answer")
+        after = nxt
+    raise CannotStartFresh(f"more than {MAX_LOCK_PAGES * IN_FLIGHT_PAGE} lock records")
+
+
+async def _first_claim(index: EventSearch, hashlock: str) -> int | None:
+    """The lowest height of an ``htlc.claimed`` revealing ``hashlock``'s secret (one per
+    lock with that hashlock: one or two)."""
+    best: int | None = None
+    before: str | None = None
+    for _ in range(16):
+        found, before = await index.search_events(
+            ("htlc.claimed",), ("hashlock", hashlock), limit=20, before=before
+        )
+        for h, _, event in found:
+            if event.type != "htlc.claimed" or event.attributes.get("hashlock") != hashlock:
+                raise CannotStartFresh(f"the index answered another event for {hashlock[:16]}")
+            best = h if best is None else min(best, h)
+        if before is None:
+            return best
+    raise CannotStartFresh(f"hashlock {hashlock[:16]} has more claims than expected")
+
+
+async def find_swap_start(
+    handles: Mapping[str, ChainHandle], finality: Mapping[str, int]
+) -> dict[str, FreshStart]:
+    """Where ``swap:A<->B`` starts on each chain without a cursor, or genesis with the
+    reason (for both: the watchtower matches one chain's secrets to the other's locks).
+
+    Per chain C: ``final_C`` (its latest height less ``finality[C]``), read first on both
+    chains; then every open lock on both; C's cursor is just below the oldest of its
+    events the watchtower needs: the ``htlc.locked`` of each lock open on C, and each
+    ``htlc.claimed`` on C that revealed the secret of a lock open on either chain (found
+    in C's index by hashlock). Never above ``final_C``."""
+    for h in handles.values():
+        if getattr(h, "search_events", None) is None:
+            return dict.fromkeys(
+                handles, from_genesis(f"{h.chain_id} is reached without an event index")
+            )
+    try:
+        return await _swap_start(handles, finality)
+    except RpcUnavailable:
+        raise
+    except CannotStartFresh as exc:
+        return dict.fromkeys(handles, from_genesis(exc.reason))
+    except InterlockError as exc:  # no index, htlc.claimed left out, no open_locks query
+        return dict.fromkeys(handles, from_genesis(f"{type(exc).__name__}: {exc}"[:200]))
+
+
+async def _swap_start(
+    handles: Mapping[str, ChainHandle], finality: Mapping[str, int]
+) -> dict[str, FreshStart]:
+    final: dict[str, int] = {}
+    for cid, h in handles.items():  # first: a lock or claim after these reads lies above
+        final[cid] = max(0, await h.latest_height() - finality.get(cid, 0))
+    open_locks = {cid: await get_open_locks(h) for cid, h in handles.items()}
+    hashlocks = sorted({r["hashlock"] for locks in open_locks.values() for r in locks})
+    if len(hashlocks) * len(handles) > MAX_LOOKUPS:
+        raise CannotStartFresh(f"{len(hashlocks)} open hashlocks to look up, over {MAX_LOOKUPS}")
+    n_open = sum(len(locks) for locks in open_locks.values())
+    out: dict[str, FreshStart] = {}
+    for cid, h in handles.items():
+        events = [(int(r["opened"]), "locked") for r in open_locks[cid]]
+        index = cast(EventSearch, h)
+        claims = await _gather_bounded(
+            [functools.partial(_first_claim, index, hl) for hl in hashlocks]
+        )
+        events.extend((c, "claimed") for c in claims if c is not None)
+        out[cid] = compute_start(final[cid], events, n_open, what="locks open")
+    return out

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from chains.encoding import JSONValue
 from chains.engine import get_finality_depth
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
@@ -34,6 +35,7 @@ from chains.types import Receipt
 from htlc.watch import Action, Watchtower
 from relayer.feed import Feed
 from relayer.metrics import Metrics
+from relayer.start import find_swap_start
 from relayer.store import RelayerStore
 from relayer.submitter import Call, Submitter
 from relayer.transfer import WorkStatus
@@ -99,10 +101,26 @@ class SwapWorker:
             await h.query("htlc", "params", {})  # the chain runs the htlc module
             depth = get_finality_depth((await h.get_consensus()).engine)
             finality[cid] = max(depth, self.min_finality.get(cid, 0))
+        if any(self.store.cursor(self._cursor_name(cid)) is None for cid in self.chains):
+            await self._start_fresh(finality)
+        for cid in self.chains:
             self.heights[cid] = self.store.cursor(self._cursor_name(cid)) or 0
         if finality != self.tower.finality:
             log.info("%s: finality depths %s (each chain's engine)", self.name, finality)
             self.tower.configure(finality=finality)
+
+    async def _start_fresh(self, finality: Mapping[str, int]) -> None:
+        """A chain without a cursor: begin at the oldest lock open or secret revealed
+        that the watchtower needs (:mod:`relayer.start`), not at genesis; made once."""
+        starts = await find_swap_start(self.handles, finality)
+        shown: dict[str, JSONValue] = {}
+        for cid, start in starts.items():
+            if self.store.cursor(self._cursor_name(cid)) is not None:
+                continue  # resumes from its own cursor
+            log.info("%s: %s: %s", self.name, cid, start.describe())
+            shown[cid] = start.to_json()
+            self.store.set_cursor(self._cursor_name(cid), start.cursor)
+        self.status.start = shown
 
     async def follow(
         self,

@@ -19,8 +19,10 @@ Indexed attributes (a small fixed set; everything else is only in the blocks):
 
 * addresses: ``sender``, ``recipient``, ``receiver``, ``from``, ``to``, ``address``,
   ``claimer``, when the value is an address (40 lowercase hex digits);
-* ids: ``lock_id`` (htlc), ``client_id`` (light clients), ``src_chain``, ``dst_chain``
-  (bridge), strings of at most :data:`MAX_VALUE` characters;
+* ids: ``lock_id`` and ``hashlock`` (htlc: a swap's two locks share a hashlock, so the
+  claim that reveals a lock's secret is found on either chain), ``client_id`` (light
+  clients), ``src_chain``, ``dst_chain`` (bridge), strings of at most :data:`MAX_VALUE`
+  characters;
 * ``transfer``, derived: ``SRC:DST:NONCE`` for an event with an integer ``nonce`` and a
   ``src_chain`` or ``dst_chain`` (the missing side is this chain), so that every event of
   one bridge transfer on either chain (``locked``, ``minted``, ``expired``, ``refunded``,
@@ -78,7 +80,7 @@ __all__ = [
 ADDRESS_ATTRIBUTES = frozenset(
     {"sender", "recipient", "receiver", "from", "to", "address", "claimer"}
 )
-ID_ATTRIBUTES = frozenset({"lock_id", "client_id", "src_chain", "dst_chain"})
+ID_ATTRIBUTES = frozenset({"lock_id", "hashlock", "client_id", "src_chain", "dst_chain"})
 TRANSFER = "transfer"
 INDEXED_ATTRIBUTES = ADDRESS_ATTRIBUTES | ID_ATTRIBUTES | {TRANSFER}
 MAX_VALUE = 128
@@ -86,6 +88,11 @@ MAX_VALUE = 128
 MAX_TYPES = 8
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
+
+ROWS_VERSION = 2
+"""Which attributes the rows hold (2: ``hashlock`` added). An index written under another
+version is rebuilt when its store opens, as one under other ``types`` is: a search must
+never miss a row only because its block was indexed before the attribute was."""
 
 DEFAULT_TYPES = ("*", "!bank.transfer")
 """Every event type but the bank's transfers (see the module docstring)."""
@@ -262,7 +269,7 @@ class EventIndex:
         validate_type_patterns(types)
         self.types = tuple(types)
         """Which event types are indexed (patterns; see the module docstring)."""
-        self._types_text = ",".join(self.types)
+        self._types_text = f"{','.join(self.types)};rows={ROWS_VERSION}"
         self._decided: dict[str, bool] = {}
 
     def is_indexed(self, event_type: str) -> bool:
@@ -278,7 +285,7 @@ class EventIndex:
     def indexed_tip(self, db: sqlite3.Connection) -> tuple[int, bytes] | None:
         row = db.execute("SELECT height, hash, types FROM event_index_tip").fetchone()
         if row is None or row[2] != self._types_text:
-            return None  # never indexed, or under other [index] types: index it all again
+            return None  # never indexed, or under other [index] types or rows: index it all again
         return int(row[0]), bytes(row[1])
 
     def index_block(self, db: sqlite3.Connection, block: Block) -> None:

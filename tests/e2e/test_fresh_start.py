@@ -4,16 +4,21 @@ Mosquitto, two chain processes and ``interlock start`` as processes, checked thr
 chains' RPC. A first relayer carries transfers both ways to the end (history); a second
 carries chain-a's locks to chain-b only and is killed -9 (a delivery whose
 acknowledgement nobody carried); with no relayer running, more locks are sent both ways,
-one of them bound to time out. Then a relayer with an empty data dir starts: every
-transfer completes (minted, refunded, acknowledged: both chains' sent records pruned),
-and its log and ``/status`` show each transfer worker started above height 1 and at or
-below the oldest event it still had to carry.
+one of them bound to time out, and a swap whose participant went offline after the
+initiator's claim revealed the secret on chain-b, beside a lock nobody claims. Then a
+relayer with an empty data dir starts: every transfer completes (minted, refunded,
+acknowledged: both chains' sent records pruned), the swap is finished for the
+participant and the abandoned lock refunded, and its log and ``/status`` show each worker
+started above height 1 and at or below the oldest event it still had to act on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,13 +36,14 @@ from tests.e2e.harness import (
     network,
     received,
     relayer_toml,
+    send,
     sent_status,
 )
 from tests.e2e.test_relayer import client_height, escrow_matches, http_json, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
-ALICE, BOB = key("alice"), key("bob")
+ALICE, BOB, CAROL = key("alice"), key("bob"), key("carol")
 
 
 def one_way_config(net: Net) -> Path:
@@ -64,6 +70,18 @@ async def event_height(h: HttpChain, first: int, event_type: str, nonce: int) ->
 
 async def settled(h: HttpChain, remote: str, nonce: int) -> bool:
     return await sent_status(h, remote, nonce) == "settled"
+
+
+async def htlc(h: HttpChain, who: Any, method: str, **args: Any) -> tuple[str, int]:
+    """An htlc call's lock id and the height it committed at."""
+    r = await send(h, who, "htlc", method, args)
+    assert r.ok, r.error
+    return str(r.events[-1].attributes["lock_id"]), r.height
+
+
+async def _is(h: HttpChain, lock_id: str, status: str) -> bool:
+    got = await h.query("htlc", "lock", {"lock_id": lock_id})
+    return isinstance(got, dict) and got["status"] == status
 
 
 async def test_a_new_relayer_starts_at_the_work_in_flight_and_finishes_it(
@@ -99,7 +117,32 @@ async def test_a_new_relayer_starts_at_the_work_in_flight_and_finishes_it(
             fresh_b = await lock(b, BOB, A, ALICE.address, 6, "eur")
             known = await client_height(a, B)
             doomed = await lock(a, ALICE, B, BOB.address, 7, "usd", timeout_height=known + 1)
+            # a swap whose participant went offline: Alice locks on chain-a for Bob, Bob
+            # on chain-b for Alice, Alice claims on chain-b (the reveal), all before the
+            # new relayer exists; and Carol's lock nobody claims
+            secret = os.urandom(32)
+            hashlock = hashlib.sha256(secret).hexdigest()
+            ha, hb = await a.latest_height(), await b.latest_height()
+            terms = {"denom": "usd", "amount": 100, "hashlock": hashlock}
+            lock_a, swap_lock = await htlc(
+                a, ALICE, "lock", receiver=BOB.address, timelock=ha + 600, **terms
+            )
+            eur = {"denom": "eur", "amount": 92, "hashlock": hashlock}
+            lock_b, _ = await htlc(b, BOB, "lock", receiver=ALICE.address, timelock=hb + 300, **eur)
+            _, reveal = await htlc(b, ALICE, "claim", lock_id=lock_b, preimage=secret.hex())
+            abandoned = {
+                "denom": "usd",
+                "amount": 5,
+                "hashlock": hashlib.sha256(b"x" * 32).hexdigest(),
+            }
+            lock_c, _ = await htlc(
+                a, CAROL, "lock", receiver=BOB.address, timelock=ha + 25, **abandoned
+            )
             usd = await balance(a, ALICE.address, "usd")
+            bob_usd, carol_usd = (
+                await balance(a, BOB.address, "usd"),
+                await balance(a, CAROL.address, "usd"),
+            )
 
             # a brand-new relayer, empty data dir
             fresh = net.relayer("fresh")
@@ -122,6 +165,12 @@ async def test_a_new_relayer_starts_at_the_work_in_flight_and_finishes_it(
                 "nonces": [],
                 "next": None,
             }
+            # the daemon claims Alice's lock for Bob with the secret revealed before it
+            # started, and refunds Carol's at its timelock
+            await eventually(lambda: _is(a, lock_a, "claimed"), "the claim for Bob on chain-a")
+            await eventually(lambda: _is(a, lock_c, "refunded"), "Carol's refund on chain-a")
+            assert await balance(a, BOB.address, "usd") == bob_usd + 100
+            assert await balance(a, CAROL.address, "usd") == carol_usd + 5
         escrowed, wrapped = await escrow_matches(net)
         assert escrowed == wrapped == 10 + 11 + 12 + 20 + 30
 
@@ -136,6 +185,11 @@ async def test_a_new_relayer_starts_at_the_work_in_flight_and_finishes_it(
         assert a_to_b["oldest_height"] == unacked_lock
         assert 1 < b_to_a["height"] <= unacked_mint  # its oldest: the mint to prove back
         assert b_to_a["oldest_height"] == unacked_mint
+        swap = work["swap:chain-a<->chain-b"]["start"]
+        assert 1 < swap["chain-a"]["height"] <= swap_lock  # the oldest lock open on chain-a
+        assert swap["chain-a"]["oldest_height"] == swap_lock
+        assert 1 < swap["chain-b"]["height"] <= reveal  # the claim that revealed its secret
+        assert swap["chain-b"]["oldest_height"] == reveal
         log = (fresh.data_dir / f"stderr.{fresh.runs}").read_text()
         line = (
             f"transfer:chain-a->chain-b: no cursor; starting at height {a_to_b['height']} "

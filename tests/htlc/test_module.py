@@ -311,3 +311,38 @@ def test_genesis_params_are_checked() -> None:
     with pytest.raises(Exception, match="unknown keys"):
         HTLCModule().init_genesis(State(), {"bogus": 1})
     assert state.get("htlc/params") == {"max_timelock_blocks": 5}
+
+
+def test_open_locks_pages_through_every_record_and_answers_the_open_ones(sim: Sim) -> None:
+    assert sim.query("open_locks", {}) == {"locks": [], "next": None}
+    alice, bob = sim.key("alice"), sim.key("bob")
+    ids = [lock(sim, 50, secret_hash=hashlib.sha256(bytes([i]) * 32).digest()) for i in range(7)]
+    claimed = ids[2]
+    r = sim.run(bob, "claim", {"lock_id": claimed, "preimage": (bytes([2]) * 32).hex()})
+    assert r.ok, r.error
+    refunded = lock(sim, sim.height + 3, secret_hash=hashlib.sha256(b"s" * 32).digest())
+    while sim.height < sim.query("lock", {"lock_id": refunded})["timelock"]:
+        sim.produce([])
+    assert sim.run(alice, "refund", {"lock_id": refunded}).ok
+    open_ids = sorted(set(ids) - {claimed})
+    for limit in (1, 3, 8, 1000):
+        got: list[str] = []
+        args: dict[str, Any] = {"limit": limit}
+        while True:
+            page = sim.query("open_locks", args)
+            assert len(page["locks"]) <= limit
+            got.extend(r["lock_id"] for r in page["locks"])
+            assert all(r["status"] == "locked" and r["opened"] >= 1 for r in page["locks"])
+            if page["next"] is None:
+                break
+            args = {"limit": limit, "after": page["next"]}
+        assert got == open_ids  # each once, in id order; the claimed and refunded left out
+
+
+@pytest.mark.parametrize(
+    "args", [{"limit": 0}, {"limit": 1001}, {"after": "zz"}, {"after": "00" * 31}]
+)
+def test_open_locks_refuses_bad_arguments(sim: Sim, args: dict[str, Any]) -> None:
+    with pytest.raises(Exception, match="expected") as err:
+        sim.query("open_locks", args)
+    assert "\n" not in str(err.value)

@@ -34,7 +34,7 @@ def test_nothing_in_flight_starts_above_the_final_height_read_first() -> None:
     assert (start.cursor, start.height) == (50, 51)
     assert (
         start.describe()
-        == "no cursor; starting at height 51 (nothing in flight at final height 50)"
+        == "no cursor; starting at height 51 (no transfers in flight at final height 50)"
     )
 
 

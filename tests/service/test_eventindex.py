@@ -83,14 +83,19 @@ def test_only_the_listed_attributes_and_well_formed_values_are_indexed() -> None
             "lock_id": "f" * 64,
             "sender": "c" * 40,
             "receiver": "NOT AN ADDRESS",
-            "hashlock": "e" * 64,  # not a listed attribute
+            "hashlock": "e" * 64,
+            "denom": "d" * 10,  # not a listed attribute
             "client_id": "x" * 200,  # too long
             "nonce": True,  # a bool is not a nonce
         },
     )
     types, attrs = compute_index_rows("chain-a", 1, [e])
     assert types == [("htlc.locked", 1, 0, e.leaf())]
-    assert {(a, v) for _, a, v, _, _ in attrs} == {("lock_id", "f" * 64), ("sender", "c" * 40)}
+    assert {(a, v) for _, a, v, _, _ in attrs} == {
+        ("lock_id", "f" * 64),
+        ("hashlock", "e" * 64),  # a swap's claim is found by it on either chain
+        ("sender", "c" * 40),
+    }
 
 
 def test_type_patterns_last_match_decides() -> None:
@@ -212,6 +217,26 @@ async def test_an_index_switched_on_later_catches_up_and_changed_types_rebuild(
     assert count(store) == (0, 0)  # bank transfers are not indexed by default
     with pytest.raises(TypeNotIndexed):
         search(node, q)
+    await node.stop()
+
+
+async def test_an_index_written_before_the_hashlock_rows_is_rebuilt(
+    tmp_path: Path, devnet: DevnetChain
+) -> None:
+    path = tmp_path / "a.sqlite3"
+    node = open_node(path, devnet, EventIndex(ALL))
+    pay(node, devnet, "alice", "bob", 2)
+    await node.stop()
+    # as an index of the rows before ROWS_VERSION 2 left it: a tip under the bare types,
+    # and no row of an attribute indexed since
+    db = sqlite3.connect(path)
+    db.execute("UPDATE event_index_tip SET types = '*'")
+    db.execute("DELETE FROM event_attrs")
+    db.commit()
+    db.close()
+    node = open_node(path, devnet, EventIndex(ALL))  # rebuilt from the blocks
+    bob = devnet.accounts["bob"].address
+    assert search(node, EventQuery(("bank.transfer",), ("to", bob))) == [(1, 1), (1, 0)]
     await node.stop()
 
 
