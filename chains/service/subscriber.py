@@ -32,6 +32,10 @@ bounded before it is paid):
 * events ahead of their header are held only near the head, raw, at most
   :data:`EARLY_MESSAGES` messages and :data:`EARLY_BYTES` bytes in all, and decoded
   only once their header verifies (a forged early message costs its bytes, nothing more);
+* parts of a block too big for one message are held, unchecked, until all are in, at
+  most :data:`PARTS_BYTES` and :data:`PARTS_EVENTS` in all and never two covering the
+  same event; past that, or
+  when a part overlaps another, it is checked by its own audit paths at once;
 * work that cannot be verified yet (a header ahead of the verified head, or before any
   trust: a signature check of up to 256 validators and a call to the chain handle) is
   rate-limited by :class:`TokenBucket`: each such header that made no progress spends a
@@ -86,6 +90,7 @@ from chains.service.wire import (
     chain_filter,
     decode_envelope,
     decode_raw_event,
+    events_topic,
     open_envelope,
     open_events,
 )
@@ -125,6 +130,16 @@ EARLY_MESSAGES = 64
 EARLY_BYTES = 8 * 1024 * 1024
 """At most this many payload bytes are held ahead of their headers, in all (held raw:
 a decoded 4 MiB message of tiny events would take ~280 MiB)."""
+PARTS_BYTES = 8 * 1024 * 1024
+"""At most this many payload bytes of events, in all, are held as parts of verified
+blocks until the blocks' other parts are in (then one tree checks them all). Past it,
+or past :data:`PARTS_EVENTS`, a part is checked at once by the audit paths it carries:
+nothing is dropped, it only costs more. Held parts of a block never overlap, so what is
+held for a block is also at most its own ``event_count``."""
+PARTS_EVENTS = 8192
+"""At most this many events are held as parts, in all. Held opened (an event's leaf,
+type and parsed entry: ~6.7 KB for a bridge packet of ~1 KB on the wire, ~4.7 KB for a
+forged empty one), so this bounds their memory at ~55 MiB, whatever the bytes."""
 
 
 # --- pure core ------------------------------------------------------------------------
@@ -517,6 +532,27 @@ class VerifiedBlock:
 
 
 @dataclass(slots=True)
+class _HeldParts:
+    """The parts of one verified block's events held until the rest is in. Unverified:
+    runs of consecutive indices, by first index, disjoint from each other and from the
+    events taken for the height."""
+
+    runs: dict[int, list[RawEvent]] = field(default_factory=dict)
+    """Each part's events, by its first index."""
+    sizes: dict[int, int] = field(default_factory=dict)
+    """Each part's payload bytes, by its first index (counted in ``PARTS_BYTES``)."""
+    events: int = 0
+    """Events held, in all."""
+
+    def pop(self, start: int) -> list[RawEvent] | None:
+        run = self.runs.pop(start, None)
+        if run is not None:
+            self.events -= len(run)
+            self.sizes.pop(start, None)
+        return run
+
+
+@dataclass(slots=True)
 class SubscriberStats:
     """Counters (mutable: the subscriber's one store of bookkeeping)."""
 
@@ -535,6 +571,9 @@ class SubscriberStats:
     work (``unverified_per_s``) was spent on ones that led nowhere."""
     fill_errors: int = 0
     """Failed attempts to reach the chain handle."""
+    joined: int = 0
+    """Blocks whose events came in several messages, checked with one tree once all
+    parts were in."""
     reorgs: int = 0
     """Times the chain's branch above the last yielded block was replaced by one the
     engine's fork choice prefers (checked through the handle; what was held there had
@@ -668,6 +707,9 @@ class ChainSubscriber:
         self._filled: set[int] = set()
         self._early: dict[int, list[BusMessage]] = {}  # raw: see EARLY_BYTES
         self._early_bytes = 0
+        self._parts: dict[int, _HeldParts] = {}  # unverified: see PARTS_BYTES
+        self._parts_bytes = 0
+        self._parts_events = 0
         self._unverified = TokenBucket(unverified_per_s, unverified_burst)
         self._clock = clock
         self._ready: collections.deque[VerifiedBlock] = collections.deque()
@@ -927,7 +969,7 @@ class ChainSubscriber:
         if len(self._got[header.height]) == header.event_count:
             self.stats.duplicates += 1  # all of this height's events are in already
             return
-        self._take_events(sh, open_events(env))
+        self._take_events(sh, open_events(env), env.size)
 
     def _hold_early(self, height: int, msg: BusMessage) -> None:
         """Events whose header is not verified yet: held raw and unverified, so tightly
@@ -953,31 +995,50 @@ class ChainSubscriber:
         self._early.setdefault(height, []).append(msg)
         self._early_bytes += size
 
-    def _take_events(self, sh: SignedHeader, raws: Sequence[RawEvent]) -> None:
-        """Verify every event of the message first, then record them: all or nothing.
+    def _take_events(self, sh: SignedHeader, raws: Sequence[RawEvent], size: int) -> None:
+        """Verify the events of one message and record them: all or nothing.
 
-        A message with the whole block (the usual case) is checked with one tree over
-        its leaves against ``event_root``; a part of a block, event by event with the
-        audit paths it carries. Either way every leaf is proven, so the types read off
-        the proven leaves decide which events are followed: only those are decoded."""
+        A message with the whole block (the usual case) is checked with one tree over its
+        leaves against ``event_root``. A part of a bigger block is held until the other
+        parts are in, then all are checked with one tree (:meth:`_join_parts`); one that
+        cannot be held (over :data:`PARTS_BYTES` or :data:`PARTS_EVENTS`, or overlapping
+        another part) is checked at once by the audit paths it carries. Either way every
+        leaf is proven, so the types read off the proven leaves decide which events are
+        followed: only those are decoded."""
         header = sh.header
+        if len(raws) == header.event_count and all(r.index == i for i, r in enumerate(raws)):
+            self._take_whole(header, raws)
+        elif not self._hold_part(sh, raws, size):
+            self._take_by_paths(header, raws)
+            self._settle_parts(sh)
+
+    def _take_whole(self, header: Header, raws: Sequence[RawEvent]) -> None:
+        """Record a block's every event, in order, after one tree over their leaves."""
+        wanted = [r.index for r in raws if self._follows(r.type)]
+        got_root, got_paths = root_and_proofs([r.leaf for r in raws], wanted)
+        if got_root != header.event_root:
+            raise BadEventProof(self.chain_id, header.height, -1, "events do not match event_root")
+        paths = {i: tuple(p) for i, p in zip(wanted, got_paths, strict=True)}
+        self._record(header, raws, paths)
+
+    def _take_by_paths(self, header: Header, raws: Sequence[RawEvent]) -> None:
+        """Record some of a block's events after checking each by its own audit path."""
         h, n, root = header.height, header.event_count, header.event_root
         paths: dict[int, tuple[bytes, ...]] = {}
-        if len(raws) == n and all(r.index == i for i, r in enumerate(raws)):
-            wanted = [r.index for r in raws if self._follows(r.type)]
-            got_root, got_paths = root_and_proofs([r.leaf for r in raws], wanted)
-            if got_root != root:
-                raise BadEventProof(self.chain_id, h, -1, "events do not match event_root")
-            paths = {i: tuple(p) for i, p in zip(wanted, got_paths, strict=True)}
-        else:
-            for r in raws:
-                path = r.proof()
-                if not verify_inclusion(r.leaf, r.index, n, path, root):
-                    raise BadEventProof(
-                        self.chain_id, h, r.index, "audit path does not lead to event_root"
-                    )
-                if self._follows(r.type):
-                    paths[r.index] = path
+        for r in raws:
+            path = r.proof()
+            if not verify_inclusion(r.leaf, r.index, n, path, root):
+                raise BadEventProof(
+                    self.chain_id, h, r.index, "audit path does not lead to event_root"
+                )
+            if self._follows(r.type):
+                paths[r.index] = path
+        self._record(header, raws, paths)
+
+    def _record(
+        self, header: Header, raws: Sequence[RawEvent], paths: dict[int, tuple[bytes, ...]]
+    ) -> None:
+        h, n = header.height, header.event_count
         taken: dict[int, EventProof | None] = dict.fromkeys(r.index for r in raws)
         for r in raws:
             if (found := paths.get(r.index)) is not None:
@@ -985,6 +1046,105 @@ class ChainSubscriber:
                 taken[r.index] = EventProof(self.chain_id, h, r.index, n, event, found)
         self._got[h].update(taken)
         self._progress += 1
+
+    def _hold_part(self, sh: SignedHeader, raws: Sequence[RawEvent], size: int) -> bool:
+        """Hold a part of a verified block until the rest is in; True when it was held
+        (or was a copy of one held or taken). Held only when it is a run of consecutive
+        indices inside the block that overlaps no event held or taken for the height and
+        fits :data:`PARTS_BYTES` and :data:`PARTS_EVENTS`: so what is held of a block
+        never exceeds the block, and once the held and taken events number
+        ``event_count`` they cover it."""
+        header = sh.header
+        h, n = header.height, header.event_count
+        if not raws:
+            return False
+        start = raws[0].index
+        end = start + len(raws)
+        if end > n or any(r.index != start + k for k, r in enumerate(raws)):
+            return False
+        got = self._got[h]
+        if got:
+            inside = sum(1 for i in range(start, end) if i in got)
+            if inside == len(raws):
+                self.stats.duplicates += 1  # taken already (QoS 1 is at least once)
+                return True
+            if inside:
+                return False
+        held = self._parts.get(h)
+        if held is not None:
+            clash = [s for s, run in held.runs.items() if s < end and start < s + len(run)]
+            if clash:
+                if clash == [start] and [r.leaf for r in held.runs[start]] == [
+                    r.leaf for r in raws
+                ]:
+                    self.stats.duplicates += 1  # the same part again
+                    return True
+                return False  # one of the two is forged: this one is checked by its paths
+        if self._parts_bytes + size > PARTS_BYTES or self._parts_events + len(raws) > PARTS_EVENTS:
+            return False
+        if held is None:
+            held = self._parts[h] = _HeldParts()
+        held.runs[start] = list(raws)
+        held.sizes[start] = size
+        held.events += len(raws)
+        self._parts_bytes += size
+        self._parts_events += len(raws)
+        self._settle_parts(sh)
+        return True
+
+    def _settle_parts(self, sh: SignedHeader) -> None:
+        """After events were taken or a part held: check by their own paths the held
+        parts that overlap events taken since (each pair is a forgery and the genuine
+        part, or a copy), and join the parts once the block is covered."""
+        h = sh.header.height
+        held = self._parts.get(h)
+        if held is None:
+            return
+        got = self._got[h]
+        for start in [s for s, run in held.runs.items() if any(r.index in got for r in run)]:
+            self._parts_bytes -= held.sizes.get(start, 0)
+            self._parts_events -= len(held.runs[start])
+            self._check_held(sh, held.pop(start))
+        if not held.runs:
+            del self._parts[h]
+        elif held.events + len(got) == sh.header.event_count:
+            self._join_parts(sh)
+
+    def _check_held(self, sh: SignedHeader, run: list[RawEvent] | None) -> None:
+        if run is None:
+            return
+        try:
+            self._take_by_paths(sh.header, run)
+        except WireError as exc:
+            self._rejected(exc, events_topic(self.chain_id))
+
+    def _join_parts(self, sh: SignedHeader) -> None:
+        """All of a block's events are in (held parts, perhaps some taken): check the
+        parts with one tree when they are the whole block. If the root does not match,
+        one part at least is forged: each is then checked by its own audit paths, so the
+        genuine parts are kept and only the forged refused."""
+        header = sh.header
+        h = header.height
+        held = self._drop_parts(h)
+        if held is None:
+            return
+        runs = [held.runs[s] for s in sorted(held.runs)]
+        if not self._got[h]:
+            try:
+                self._take_whole(header, [r for run in runs for r in run])
+                self.stats.joined += 1
+                return
+            except WireError:
+                pass  # some part is forged: find which, by their paths
+        for run in runs:
+            self._check_held(sh, run)
+
+    def _drop_parts(self, height: int) -> _HeldParts | None:
+        held = self._parts.pop(height, None)
+        if held is not None:
+            self._parts_bytes -= sum(held.sizes.values())
+            self._parts_events -= held.events
+        return held
 
     def _follows(self, event_type: str) -> bool:
         return self.want is None or self.want(event_type)
@@ -995,6 +1155,7 @@ class ChainSubscriber:
         if block.header.hash != sh.header.hash:
             raise UntrustedHeader(self.chain_id, block.height, "the handle's block differs")
         self._got[block.height] = prove_block_events(sh.header, block.events, self.want)
+        self._drop_parts(block.height)
         self._filled.add(block.height)
 
     async def _complete(self) -> None:
@@ -1019,6 +1180,7 @@ class ChainSubscriber:
             self._emitted = h
             self._states.pop(h - 1, None)
             del self._headers[h], self._got[h]
+            self._drop_parts(h)
             self._filled.discard(h)
             for old in [k for k in self._early if k <= h]:
                 self._early_bytes -= sum(len(m.payload) for m in self._early.pop(old))
@@ -1090,6 +1252,7 @@ class ChainSubscriber:
                 return
             self._accept(sh)
             self._got[h] = proven
+            self._drop_parts(h)
             self._filled.add(h)
             self.stats.filled += 1
             await self._complete()
@@ -1136,6 +1299,7 @@ class ChainSubscriber:
         for x in range(fork + 1, trusted.height + 1):
             self._headers.pop(x, None)
             self._got.pop(x, None)
+            self._drop_parts(x)
             self._states.pop(x, None)
             self._filled.discard(x)
         self.trusted = self._states[fork]

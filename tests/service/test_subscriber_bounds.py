@@ -25,7 +25,13 @@ from chains.service.subscriber import (
     TokenBucket,
     TrustedState,
 )
-from chains.service.wire import MalformedPayload, encode_header, events_topic, headers_topic
+from chains.service.wire import (
+    MalformedPayload,
+    encode_events,
+    encode_header,
+    events_topic,
+    headers_topic,
+)
 from chains.types import Block, ValidatorSet
 from tests.service import test_subscriber
 from tests.service.test_subscriber import Chain, feed
@@ -215,3 +221,67 @@ def test_token_bucket() -> None:
     bucket.give_back()
     assert bucket.take(0.5) is True
     assert [bucket.take(100.0) for _ in range(3)] == [True, True, False]  # burst caps
+
+
+@pytest.mark.parametrize("bound", ["PARTS_EVENTS", "PARTS_BYTES"])
+async def test_parts_held_for_the_rest_of_their_block_are_bounded(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    """Parts of big blocks are held unchecked until their block is complete, within
+    PARTS_EVENTS and PARTS_BYTES in all; a part past either is checked at once by its
+    audit paths, so the bound costs CPU, never a block."""
+    blocks = chain.blocks(3, txs=20)
+    topic = events_topic(chain.dc.chain_id)
+    parts = {b.height: encode_events(b, chunk_bytes=2000) for b in blocks}
+    first = parts[1][0]
+    limit = len(orjson.loads(first)["events"]) + 1 if bound == "PARTS_EVENTS" else len(first) + 10
+    monkeypatch.setattr(subscriber_module, bound, limit)
+    paths = test_subscriber.counting_path_checks(monkeypatch)
+    sub = ChainSubscriber(
+        MemoryBus(),
+        InProcessChain(chain.node),
+        trusted=TrustedState.from_genesis(chain.dc.genesis),
+    )
+    msgs = [
+        m
+        for b in blocks
+        for m in [chain.header_msg(b), *(BusMessage(topic, p, False) for p in parts[b.height])]
+    ]
+    held_most = 0
+    got = []
+    for m in msgs:
+        await sub.process(m)
+        got += sub.take_ready()
+        assert sub._parts_events <= subscriber_module.PARTS_EVENTS
+        assert sub._parts_bytes <= subscriber_module.PARTS_BYTES
+        held_most = max(held_most, sub._parts_events)
+    assert held_most > 0
+    assert paths != []  # what did not fit was checked by its paths
+    assert [(v.height, v.events, v.filled) for v in got] == [
+        (b.height, b.events, False) for b in blocks
+    ]
+    assert sub.stats.rejected == {}
+    assert (sub._parts, sub._parts_bytes, sub._parts_events) == ({}, 0, 0)
+
+
+async def test_forged_parts_never_hold_more_than_their_block(chain: Chain) -> None:
+    """A stranger replaying forged copies of a block's parts: a copy that overlaps a
+    held part is checked by its paths and refused, never held beside it."""
+    [b1] = chain.blocks(1, txs=20)
+    topic = events_topic(chain.dc.chain_id)
+    raw = encode_events(b1, chunk_bytes=2000)
+    sub = ChainSubscriber(
+        MemoryBus(),
+        InProcessChain(chain.node),
+        trusted=TrustedState.from_genesis(chain.dc.genesis),
+    )
+    await sub.process(chain.header_msg(b1))
+    await sub.process(BusMessage(topic, raw[0], False))
+    held = (sub._parts_events, sub._parts_bytes)
+    for salt in range(20):
+        forged = test_subscriber.forged_part(raw[0], shift=salt % 3)
+        await sub.process(BusMessage(topic, forged, False))
+        assert (sub._parts_events, sub._parts_bytes) == held
+    assert sub.stats.rejected == {"BadEventProof": 20}
+    got = await feed(sub, [BusMessage(topic, p, False) for p in raw[1:]])
+    assert [(v.height, v.events, v.filled) for v in got] == [(1, b1.events, False)]
