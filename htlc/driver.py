@@ -13,7 +13,8 @@ The loop is *observe → transition → persist → act*:
 2. Persist every transition (``store.update_many``) *before* submitting any action, then
    advance the cursors. A crash anywhere replays inputs the engine ignores, or re-issues an
    action the chain refuses to double (deterministic lock ids, locks close once).
-3. Submit actions as owned tasks, one nonce sequence per chain.
+3. Submit actions as owned tasks, one nonce sequence per chain and key
+   (:class:`NonceSequence`; drivers signing with one key share it, see below).
 
 On start (:meth:`SwapDriver.resume`) and after a failed or refused transaction the driver
 *reconciles* a swap: it queries both of its locks and feeds what the chain says
@@ -55,6 +56,15 @@ from the party's trust anchor; an observation it cannot prove is refused (in
 next poll. Observations of our own lock, and a secret (which proves itself against the
 hashlock), are not held back.
 
+*One key, several drivers* (the daemon's maker runs a driver per swap, all signing with
+its key). A driver that counted its own nonces from the chain numbered its transaction
+like every other driver of the key that acted before the next block: the node admitted one
+and refused the rest (``BadNonce``), each refused one was re-sent a poll later, and so the
+key got one transaction per block; a lock re-sent after the plan's slack was used up was
+refused by the margin check and the swap aborted (tests/htlc/test_shared_key.py). Drivers
+given the same :class:`NonceSequence` per chain number under one lock, each transaction
+handed to the chain before the next is numbered, so they never collide among themselves.
+
 No clock and no sockets here: chains are :class:`chains.handle.ChainHandle`-shaped
 objects, and the caller passes ``idle`` (how to wait between polls).
 """
@@ -65,15 +75,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from chains.crypto import PrivateKey
 from chains.errors import ConfigError, EncodingError, InterlockError, TxRejected
 from chains.handle import ChainHandle
-from chains.types import Block, Receipt
+from chains.types import Block, Receipt, Tx
 from htlc.errors import InsufficientTime, InvalidTerms, LockNotProven, SwapError
 from htlc.store import SwapStore
 from htlc.swap import (
@@ -97,7 +107,7 @@ from htlc.swap import (
 )
 from htlc.types import Lock, LockStatus, lock_from_event
 
-__all__ = ["LockProver", "Party", "SwapDriver"]
+__all__ = ["LockProver", "NonceSequence", "Party", "SwapDriver"]
 
 log = logging.getLogger("interlock.htlc")
 
@@ -120,6 +130,52 @@ class LockProver(Protocol):
         (every term, its status, a claim's preimage); raise an ``InterlockError`` else."""
 
 
+class NonceSequence:
+    """One key's transaction numbers on one chain, for every driver that signs with it.
+
+    Numbers are given under a lock and each transaction is handed to the chain before the
+    next one is numbered, so the node admits them in order. A refusal (or a submission
+    whose fate is unknown) ends the current *epoch*: the next number is read again from
+    the chain's pending count (which counts what it admitted meanwhile). Transactions
+    numbered in the ended epoch after the refused one are refused too (a node admits the
+    next nonce only); they end nothing more. The refused actions themselves are re-sent
+    by their drivers (a reconcile at the next poll)."""
+
+    def __init__(self, chain: ChainHandle, key: PrivateKey) -> None:
+        self.chain = chain
+        self.key = key
+        self._lock = asyncio.Lock()
+        self._next: int | None = None
+        self._epoch = 0
+        self.refused: Counter[str] = Counter()
+        """Submissions refused or failed to send, by error code (for metrics)."""
+
+    @property
+    def chain_id(self) -> str:
+        return self.chain.chain_id
+
+    async def send(self, build: Callable[[int], Tx]) -> tuple[asyncio.Future[Receipt], int]:
+        """Number, build and hand over one transaction; returns the future of its receipt
+        and the epoch it was numbered in. Raises an ``InterlockError`` if the chain's count
+        cannot be read (nothing was sent)."""
+        async with self._lock:
+            if self._next is None:
+                self._next = await self.chain.pending_nonce(self.key.address)
+            tx = build(self._next)
+            self._next += 1
+            fut = asyncio.ensure_future(self.chain.submit(tx))
+            await asyncio.sleep(0)  # hand the tx over before the next one is numbered
+            return fut, self._epoch
+
+    def reset(self, epoch: int, code: str) -> None:
+        """A transaction numbered in ``epoch`` was refused (``code``) or its fate is
+        unknown: renumber from the chain's count, unless that was done already."""
+        self.refused[code] += 1
+        if epoch == self._epoch:
+            self._epoch += 1
+            self._next = None
+
+
 class SwapDriver:
     """Drives all active swaps of one party in one store. ``prover``: see the module
     docstring (None: the chain handles are believed)."""
@@ -134,6 +190,7 @@ class SwapDriver:
         *,
         history: int = 10_000,
         prover: LockProver | None = None,
+        nonces: Mapping[str, NonceSequence] | None = None,
     ) -> None:
         if (chain_a.chain_id, chain_b.chain_id) != (safety.a.chain_id, safety.b.chain_id):
             raise ConfigError(
@@ -143,6 +200,18 @@ class SwapDriver:
         self.party = party
         self.chains = {chain_a.chain_id: chain_a, chain_b.chain_id: chain_b}
         self.keys = {chain_a.chain_id: party.key_a, chain_b.chain_id: party.key_b}
+        given = dict(nonces or {})
+        for cid, seq in given.items():
+            if cid not in self.chains or seq.chain_id != cid:
+                raise ConfigError(f"a nonce sequence of {seq.chain_id} given for {cid}")
+            if seq.key.address != self.keys[cid].address:
+                raise ConfigError(f"the nonce sequence of {cid} is of another key")
+        self.nonces = {
+            cid: given.get(cid) or NonceSequence(chain, self.keys[cid])
+            for cid, chain in self.chains.items()
+        }
+        """Per chain: the key's nonce sequence (``nonces``: shared with other drivers of
+        the same key; default: this driver's own)."""
         self.a, self.b = chain_a, chain_b
         self.store = store
         self.safety = safety
@@ -160,8 +229,6 @@ class SwapDriver:
         self._dirty: list[Swap] = []
         self._actions: list[tuple[str, Action]] = []
         self._tasks: dict[tuple[str, Action], asyncio.Task[None]] = {}
-        self._nonces: dict[str, int] = {}
-        self._nonce_locks = {cid: asyncio.Lock() for cid in self.chains}
         self._reconcile: dict[str, bool] = {}  # swap id -> re-send the pending action?
         # swap id -> (height, code) of a failed receipt of our lock, until the chain has
         # said whether the lock exists (in memory only: after a restart the lock is re-sent
@@ -519,24 +586,17 @@ class SwapDriver:
         if key in self._tasks:
             return  # already on its way
         chain_id = _chain_of(action)
-        chain = self.chains[chain_id]
-        async with self._nonce_locks[chain_id]:
-            nonce = self._nonces.get(chain_id)
-            if nonce is None:
-                try:
-                    nonce = await chain.next_nonce(self.keys[chain_id].address)
-                except InterlockError as exc:  # unreachable: re-send after reconciling
-                    log.warning("swap %s: cannot reach %s (%s)", swap_id[:12], chain_id, exc)
-                    self._reconcile[swap_id] = True
-                    return
-            tx = build_tx(action, self.keys[chain_id], nonce)
-            self._nonces[chain_id] = nonce + 1
-            fut = asyncio.ensure_future(chain.submit(tx))
-            await asyncio.sleep(0)  # hand the tx over before the next one is numbered
+        sign = functools.partial(build_tx, action, self.keys[chain_id])
+        try:
+            fut, epoch = await self.nonces[chain_id].send(sign)
+        except InterlockError as exc:  # unreachable: re-send after reconciling
+            log.warning("swap %s: cannot reach %s (%s)", swap_id[:12], chain_id, exc)
+            self._reconcile[swap_id] = True
+            return
         self.submitted.append((swap_id, action))
         self.counts["submitted"] += 1
         task = asyncio.create_task(
-            self._await_receipt(swap_id, action, fut), name=f"htlc:{swap_id[:12]}"
+            self._await_receipt(swap_id, action, fut, epoch), name=f"htlc:{swap_id[:12]}"
         )
         self._tasks[key] = task
         task.add_done_callback(functools.partial(self._forget, key))
@@ -545,19 +605,19 @@ class SwapDriver:
         self._tasks.pop(key, None)
 
     async def _await_receipt(
-        self, swap_id: str, action: Action, fut: asyncio.Future[Receipt]
+        self, swap_id: str, action: Action, fut: asyncio.Future[Receipt], epoch: int
     ) -> None:
-        chain_id = _chain_of(action)
+        nonces = self.nonces[_chain_of(action)]
         try:
             receipt = await fut
         except TxRejected as exc:  # never entered a block: renumber and send again
             log.info("swap %s: tx refused (%s); will retry", swap_id[:12], exc)
-            self._nonces.pop(chain_id, None)
+            nonces.reset(epoch, exc.code)
             self._reconcile[swap_id] = True
             return
         except InterlockError as exc:  # e.g. the node stopped before committing it
             log.warning("swap %s: submission failed: %s", swap_id[:12], exc)
-            self._nonces.pop(chain_id, None)
+            nonces.reset(epoch, exc.code)
             self._reconcile[swap_id] = True
             return
         if not receipt.ok:

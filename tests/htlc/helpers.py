@@ -131,6 +131,10 @@ class ManualChain:
     async def next_nonce(self, address: str) -> int:
         return self.sim.chain.next_nonce(address)
 
+    async def pending_nonce(self, address: str) -> int:
+        queued = sum(1 for t in self.sim.pending if t.sender_address == address)
+        return self.sim.chain.next_nonce(address) + queued
+
     async def query(self, module: str, path: str, args: Mapping[str, Any]) -> Any:
         return self.sim.chain.query(module, path, args)
 

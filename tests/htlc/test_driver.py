@@ -577,6 +577,10 @@ class DownChain(ManualChain):
         self._check()
         return await super().next_nonce(address)
 
+    async def pending_nonce(self, address: str) -> int:
+        self._check()
+        return await super().pending_nonce(address)
+
     async def query(self, module: str, path: str, args: Mapping[str, Any]) -> Any:
         self._check()
         return await super().query(module, path, args)

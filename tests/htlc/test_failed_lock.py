@@ -29,15 +29,6 @@ class CrashOnAbort(CrashingStore):
                 raise Crash("crash after the abort was persisted")
 
 
-class MempoolNonceChain(ManualChain):
-    """A handle whose next nonce counts the sender's queued transactions (a node's
-    ``pending_nonce``), so a restarted process can send a second copy of a pending lock."""
-
-    async def next_nonce(self, address: str) -> int:
-        queued = sum(1 for t in self.sim.pending if t.sender_address == address)
-        return self.sim.chain.next_nonce(address) + queued
-
-
 def _roles(role: Role, w: World) -> tuple[Party, Party]:
     return (w.alice, w.bob) if role is Role.INITIATOR else (w.bob, w.alice)
 
@@ -179,7 +170,8 @@ async def test_a_failed_receipt_while_our_lock_exists_does_not_abort(
         await victim.poll()  # last: its lock is submitted, not yet in a block
     assert isinstance(victim.submitted[-1][1], SubmitLock)
     await victim.aclose()  # dies with the lock pending
-    victim = SwapDriver(party, MempoolNonceChain(w.A), MempoolNonceChain(w.B), store, w.safety)
+    # the driver numbers from the pending count, so the restarted one sends a second copy
+    victim = SwapDriver(party, ManualChain(w.A), ManualChain(w.B), store, w.safety)
     await victim.resume()  # the lock is not on chain yet: sent again, next nonce
     assert [type(a) for _, a in victim.submitted] == [SubmitLock]
     await w.blocks()
