@@ -141,14 +141,21 @@ class NonceSequence:
     next nonce only); they end nothing more. The refused actions themselves are re-sent
     by their drivers (a reconcile at the next poll)."""
 
-    def __init__(self, chain: ChainHandle, key: PrivateKey) -> None:
+    def __init__(
+        self,
+        chain: ChainHandle,
+        key: PrivateKey,
+        *,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.chain = chain
         self.key = key
         self._lock = asyncio.Lock()
         self._next: int | None = None
         self._epoch = 0
-        self.refused: Counter[str] = Counter()
-        """Submissions refused or failed to send, by error code (for metrics)."""
+        self.failures: Counter[str] = Counter()
+        """Transactions refused, failed to send, or failed in a block, by error code."""
+        self._on_failure = on_failure  # e.g. a metrics counter's
 
     @property
     def chain_id(self) -> str:
@@ -170,10 +177,16 @@ class NonceSequence:
     def reset(self, epoch: int, code: str) -> None:
         """A transaction numbered in ``epoch`` was refused (``code``) or its fate is
         unknown: renumber from the chain's count, unless that was done already."""
-        self.refused[code] += 1
+        self.record_failure(code)
         if epoch == self._epoch:
             self._epoch += 1
             self._next = None
+
+    def record_failure(self, code: str) -> None:
+        """Count a transaction of this key that did not do its work (``code``)."""
+        self.failures[code] += 1
+        if self._on_failure is not None:
+            self._on_failure(code)
 
 
 class SwapDriver:
@@ -624,6 +637,7 @@ class SwapDriver:
             # executed and failed (a race, a timeout): ask the chain what happened, and let
             # the state machine decide; re-sending the same call would fail the same way
             log.info("swap %s: tx failed: %s", swap_id[:12], receipt.error)
+            nonces.record_failure(receipt.code)
             if isinstance(action, SubmitLock):
                 # if no lock with our terms exists, the reconcile aborts the swap: else it
                 # would sit in LOCKING, never re-sent, until a reconcile near T - 1

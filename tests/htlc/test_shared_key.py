@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 from collections import Counter
 
+import pytest
+
 from chains.bank import get_balance
 from chains.devnet import DEFAULT_BALANCE
-from chains.errors import TxRejected
+from chains.errors import BadNonce, TxRejected
 from chains.handle import InProcessChain
 from chains.node import Node
 from chains.store import MemoryBlockStore
@@ -162,6 +165,8 @@ async def test_separate_nonce_counts_collide_and_delay_the_later_swaps() -> None
     makers, _ = await run_market(m, shared=False)
     assert len(m.a.refused) >= N - 1
     assert {e.code for e in m.a.refused} == {"bad_nonce"}
+    counted = sum((d.nonces[m.a.chain_id].failures for d in makers), Counter[str]())
+    assert counted == Counter({"bad_nonce": len(m.a.refused)})  # each driver counts its own
     assert len(events_by_height(m.node_a, "htlc.locked")) > 1  # spread over blocks
     late = [e for d in makers for _, e in d.rejected]
     assert late
@@ -178,6 +183,7 @@ async def test_a_shared_nonce_sequence_runs_every_swap_with_nothing_refused() ->
     assert {s.state for s in taker.swaps.values()} == {SwapState.REDEEMED}
     assert m.a.refused == []
     assert m.b.refused == []
+    assert all(not seq.failures for seq in makers[0].nonces.values())
     assert all(r.ok for r in (*m.a.receipts, *m.b.receipts))
     # the maker's locks all went into the first block, its claims all into one block
     assert events_by_height(m.node_a, "htlc.locked") == {1: N}
@@ -190,3 +196,34 @@ async def test_a_shared_nonce_sequence_runs_every_swap_with_nothing_refused() ->
     assert get_balance(cb, taker_key, db) == DEFAULT_BALANCE - TAKE * N
     assert get_balance(ca, ESCROW, da) == 0
     assert get_balance(cb, ESCROW, db) == 0
+
+
+def a_transfer(m: Market, nonce: int, amount: int = 1) -> Tx:
+    args = {"to": m.taker.key_a.address, "denom": m.denoms[0], "amount": amount}
+    return Tx.create(m.maker.key_a, m.a.chain_id, nonce, "bank", "transfer", args)
+
+
+async def test_a_refusal_renumbers_once_from_the_pending_count() -> None:
+    """Another user of the key takes the next two numbers: the two transactions the
+    sequence numbers next are refused, it renumbers once (from the node's pending count,
+    which counts every admitted one), and the next is admitted."""
+    m = market()
+    seen: list[str] = []
+    seq = NonceSequence(m.a, m.maker.key_a, on_failure=seen.append)
+    first, epoch = await seq.send(functools.partial(a_transfer, m))
+    other = [a_transfer(m, n, amount=2) for n in (1, 2)]  # not through the sequence
+    assert await m.a.submit_batch(other) == [t.hash for t in other]
+    late = [await seq.send(functools.partial(a_transfer, m)) for _ in range(2)]
+    for fut, e in late:
+        with pytest.raises(BadNonce):
+            await fut
+        seq.reset(e, "bad_nonce")
+    assert [e for _, e in late] == [epoch, epoch]
+    fut, after = await seq.send(functools.partial(a_transfer, m))
+    assert after == epoch + 1
+    m.node_a.produce_block()
+    assert (await first).ok
+    assert (await fut).ok
+    assert await m.a.next_nonce(m.maker.key_a.address) == 4  # first, the other two, the last
+    assert seen == ["bad_nonce", "bad_nonce"]
+    assert seq.failures == Counter({"bad_nonce": 2})
