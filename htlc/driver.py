@@ -153,6 +153,8 @@ class NonceSequence:
         self._lock = asyncio.Lock()
         self._next: int | None = None
         self._epoch = 0
+        self.sent = 0
+        """Transactions handed to the chain."""
         self.failures: Counter[str] = Counter()
         """Transactions refused, failed to send, or failed in a block, by error code."""
         self._on_failure = on_failure  # e.g. a metrics counter's
@@ -170,6 +172,7 @@ class NonceSequence:
                 self._next = await self.chain.pending_nonce(self.key.address)
             tx = build(self._next)
             self._next += 1
+            self.sent += 1
             fut = asyncio.ensure_future(self.chain.submit(tx))
             await asyncio.sleep(0)  # hand the tx over before the next one is numbered
             return fut, self._epoch

@@ -17,6 +17,12 @@ interlock swap list`` lists the maker's swaps):
   is valid) and each answer sent (so a restart re-publishes it, retained, for a taker
   that missed it).
 
+Every swap's driver signs with the maker's key through one shared
+:class:`~htlc.driver.NonceSequence` per chain, so swaps acting in the same block never
+collide on a nonce (drivers counting their own nonces did: the node refused all but one,
+and a lock re-sent too late was never sent, its swap aborted). The key's transactions
+that were refused or failed are counted in ``interlock_maker_tx_failures{work,chain,code}``.
+
 A restart, even after ``kill -9``, resumes every unfinished swap from its store and
 re-publishes the open offer. An acceptance that is refused (forged, expired, malformed,
 for an offer already taken) is logged in one line and counted in
@@ -33,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +48,7 @@ from chains.encoding import JSONValue
 from chains.handle import ChainHandle
 from chains.service.bus import Bus, BusMessage
 from chains.sqlite import open_store, transaction
-from htlc.driver import Party, SwapDriver
+from htlc.driver import NonceSequence, Party, SwapDriver
 from htlc.swap import Role, Swap
 from interlock.errors import (
     CommandError,
@@ -315,6 +321,17 @@ class MakerWorker:
         """Where the verified readers' trust files are (``interlock.trust``)."""
         self._prover: ProvenLocks | None = None
         self._prover_opened = False
+        self.nonces = {
+            c.chain_id: NonceSequence(c, key, on_failure=self._failure_counter(c.chain_id))
+            for c in (a, b)
+        }
+        """The key's one nonce sequence per chain, shared by every swap's driver."""
+
+    def _failure_counter(self, chain_id: str) -> Callable[[str], None]:
+        def count(code: str) -> None:
+            self.metrics.maker_tx_failures.labels(self.name, chain_id, code).inc()
+
+        return count
 
     async def prover(self) -> ProvenLocks | None:
         """What the drivers prove the taker's lock with: verified readers of both chains,
@@ -400,7 +417,7 @@ class MakerWorker:
             safety = await measure_safety(self.a, self.b)
             driver = SwapDriver(
                 Party(self.key, self.key), self.a, self.b, swap_store, safety,
-                prover=await self.prover(),
+                prover=await self.prover(), nonces=self.nonces,
             )  # fmt: skip
             try:
                 await driver.resume()
@@ -488,8 +505,9 @@ class MakerWorker:
             swap_store = SQLiteSwapStore(self.store_path(oid), key=self.key)
             try:
                 opened = await open_answer(
-                    made, acc, self.key, self.a, self.b, swap_store, prover=await self.prover()
-                )
+                    made, acc, self.key, self.a, self.b, swap_store,
+                    prover=await self.prover(), nonces=self.nonces,
+                )  # fmt: skip
             except BaseException:
                 swap_store.close()
                 raise

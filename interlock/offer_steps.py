@@ -15,7 +15,7 @@ import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,7 +23,7 @@ from chains.crypto import PrivateKey
 from chains.engine import get_finality_depth
 from chains.handle import ChainHandle
 from chains.service.bus import Bus, BusMessage
-from htlc.driver import LockProver, Party, SwapDriver
+from htlc.driver import LockProver, NonceSequence, Party, SwapDriver
 from htlc.store import SwapStore
 from htlc.swap import ChainParams, Role, Safety, SafetyPolicy, SwapTerms
 from interlock.cmd_common import block_interval
@@ -145,12 +145,14 @@ async def open_answer(
     store: SwapStore,
     *,
     prover: LockProver | None = None,
+    nonces: Mapping[str, NonceSequence] | None = None,
 ) -> OpenAnswer:
     """The maker's answer to the acceptance ``acc`` of its offer ``made``: a fresh secret,
     timelocks planned with :data:`MAKER_POLICY` at both chains' heights now, and the swap
     opened in ``store`` (the secret persisted, sealed) before anyone hears of the
     hashlock. Nothing is published. ``prover``: the driver's (``htlc.driver``): the
-    taker's lock is acted on only once proven."""
+    taker's lock is acted on only once proven. ``nonces``: the key's nonce sequence per
+    chain, shared with the key's other drivers (the daemon's maker)."""
     secret = os.urandom(32)
     # The chains are measured once. The plan takes MAKER_POLICY's margins; the driver
     # keeps to the engine's default ones, as the taker's does: planned at MAKER_POLICY's
@@ -162,7 +164,7 @@ async def open_answer(
         safety=dataclasses.replace(safety, policy=MAKER_POLICY),
         height_a=await a.latest_height(), height_b=await b.latest_height(),
     )  # fmt: skip
-    driver = SwapDriver(Party(key, key), a, b, store, safety, prover=prover)
+    driver = SwapDriver(Party(key, key), a, b, store, safety, prover=prover, nonces=nonces)
     await driver.open(terms, Role.INITIATOR, secret)
     return OpenAnswer(driver, terms, answer, safety)
 

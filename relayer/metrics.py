@@ -81,6 +81,12 @@ class Metrics:
             ["work", "outcome"],
             registry=r,
         )
+        self.maker_tx_failures = Counter(
+            "interlock_maker_tx_failures",
+            "A maker's transactions refused, unsent or failed in a block, by chain and code",
+            ["work", "chain", "code"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "interlock_backlog", "Packets seen and not yet delivered", ["work"], registry=r
         )

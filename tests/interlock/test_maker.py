@@ -60,6 +60,7 @@ from relayer.metrics import Metrics
 SEED = "interlock-devnet"
 A, B = "chain-a", "chain-b"
 ALICE, BOB, MALLORY = (PrivateKey.derive(SEED, n) for n in ("alice", "bob", "mallory"))
+CAROL, DAVE = (PrivateKey.derive(SEED, n) for n in ("carol", "dave"))
 
 
 def entry(**changes: Any) -> MakerEntry:
@@ -203,10 +204,10 @@ async def open_offers(bus: MemoryBus) -> list[Offer]:
 
 
 async def take(
-    bus: MemoryBus, handles: dict[str, InProcessChain], offer: Offer
+    bus: MemoryBus, handles: dict[str, InProcessChain], offer: Offer, key: PrivateKey = BOB
 ) -> tuple[SwapDriver, str, Acceptance]:
-    """Bob accepts ``offer`` as ``swap accept`` does and opens his side of the swap."""
-    acc = an_acceptance(offer)
+    """Bob (or ``key``) accepts ``offer`` as ``swap accept`` does and opens his side."""
+    acc = an_acceptance(offer, key)
     oid = offer.offer_id.hex()
     async with messages(bus, ANSWERS_TOPIC.format(offer_id=oid)) as answers:
         await bus.publish(ACCEPTS_TOPIC.format(offer_id=oid), encode(acc))
@@ -215,7 +216,7 @@ async def take(
         answer = parse_answer(msg.payload, offer, acc)
     terms = compute_terms(offer, acc, answer)
     safety = await measure_safety(handles[A], handles[B])
-    driver = SwapDriver(Party(BOB, BOB), handles[A], handles[B], MemorySwapStore(), safety)
+    driver = SwapDriver(Party(key, key), handles[A], handles[B], MemorySwapStore(), safety)
     await driver.open(terms, Role.PARTICIPANT)
     return driver, terms.swap_id, acc
 
@@ -312,6 +313,46 @@ async def test_the_maker_answers_takers_until_its_budget_is_spent_and_resumes(
         assert metrics.maker_swaps.labels("maker:desk", "redeemed")._value.get() == 2
         stores = sorted(p.name for p in (tmp_path / "swaps").iterdir())
         assert stores == sorted(f"{o.offer_id.hex()}.initiator.sqlite" for o in (first, second))
+
+
+async def test_three_takers_at_once_run_on_the_makers_one_nonce_sequence(
+    tmp_path: Path,
+) -> None:
+    """Three takers accept one after another as fast as offers appear, so the maker's
+    three swaps are in flight together: every lock and claim of the maker goes through
+    its one sequence per chain, nothing is refused, every swap is redeemed."""
+    takers = (BOB, CAROL, DAVE)
+    async with world() as (handles, bus):
+        legs = [(A, ALICE, "usd"), (B, ALICE, "eur")]
+        legs += [(c, k, d) for k in takers for c, d in ((A, "usd"), (B, "eur"))]
+        before = [await balance(handles[c], k, d) for c, k, d in legs]
+        metrics = Metrics()
+        w = MakerWorker(entry(max_swaps=3), ALICE, handles[A], handles[B], bus, metrics, tmp_path)
+        task = start(w)
+        try:
+            drivers = []
+            for key in takers:
+                await eventually(lambda: _has_offer(w), "an offer")
+                (offer,) = await open_offers(bus)
+                drivers.append((await take(bus, handles, offer, key))[0])
+            assert len(w.mstatus.swaps) == 3  # all in flight at once
+            ends = await asyncio.gather(*(finish(d) for d in drivers))
+            assert ends == [SwapState.REDEEMED] * 3
+            await eventually(lambda: _in_flight(w, 0), "the maker's swaps ended")
+        finally:
+            await stop(task)
+        assert metrics.maker_swaps.labels("maker:desk", "redeemed")._value.get() == 3
+        assert (w.nonces[A].sent, w.nonces[B].sent) == (3, 3)  # three locks, three claims
+        assert [s.failures for s in w.nonces.values()] == [{}, {}]
+        counted = [s for m in metrics.maker_tx_failures.collect() for s in m.samples]
+        assert counted == []
+        w.nonces[B].record_failure("bad_nonce")  # what a refusal reports lands in /metrics
+        assert metrics.maker_tx_failures.labels("maker:desk", B, "bad_nonce")._value.get() == 1
+        after = [await balance(handles[c], k, d) for c, k, d in legs]
+        want = [before[0] - 300, before[1] + 276]
+        for i in range(len(takers)):
+            want += [before[2 + 2 * i] + 100, before[3 + 2 * i] - 92]
+        assert after == want
 
 
 async def test_a_maker_short_of_funds_publishes_nothing(tmp_path: Path) -> None:
