@@ -17,8 +17,8 @@ until SIGTERM/SIGINT. Its parts:
   cursor when the chain is back;
 * the HTTP API (``/healthz``, ``/status``, ``/metrics``), loopback by default.
 
-Stop: the stop event makes every worker finish its in-flight batch (bounded by
-``stop_timeout``; past it the batch is abandoned, and its destination re-checked at the
+Stop: the stop event makes every worker finish its in-flight batches, in order (bounded
+by ``stop_timeout``; past it they are abandoned, and their destination re-checked at the
 next start), cursors are already persisted per batch, and ``run`` returns.
 """
 
@@ -50,7 +50,7 @@ from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.store import DataDirLock, RelayerStore
 from relayer.submitter import Submitter
-from relayer.transfer import TransferWorker, WorkStatus
+from relayer.transfer import BATCHES_IN_FLIGHT, Batch, TransferWorker, WorkStatus
 
 __all__ = ["Daemon", "WorkerContext", "WorkerKind", "WrongEndpoint"]
 
@@ -417,7 +417,14 @@ class Daemon:
             # The stream reads and verifies in a task of its own, so blocks that arrive
             # while a batch waits for the destination's commit make up the next batch.
             # Past batch_blocks queued, this worker reads the rest from the chain later.
+            # Batches are pipelined: the next one is planned and admitted while up to
+            # BATCHES_IN_FLIGHT - 1 earlier ones wait for their commit; they are settled
+            # (accounted, cursor saved) strictly in the order sent, and an error settling
+            # one drops the later ones unsettled, so the cursor never passes a batch that
+            # did not settle.
             sub = stream.follow(w.name, w.cursor, maxsize=self.settings.batch_blocks)
+            inflight: collections.deque[Batch] = collections.deque()
+            read: asyncio.Future[list[VerifiedBlock]] | None = None
             async with sub, contextlib.AsyncExitStack() as stack:
                 owner: Ownership | None = None
                 if group:
@@ -427,38 +434,70 @@ class Daemon:
                 self.running[w.name].waiting_since = None
                 seen = SubscriberCounts()
                 deferred: list[tuple[float, VerifiedBlock]] = []
-                while not self._stop.is_set():
-                    batch: list[VerifiedBlock] = []
+
+                async def settle_oldest() -> None:
+                    await w.settle(inflight.popleft())
+                    self._busy(w.name, bool(inflight))
+
+                async def take(wait_for: float | None) -> list[VerifiedBlock]:
                     try:
-                        # with deferred blocks pending, wake up to take them over in time
-                        async with asyncio.timeout(delay / 4 if deferred else None):
-                            batch = await sub.next_batch()
+                        async with asyncio.timeout(wait_for):
+                            return await sub.next_batch()
                     except TimeoutError:
-                        pass
-                    if owner is None:
-                        ready = batch
-                    else:
-                        now = time.monotonic()
-                        deferred.extend((now, b) for b in batch)
-                        ready = sorted(
-                            (b for t, b in deferred if owner.owns(b.height) or now - t >= delay),
-                            key=lambda b: b.height,
-                        )
-                        taken = {b.height for b in ready}
-                        deferred = [(t, b) for t, b in deferred if b.height not in taken]
-                    upto = min(b.height for _, b in deferred) - 1 if deferred else None
-                    n = self.settings.batch_blocks
-                    for i in range(0, len(ready), n):
-                        self._busy(w.name, True)
-                        try:
+                        return []
+
+                try:
+                    while not self._stop.is_set():
+                        if read is None:
+                            # with deferred blocks pending, wake up to take them over in time
+                            read = asyncio.ensure_future(take(delay / 4 if deferred else None))
+                        if inflight and not read.done():
+                            # new blocks or the oldest batch's commit, whichever comes first
+                            committed = asyncio.ensure_future(inflight[0].wait())
+                            either: list[asyncio.Future[Any]] = [read, committed]
+                            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                            committed.cancel()
+                            if not read.done():
+                                await settle_oldest()
+                                continue
+                        batch, read = await read, None
+                        if owner is None:
+                            ready = batch
+                        else:
+                            now = time.monotonic()
+                            deferred.extend((now, b) for b in batch)
+                            ready = sorted(
+                                (
+                                    b
+                                    for t, b in deferred
+                                    if owner.owns(b.height) or now - t >= delay
+                                ),
+                                key=lambda b: b.height,
+                            )
+                            taken = {b.height for b in ready}
+                            deferred = [(t, b) for t, b in deferred if b.height not in taken]
+                        upto = min(b.height for _, b in deferred) - 1 if deferred else None
+                        n = self.settings.batch_blocks
+                        for i in range(0, len(ready), n):
+                            while len(inflight) >= BATCHES_IN_FLIGHT:
+                                await settle_oldest()
+                            self._busy(w.name, True)
                             chunk = ready[i : i + n]
                             end = chunk[-1].height if upto is None else min(upto, chunk[-1].height)
-                            await w.process(chunk, upto=end)
-                        finally:
-                            self._busy(w.name, False)
-                        if self._stop.is_set():
-                            break
-                    seen = self._count(w.name, sub, seen)
+                            sent = await w.send(chunk, upto=end, alone=not inflight)
+                            if sent is not None:
+                                inflight.append(sent)
+                            self._busy(w.name, bool(inflight))
+                            if self._stop.is_set():
+                                break
+                        seen = self._count(w.name, sub, seen)
+                    # stopping: what was sent is settled, in order (bounded by the wind-down)
+                    while inflight:
+                        await settle_oldest()
+                finally:
+                    if read is not None:
+                        read.cancel()
+                    self._busy(w.name, False)
 
         return follow
 

@@ -18,6 +18,16 @@ decoded; gaps filled over RPC):
    reason that may pass (a pause, a rate limit, a race) are kept, with the cursor, and
    retried with the next batch and after a restart.
 
+Steps 1-4 are :meth:`TransferWorker.send`, which returns once DST *admitted* the batch,
+and step 5 is :meth:`TransferWorker.settle`, so the daemon pipelines: up to
+:data:`BATCHES_IN_FLIGHT` batches are sent and not yet settled, and they settle in the
+order sent. A batch sent while another waits for its commit is planned from what DST has
+committed (its header updates trust the client's committed latest height, so it needs
+nothing of the batch before it) and leaves the kept packets alone (the batch before may
+be delivering them). Its transactions still execute after the earlier batch's: the one
+submitter gives them the next nonces, and DST's mempool takes a sender's transactions
+into blocks in nonce order.
+
 A client of a PoW or PoS source (``pow-<n>``, ``pos-<n>``) follows work or stake instead
 of commits: step 3 gives it runs of SRC's headers up to SRC's tip (``chains.powplan``;
 a PoS client with the stake tables the run names, ``plan_stake_tables``), and a packet is
@@ -63,9 +73,9 @@ from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.start import find_transfer_start
 from relayer.store import RelayerStore
-from relayer.submitter import Call, Submitter
+from relayer.submitter import Call, Sent, Submitter
 
-__all__ = ["PathNotReady", "TransferWorker", "WorkStatus"]
+__all__ = ["BATCHES_IN_FLIGHT", "Batch", "PathNotReady", "TransferWorker", "WorkStatus"]
 
 log = logging.getLogger("interlock.relayer")
 
@@ -83,12 +93,50 @@ COMMIT_TIMES = 4
 """Destination heights per batch whose block time is read for the console (the rest, and
 any not read within :data:`COMMIT_TIME_WAIT` s, get the time their receipt came back)."""
 COMMIT_TIME_WAIT = 1.0
+BATCHES_IN_FLIGHT = 2
+"""Most batches a transfer worker has sent and not yet settled (the daemon pipelines:
+the next batch is planned and admitted while the last waits for its commit)."""
 
 
 class PathNotReady(InterlockError):
     """The destination has no bridge path (or client) for the source yet."""
 
     code = "path_not_ready"
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch sent and not yet settled: what :meth:`TransferWorker.settle` needs."""
+
+    cursor: int
+    """Where the cursor moves once it is settled."""
+    tip: Header
+    """The batch's last source header."""
+    headers: dict[int, Header]
+    """Its verified source headers, by height."""
+    latest: int
+    """The destination client's latest height when the batch was planned."""
+    retrying: bool
+    """The kept packets went into this batch."""
+    todo: list[Packet] = field(default_factory=list)
+    """The packets sent."""
+    later: list[Packet] = field(default_factory=list)
+    """Packets not final in a PoW or PoS client yet: kept."""
+    deliveries: list[tuple[str, list[JSONValue]]] = field(default_factory=list)
+    """The delivery transactions, by method, after the header updates."""
+    updates: int = 0
+    """Header updates first in the transactions."""
+    covered: set[int] = field(default_factory=set)
+    """Source heights the header updates were for (the console's "relayed")."""
+    sent: Sent | None = None
+    """The transactions, admitted; None when there were none."""
+    frozen_kept: list[Packet] | None = None
+    """The client was frozen: these packets are kept, nothing was sent."""
+
+    async def wait(self) -> None:
+        """Return once the destination answered for every transaction (never raises)."""
+        if self.sent is not None:
+            await self.sent.wait()
 
 
 @dataclass(slots=True)
@@ -185,7 +233,7 @@ class TransferWorker:
         self._vals: dict[int, ValidatorSet] = {}
         self._retry_at = 0.0
         self._commits: dict[int, Commit] = {}
-        self._last_headers: dict[int, Header] = {}
+        self._last_headers: list[dict[int, Header]] = []
 
     # --- cursor and kept packets ------------------------------------------------------
     @property
@@ -285,8 +333,24 @@ class TransferWorker:
         """Relay everything the batch holds (heights in order, after the cursor); then
         the cursor moves to ``upto`` (default: the last block's height). A daemon in a
         share group passes a lower ``upto`` while heights below wait for their owner."""
+        batch = await self.send(blocks, upto=upto)
+        if batch is not None:
+            await self.settle(batch)
+
+    async def send(
+        self, blocks: Sequence[VerifiedBlock], *, upto: int | None = None, alone: bool = True
+    ) -> Batch | None:
+        """The first half of :meth:`process`: select, ask, plan, and send the batch's
+        transactions; return once the destination admitted them (not committed).
+
+        ``alone``: no earlier batch of this worker is still waiting for its commit. A
+        batch sent while one is (pipelining) is planned from what the destination has
+        committed, not from what the earlier batch will add: its header updates trust the
+        client's committed latest height, so it needs nothing of the earlier batch, and it
+        does not retry the kept packets (the earlier batch may be delivering them). Then
+        :meth:`settle` batches strictly in the order sent: only it moves the cursor."""
         if not blocks:
-            return
+            return None
         by_height = {b.header.height: b for b in blocks}
         headers: dict[int, Header] = {h: b.header for h, b in by_height.items()}
         self._commits = {b.header.height: b.commit for b in blocks}
@@ -294,7 +358,7 @@ class TransferWorker:
             self._vals[b.header.height] = b.validators
         now = time.time()
         # packets the destination refused are retried with the next batch after a pause
-        retrying = now >= self._retry_at
+        retrying = alone and now >= self._retry_at
         packets = list(self._kept) if retrying else []
         for b in blocks:
             packets.extend(
@@ -316,6 +380,8 @@ class TransferWorker:
         client = await asked
         latest = int(_field(client, "latest_height", int))
         frozen = int(_field(client, "frozen_height", int))
+        tip = blocks[-1].header
+        cursor = tip.height if upto is None else upto
         if frozen:
             # nothing can be proven through a frozen client: keep the packets (governance
             # must replace the client) and follow on, without sending what cannot pass
@@ -325,13 +391,8 @@ class TransferWorker:
                     "%s: %s; not relaying until it is replaced", self.name, self.status.misbehaviour
                 )
             self.status.state = "frozen"
-            self._kept = [*([] if retrying else self._kept), *todo][-MAX_KEPT:]
-            self._after_batch(todo, {}, blocks[-1].header.height, latest, {})
-            self._save(blocks[-1].header.height if upto is None else upto)
-            return
-        calls: list[Call] = []
+            return Batch(cursor, tip, headers, latest, retrying, frozen_kept=todo)
         needed = heights_needed(todo)
-        tip = blocks[-1].header
         later: list[Packet] = []
         chain_client = get_chain_store(self.client_id) is not None
         if chain_client:
@@ -344,23 +405,54 @@ class TransferWorker:
         else:
             if not needed and await self._needs_refresh(latest, tip):
                 needed = [tip.height]
-            # the client's latest is usually the last batch's tip: its verified header
+            # the client's latest is usually a recent batch's tip: its verified header
             # saves an RPC to the source (the busiest process) per batch
-            updates = await self._header_updates(needed, latest, {**self._last_headers, **headers})
-        self._last_headers = headers
-        calls.extend(updates)
+            updates = await self._header_updates(needed, latest, {**self._recent(), **headers})
+        self._remember(headers)
         deliveries = pack_deliveries(todo)
-        calls.extend(Call("bridge", method, {"bundles": bundles}) for method, bundles in deliveries)
-        results = await self.submitter.submit(calls) if calls else []
+        calls = [
+            *updates,
+            *(Call("bridge", method, {"bundles": bundles}) for method, bundles in deliveries),
+        ]
+        # a header update goes before the packets it proves: consecutive nonces, which
+        # the destination's mempool takes into blocks in order
+        sent = await self.submitter.send(calls)
         self.metrics.headers.labels(self.name).inc(len(updates))
-        delivered_ok, refusals = self._account(results[len(updates) :], deliveries, todo)
+        return Batch(
+            cursor,
+            tip,
+            headers,
+            latest,
+            retrying,
+            todo=todo,
+            later=later,
+            deliveries=deliveries,
+            updates=len(updates),
+            covered=({p.proof.height for p in todo} if chain_client else set(needed)),
+            sent=sent,
+        )
+
+    async def settle(self, batch: Batch) -> None:
+        """The second half of :meth:`process`: wait for the batch's commit, account for
+        it, and move the cursor (persisted). Batches must be settled in the order sent;
+        a batch that raises here leaves the cursor before it, whatever later batches did
+        (the caller drops them: a restart redoes them, the destination refuses what it
+        has)."""
+        tip, headers, latest = batch.tip, batch.headers, batch.latest
+        if batch.frozen_kept is not None:
+            self._kept = [*([] if batch.retrying else self._kept), *batch.frozen_kept][-MAX_KEPT:]
+            self._after_batch(batch.frozen_kept, {}, tip.height, latest, {})
+            self._save(batch.cursor)
+            return
+        results = await batch.sent.results() if batch.sent is not None else []
+        todo, deliveries, n = batch.todo, batch.deliveries, batch.updates
+        delivered_ok, refusals = self._account(results[n:], deliveries, todo)
         committed = await self._commit_times(results)
-        updated = [r for r in results[: len(updates)] if isinstance(r, Receipt) and r.ok]
+        updated = [r for r in results[:n] if isinstance(r, Receipt) and r.ok]
         # "header relayed": when the destination committed the client's update, for the
         # heights it was needed at (a PoW or PoS client's run covers every packet it makes
         # final)
-        covered = {p.proof.height for p in todo} if chain_client else set(needed)
-        relayed = {h: committed[updated[-1].height] for h in covered} if updated else {}
+        relayed = {h: committed[updated[-1].height] for h in batch.covered} if updated else {}
         self.feed.record_packets(
             self.name,
             todo,
@@ -373,14 +465,26 @@ class TransferWorker:
         )
         # a packet without a valid nonce was refused for good: it is not kept
         failed = [p for p in todo if p.nonce and (p.action, p.nonce) not in delivered_ok]
-        failed.extend(later)
+        failed.extend(batch.later)
         if failed:
             self._retry_at = time.time() + RETRY_KEPT_AFTER
-        if not retrying:
+        if not batch.retrying:
             failed = [*self._kept, *failed]  # not retried this batch: still kept
         self._kept = failed[-MAX_KEPT:]
         self._after_batch(todo, delivered_ok, tip.height, latest, headers)
-        self._save(tip.height if upto is None else upto)
+        self._save(batch.cursor)
+
+    def _recent(self) -> dict[int, Header]:
+        out: dict[int, Header] = {}
+        for headers in self._last_headers:
+            out.update(headers)
+        return out
+
+    def _remember(self, headers: dict[int, Header]) -> None:
+        """Keep the verified headers of the last few batches: the client's latest height
+        is one of their tips (an earlier one while later batches are in flight)."""
+        self._last_headers.append(headers)
+        del self._last_headers[: -(BATCHES_IN_FLIGHT + 1)]
 
     def _wanted(self, p: Packet) -> bool:
         if not self.denoms or p.action in ("refund", "acknowledge"):  # about our transfers
