@@ -50,7 +50,7 @@ from relayer.feed import Feed
 from relayer.metrics import Metrics
 from relayer.store import DataDirLock, RelayerStore
 from relayer.submitter import Submitter
-from relayer.transfer import BATCHES_IN_FLIGHT, Batch, TransferWorker, WorkStatus
+from relayer.transfer import Batch, TransferWorker, WorkStatus
 
 __all__ = ["Daemon", "WorkerContext", "WorkerKind", "WrongEndpoint"]
 
@@ -418,7 +418,8 @@ class Daemon:
             # while a batch waits for the destination's commit make up the next batch.
             # Past batch_blocks queued, this worker reads the rest from the chain later.
             # Batches are pipelined: the next one is planned and admitted while up to
-            # BATCHES_IN_FLIGHT - 1 earlier ones wait for their commit; they are settled
+            # w.batches_in_flight - 1 earlier ones wait for their commit (towards a BFT
+            # client; a PoW or PoS client takes one at a time); they are settled
             # (accounted, cursor saved) strictly in the order sent, and an error settling
             # one drops the later ones unsettled, so the cursor never passes a batch that
             # did not settle.
@@ -479,7 +480,7 @@ class Daemon:
                         upto = min(b.height for _, b in deferred) - 1 if deferred else None
                         n = self.settings.batch_blocks
                         for i in range(0, len(ready), n):
-                            while len(inflight) >= BATCHES_IN_FLIGHT:
+                            while len(inflight) >= w.batches_in_flight:
                                 await settle_oldest()
                             self._busy(w.name, True)
                             chunk = ready[i : i + n]

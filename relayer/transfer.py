@@ -65,7 +65,7 @@ from chains.handle import ChainHandle
 from chains.lcplan import LightBlock, UpdatePlanner, needs_refresh
 from chains.lightclient import MAX_POW_BEST_QUERY, HeaderUpdate, get_chain_store
 from chains.posclient import MAX_TABLES_PER_UPDATE, is_pos_client
-from chains.powclient import MAX_HEADERS_PER_UPDATE
+from chains.powclient import MAX_HEADERS_PER_UPDATE, is_pow_client
 from chains.powplan import is_provable, plan_pow_headers, plan_stake_tables
 from chains.service.subscriber import VerifiedBlock
 from chains.types import Commit, EventProof, Header, Receipt, ValidatorSet
@@ -234,6 +234,19 @@ class TransferWorker:
         self._retry_at = 0.0
         self._commits: dict[int, Commit] = {}
         self._last_headers: list[dict[int, Header]] = []
+
+    @property
+    def batches_in_flight(self) -> int:
+        """How many batches this worker may have sent and not yet settled.
+
+        :data:`BATCHES_IN_FLIGHT` towards a BFT client, whose updates may each be trusted
+        from any height it holds. A PoW or PoS client takes runs of headers that extend
+        its own best chain: a run planned before the batch ahead of it committed starts
+        below that batch's run, and the client refuses it as a fork below its finality
+        (``ForkBelowFinality``), so there one batch at a time."""
+        if is_pow_client(self.client_id) or is_pos_client(self.client_id):
+            return 1
+        return BATCHES_IN_FLIGHT
 
     # --- cursor and kept packets ------------------------------------------------------
     @property
