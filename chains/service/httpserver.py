@@ -185,6 +185,49 @@ class _GuardedServer(web.Server):
         return _GuardedHandler(self, loop=self._loop, **self._kwargs)
 
 
+ACCEPT_EXHAUSTED = "socket.accept() out of system resource"
+"""How asyncio's default exception handler opens its report of an ``accept()`` that
+failed for want of descriptors (EMFILE/ENFILE), after which it pauses accepting for a
+second."""
+
+
+class OneLineAcceptExhausted(logging.Filter):
+    """asyncio reports every ``accept()`` that runs out of descriptors at ERROR, with a
+    traceback. A flood can reach that point even under the connection cap: one
+    ``accept`` burst takes up to the listen backlog before the cap's check runs and
+    aborts the surplus. This filter, on the ``asyncio`` logger, makes such reports one
+    WARNING line at most every :attr:`every` seconds, counting those it folded in (each
+    listening socket reports its own, so a flood gives many a second); everything else
+    passes unchanged."""
+
+    every = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+        self._folded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(ACCEPT_EXHAUSTED):
+            if record.created - self._last < self.every:
+                self._folded += 1
+                return False
+            self._last, folded, self._folded = record.created, self._folded, 0
+            exc = record.exc_info[1] if record.exc_info else None
+            record.msg = (
+                "accept paused: out of descriptors (%s); new connections wait "
+                "(%d more such reports folded in)"
+            )
+            record.args = (exc if exc is not None else "no detail", folded)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_ACCEPT_FILTER = OneLineAcceptExhausted()
+
+
 class HardenedRunner(web.AppRunner):
     """An ``AppRunner`` whose connections are guarded (see the module docstring).
 
@@ -194,6 +237,7 @@ class HardenedRunner(web.AppRunner):
     def __init__(
         self, app: web.Application, *, limits: ServerLimits | None = None, **kwargs: Any
     ) -> None:
+        logging.getLogger("asyncio").addFilter(_ACCEPT_FILTER)  # a set: added once
         self.limits = limits or ServerLimits()
         kwargs.setdefault("keepalive_timeout", self.limits.keepalive_timeout)
         super().__init__(app, **kwargs)

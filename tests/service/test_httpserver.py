@@ -217,3 +217,35 @@ async def test_a_failed_node_reports_unhealthy_and_keeps_internals_out(tmp_path:
             "error": {"code": "unavailable", "message": "node stopped producing blocks"}
         }
         assert "UNIQUE" not in text
+
+
+async def test_running_out_of_descriptors_is_one_warning_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncio reports an accept() that found no free descriptor at ERROR with a
+    traceback; a guarded server's process says it in one WARNING line instead."""
+    HardenedRunner(web.Application())  # installs the filter on the asyncio logger
+    loop = asyncio.get_running_loop()
+    try:
+        raise OSError(24, "Too many open files")
+    except OSError as exc:
+        flood = exc  # with a traceback, as asyncio's accept loop has it
+    with caplog.at_level(logging.INFO):
+        loop.call_exception_handler(
+            {"message": "socket.accept() out of system resource", "exception": flood,
+             "socket": "<listening socket>"}
+        )  # fmt: skip
+        for _ in range(50):  # a flood: folded into the next line, 5 s on
+            loop.call_exception_handler(
+                {"message": "socket.accept() out of system resource", "exception": flood}
+            )
+        loop.call_exception_handler({"message": "something else", "exception": ValueError()})
+    (mine, other) = [r for r in caplog.records if r.name == "asyncio"]
+    assert mine.levelno == logging.WARNING
+    assert mine.exc_info is None
+    text = mine.getMessage()
+    assert "\n" not in text
+    assert "Too many open files" in text
+    assert "Traceback" not in caplog.text.split("something else")[0]
+    assert other.levelno == logging.ERROR  # nothing else is touched
+    assert other.exc_info is not None
