@@ -55,14 +55,14 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from chains.encoding import JSONValue
 from chains.engine import get_finality_depth
 from chains.errors import InterlockError
 from chains.handle import ChainHandle
 from chains.service.rpc_client import RpcUnavailable
-from chains.types import Event
+from chains.service.verified import EventSearch
 
 __all__ = [
     "MAX_LOOKUPS",
@@ -166,19 +166,6 @@ def compute_start(
 
 
 # --- reading the chains ----------------------------------------------------------------
-
-
-class EventSearch(Protocol):
-    """A handle with an event index (``HttpChain.search_events``)."""
-
-    async def search_events(
-        self,
-        types: Sequence[str],
-        attr: tuple[str, str] | None = None,
-        *,
-        limit: int = 20,
-        before: str | None = None,
-    ) -> tuple[list[tuple[int, int, Event]], str | None]: ...
 
 
 async def get_in_flight(handle: ChainHandle, remote: str) -> list[int]:

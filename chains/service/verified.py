@@ -266,7 +266,20 @@ class ProvenEvent:
     """The verified header it was proven against."""
 
 
-class VerifiableChain(Protocol):
+class EventSearch(Protocol):
+    """A handle with an event index (``HttpChain.search_events``)."""
+
+    async def search_events(
+        self,
+        types: Sequence[str],
+        attr: tuple[str, str] | None = None,
+        *,
+        limit: int = 20,
+        before: str | None = None,
+    ) -> tuple[list[tuple[int, int, Event]], str | None]: ...
+
+
+class VerifiableChain(EventSearch, Protocol):
     """What the reader asks of an endpoint (``HttpChain`` has all of it)."""
 
     @property
@@ -281,15 +294,6 @@ class VerifiableChain(Protocol):
     async def get_validators(self, height: int) -> ValidatorSet | None: ...
 
     async def get_event_proof(self, height: int, index: int) -> EventProof | None: ...
-
-    async def search_events(
-        self,
-        types: Sequence[str],
-        attr: tuple[str, str] | None = None,
-        *,
-        limit: int = 20,
-        before: str | None = None,
-    ) -> tuple[list[tuple[int, int, Event]], str | None]: ...
 
 
 # --- the reader -----------------------------------------------------------------------
